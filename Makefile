@@ -1,0 +1,37 @@
+# The targets a newcomer needs. `make demo` and `make test` work on a fresh machine.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint fmt bench schema clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)  ## validate the sample documents against the built-in modules
+	$(BIN)/clearance validate data/samples/ ; test $$? -le 3
+
+test: $(STAMP)  ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check dsl gates engine tests
+	$(BIN)/clearance lint modules/
+
+fmt: $(STAMP)
+	$(BIN)/ruff format dsl gates engine tests
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+schema: $(STAMP)  ## re-export the report JSON Schema
+	$(BIN)/python -c "import json,engine.report as r; print(json.dumps(r.report_json_schema(), indent=2))" > engine/schema/report.schema.json
+
+clean:
+	rm -rf $(VENV) data/runtime build *.egg-info

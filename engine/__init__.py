@@ -1,0 +1,1 @@
+"""Clearance engine: loading, running, reporting; the CLI and HTTP server are thin shells."""

@@ -1,0 +1,1 @@
+"""Semantic answer providers behind one async interface."""

@@ -1,0 +1,159 @@
+"""The report contract (versioned): what a validation returns to the CLI, HTTP clients and the
+audit log. Changing a field's meaning bumps ``SCHEMA_VERSION``; the JSON Schema is exported to
+``engine/schema/report.schema.json`` and checked in tests."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class Severity(str, Enum):
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class Status(str, Enum):
+    pass_ = "pass"
+    fail = "fail"
+    indeterminate = "indeterminate"
+    not_applicable = "not_applicable"
+    waived = "waived"
+
+
+class OnIndeterminate(str, Enum):
+    """What a gate does when a check it depends on could not be decided."""
+
+    block = "block"  # fail-closed: the document may not be released
+    pass_ = "pass"  # fail-open: reported, never blocks
+    review = "review"  # reported for a person to review; does not block
+
+
+class Span(BaseModel):
+    start: int = Field(description="character offset (inclusive) into the document text")
+    end: int = Field(description="character offset (exclusive)")
+    line: int = Field(description="1-based line of start")
+    col: int = Field(description="1-based column (characters) of start")
+    page: int | None = Field(default=None, description="1-based page, for paged formats")
+    check: str = Field(description="which check produced the span, e.g. 'regex /foo/i'")
+    kind: str = Field(description="check kind: regex, phrase, pii, secret, semantic")
+    detail: str | None = Field(default=None, description="entity type or masked/short match")
+
+
+class SemanticAnswer(BaseModel):
+    question: str
+    verdict: Literal["yes", "no", "unclear"]
+    confidence: float
+    rationale: str
+    provider: str
+    model: str
+    prompt_version: str
+    evidence: list[Span] = Field(default_factory=list)
+    cached: bool = False
+
+
+class Waiver(BaseModel):
+    reason: str
+    approver: str
+    expires: str | None = None
+    created: str | None = None
+
+
+class CheckTiming(BaseModel):
+    check: str
+    kind: str
+    ms: float
+
+
+class GateResult(BaseModel):
+    gate: str = Field(description="stable gate code, e.g. GDPR-13-1A")
+    name: str
+    module: str
+    version: str = Field(description="hash of the gate's compiled form")
+    title: str
+    status: Status
+    blocking: bool = Field(description="whether this result stops the release")
+    severity: Severity
+    cite: str
+    message: str
+    fix: str | None = None
+    on_indeterminate: OnIndeterminate
+    spans: list[Span] = Field(default_factory=list)
+    semantic: list[SemanticAnswer] = Field(default_factory=list)
+    waiver: Waiver | None = None
+    ms: float | None = Field(default=None, description="evaluation time (with --profile)")
+    checks: list[CheckTiming] | None = Field(default=None, description="per-check timings (--profile)")
+
+
+class DocumentInfo(BaseModel):
+    name: str
+    path: str | None = None
+    sha256: str
+    size: int
+    media_type: str
+    doc_type: str | None
+    doc_type_source: Literal["given", "inferred", "none"]
+    chars: int
+    lines: int
+    sections: int
+
+
+class ModuleRef(BaseModel):
+    id: str
+    version: str
+
+
+class LLMUsage(BaseModel):
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    latency_ms: float = 0.0
+    questions_asked: int = 0
+    questions_skipped: int = Field(default=0, description="semantic checks cheap checks decided")
+    questions_cached: int = 0
+
+
+class Summary(BaseModel):
+    gates: int
+    passed: int
+    failed: int
+    indeterminate: int
+    not_applicable: int
+    waived: int
+    blocking: int
+    by_severity: dict[str, int] = Field(description="failed gates per severity")
+
+
+class Report(BaseModel):
+    schema_version: str = SCHEMA_VERSION
+    tool_version: str
+    document: DocumentInfo
+    verdict: Literal["pass", "fail", "indeterminate"]
+    exit_code: int = Field(description="0 pass, 1 blocking findings, 3 blocking indeterminate")
+    modules: list[ModuleRef]
+    ruleset: str = Field(description="hash over the versions of every gate evaluated")
+    gates: list[GateResult]
+    summary: Summary
+    llm: LLMUsage = Field(default_factory=LLMUsage)
+    cache_hit: bool = False
+    ms: float = Field(description="total validation time in milliseconds")
+    warnings: list[str] = Field(default_factory=list)
+
+
+def report_json_schema() -> dict:
+    schema = Report.model_json_schema()
+    schema["$id"] = f"https://clearance.dev/schema/report-{SCHEMA_VERSION}.json"
+    schema["title"] = "Clearance validation report"
+    return schema

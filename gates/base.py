@@ -1,0 +1,179 @@
+"""The contract every check kind follows: compile arguments once, then find matches in text."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One span a check found, as character offsets into the document text."""
+
+    start: int
+    end: int
+    #: short machine-readable detail, e.g. the entity type ``US_SSN`` or the phrase matched.
+    detail: str = ""
+    #: detector score in [0, 1] (1.0 for exact patterns).
+    score: float = 1.0
+    #: a display form safe to print (masked for secrets and PII); never the raw value of a secret.
+    display: str | None = None
+
+
+class CheckError(Exception):
+    """A check could not be built from its arguments; ``code`` is a DSL diagnostic code."""
+
+    def __init__(self, code: str, message: str, *, help: str | None = None,
+                 arg_index: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.help = help
+        #: which argument the error is about (for a narrow caret), when known.
+        self.arg_index = arg_index
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """What the DSL hands to a check kind: the kind and its literal arguments."""
+
+    kind: str
+    args: tuple[Any, ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        for key, value in self.options:
+            if key == name:
+                return value
+        return default
+
+
+class Check(ABC):
+    """A compiled, span-producing check. Instances are immutable and shareable across threads."""
+
+    #: the kind name used in gate files (``regex``, ``phrase``, ``pii``, ``secret``).
+    kind: ClassVar[str]
+    #: relative cost; the engine evaluates cheaper checks first. Regex 1, phrases 1,
+    #: detectors 2-3, semantic 100.
+    cost: ClassVar[int]
+
+    @abstractmethod
+    def find(self, text: str) -> list[Match]:
+        """Every match in ``text``, ordered by start offset. Must run in linear time."""
+
+    @abstractmethod
+    def canonical(self) -> dict[str, Any]:
+        """A JSON-able description that identifies this check's behaviour (used in gate hashes)."""
+
+    def describe(self) -> str:
+        """A short human label for findings, e.g. ``regex /foo/i``."""
+        return self.kind
+
+    @property
+    def key(self) -> str:
+        """Stable identity: two checks with the same key always find the same matches."""
+        blob = json.dumps(self.canonical(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Question:
+    """A yes/no question a semantic check asks about a document (answered by a provider)."""
+
+    text: str
+    #: declarative statements of what satisfies the question (used by embedding providers).
+    like: tuple[str, ...] = ()
+    #: per-question decision threshold for score-based providers; ``None`` = provider default.
+    threshold: float | None = None
+    #: the gate explicitly needs the raw text (no de-identification) -- only honoured when the
+    #: operator also allows it.
+    raw: bool = False
+    gates: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps([self.text, list(self.like), self.threshold, self.raw])
+        return "q_" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class KindRegistry:
+    """Name -> check kind factory, so the DSL can validate names and suggest near ones."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, Any] = {}
+
+    def register(self, name: str, factory: Any) -> None:
+        self._factories[name] = factory
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def get(self, name: str) -> Any | None:
+        return self._factories.get(name)
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A named entity detector (PII/PHI or secret). Names follow Presidio's where they coincide."""
+
+    name: str
+    description: str
+    finder: Any  # Callable[[str], list[Match]]; kept loose so detectors can be plain functions
+    cost: int = 2
+
+    def find(self, text: str) -> list[Match]:
+        return self.finder(text)
+
+
+class DetectorCheck(Check):
+    """``pii(...)`` / ``secret(...)``: the union of the matches of the named detectors."""
+
+    kind: ClassVar[str] = "detector"
+    cost: ClassVar[int] = 2
+    registry: ClassVar[dict[str, Detector]] = {}
+
+    def __init__(self, names: tuple[str, ...], detectors: tuple[Detector, ...]) -> None:
+        self.names = names
+        self.detectors = detectors
+
+    @classmethod
+    def from_spec(cls, spec: CheckSpec) -> DetectorCheck:
+        import difflib
+
+        names: list[str] = []
+        for i, raw in enumerate(spec.args):
+            name = str(raw)
+            if name == "any":
+                names.extend(sorted(cls.registry))
+                continue
+            if name not in cls.registry:
+                near = difflib.get_close_matches(name.upper(), list(cls.registry), n=1, cutoff=0.6)
+                hint = f" Did you mean '{near[0]}'?" if near else ""
+                raise CheckError(
+                    "DSL104",
+                    f"unknown {cls.kind} detector '{name}'",
+                    help=f"expected one of: any, {', '.join(sorted(cls.registry))}.{hint}",
+                    arg_index=i,
+                )
+            names.append(name)
+        if not names:
+            raise CheckError("DSL104", f"{cls.kind}(...) needs at least one detector name",
+                             help="write e.g. " + cls.kind + "(any)")
+        uniq = tuple(dict.fromkeys(names))
+        return cls(uniq, tuple(cls.registry[n] for n in uniq))
+
+    def find(self, text: str) -> list[Match]:
+        out: list[Match] = []
+        for det in self.detectors:
+            out.extend(det.find(text))
+        out.sort(key=lambda m: (m.start, m.end))
+        return out
+
+    def canonical(self) -> dict[str, Any]:
+        return {"kind": self.kind, "detectors": list(self.names)}
+
+    def describe(self) -> str:
+        return f"{self.kind}({', '.join(self.names)})"
