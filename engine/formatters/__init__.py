@@ -1,0 +1,1 @@
+"""Report formats, one file per format behind engine.formatters.base.Formatter."""

@@ -1,0 +1,76 @@
+"""Text: one grep-able line per finding (path:line:col: severity CODE message [name]) + summary."""
+
+from __future__ import annotations
+
+from engine.formatters.base import Formatter, register
+from engine.report import GateResult, Report, Status
+
+
+def _where(report: Report) -> str:
+    return report.document.path or report.document.name
+
+
+def finding_lines(report: Report) -> list[str]:
+    lines = []
+    where = _where(report)
+    for g in report.gates:
+        if g.status in (Status.pass_, Status.not_applicable):
+            continue
+        tag = _tag(g)
+        if g.spans:
+            for s in g.spans:
+                detail = f" ({s.detail})" if s.detail else ""
+                lines.append(f"{where}:{s.line}:{s.col}: {g.severity.value} {g.gate} "
+                             f"{g.message}{detail}{tag} [{g.name}]")
+        else:
+            lines.append(f"{where}:1:1: {g.severity.value} {g.gate} {g.message}{tag} [{g.name}]")
+    return lines
+
+
+def _tag(g: GateResult) -> str:
+    if g.status == Status.indeterminate:
+        return f" (indeterminate: {g.on_indeterminate.value})"
+    if g.status == Status.waived and g.waiver:
+        return f" (waived by {g.waiver.approver}: {g.waiver.reason})"
+    if not g.blocking and g.status == Status.fail:
+        return " (non-blocking)"
+    return ""
+
+
+def summary_line(report: Report) -> str:
+    s = report.summary
+    parts = [f"{s.gates} gates", f"{s.passed} passed", f"{s.failed} failed"]
+    if s.indeterminate:
+        parts.append(f"{s.indeterminate} indeterminate")
+    if s.waived:
+        parts.append(f"{s.waived} waived")
+    if s.not_applicable:
+        parts.append(f"{s.not_applicable} not applicable")
+    doc_type = report.document.doc_type or "untyped"
+    return (f"{_where(report)}: {report.verdict.upper()} ({doc_type}; {', '.join(parts)}; "
+            f"{s.blocking} blocking; {report.ms:.1f} ms)")
+
+
+@register
+class TextFormatter(Formatter):
+    name = "text"
+
+    def render(self, reports: list[Report]) -> str:
+        out: list[str] = []
+        for r in reports:
+            out.extend(finding_lines(r))
+            for w in r.warnings:
+                out.append(f"{_where(r)}: warning: {w}")
+            if r.gates and any(g.checks for g in r.gates):
+                out.extend(_profile(r))
+        out.extend(summary_line(r) for r in reports)
+        return "\n".join(out)
+
+
+def _profile(r: Report) -> list[str]:
+    rows = sorted((g for g in r.gates if g.ms is not None), key=lambda g: -(g.ms or 0))
+    out = [f"profile {_where(r)}: gate timings (slowest first)"]
+    for g in rows:
+        checks = ", ".join(f"{c.check} {c.ms:.2f}ms" for c in (g.checks or []))
+        out.append(f"  {g.ms:8.2f} ms  {g.gate:<14} {checks}")
+    return out
