@@ -9,19 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from dsl.ast import OnIndeterminate, Severity
+
 SCHEMA_VERSION = "1.0"
-
-
-class Severity(str, Enum):
-    info = "info"
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
-
-    @property
-    def rank(self) -> int:
-        return list(Severity).index(self)
 
 
 class Status(str, Enum):
@@ -30,14 +20,6 @@ class Status(str, Enum):
     indeterminate = "indeterminate"
     not_applicable = "not_applicable"
     waived = "waived"
-
-
-class OnIndeterminate(str, Enum):
-    """What a gate does when a check it depends on could not be decided."""
-
-    block = "block"  # fail-closed: the document may not be released
-    pass_ = "pass"  # fail-open: reported, never blocks
-    review = "review"  # reported for a person to review; does not block
 
 
 class Span(BaseModel):
