@@ -1,0 +1,233 @@
+"""Disk cache (diskcache) for whole reports and semantic answers; a broken cache means no cache."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import diskcache
+
+from engine.providers.base import Answer, Evidence
+from engine.report import Report
+
+DEFAULT_SIZE_LIMIT = 256 * 1024 * 1024  # bytes
+DEFAULT_TTL = 30 * 24 * 3600  # seconds; answers from a model should not outlive a month
+
+# Key prefixes keep the two levels apart in one store; the keys themselves are hashes already.
+_REPORT = "report:"
+_ANSWER = "answer:"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        from engine.errors import UserError
+
+        raise UserError(f"{name} must be a whole number, got '{raw}'") from None
+
+
+def cache_dir() -> Path:
+    """``CLEARANCE_CACHE_DIR``, else ``$CLEARANCE_HOME/cache``, else the user cache directory."""
+    if explicit := os.environ.get("CLEARANCE_CACHE_DIR"):
+        return Path(explicit).expanduser()
+    if home := os.environ.get("CLEARANCE_HOME"):
+        return Path(home).expanduser() / "cache"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "clearance"
+
+
+def cache_size_limit() -> int:
+    return _env_int("CLEARANCE_CACHE_SIZE", DEFAULT_SIZE_LIMIT)
+
+
+def cache_ttl() -> int | None:
+    """Seconds an entry lives; ``0`` means entries never expire (only evicted by size)."""
+    ttl = _env_int("CLEARANCE_CACHE_TTL", DEFAULT_TTL)
+    return ttl if ttl > 0 else None
+
+
+def cache_disabled() -> bool:
+    return _env_flag("CLEARANCE_NO_CACHE")
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    directory: str
+    entries: int
+    size_bytes: int
+    size_limit: int
+    hits: int
+    misses: int
+
+    @property
+    def hit_rate(self) -> float | None:
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else None
+
+
+class DiskCache:
+    """:class:`engine.hooks.ResultCache` over a ``diskcache.Cache`` directory.
+
+    Values are stored as JSON text (never pickles), so a cache written by another version can at
+    worst miss, not execute anything. Any storage failure switches the cache off for the rest of
+    this object's life and leaves one message in :attr:`warnings`; validations carry on uncached.
+    """
+
+    def __init__(self, directory: Path | str | None = None, *, size_limit: int | None = None,
+                 ttl: int | None | bool = True, timeout: float = 5.0) -> None:
+        self.directory = Path(directory) if directory is not None else cache_dir()
+        self.size_limit = size_limit if size_limit is not None else cache_size_limit()
+        # ttl=True means "from the environment"; None means never expire.
+        self.ttl: int | None = cache_ttl() if ttl is True else (ttl or None)
+        self.warnings: list[str] = []
+        self._cache: diskcache.Cache | None = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._cache = diskcache.Cache(
+                str(self.directory),
+                timeout=timeout,
+                size_limit=self.size_limit,
+                eviction_policy="least-recently-stored",
+                statistics=1,  # diskcache keeps hit/miss counters in its own database
+            )
+        except Exception as exc:  # any failure here must not fail a validation
+            self._disable(exc)
+
+    @property
+    def enabled(self) -> bool:
+        return self._cache is not None
+
+    def _disable(self, exc: BaseException) -> None:
+        if not self.warnings:
+            self.warnings.append(f"cache disabled ({self.directory}): {type(exc).__name__}: {exc}")
+        cache, self._cache = self._cache, None
+        if cache is not None:
+            with contextlib.suppress(Exception):  # already degrading; closing is best effort
+                cache.close()
+
+    def _get(self, key: str) -> Any:
+        if self._cache is None:
+            return None
+        try:
+            return self._cache.get(key, default=None, retry=True)
+        except Exception as exc:
+            self._disable(exc)
+            return None
+
+    def _set(self, key: str, value: str) -> None:
+        if self._cache is None:
+            return
+        try:
+            self._cache.set(key, value, expire=self.ttl, retry=True)
+        except Exception as exc:
+            self._disable(exc)
+
+    def _drop(self, key: str) -> None:
+        if self._cache is not None:
+            try:
+                self._cache.delete(key, retry=True)
+            except Exception as exc:
+                self._disable(exc)
+
+    # -- ResultCache -----------------------------------------------------------------------
+
+    def get_report(self, key: str) -> Report | None:
+        raw = self._get(_REPORT + key)
+        if raw is None:
+            return None
+        try:
+            report = Report.model_validate_json(raw)
+        except ValueError:
+            # Written by an older report schema or damaged: a miss, and make room for a fresh one.
+            self._drop(_REPORT + key)
+            return None
+        return report.model_copy(update={"cache_hit": True})
+
+    def put_report(self, key: str, report: Report) -> None:
+        self._set(_REPORT + key, report.model_dump_json())
+
+    def get_answer(self, key: str) -> Answer | None:
+        raw = self._get(_ANSWER + key)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            evidence = tuple(Evidence(**e) for e in data.pop("evidence", ()))
+            return Answer(**{**data, "evidence": evidence, "cached": True})
+        except (ValueError, TypeError):
+            self._drop(_ANSWER + key)
+            return None
+
+    def put_answer(self, key: str, answer: Answer) -> None:
+        data = asdict(answer)
+        data.pop("cached", None)
+        self._set(_ANSWER + key, json.dumps(data, separators=(",", ":")))
+
+    # -- maintenance (``clearance cache stats|clear``) -------------------------------------
+
+    def stats(self) -> CacheStats:
+        cache = self._require()
+        try:
+            hits, misses = cache.stats(enable=True)
+            entries = len(cache)
+        except Exception as exc:
+            self._raise(exc)
+        return CacheStats(str(self.directory), entries, _size_on_disk(self.directory),
+                          self.size_limit, hits, misses)
+
+    def clear(self) -> int:
+        """Remove every entry and reset the counters; returns how many entries were removed."""
+        cache = self._require()
+        try:
+            removed = cache.clear(retry=True)
+            cache.stats(enable=True, reset=True)
+        except Exception as exc:
+            self._raise(exc)
+        return int(removed)
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+    def _require(self) -> diskcache.Cache:
+        if self._cache is None:
+            from engine.errors import ClearanceError
+
+            raise ClearanceError(self.warnings[0] if self.warnings else "cache unavailable")
+        return self._cache
+
+    def _raise(self, exc: BaseException) -> NoReturn:
+        from engine.errors import ClearanceError
+
+        raise ClearanceError(f"cache at {self.directory} unusable: {exc}") from exc
+
+
+def _size_on_disk(directory: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                continue  # removed by a concurrent eviction while we walked
+    return total
+
+
+def open_cache() -> DiskCache | None:
+    """The cache the engine should use: ``None`` when ``CLEARANCE_NO_CACHE=1``. A cache that
+    cannot be opened is still returned (disabled), so its warning reaches the report."""
+    if cache_disabled():
+        return None
+    return DiskCache()
