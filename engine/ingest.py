@@ -1,22 +1,38 @@
-"""Document ingestion: bytes -> decoded text + sections, refusing binaries and oversize input."""
+"""Document ingestion: bytes -> text + sections (txt, md, html, docx, pdf), refusing the rest."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from engine.document import Document
+from engine.document import Document, Section, split_sections
 from engine.errors import DocumentError
 
 #: default cap on a document's size; configurable per call.
 MAX_BYTES = 20 * 1024 * 1024
 
-_TEXT_SUFFIXES = {".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown",
-                  ".markdown": "text/markdown", "": "text/plain"}
+TEXT = "text/plain"
+MARKDOWN = "text/markdown"
+HTML = "text/html"
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+_SUFFIXES = {".txt": TEXT, ".text": TEXT, "": TEXT, ".md": MARKDOWN, ".markdown": MARKDOWN,
+             ".html": HTML, ".htm": HTML, ".xhtml": HTML, ".pdf": PDF, ".docx": DOCX}
+_BINARY_TYPES = {PDF, DOCX}
+
+# A .docx is a ZIP, so decompression bombs are possible: cap what its parts may inflate to,
+# relative to the byte cap (Word XML is verbose, so 10x is generous for real documents).
+_ZIP_INFLATE_FACTOR = 10
 
 
 def media_type_for(name: str) -> str | None:
-    return _TEXT_SUFFIXES.get(Path(name).suffix.lower())
+    return _SUFFIXES.get(Path(name).suffix.lower())
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -38,6 +54,37 @@ def decode_text(data: bytes, name: str) -> str:
     return str(best)
 
 
+def _supported() -> str:
+    return ", ".join(sorted(s for s in _SUFFIXES if s))
+
+
+def sniff(data: bytes, name: str, claimed: str | None) -> str:
+    """The media type to parse ``data`` as. Content wins over the name: a PDF called .txt is read
+    as a PDF, a .pdf that is not one is refused, and known binaries are refused by what they are."""
+    head = data[:1024]
+    if b"%PDF-" in head:  # the spec lets the header start anywhere in the first 1024 bytes
+        return PDF
+    if data.startswith(b"PK\x03\x04"):
+        return DOCX  # a ZIP; _read_docx refuses ZIPs that are not Word documents
+    if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        # Office's old container: a legacy .doc/.xls, or an OOXML file sealed with a password.
+        raise DocumentError(f"{name}: a legacy Office (.doc) or password-protected Office file; "
+                            "save it as .docx without a password")
+    if claimed in _BINARY_TYPES:
+        kind = "PDF (no %PDF- header)" if claimed == PDF else "Word .docx (not a ZIP package)"
+        raise DocumentError(f"{name}: not a {kind}; the file is damaged or misnamed")
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        import filetype
+
+        kind = filetype.guess(data[:8192])
+        what = f"{kind.mime} (.{kind.extension})" if kind else "a binary file"
+        raise DocumentError(f"{name}: content is {what}, not a document; supported: {_supported()}")
+    if claimed is None:
+        raise DocumentError(f"{name}: unsupported document type '{Path(name).suffix}' "
+                            f"(supported: {_supported()})")
+    return claimed
+
+
 def document_from_bytes(data: bytes, name: str, *, media_type: str | None = None,
                         path: str | None = None, max_bytes: int = MAX_BYTES) -> Document:
     if len(data) > max_bytes:
@@ -45,15 +92,28 @@ def document_from_bytes(data: bytes, name: str, *, media_type: str | None = None
                             "(raise it with --max-bytes)")
     if not data.strip():
         raise DocumentError(f"{name}: the document is empty")
-    media_type = media_type or media_type_for(name)
-    if media_type is None:
-        raise DocumentError(f"{name}: unsupported document type '{Path(name).suffix}' "
-                            f"(supported: {', '.join(sorted(s for s in _TEXT_SUFFIXES if s))})")
-    text = decode_text(data, name)
-    # Normalise newlines so offsets, lines and columns agree across platforms.
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    media_type = sniff(data, name, media_type or media_type_for(name))
+    sections: list[Section] = []
+    page_starts: list[int] = []
+    if media_type == PDF:
+        text, page_starts = _read_pdf(data, name)
+    elif media_type == DOCX:
+        text, sections = _read_docx(data, name, max_bytes)
+    elif media_type == HTML:
+        text, sections = _read_html(_normalise_newlines(decode_text(data, name)))
+    else:
+        text = _normalise_newlines(decode_text(data, name))
+    if not text.strip():
+        raise DocumentError(f"{name}: no text in the document"
+                            + (" (a scanned PDF? run OCR first)" if media_type == PDF else ""))
+    if len(text) > max_bytes:
+        raise DocumentError(f"{name}: the extracted text ({len(text):,} characters) is over the "
+                            f"{max_bytes:,} limit (raise it with --max-bytes)")
+    if media_type == PDF:
+        sections = split_sections(text, PDF)
     return Document(text=text, name=name, path=path, sha256=hashlib.sha256(data).hexdigest(),
-                    size=len(data), media_type=media_type)
+                    size=len(data), media_type=media_type, sections=sections,
+                    page_starts=page_starts)
 
 
 def load_document(path: str | Path, *, max_bytes: int = MAX_BYTES) -> Document:
@@ -75,3 +135,294 @@ def load_document(path: str | Path, *, max_bytes: int = MAX_BYTES) -> Document:
 
 def document_from_text(text: str, name: str = "<text>", media_type: str = "text/markdown") -> Document:
     return Document(text=text.replace("\r\n", "\n"), name=name, media_type=media_type)
+
+
+def _normalise_newlines(text: str) -> str:
+    # One newline convention so offsets, lines and columns agree across platforms.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+class _TextBuilder:
+    """Appends blocks of text, keeping at most one blank line between blocks and no leading or
+    trailing whitespace on lines, so that offsets recorded while building stay valid."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.pending = 0  # newlines owed before the next text
+        self.at_line_start = True
+        self.space = False  # a collapsed space owed before the next text
+        self.sep = ""  # a separator owed before the next text on the same line (table cells)
+
+    def text(self, s: str) -> None:
+        if not s:
+            return
+        if self.length and self.pending:
+            self._put("\n" * self.pending)
+            self.at_line_start, self.space, self.sep = True, False, ""
+        self.pending = 0
+        if self.sep and not self.at_line_start:
+            self._put(self.sep)
+        elif self.space and not self.at_line_start:
+            self._put(" ")
+        self.space, self.sep = False, ""
+        self._put(s)
+        self.at_line_start = s.endswith("\n")
+
+    def word_break(self) -> None:
+        self.space = True
+
+    def block(self, newlines: int = 1) -> None:
+        self.pending = max(self.pending, newlines)
+        self.space, self.sep = False, ""
+
+    def cell(self) -> None:
+        """The next text is a new table cell: separate it from the previous one on its line."""
+        self.sep = " | "
+
+    def offset(self) -> int:
+        """Where the next text will start (after any owed newlines)."""
+        return self.length + (self.pending if self.length else 0)
+
+    def _put(self, s: str) -> None:
+        self.parts.append(s)
+        self.length += len(s)
+
+    def result(self) -> str:
+        return "".join(self.parts)
+
+
+def _sections(heads: list[tuple[int, int, str]], length: int) -> list[Section]:
+    """Sections from (offset, level, heading) in document order, like split_sections builds."""
+    sections: list[Section] = []
+    first = heads[0][0] if heads else length
+    if first > 0 or not heads:
+        sections.append(Section(None, 0, 0, first))
+    for i, (off, level, heading) in enumerate(heads):
+        end = heads[i + 1][0] if i + 1 < len(heads) else length
+        sections.append(Section(heading, level, off, end))
+    return sections
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+_HTML_SKIP = {"script", "style", "head", "template", "noscript", "iframe", "object", "embed",
+              "svg", "math", "canvas", "select", "button", "-comment", "title", "meta", "link"}
+_HTML_BLOCK = {"p", "div", "section", "article", "main", "header", "footer", "nav", "aside",
+               "blockquote", "ul", "ol", "dl", "table", "form", "fieldset", "figure", "address",
+               "details", "summary", "hr", "pre", "figcaption", "caption", "body"}
+_HTML_LINE = {"li", "dt", "dd", "tr", "br", "option", "legend"}
+_HTML_CELL = {"td", "th"}
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+
+
+def _html_hidden(attrs: dict[str, str | None]) -> bool:
+    if "hidden" in attrs or (attrs.get("aria-hidden") or "").lower() == "true":
+        return True
+    if (attrs.get("type") or "").lower() == "hidden":
+        return True
+    return bool(_HIDDEN_STYLE.search(attrs.get("style") or ""))
+
+
+def _read_html(source: str) -> tuple[str, list[Section]]:
+    """Visible text of an HTML page; h1-h6 become sections. Offsets are into the returned text."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(source)
+    root = tree.body or tree.root
+    out = _TextBuilder()
+    heads: list[tuple[int, int, str]] = []
+    if root is None:
+        return "", []
+    # An explicit stack rather than recursion: hostile pages nest thousands of elements deep.
+    # Entries are (node, entering); a node is pushed again with entering=False to close it.
+    stack: list[tuple[Any, bool]] = [(root, True)]
+    pre_depth = 0
+    open_heading: list[tuple[int, int, int]] = []  # (offset, level, first part) of open headings
+    while stack:
+        node, entering = stack.pop()
+        tag = node.tag
+        if not entering:
+            if tag == "pre":
+                pre_depth -= 1
+            if tag in _HTML_CELL:
+                out.word_break()
+            elif tag in _HTML_LINE:
+                out.block(1)
+            elif tag in _HTML_BLOCK:
+                out.block(2)
+            elif len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
+                off, level, first = open_heading.pop()
+                title = _SPACE.sub(" ", "".join(out.parts[first:])).strip()
+                if title:
+                    heads.append((off, level, title))
+                out.block(2)
+            continue
+        if tag == "-text":
+            raw = node.text(deep=False)
+            if pre_depth:
+                out.text(raw)
+            elif raw:
+                lead, words, trail = raw[:1].isspace(), raw.split(), raw[-1:].isspace()
+                if lead:
+                    out.word_break()
+                out.text(" ".join(words))
+                if trail and words:
+                    out.word_break()
+            continue
+        if tag in _HTML_SKIP or _html_hidden(node.attributes):
+            continue
+        if tag in ("br", "hr"):
+            out.block(1)
+            continue
+        if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
+            out.block(2)
+            open_heading.append((out.offset(), int(tag[1]), len(out.parts)))
+        elif tag in _HTML_BLOCK:
+            out.block(2)
+        elif tag in _HTML_LINE:
+            out.block(1)
+        elif tag in _HTML_CELL:
+            out.cell()
+        if tag == "pre":
+            pre_depth += 1
+        stack.append((node, False))
+        children = []
+        child = node.child
+        while child is not None:
+            children.append(child)
+            child = child.next
+        stack.extend((c, True) for c in reversed(children))
+    text = out.result()
+    return text, _sections(heads, len(text)) if heads else []
+
+
+# --- DOCX -----------------------------------------------------------------------------------
+
+_HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
+
+
+def _read_docx(data: bytes, name: str, max_bytes: int) -> tuple[str, list[Section]]:
+    """Paragraphs and tables in document order; 'Title' and 'Heading N' paragraphs are headings."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist())
+            inflated = sum(i.file_size for i in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise DocumentError(f"{name}: a damaged ZIP/.docx file; cannot open it") from None
+    if "word/document.xml" not in names:
+        raise DocumentError(f"{name}: a ZIP archive, not a Word .docx document; "
+                            f"supported: {_supported()}")
+    if inflated > _ZIP_INFLATE_FACTOR * max_bytes:
+        raise DocumentError(f"{name}: the .docx inflates to {inflated:,} bytes, over the "
+                            f"{_ZIP_INFLATE_FACTOR * max_bytes:,}-byte limit")
+    import docx
+
+    try:
+        doc = docx.Document(io.BytesIO(data))
+        out = _TextBuilder()
+        heads: list[tuple[int, int, str]] = []
+        for level, text in _docx_blocks(doc):
+            if level > 0:
+                out.block(2)
+                heads.append((out.offset(), level, " ".join(text.split())))
+            out.text(text)
+            out.block(1 if level < 0 else 2)
+    except DocumentError:
+        raise
+    except Exception as exc:  # python-docx/lxml raise many types on damaged XML; none is a bug of ours
+        raise DocumentError(f"{name}: a damaged .docx file ({type(exc).__name__}); "
+                            "open and re-save it in Word") from None
+    text = out.result()
+    return text, _sections(heads, len(text)) if heads else []
+
+
+def _docx_blocks(container: Any) -> Iterator[tuple[int, str]]:
+    """(heading level, 0 for body text or -1 for a table row, text) for each non-empty paragraph
+    or table row, in document order."""
+    from docx.table import Table
+
+    for item in container.iter_inner_content():
+        if isinstance(item, Table):
+            yield from _docx_table(item)
+            continue
+        text = item.text.strip()
+        if not text:
+            continue
+        style = item.style.name if item.style is not None else ""
+        m = _HEADING_STYLE.match(style or "")
+        level = 1 if style == "Title" else int(m.group(1)) if m else 0
+        yield level, text
+
+
+def _docx_table(table: Any) -> Iterator[tuple[int, str]]:
+    for row in table.rows:
+        seen: set[int] = set()
+        cells: list[str] = []
+        for cell in row.cells:
+            # A merged cell is returned once per grid column it spans; read it once.
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            parts = [t for _, t in _docx_blocks(cell)]
+            if parts:
+                cells.append(" ".join(parts))
+        if cells:
+            yield -1, " | ".join(cells)
+
+
+# --- PDF ------------------------------------------------------------------------------------
+
+def _read_pdf(data: bytes, name: str) -> tuple[str, list[int]]:
+    """Text per page, pages separated by a blank line; returns the text and each page's start."""
+    import logging
+
+    from pypdf import PdfReader
+
+    # pypdf logs every recoverable oddity of a damaged file; the user gets one clear error instead.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                # Many PDFs are encrypted only with an owner password; those open with "".
+                opened = reader.decrypt("")
+            except Exception:  # noqa: BLE001 - e.g. AES without a crypto library installed
+                opened = 0
+            if not opened:
+                raise DocumentError(f"{name}: an encrypted PDF that needs a password; "
+                                    "save an unprotected copy")
+        parts: list[str] = []
+        page_starts: list[int] = []
+        length = 0
+        for page in reader.pages:
+            text = _pdf_page_text(page)
+            if parts:
+                parts.append("\n\n")
+                length += 2
+            page_starts.append(length)
+            parts.append(text)
+            length += len(text)
+    except DocumentError:
+        raise
+    except Exception as exc:  # pypdf raises many types on damaged files; none is a bug of ours
+        raise DocumentError(f"{name}: a damaged PDF ({type(exc).__name__}); cannot read it") from None
+    if not page_starts:
+        raise DocumentError(f"{name}: the PDF has no pages")
+    return "".join(parts), page_starts
+
+
+_PDF_GAPS = re.compile(r"[ \t]{2,}")
+_PDF_BLANKS = re.compile(r"\n{3,}")
+
+
+def _pdf_page_text(page: Any) -> str:
+    """A page's text with blank lines between blocks (layout mode keeps the vertical gaps that
+    tell a heading from its paragraph); column padding and indentation are collapsed."""
+    try:
+        raw = page.extract_text(extraction_mode="layout") or ""
+    except Exception:  # noqa: BLE001 - layout mode is newer and stricter; plain mode still reads
+        raw = page.extract_text() or ""
+    lines = (_PDF_GAPS.sub(" ", line).strip() for line in _normalise_newlines(raw).split("\n"))
+    return _PDF_BLANKS.sub("\n\n", "\n".join(lines)).strip("\n")
