@@ -1,0 +1,153 @@
+"""Text spans for providers: section-aligned chunks with overlap, bounded passages, quote lookup."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_PARA = re.compile(r"\n[ \t]*\n")
+_SENT_END = re.compile(r"[.!?;:][\"')\]]*\s+|\n")
+_WS = re.compile(r"\s+")
+
+
+def _cut_points(text: str, start: int, end: int, limit: int) -> list[int]:
+    """Split ``[start, end)`` into pieces of at most ``limit`` chars, cutting at the last
+    paragraph break, else sentence end, else whitespace before the limit (hard cut if none)."""
+    cuts: list[int] = []
+    pos = start
+    while end - pos > limit:
+        window_end = pos + limit
+        cut = -1
+        for rx in (_PARA, _SENT_END):
+            for m in rx.finditer(text, pos + limit // 3, window_end):
+                cut = m.end()
+            if cut > pos:
+                break
+        if cut <= pos:
+            ws = text.rfind(" ", pos + limit // 3, window_end)
+            cut = ws + 1 if ws > pos else window_end
+        cuts.append(cut)
+        pos = cut
+    return cuts
+
+
+def chunk_ranges(text: str, boundaries: Sequence[int], max_chars: int,
+                 overlap: int = 0) -> list[tuple[int, int]]:
+    """Chunks of ``text`` of at most ``max_chars`` (plus ``overlap``), cut at section
+    ``boundaries`` where possible. Each chunk after the first starts up to ``overlap`` chars
+    before its cut (at a line start when there is one), so a statement that straddles a cut is
+    whole in at least one chunk."""
+    n = len(text)
+    if n <= max_chars:
+        return [(0, n)]
+    bounds = sorted({b for b in boundaries if 0 < b < n})
+    # Greedy packing of whole sections; an oversized section is split inside itself.
+    cuts: list[int] = []
+    chunk_start = 0
+    pieces = [0, *bounds, n]
+    for a, b in zip(pieces, pieces[1:], strict=False):
+        if b - chunk_start <= max_chars:
+            continue
+        if a > chunk_start:
+            cuts.append(a)
+            chunk_start = a
+        if b - chunk_start > max_chars:
+            inner = _cut_points(text, chunk_start, b, max_chars)
+            cuts.extend(inner)
+            chunk_start = inner[-1] if inner else chunk_start
+    starts = [0, *cuts]
+    ends = [*cuts, n]
+    out: list[tuple[int, int]] = []
+    for s, e in zip(starts, ends, strict=False):
+        if s > 0 and overlap > 0:
+            back = max(0, s - overlap)
+            nl = text.find("\n", back, s)
+            s = nl + 1 if nl != -1 else back
+        out.append((s, e))
+    return out
+
+
+def passages(text: str, max_chars: int = 400, min_chars: int = 25) -> list[tuple[int, int]]:
+    """Sentence-sized spans for embedding: paragraphs split at sentence ends into pieces of at
+    most ``max_chars``; tiny fragments (list bullets, headings) are merged into their neighbour
+    so they are scored with some context. Offsets exclude surrounding whitespace."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for m in [*_PARA.finditer(text), None]:
+        p_end = m.start() if m else len(text)
+        para = (pos, p_end)
+        pos = m.end() if m else len(text)
+        sent_start = para[0]
+        pieces: list[tuple[int, int]] = []
+        for sm in _SENT_END.finditer(text, para[0], para[1]):
+            pieces.append((sent_start, sm.end()))
+            sent_start = sm.end()
+        pieces.append((sent_start, para[1]))
+        cur: tuple[int, int] | None = None
+        for a, b in pieces:
+            for c in [a, *_cut_points(text, a, b, max_chars)] if b - a > max_chars else [a]:
+                nxt_end = b if c == a and b - a <= max_chars else min(b, c + max_chars)
+                piece = _strip(text, c, nxt_end)
+                if piece is None:
+                    continue
+                if cur is None:
+                    cur = piece
+                elif (cur[1] - cur[0] < min_chars or piece[1] - piece[0] < min_chars) and \
+                        piece[1] - cur[0] <= max_chars:
+                    cur = (cur[0], piece[1])
+                else:
+                    spans.append(cur)
+                    cur = piece
+        if cur is not None:
+            spans.append(cur)
+    return spans
+
+
+def _strip(text: str, a: int, b: int) -> tuple[int, int] | None:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return (a, b) if b > a else None
+
+
+def _normalise(text: str) -> tuple[str, list[int]]:
+    """Lower-cased text with whitespace runs collapsed, and each output char's source offset."""
+    out: list[str] = []
+    index: list[int] = []
+    last_space = False
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if last_space:
+                continue
+            out.append(" ")
+            last_space = True
+        else:
+            out.append(ch.lower())
+            last_space = False
+        index.append(i)
+    return "".join(out), index
+
+
+_QUOTE_CHARS = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def locate(quote: str, text: str) -> tuple[int, int] | None:
+    """Where a model's quote sits in ``text``: exact first, then ignoring case, whitespace and
+    curly quotes; a quote with an ellipsis is located by its longest piece."""
+    quote = quote.strip()
+    if not quote:
+        return None
+    i = text.find(quote)
+    if i != -1:
+        return i, i + len(quote)
+    parts = [p.strip() for p in re.split(r"\.\.\.|\u2026", quote) if p.strip()]
+    if len(parts) > 1:
+        return locate(max(parts, key=len), text)
+    norm_text, index = _normalise(text.translate(_QUOTE_CHARS))
+    norm_quote, _ = _normalise(quote.translate(_QUOTE_CHARS))
+    j = norm_text.find(norm_quote.strip())
+    if j == -1 or not norm_quote.strip():
+        return None
+    k = j + len(norm_quote.strip()) - 1
+    return index[j], index[k] + 1
