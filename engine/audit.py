@@ -1,0 +1,726 @@
+"""Tamper-evident audit log: every validation, its findings and waivers, hash-chained in SQLite."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from engine.errors import ClearanceError, UserError
+from engine.hooks import GateSource
+from engine.report import GateResult, Report, Severity, Span, Status, Waiver
+
+GENESIS = "0" * 64
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+
+# Column types are fixed (not inferred) so a value hashes the same when written as when read
+# back: an int written to a REAL column comes back as a float, and would change the hash.
+VALIDATIONS: dict[str, type] = {
+    "id": int, "time": str, "principal": str, "tool_version": str, "schema_version": str,
+    "doc_sha256": str, "doc_name": str, "doc_size": int, "doc_type": str, "modules": str,
+    "ruleset": str, "verdict": str, "exit_code": int,
+    "gates": int, "passed": int, "failed": int, "indeterminate": int, "not_applicable": int,
+    "waived": int, "blocking": int,
+    "sev_info": int, "sev_low": int, "sev_medium": int, "sev_high": int, "sev_critical": int,
+    "duration_ms": float, "cache_hit": int,
+    "llm_calls": int, "llm_input_tokens": int, "llm_output_tokens": int,
+    "prev_hash": str, "row_hash": str,
+}
+FINDINGS: dict[str, type] = {
+    "id": int, "validation_id": int, "seq": int, "gate": str, "gate_version": str,
+    "module": str, "status": str, "severity": str, "blocking": int,
+    "span_start": int, "span_end": int, "line": int, "col": int, "check_kind": str,
+    "check_desc": str, "spans": str,
+    "provider": str, "model": str, "prompt_version": str, "confidence": float, "semantic": str,
+    "waiver_reason": str, "waiver_approver": str,
+}
+WAIVERS: dict[str, type] = {
+    "id": int, "gate": str, "doc_sha256": str, "reason": str, "approver": str,
+    "created": str, "expires": str, "prev_hash": str, "row_hash": str,
+}
+CHECKPOINTS: dict[str, type] = {
+    "id": int, "time": str, "chain": str, "before": str, "last_id": int, "last_hash": str,
+    "pruned": int, "prev_hash": str, "row_hash": str,
+}
+RULESETS: dict[str, type] = {"gate": str, "version": str, "module": str, "source": str}
+# Finding columns outside a validation's hash: the surrogate key and the link to its parent.
+_FINDING_UNHASHED = ("id", "validation_id")
+
+# Rollups are derived, per-day totals kept in the same transaction as each record, so that
+# auditors' questions over 100,000s of validations and millions of findings stay fast.
+_ROLLUPS = """
+CREATE TABLE IF NOT EXISTS daily (
+  day TEXT PRIMARY KEY, validations INTEGER NOT NULL, passed INTEGER NOT NULL,
+  failed INTEGER NOT NULL, indeterminate INTEGER NOT NULL, cache_hits INTEGER NOT NULL,
+  duration_ms REAL NOT NULL, llm_calls INTEGER NOT NULL, llm_tokens INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS daily_modules (
+  day TEXT NOT NULL, module TEXT NOT NULL, validations INTEGER NOT NULL,
+  passed INTEGER NOT NULL, failed INTEGER NOT NULL, indeterminate INTEGER NOT NULL,
+  PRIMARY KEY (module, day));
+CREATE TABLE IF NOT EXISTS daily_gates (
+  day TEXT NOT NULL, gate TEXT NOT NULL, module TEXT NOT NULL, evaluated INTEGER NOT NULL,
+  passed INTEGER NOT NULL, failed INTEGER NOT NULL, indeterminate INTEGER NOT NULL,
+  waived INTEGER NOT NULL, not_applicable INTEGER NOT NULL,
+  PRIMARY KEY (day, gate));
+CREATE INDEX IF NOT EXISTS idx_daily_gates_module ON daily_gates (module, day);
+"""
+
+_INDEXES: list[tuple[str, list[str]]] = [
+    ("validations", ["time"]),
+    ("validations", ["doc_sha256", "time"]),
+    ("findings", ["validation_id", "seq"]),
+    ("waivers", ["doc_sha256", "gate"]),
+    ("checkpoints", ["chain", "id"]),
+]
+
+# Every auditor query, named, so tests can check each one's plan uses an index.
+QUERIES: dict[str, str] = {
+    "recent": "SELECT * FROM validations ORDER BY time DESC, id DESC LIMIT :limit",
+    "history": (
+        "SELECT * FROM validations WHERE doc_sha256 >= :lo AND doc_sha256 < :hi "
+        "ORDER BY doc_sha256, time DESC LIMIT :limit"
+    ),
+    "findings_of": "SELECT * FROM findings WHERE validation_id = :id ORDER BY seq",
+    "stats": (
+        "SELECT coalesce(sum(validations), 0) AS validations, coalesce(sum(passed), 0) AS passed,"
+        " coalesce(sum(failed), 0) AS failed, coalesce(sum(indeterminate), 0) AS indeterminate,"
+        " coalesce(sum(cache_hits), 0) AS cache_hits, coalesce(sum(duration_ms), 0) AS duration_ms,"
+        " coalesce(sum(llm_calls), 0) AS llm_calls, coalesce(sum(llm_tokens), 0) AS llm_tokens"
+        " FROM daily WHERE day >= :since"
+    ),
+    "stats_module": (
+        "SELECT coalesce(sum(validations), 0) AS validations, coalesce(sum(passed), 0) AS passed,"
+        " coalesce(sum(failed), 0) AS failed, coalesce(sum(indeterminate), 0) AS indeterminate"
+        " FROM daily_modules WHERE module = :module AND day >= :since"
+    ),
+    "by_gate": (
+        "SELECT gate, module, sum(evaluated) AS evaluated, sum(passed) AS passed,"
+        " sum(failed) AS failed, sum(indeterminate) AS indeterminate, sum(waived) AS waived,"
+        " sum(not_applicable) AS not_applicable"
+        " FROM daily_gates WHERE day >= :since GROUP BY gate ORDER BY gate"
+    ),
+    "by_gate_module": (
+        "SELECT gate, module, sum(evaluated) AS evaluated, sum(passed) AS passed,"
+        " sum(failed) AS failed, sum(indeterminate) AS indeterminate, sum(waived) AS waived,"
+        " sum(not_applicable) AS not_applicable"
+        " FROM daily_gates WHERE module = :module AND day >= :since GROUP BY gate ORDER BY gate"
+    ),
+    "top_failing": (
+        "SELECT gate, module, sum(failed) AS failed, sum(evaluated) AS evaluated,"
+        " round(100.0 * sum(failed) / max(sum(evaluated), 1), 1) AS fail_pct"
+        " FROM daily_gates WHERE day >= :since GROUP BY gate HAVING sum(failed) > 0"
+        " ORDER BY failed DESC, gate LIMIT :limit"
+    ),
+    "trends": (
+        "SELECT day, validations, passed, failed, indeterminate, cache_hits,"
+        " round(duration_ms / max(validations, 1), 1) AS avg_ms FROM daily"
+        " WHERE day >= :since ORDER BY day"
+    ),
+    "waivers_for": (
+        "SELECT * FROM waivers WHERE doc_sha256 = :doc"
+        " AND (expires IS NULL OR expires > :now) ORDER BY gate, id"
+    ),
+    "head": "SELECT id, row_hash FROM validations ORDER BY id DESC LIMIT 1",
+    "last_checkpoint": (
+        "SELECT * FROM checkpoints WHERE chain = :chain ORDER BY id DESC LIMIT 1"
+    ),
+}
+
+_SHA_PREFIX = re.compile(r"^[0-9a-fA-F]{4,64}$")
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def audit_db_path() -> Path:
+    """``CLEARANCE_AUDIT_DB``, else ``$CLEARANCE_HOME/audit.db``, else the user data directory."""
+    if explicit := os.environ.get("CLEARANCE_AUDIT_DB"):
+        return Path(explicit).expanduser()
+    if home := os.environ.get("CLEARANCE_HOME"):
+        return Path(home).expanduser() / "audit.db"
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "clearance" / "audit.db"
+
+
+def audit_disabled() -> bool:
+    return _env_flag("CLEARANCE_NO_AUDIT")
+
+
+def store_raw_text() -> bool:
+    return _env_flag("CLEARANCE_STORE_RAW_TEXT")
+
+
+# -- hashing -------------------------------------------------------------------------------
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    if kind is str:
+        return str(value)
+    return kind(value)
+
+
+def _typed(row: dict[str, Any], columns: dict[str, type]) -> dict[str, Any]:
+    return {k: _coerce(row.get(k), t) for k, t in columns.items() if k in row}
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def row_hash(row: dict[str, Any], findings: list[dict[str, Any]] | None = None) -> str:
+    """sha256 over the row's canonical content (its ``prev_hash`` included) and its findings."""
+    content = {k: v for k, v in row.items() if k != "row_hash"}
+    payload: dict[str, Any] = {"row": content}
+    if findings is not None:
+        payload["findings"] = [
+            {k: v for k, v in f.items() if k not in _FINDING_UNHASHED} for f in findings
+        ]
+    return hashlib.sha256(canonical(payload)).hexdigest()
+
+
+# -- redaction -----------------------------------------------------------------------------
+
+_LABEL = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def redact(detail: str | None, kind: str) -> str | None:
+    """What of a span's detail may be stored: entity types and already-masked values as they
+    are; anything else (a regex or phrase match is document text) masked to its shape."""
+    if detail is None or store_raw_text():
+        return detail
+    if _LABEL.match(detail) or ("*" in detail and kind in ("pii", "secret")):
+        return detail
+    from gates.pii import mask
+
+    return mask(detail)
+
+
+def _span_json(s: Span) -> dict[str, Any]:
+    return {"start": s.start, "end": s.end, "line": s.line, "col": s.col, "page": s.page,
+            "kind": s.kind, "check": s.check, "detail": redact(s.detail, s.kind)}
+
+
+def finding_row(seq: int, g: GateResult) -> dict[str, Any]:
+    first = g.spans[0] if g.spans else None
+    sem = g.semantic[0] if g.semantic else None
+    raw = store_raw_text()
+    semantic = [
+        {"question": a.question, "verdict": a.verdict, "confidence": a.confidence,
+         "provider": a.provider, "model": a.model, "prompt_version": a.prompt_version,
+         "cached": a.cached, "rationale": a.rationale if raw else None,
+         "evidence": [_span_json(s) for s in a.evidence]}
+        for a in g.semantic
+    ]
+    row = {
+        "seq": seq, "gate": g.gate, "gate_version": g.version, "module": g.module,
+        "status": g.status.value, "severity": g.severity.value, "blocking": int(g.blocking),
+        "span_start": first.start if first else None, "span_end": first.end if first else None,
+        "line": first.line if first else None, "col": first.col if first else None,
+        "check_kind": first.kind if first else (sem and "semantic"),
+        "check_desc": first.check if first else None,
+        "spans": json.dumps([_span_json(s) for s in g.spans]) if g.spans else None,
+        "provider": sem.provider if sem else None, "model": sem.model if sem else None,
+        "prompt_version": sem.prompt_version if sem else None,
+        "confidence": sem.confidence if sem else None,
+        "semantic": json.dumps(semantic) if semantic else None,
+        "waiver_reason": g.waiver.reason if g.waiver else None,
+        "waiver_approver": g.waiver.approver if g.waiver else None,
+    }
+    return _typed(row, FINDINGS)
+
+
+def validation_row(report: Report, principal: str) -> dict[str, Any]:
+    s = report.summary
+    sev = {f"sev_{level.value}": int(s.by_severity.get(level.value, 0)) for level in Severity}
+    row = {
+        "principal": principal, "tool_version": report.tool_version,
+        "schema_version": report.schema_version, "doc_sha256": report.document.sha256,
+        "doc_name": report.document.name, "doc_size": report.document.size,
+        "doc_type": report.document.doc_type,
+        "modules": json.dumps([f"{m.id}@{m.version}" for m in report.modules]),
+        "ruleset": report.ruleset, "verdict": report.verdict, "exit_code": report.exit_code,
+        "gates": s.gates, "passed": s.passed, "failed": s.failed,
+        "indeterminate": s.indeterminate, "not_applicable": s.not_applicable,
+        "waived": s.waived, "blocking": s.blocking, **sev,
+        "duration_ms": report.ms, "cache_hit": int(report.cache_hit),
+        "llm_calls": report.llm.calls, "llm_input_tokens": report.llm.input_tokens,
+        "llm_output_tokens": report.llm.output_tokens,
+    }
+    return _typed(row, VALIDATIONS)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_when(text: str, *, end_of_day: bool = False) -> str:
+    """A user's DATE or DATETIME as the UTC ISO string the log stores (``...Z``)."""
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            moment = datetime.combine(d, time.max if end_of_day else time.min, UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except ValueError:
+        raise UserError(f"'{text}' is not a date (expected YYYY-MM-DD or an ISO datetime)") from None
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# -- verification result -------------------------------------------------------------------
+
+
+@dataclass
+class VerifyResult:
+    validations: int = 0
+    waivers: int = 0
+    checkpoints: int = 0
+    head_id: int | None = None
+    head_hash: str | None = None
+    #: one line per row that does not match, first problem first: "validations #12: ..."
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# -- the log -------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """:class:`engine.hooks.AuditSink` on one SQLite file (WAL, ``synchronous=FULL``).
+
+    Safe to share between threads (one connection per thread) and processes (every write takes
+    the previous hash inside ``BEGIN IMMEDIATE``, so the chain cannot fork). Any failure to
+    write raises :class:`ClearanceError`: a validation is never silently left off the record.
+    """
+
+    def __init__(self, path: Path | str | None = None, *, readonly: bool = False,
+                 timeout: float = BUSY_TIMEOUT_S) -> None:
+        self.path = Path(path) if path is not None else audit_db_path()
+        self.readonly = readonly
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if readonly:
+            if not self.path.exists():
+                raise UserError(f"no audit log at {self.path} (set CLEARANCE_AUDIT_DB or --db)")
+        else:
+            self._guard("open", self._init_schema)
+
+    # -- connections ------------------------------------------------------------------------
+
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if self.readonly:
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout,
+                                       check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Each connection is used by its own thread only; close() may run elsewhere.
+                conn = sqlite3.connect(str(self.path), timeout=self.timeout,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA synchronous=FULL")  # an audit record must survive power loss
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+            with self._lock:
+                self._all.append(conn)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _guard(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn``; turn storage failures into one clear :class:`ClearanceError`."""
+        try:
+            return fn(*args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise ClearanceError(f"audit log {self.path}: cannot {what}: {_explain(exc)}") from exc
+
+    def _transaction(self, fn: Any) -> Any:
+        db = self.db()
+        # IMMEDIATE takes the write lock before reading the chain head: no two writers can
+        # both extend the same head.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _init_schema(self) -> None:
+        db = self.db()
+        if db.journal_mode != "wal":
+            db.enable_wal()
+
+        def create(db: sqlite_utils.Database) -> None:
+            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                              ignore=True)
+            db["validations"].create(VALIDATIONS, pk="id", if_not_exists=True,
+                                     not_null=["time", "doc_sha256", "prev_hash", "row_hash"])
+            db["findings"].create(FINDINGS, pk="id", if_not_exists=True,
+                                  foreign_keys=[("validation_id", "validations", "id")],
+                                  not_null=["validation_id", "gate", "status"])
+            db["waivers"].create(WAIVERS, pk="id", if_not_exists=True,
+                                 not_null=["gate", "doc_sha256", "reason", "approver"])
+            db["checkpoints"].create(CHECKPOINTS, pk="id", if_not_exists=True)
+            db["rulesets"].create(RULESETS, pk=("gate", "version"), if_not_exists=True)
+            for table, cols in _INDEXES:
+                db[table].create_index(cols, if_not_exists=True)
+            db.executescript(_ROLLUPS)
+
+        self._transaction(create)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def record(self, report: Report, *, principal: str, gates: list[GateSource]) -> int:
+        if self.readonly:
+            raise ClearanceError(f"audit log {self.path} was opened read-only")
+        row = validation_row(report, principal)
+        findings = [finding_row(i, g) for i, g in enumerate(report.gates)]
+        modules = sorted({m.id for m in report.modules})
+        sources = [{"gate": g.code, "version": g.version, "module": g.module, "source": g.source}
+                   for g in gates]
+
+        def write(db: sqlite_utils.Database) -> int:
+            head_id, head_hash = self._head(db)
+            row.update(id=head_id + 1, time=now_iso(), prev_hash=head_hash)
+            row["row_hash"] = row_hash(row, findings)
+            db["validations"].insert(row)
+            if findings:
+                db["findings"].insert_all(
+                    [{**f, "validation_id": row["id"]} for f in findings], batch_size=500)
+            if sources:
+                db["rulesets"].insert_all(sources, ignore=True)
+            _add_rollups(db, row, findings, modules)
+            return int(row["id"])
+
+        return self._guard("record a validation", self._transaction, write)
+
+    def _head(self, db: sqlite_utils.Database) -> tuple[int, str]:
+        last = db.execute(QUERIES["head"]).fetchone()
+        if last:
+            return int(last[0]), str(last[1])
+        cp = list(db.query(QUERIES["last_checkpoint"], {"chain": "validations"}))
+        if cp:
+            return int(cp[0]["last_id"]), str(cp[0]["last_hash"])
+        return 0, GENESIS
+
+    def waive(self, gate: str, doc_sha256: str, *, reason: str, approver: str,
+              expires: str | None = None) -> int:
+        """Record a waiver (itself a hash-chained audit record); returns its id."""
+        if not reason.strip() or not approver.strip():
+            raise UserError("a waiver needs a reason and an approver")
+        doc = doc_sha256.lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", doc):
+            raise UserError(f"'{doc_sha256}' is not a document sha256 (64 hex digits)")
+        until = parse_when(expires, end_of_day=True) if expires else None
+        if until is not None and until <= now_iso():
+            raise UserError(f"waiver expiry {expires} is already in the past")
+
+        def write(db: sqlite_utils.Database) -> int:
+            last = db.execute("SELECT id, row_hash FROM waivers ORDER BY id DESC LIMIT 1").fetchone()
+            new = _typed({"id": (last[0] + 1) if last else 1, "gate": gate, "doc_sha256": doc,
+                          "reason": reason, "approver": approver, "created": now_iso(),
+                          "expires": until, "prev_hash": last[1] if last else GENESIS}, WAIVERS)
+            new["row_hash"] = row_hash(new)
+            db["waivers"].insert(new)
+            return int(new["id"])
+
+        return self._guard("record a waiver", self._transaction, write)
+
+    def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
+        rows = self._guard("read waivers", lambda: list(self.db().query(
+            QUERIES["waivers_for"], {"doc": doc_sha256.lower(), "now": now_iso()})))
+        # Ordered by id within a gate: the latest waiver for a gate is the one that applies.
+        return {r["gate"]: Waiver(reason=r["reason"], approver=r["approver"],
+                                  expires=r["expires"], created=r["created"]) for r in rows}
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def _query(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self._guard("query", lambda: list(self.db().query(QUERIES[name], params or {})))
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._query("recent", {"limit": limit})
+
+    def history(self, doc: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Validations of one document, newest first, by full sha256 or a unique-enough prefix."""
+        if not _SHA_PREFIX.match(doc):
+            raise UserError(f"'{doc}' is neither a file nor a sha256 (prefix of 4+ hex digits)")
+        lo = doc.lower()
+        hi = lo + "g"  # every hex string starting with lo sorts below lo + "g"
+        return self._query("history", {"lo": lo, "hi": hi, "limit": limit})
+
+    def findings(self, validation_id: int) -> list[dict[str, Any]]:
+        return self._query("findings_of", {"id": validation_id})
+
+    def stats(self, since: str | None = None, module: str | None = None) -> dict[str, Any]:
+        day = since[:10] if since else ""
+        if module:
+            totals = self._query("stats_module", {"module": module, "since": day})[0]
+            gates = self._query("by_gate_module", {"module": module, "since": day})
+        else:
+            totals = self._query("stats", {"since": day})[0]
+            gates = self._query("by_gate", {"since": day})
+        n = totals["validations"]
+        totals["pass_rate"] = round(totals["passed"] / n, 4) if n else None
+        totals["fail_rate"] = round(totals["failed"] / n, 4) if n else None
+        return {"since": day or None, "module": module, **totals, "by_gate": gates}
+
+    def top_failing(self, limit: int = 10, since: str | None = None) -> list[dict[str, Any]]:
+        return self._query("top_failing", {"limit": limit, "since": since[:10] if since else ""})
+
+    def trends(self, since: str | None = None) -> list[dict[str, Any]]:
+        return self._query("trends", {"since": since[:10] if since else ""})
+
+    def iter_validations(self, with_findings: bool = False) -> Iterator[dict[str, Any]]:
+        """Every validation in chain order (for export), streamed."""
+        db = self.db()
+        rows = db.execute("SELECT * FROM validations ORDER BY id")
+        cols = [d[0] for d in rows.description]
+        finds = _FindingStream(db) if with_findings else None
+        for values in rows:
+            row = dict(zip(cols, values, strict=True))
+            if finds is not None:
+                row["findings"] = finds.take(row["id"])
+            yield row
+
+    # -- tamper evidence --------------------------------------------------------------------
+
+    def verify(self) -> VerifyResult:
+        return self._guard("verify", self._verify)
+
+    def _verify(self) -> VerifyResult:
+        db = self.db()
+        result = VerifyResult()
+        problems = result.problems
+
+        # Checkpoints chain, then validations from the last checkpoint, then waivers.
+        last_cp: dict[str, Any] | None = None
+        prev = GENESIS
+        for cp in db.query("SELECT * FROM checkpoints ORDER BY id"):
+            result.checkpoints += 1
+            typed = _typed(cp, CHECKPOINTS)
+            _check_row(problems, "checkpoints", typed, prev, row_hash(typed))
+            prev = typed["row_hash"]
+            if typed["chain"] == "validations":
+                last_cp = typed
+
+        prev = last_cp["last_hash"] if last_cp else GENESIS
+        prev_id = last_cp["last_id"] if last_cp else 0
+        if last_cp:  # everything pruned so far: the checkpoint is the head
+            result.head_id, result.head_hash = prev_id, prev
+        finds = _FindingStream(db)
+        cur = db.execute("SELECT * FROM validations ORDER BY id")
+        cols = [d[0] for d in cur.description]
+        for values in cur:
+            row = _typed(dict(zip(cols, values, strict=True)), VALIDATIONS)
+            result.validations += 1
+            if row["id"] != prev_id + 1:
+                gap = f"#{prev_id + 1}" + (f"..#{row['id'] - 1}" if row["id"] - prev_id > 2 else "")
+                if row["id"] > prev_id + 1:
+                    problems.append(f"validations #{row['id']}: row(s) {gap} before it are "
+                                    "missing (deleted)")
+            findings = [_typed(f, FINDINGS) for f in finds.take(row["id"])]
+            _check_row(problems, "validations", row, prev, row_hash(row, findings))
+            prev, prev_id = row["row_hash"], row["id"]
+            result.head_id, result.head_hash = row["id"], row["row_hash"]
+        for orphan in finds.orphans():
+            problems.append(f"findings #{orphan}: belongs to no validation (inserted)")
+
+        prev = GENESIS
+        for w in db.query("SELECT * FROM waivers ORDER BY id"):
+            result.waivers += 1
+            typed = _typed(w, WAIVERS)
+            _check_row(problems, "waivers", typed, prev, row_hash(typed))
+            prev = typed["row_hash"]
+        return result
+
+    # -- retention --------------------------------------------------------------------------
+
+    def prune(self, before: str) -> int:
+        """Delete validations (and their findings) recorded before ``before``; record a
+        checkpoint with the last pruned row's hash so the remaining chain still verifies."""
+        cutoff = parse_when(before)
+        check = self.verify()
+        if not check.ok:
+            # Pruning would erase the evidence of tampering along with the rows.
+            raise ClearanceError(f"audit log {self.path} does not verify; refusing to prune "
+                                 f"({check.problems[0]})")
+
+        def write(db: sqlite_utils.Database) -> int:
+            last = db.execute("SELECT max(id) FROM validations WHERE time < ?",
+                              [cutoff]).fetchone()[0]
+            if last is None:
+                return 0
+            last_hash, first = db.execute(
+                "SELECT row_hash, (SELECT min(id) FROM validations) FROM validations WHERE id = ?",
+                [last]).fetchone()
+            db.execute("DELETE FROM findings WHERE validation_id <= ?", [last])
+            db.execute("DELETE FROM validations WHERE id <= ?", [last])
+            day = cutoff[:10]
+            for table in ("daily", "daily_modules", "daily_gates"):
+                db.execute(f"DELETE FROM {table} WHERE day < ?", [day])
+            prev = db.execute("SELECT row_hash FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+            cp_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[0]
+            cp = _typed({"id": cp_id, "time": now_iso(), "chain": "validations", "before": cutoff,
+                         "last_id": last, "last_hash": last_hash, "pruned": last - first + 1,
+                         "prev_hash": prev[0] if prev else GENESIS}, CHECKPOINTS)
+            cp["row_hash"] = row_hash(cp)
+            db["checkpoints"].insert(cp)
+            return int(cp["pruned"])
+
+        return self._guard("prune", self._transaction, write)
+
+    def count(self) -> int:
+        return self._guard("count", lambda: self.db().execute(
+            "SELECT count(*) FROM validations").fetchone()[0])
+
+
+def _check_row(problems: list[str], table: str, row: dict[str, Any], prev: str,
+               expected: str) -> None:
+    where = f"{table} #{row['id']}"
+    if row["prev_hash"] != prev:
+        problems.append(f"{where}: prev_hash does not match the row before it "
+                        "(a row was deleted, inserted or reordered)")
+    elif row["row_hash"] != expected:
+        problems.append(f"{where}: content does not match its row_hash (edited)")
+
+
+class _FindingStream:
+    """Findings in validation order, consumed alongside validations (a merge join: one pass)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        cur = db.execute("SELECT * FROM findings ORDER BY validation_id, seq")
+        self._cols = [d[0] for d in cur.description]
+        self._rows = iter(cur)
+        self._pending: dict[str, Any] | None = None
+        self._orphans: list[int] = []
+        self._advance()
+
+    def _advance(self) -> None:
+        values = next(self._rows, None)
+        self._pending = dict(zip(self._cols, values, strict=True)) if values else None
+
+    def take(self, validation_id: int) -> list[dict[str, Any]]:
+        out = []
+        while self._pending is not None and self._pending["validation_id"] <= validation_id:
+            if self._pending["validation_id"] == validation_id:
+                out.append(self._pending)
+            else:
+                self._orphans.append(self._pending["id"])
+            self._advance()
+        return out
+
+    def orphans(self) -> list[int]:
+        while self._pending is not None:
+            self._orphans.append(self._pending["id"])
+            self._advance()
+        return self._orphans
+
+
+def _add_rollups(db: sqlite_utils.Database, row: dict[str, Any],
+                 findings: list[dict[str, Any]], modules: Iterable[str]) -> None:
+    day = row["time"][:10]
+    verdict = row["verdict"]
+    p, f, i = int(verdict == "pass"), int(verdict == "fail"), int(verdict == "indeterminate")
+    db.execute(
+        "INSERT INTO daily VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(day) DO UPDATE SET "
+        "validations = validations + 1, passed = passed + excluded.passed, "
+        "failed = failed + excluded.failed, indeterminate = indeterminate + excluded.indeterminate,"
+        " cache_hits = cache_hits + excluded.cache_hits,"
+        " duration_ms = duration_ms + excluded.duration_ms,"
+        " llm_calls = llm_calls + excluded.llm_calls, llm_tokens = llm_tokens + excluded.llm_tokens",
+        [day, p, f, i, row["cache_hit"], row["duration_ms"] or 0.0, row["llm_calls"] or 0,
+         (row["llm_input_tokens"] or 0) + (row["llm_output_tokens"] or 0)])
+    db.conn.executemany(
+        "INSERT INTO daily_modules VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT(module, day) DO UPDATE "
+        "SET validations = validations + 1, passed = passed + excluded.passed, "
+        "failed = failed + excluded.failed, indeterminate = indeterminate + excluded.indeterminate",
+        [(day, m, p, f, i) for m in modules])
+    db.conn.executemany(
+        "INSERT INTO daily_gates VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT(day, gate) DO "
+        "UPDATE SET evaluated = evaluated + 1, passed = passed + excluded.passed, "
+        "failed = failed + excluded.failed, indeterminate = indeterminate + excluded.indeterminate,"
+        " waived = waived + excluded.waived, not_applicable = not_applicable + excluded.not_applicable",
+        [(day, x["gate"], x["module"], *(int(x["status"] == s.value) for s in (
+            Status.pass_, Status.fail, Status.indeterminate, Status.waived, Status.not_applicable)))
+         for x in findings])
+
+
+def rebuild_rollups(db: sqlite_utils.Database) -> None:
+    """Recompute the per-day rollups from the records (after a bulk load)."""
+    db.executescript("""
+    DELETE FROM daily; DELETE FROM daily_modules; DELETE FROM daily_gates;
+    INSERT INTO daily SELECT substr(time, 1, 10), count(*), sum(verdict = 'pass'),
+      sum(verdict = 'fail'), sum(verdict = 'indeterminate'), sum(cache_hit),
+      total(duration_ms), total(llm_calls), total(llm_input_tokens) + total(llm_output_tokens)
+      FROM validations GROUP BY 1;
+    INSERT INTO daily_modules SELECT substr(v.time, 1, 10), substr(m.value, 1, instr(m.value, '@') - 1),
+      count(*), sum(v.verdict = 'pass'), sum(v.verdict = 'fail'), sum(v.verdict = 'indeterminate')
+      FROM validations v, json_each(v.modules) m GROUP BY 1, 2;
+    INSERT INTO daily_gates SELECT substr(v.time, 1, 10), f.gate, max(f.module), count(*),
+      sum(f.status = 'pass'), sum(f.status = 'fail'), sum(f.status = 'indeterminate'),
+      sum(f.status = 'waived'), sum(f.status = 'not_applicable')
+      FROM findings f JOIN validations v ON v.id = f.validation_id GROUP BY 1, 2;
+    """)
+
+
+def _explain(exc: BaseException) -> str:
+    text = str(exc)
+    low = text.lower()
+    if "full" in low:
+        return f"{text} (the disk or the database's size limit is full; free space and retry)"
+    if "readonly" in low or "read-only" in low or isinstance(exc, PermissionError):
+        return f"{text} (the file or its directory is read-only)"
+    if "locked" in low or "busy" in low:
+        return f"{text} (another process held the log longer than {BUSY_TIMEOUT_S:.0f} s)"
+    return text
+
+
+def open_audit() -> AuditLog | None:
+    """The audit sink the engine should use: ``None`` when ``CLEARANCE_NO_AUDIT=1``. Raises
+    :class:`ClearanceError` if the log cannot be opened (validation must not run unrecorded)."""
+    if audit_disabled():
+        return None
+    return AuditLog()
+
+
+def since_days(days: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).date().isoformat()
