@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import ipaddress
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import re2
@@ -11,20 +14,16 @@ from gates.base import Detector, DetectorCheck, Match
 _OPTS = re2.Options()
 _OPTS.log_errors = False
 
+Finder = Callable[[str], list[Match]]
+Validator = Callable[[str], bool]
 
-def _regex_detector(name: str, description: str, pattern: str, validate=None, score: float = 0.9):
-    rx = re2.compile(pattern, _OPTS)
 
-    def finder(text: str) -> list[Match]:
-        out = []
-        for m in rx.finditer(text):
-            value = m.group()
-            if validate is not None and not validate(value):
-                continue
-            out.append(Match(m.start(), m.end(), detail=name, score=score, display=mask(value)))
-        return out
+def _rx(pattern: str) -> re2._Regexp:
+    return re2.compile(pattern, _OPTS)
 
-    return Detector(name, description, finder)
+
+# ---------------------------------------------------------------------------------------------
+# Validators and display helpers
 
 
 def mask(value: str, keep: int = 2) -> str:
@@ -34,10 +33,18 @@ def mask(value: str, keep: int = 2) -> str:
     return value[:keep] + "*" * (len(value) - keep * 2) + value[-keep:]
 
 
+def _digits(value: str) -> str:
+    return "".join(c for c in value if "0" <= c <= "9")
+
+
 def luhn_ok(value: str) -> bool:
-    digits = [int(c) for c in value if c.isdigit()]
+    digits = [int(c) for c in _digits(value)]
     if len(digits) < 12:
         return False
+    return _luhn_sum(digits) % 10 == 0
+
+
+def _luhn_sum(digits: Sequence[int]) -> int:
     total = 0
     for i, d in enumerate(reversed(digits)):
         if i % 2 == 1:
@@ -45,28 +52,484 @@ def luhn_ok(value: str) -> bool:
             if d > 9:
                 d -= 9
         total += d
-    return total % 10 == 0
+    return total
 
 
 def ssn_ok(value: str) -> bool:
-    digits = "".join(c for c in value if c.isdigit())
+    digits = _digits(value)
+    if len(digits) != 9:
+        return False
     area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return not (area in ("000", "666") or area >= "900" or group == "00" or serial == "0000")
+    if area in ("000", "666") or area >= "900" or group == "00" or serial == "0000":
+        return False
+    # Runs of one digit and the sequential placeholder are what people type as examples.
+    return len(set(digits)) > 1 and digits != "123456789"
 
 
-DETECTORS: dict[str, Detector] = {
-    d.name: d
-    for d in [
-        _regex_detector("EMAIL_ADDRESS", "email address",
-                        r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-        _regex_detector("US_SSN", "US social security number (valid ranges)",
-                        r"\b\d{3}-\d{2}-\d{4}\b", ssn_ok, 0.85),
-        _regex_detector("PHONE_NUMBER", "phone number",
-                        r"(?:\+\d{1,3}[ .-]?)?\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b", score=0.7),
-        _regex_detector("CREDIT_CARD", "payment card number (Luhn-checked)",
-                        r"\b(?:\d[ -]?){12,18}\d\b", luhn_ok),
-    ]
+# Card brands by IIN prefix: a Luhn-valid 16-digit order number is a false positive we avoid by
+# also requiring a prefix some issuer actually uses.
+_CARD_PREFIX = _rx(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6011|64[4-9]|65|35|62)")
+
+
+def card_ok(value: str) -> bool:
+    digits = _digits(value)
+    if not 13 <= len(digits) <= 19 or not luhn_ok(digits):
+        return False
+    seps = {c for c in value if not c.isdigit()}
+    return len(seps) <= 1 and _CARD_PREFIX.search(digits) is not None
+
+
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20,
+    "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
+    "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
+    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
+    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31,
+    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26,
+    "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
+
+
+def iban_ok(value: str) -> bool:
+    """ISO 13616: known country, that country's length, and mod-97 of the rearranged number == 1."""
+    compact = "".join(c for c in value if c.isalnum()).upper()
+    if _IBAN_LENGTHS.get(compact[:2]) != len(compact):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def nhs_ok(value: str) -> bool:
+    """NHS number: 10 digits, weights 10..2 on the first nine, check digit = 11 - sum mod 11."""
+    digits = [int(c) for c in _digits(value)]
+    if len(digits) != 10 or len(set(digits)) == 1:
+        return False
+    check = 11 - sum(d * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True)) % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == digits[9]
+
+
+def npi_ok(value: str) -> bool:
+    """NPI: 10 digits starting 1 or 2, Luhn-valid once the 80840 card-issuer prefix is added."""
+    digits = _digits(value)
+    if len(digits) != 10 or digits[0] not in "12":
+        return False
+    return _luhn_sum([int(c) for c in "80840" + digits]) % 10 == 0
+
+
+def dea_ok(value: str) -> bool:
+    """DEA registration: 2 letters + 7 digits; (d1+d3+d5) + 2*(d2+d4+d6) ends in d7."""
+    if len(value) != 9 or not value[2:].isdigit():
+        return False
+    d = [int(c) for c in value[2:]]
+    return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+
+
+_VIN_VALUES = {**{str(i): i for i in range(10)},
+               **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
+               **dict(zip("JKLMN", range(1, 6), strict=True)), "P": 7, "R": 9,
+               **dict(zip("STUVWXYZ", range(2, 10), strict=True))}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def vin_ok(value: str) -> bool:
+    """ISO 3779 / 49 CFR 565 check digit (position 9). Only North American VINs must carry one."""
+    if len(value) != 17 or not any(c.isalpha() for c in value):
+        return False
+    try:
+        total = sum(_VIN_VALUES[c] * w for c, w in zip(value, _VIN_WEIGHTS, strict=True))
+    except KeyError:
+        return False
+    check = total % 11
+    return value[8] == ("X" if check == 10 else str(check))
+
+
+def aba_ok(value: str) -> bool:
+    """ABA routing number: 9 digits, 3-7-1 weighted sum divisible by 10."""
+    d = [int(c) for c in _digits(value)]
+    if len(d) != 9 or len(set(d)) == 1:
+        return False
+    return (3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + d[2] + d[5] + d[8]) % 10 == 0
+
+
+_NINO_BAD_PREFIX = {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+
+
+def nino_ok(value: str) -> bool:
+    compact = value.replace(" ", "").upper()
+    return len(compact) == 9 and compact[:2] not in _NINO_BAD_PREFIX
+
+
+def nanp_ok(value: str) -> bool:
+    """North American numbering plan: area code and exchange start 2-9; not N11 service codes."""
+    d = _digits(value)
+    if len(d) == 11 and d[0] == "1":
+        d = d[1:]
+    if len(d) != 10:
+        return False
+    return d[0] >= "2" and d[3] >= "2" and d[1:3] != "11" and d[4:6] != "11"
+
+
+def _ipv6_ok(value: str) -> bool:
+    if value.count(":") < 2 or not any(c not in ":" for c in value):
+        return False
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _date_ok(value: str) -> bool:
+    """Numeric dates: one of the first two fields is a month, the other a plausible day."""
+    parts = [p for p in re2.split(r"[/.\-]", value) if p]
+    if len(parts) != 3:
+        return True  # written-out month forms are validated by the pattern itself
+    if len(parts[0]) == 4:  # ISO y-m-d
+        y, m, d = parts
+    else:
+        a, b, y = parts
+        m, d = (a, b) if int(a) <= 12 else (b, a)
+    year = int(y)
+    if len(y) == 4 and not 1800 <= year <= 2199:
+        return False
+    return 1 <= int(m) <= 12 and 1 <= int(d) <= 31
+
+
+# ---------------------------------------------------------------------------------------------
+# Boundaries and the generic finder
+
+
+def _glued(ch: str) -> bool:
+    """Whether ``ch`` would make a value part of a longer word. re2's ``\\b`` is ASCII-only, so
+    ``é123-45-6789`` looks bounded to it; we re-check with Unicode. Scripts written without spaces
+    (CJK, kana, Hangul and later blocks) do not glue: ``电话555-123-4567`` is still a number."""
+    return ch.isalnum() and ord(ch) < 0x2E80
+
+
+def _free(text: str, start: int, end: int) -> bool:
+    return not ((start > 0 and _glued(text[start - 1])) or (end < len(text) and _glued(text[end])))
+
+
+def _value_span(m: re2._Match) -> tuple[int, int]:
+    """The span of the first capturing group that took part, else of the whole match: patterns
+    capture the value when they also match surrounding context."""
+    for i in range(1, (m.re.groups or 0) + 1):
+        s, e = m.span(i)
+        if s >= 0:
+            return s, e
+    return m.span()
+
+
+class _Keywords:
+    """Where context keywords end in a text, so a value can ask 'is a keyword just before me?'
+    in O(log k) instead of rescanning the text."""
+
+    def __init__(self, pattern: str) -> None:
+        self.rx = _rx("(?i)" + pattern)
+
+    def ends(self, text: str) -> list[int]:
+        return [m.end() for m in self.rx.finditer(text)]
+
+    @staticmethod
+    def near(ends: list[int], start: int, window: int) -> bool:
+        i = bisect.bisect_right(ends, start) - 1
+        return i >= 0 and start - ends[i] <= window
+
+
+def _finder(name: str, patterns: str | Sequence[str], *, validate: Validator | None = None,
+            score: float = 0.9, context: str | None = None, window: int = 40,
+            required: bool = True, context_score: float | None = None,
+            display: Callable[[str], str] = mask, boundary: bool = True) -> Finder:
+    """Build a finder from value patterns. With ``context``, a keyword must end at most
+    ``window`` characters before the value (``required``), or it only raises the score."""
+    rxs = [_rx(p) for p in ([patterns] if isinstance(patterns, str) else patterns)]
+    kw = _Keywords(context) if context else None
+
+    def finder(text: str) -> list[Match]:
+        ends: list[int] = []
+        if kw is not None:
+            ends = kw.ends(text)
+            if required and not ends:
+                return []  # the cheap exit that keeps context detectors off most documents
+        found: list[Match] = []
+        for rx in rxs:
+            last_end = -(10**9)
+            for m in rx.finditer(text):
+                s, e = _value_span(m)
+                if e <= s or (boundary and not _free(text, s, e)):
+                    continue
+                value = text[s:e]
+                if validate is not None and not validate(value):
+                    continue
+                sc = score
+                if kw is not None:
+                    # a list after one keyword ("MRNs 123456, 234567") chains from the last value
+                    close = _Keywords.near(ends, s, window) or s - last_end <= 5
+                    if required and not close:
+                        continue
+                    if close and context_score is not None:
+                        sc = context_score
+                found.append(Match(s, e, detail=name, score=sc, display=display(value)))
+                last_end = e
+        return _dedupe(found) if len(rxs) > 1 else found
+
+    return finder
+
+
+def _dedupe(found: list[Match]) -> list[Match]:
+    """One detector, several patterns: keep the longest of overlapping spans."""
+    found.sort(key=lambda m: (m.start, -(m.end - m.start)))
+    out: list[Match] = []
+    for m in found:
+        if out and m.start < out[-1].end:
+            if m.end - m.start > out[-1].end - out[-1].start:
+                out[-1] = m
+            continue
+        out.append(m)
+    return out
+
+
+def _in_context(base: Finder, name: str, context: str, window: int, score: float) -> Finder:
+    """Re-label another detector's matches when a keyword precedes them (DOB from dates, fax
+    from phone numbers)."""
+    kw = _Keywords(context)
+
+    def finder(text: str) -> list[Match]:
+        ends = kw.ends(text)
+        if not ends:
+            return []
+        return [Match(m.start, m.end, detail=name, score=score, display=m.display)
+                for m in base(text) if _Keywords.near(ends, m.start, window)]
+
+    return finder
+
+
+def _union(*finders: Finder) -> Finder:
+    def finder(text: str) -> list[Match]:
+        out: list[Match] = []
+        for f in finders:
+            out.extend(f(text))
+        return _dedupe(out)
+
+    return finder
+
+
+# ---------------------------------------------------------------------------------------------
+# Patterns
+
+# A capitalised name word: Smith, O'Brien, McDonald, Müller, Smith-Jones.
+_NW = r"\p{Lu}(?:['’]\p{Lu})?\p{Ll}[\p{L}'’]*(?:-\p{Lu}\p{Ll}+)?"
+_FULLNAME = _NW + r"(?: \p{Lu}\.)?(?: " + _NW + r"){0,2}"
+_TITLE = r"(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Rev|Sir|Dame|Nurse)"
+_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+          r"Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_TIME = r"(?:,?[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?: ?[AaPp]\.?[Mm]\.?)?)?"
+_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|"
+           "NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|GU|VI")
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+
+# Words that follow a name keyword in prose but are not names ("Name: Please print").
+_NOT_NAMES = {"The", "This", "That", "Please", "Patient", "Name", "Date", "Thank", "Thanks",
+              "Dear", "Sir", "Madam", "All", "Team", "Customer", "Member", "Sincerely",
+              "Regards", "Unknown", "None", "Not", "Your", "Our", "We", "To", "From", "Re",
+              "Subject", "Hello", "Hi", "Attached", "Yours", "Best"}
+
+
+def _name_ok(value: str) -> bool:
+    return value.split(" ", 1)[0] not in _NOT_NAMES
+
+
+def _ident_ok(min_digits: int) -> Validator:
+    def ok(value: str) -> bool:
+        return len(_digits(value)) >= min_digits
+    return ok
+
+
+def _phone_uk_ok(value: str) -> bool:
+    d = _digits(value)
+    d = d[2:] if value.lstrip("(").startswith("+44") else d[1:]
+    if d.startswith("0"):  # the (0) trunk prefix written after +44
+        d = d[1:]
+    return len(d) in (9, 10) and d[0] in "123789"
+
+
+def _phone_intl_ok(value: str) -> bool:
+    return 8 <= len(_digits(value)) <= 15
+
+
+_phone = _union(
+    _finder("PHONE_NUMBER", [
+        r"(?:\+?1[ .-]?)?\(\d{3}\) ?\d{3}[ .-]\d{4}(?: ?(?:x|ext\.?) ?\d{1,5})?",
+        r"(?:\+?1[ .-])?\b\d{3}[.-]\d{3}[.-]\d{4}(?: ?(?:x|ext\.?) ?\d{1,5})?",
+        r"(?:\+1 )?\b\d{3} \d{3} \d{4}\b",
+    ], validate=nanp_ok, score=0.75),
+    _finder("PHONE_NUMBER", [
+        r"\+44 ?(?:\(0\) ?)?\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}",
+        r"\(?\b0\d{2,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b",
+    ], validate=_phone_uk_ok, score=0.75),
+    _finder("PHONE_NUMBER", r"\+(?:[2-9]\d{0,2})(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{2,4}){2,4}",
+            validate=_phone_intl_ok, score=0.7),
+)
+
+_date = _finder("DATE_TIME", [
+    r"\b\d{4}-\d{2}-\d{2}" + _TIME,
+    r"\b\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})\b" + _TIME,
+    r"\b\d{1,2}[.-]\d{1,2}[.-]\d{4}\b" + _TIME,
+    r"\b" + _MONTH + r"\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4}\b" + _TIME,
+    r"\b\d{1,2}(?:st|nd|rd|th)? (?:of )?" + _MONTH + r"\.?,? \d{4}\b" + _TIME,
+    r"\b(?:January|February|March|April|June|July|August|September|October|November|December)"
+    r",? (?:19|20)\d{2}\b",
+], validate=_date_ok, score=0.85)
+
+_context_ident = r"[ \t]*(?:no\.?|number|num|#|id)?[ \t]*[:#=]?[ \t]*"
+
+
+# What may follow a context keyword before the value: "MRN no.: ", "Account #", "Policy ID -".
+_KW_TAIL = r"(?:[ \t]*(?:no\.?|nos\.?|num(?:ber)?s?|#|ids?|codes?))?(?:[ \t]*[:#=.-])?"
+
+
+def _ctx(name: str, description: str, keywords: str, value: str, *, window: int = 12,
+         validate: Validator | None = None, score: float = 0.85) -> Detector:
+    return Detector(name, description, _finder(
+        name, r"\b" + value + r"\b", validate=validate, score=score,
+        context=r"(?:" + keywords + r")" + _KW_TAIL, window=window))
+
+
+_DETECTOR_LIST: list[Detector] = [
+    Detector("EMAIL_ADDRESS", "email address", _finder(
+        "EMAIL_ADDRESS",
+        r"[\p{Latin}\p{Greek}\p{Cyrillic}0-9_%+-][\p{Latin}\p{Greek}\p{Cyrillic}0-9._%+-]*@"
+        r"[\p{Latin}\p{Greek}\p{Cyrillic}0-9-]+(?:\.[\p{Latin}\p{Greek}\p{Cyrillic}0-9-]+)*"
+        r"\.[A-Za-z]{2,24}", score=0.95)),
+    Detector("PHONE_NUMBER", "phone number: US/NANP (valid area code), UK, or +country format",
+             _phone),
+    Detector("FAX_NUMBER", "a phone number introduced as a fax number",
+             _in_context(_phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?", 6, 0.9)),
+    Detector("US_SSN", "US social security number (valid area/group/serial ranges)", _finder(
+        "US_SSN", [r"\b\d{3}-\d{2}-\d{4}\b", r"\b\d{3} \d{2} \d{4}\b"], validate=ssn_ok,
+        score=0.9)),
+    Detector("CREDIT_CARD", "payment card number (issuer prefix + Luhn)", _finder(
+        "CREDIT_CARD", r"\b\d(?:[ -]?\d){12,18}\b", validate=card_ok, score=0.95)),
+    Detector("IBAN_CODE", "international bank account number (country length + mod-97)", _finder(
+        "IBAN_CODE", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+        validate=iban_ok, score=0.95)),
+    Detector("IP_ADDRESS", "IPv4 or IPv6 address (parsed)", _union(
+        _finder("IP_ADDRESS", r"\b" + _OCTET + r"(?:\." + _OCTET + r"){3}\b",
+                validate=lambda v: True, score=0.85),
+        _finder("IP_ADDRESS", r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}", validate=_ipv6_ok,
+                score=0.85),
+    )),
+    Detector("URL", "web address (http, https, ftp or www.)", _finder(
+        "URL", r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'()\[\]{}]+[^\s<>\"'()\[\]{}.,;:!?]",
+        score=0.85)),
+    Detector("DATE_TIME", "calendar date (numeric, ISO or written month), optionally with a time",
+             _date),
+    Detector("DATE_OF_BIRTH", "a date introduced as a date of birth (DOB, born, birth date)",
+             _in_context(_date, "DATE_OF_BIRTH",
+                         r"\bD\.?O\.?B\b\.?|date of birth|birth ?date|\bborn\b|birthday", 25,
+                         0.95)),
+    Detector("AGE_OVER_89", "an age of 90 or more (HIPAA Safe Harbor aggregates these)", _finder(
+        "AGE_OVER_89", [
+            r"\b(9\d|1[0-2]\d)(?:[ -]years?[ -]old|[ -]y/?o\b|[ -]yrs?\b| years of age)",
+            r"(?i:\bage[d:]?|\bage is) ?(9\d|1[0-2]\d)\b",
+        ], score=0.9)),
+    Detector("US_ZIP", "US ZIP code after a state abbreviation or a ZIP keyword", _finder(
+        "US_ZIP", [r"\b(?:" + _STATES + r"),? (\d{5}(?:-\d{4})?)\b",
+                   r"(?i:\bzip(?: ?code)?|\bpostal code)[ \t]*:?[ \t]*(\d{5}(?:-\d{4})?)\b"],
+        score=0.9)),
+    _ctx("MRN", "medical record number after MRN / medical record / chart keywords",
+         r"\bMRN\b|medical record|\bchart\b|\bpatient id\b|hospital (?:no|number)",
+         r"[A-Z]{0,3}-?\d{5,10}", window=15, score=0.9),
+    _ctx("HEALTH_PLAN_ID", "health plan / insurance member, subscriber, policy or group id",
+         r"member|subscriber|policy|health plan|insurance|\bgroup (?:no|number|#|id)|"
+         r"beneficiary|medicare|medicaid|\bMBI\b",
+         r"[A-Z0-9][A-Z0-9-]{4,18}[A-Z0-9]", window=15, validate=_ident_ok(3), score=0.85),
+    Detector("NPI", "US National Provider Identifier (Luhn with the 80840 prefix)", _finder(
+        "NPI", r"\b[12]\d{9}\b", validate=npi_ok, score=0.8, context=r"\bNPI\b", required=False,
+        context_score=0.95)),
+    Detector("DEA_NUMBER", "DEA registration number (check digit)", _finder(
+        "DEA_NUMBER", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", validate=dea_ok, score=0.9)),
+    _ctx("ICD10_CODE", "ICD-10 diagnosis code after ICD / diagnosis / dx keywords",
+         r"\bICD(?:-?10)?(?:-CM)?\b|diagnos[ie]s|diagnosed|\bdx\b|assessment|impression",
+         r"[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?", window=60, score=0.85),
+    _ctx("CPT_CODE", "CPT / HCPCS procedure code after CPT / procedure code keywords",
+         r"\bCPT\b|\bHCPCS\b|procedure code|billing code|billed (?:under|as)",
+         r"\d{4}[0-9FTU]", window=20, score=0.85),
+    _ctx("US_BANK_NUMBER", "bank account number after bank / checking / savings account keywords",
+         r"(?:bank|checking|savings|deposit) (?:account|acct)", r"\d{8,17}", window=15,
+         score=0.9),
+    _ctx("ABA_ROUTING_NUMBER", "ABA routing number after routing / ABA keywords (checksum)",
+         r"routing|\bABA\b|\bRTN\b", r"\d{9}", window=12, validate=aba_ok, score=0.95),
+    _ctx("ACCOUNT_NUMBER", "account number after account / acct keywords",
+         r"\baccount|\bacct\b|\ba/c\b", r"[A-Z]{0,3}-?\d{6,17}", window=15, score=0.85),
+    _ctx("US_DRIVER_LICENSE", "US driver licence number after driver's licence / DL keywords",
+         r"driver'?s? ?licen[cs]e|driving licen[cs]e|\bDL\b|\bCDL\b",
+         r"(?:[A-Z]{1,2}\d{4,14}|\d{5,14}|[A-Z]\d{3}-\d{3}-\d{2}-\d{3}-\d|[A-Z]\d{2}-\d{2}-\d{4})",
+         window=15, score=0.92),
+    _ctx("US_PASSPORT", "passport number after a passport keyword", r"passport",
+         r"(?:[A-Z]\d{8}|\d{9}|[A-Z]{2}\d{7})", window=15, score=0.92),
+    _ctx("MEDICAL_LICENSE", "medical / nursing / pharmacy licence number in context",
+         r"(?:medical|nursing|pharmacy|pharmacist|physician|RN|state) licen[cs]e|"
+         r"medical board",
+         r"[A-Z]{0,3}-?\d{4,10}", window=15, score=0.92),
+    _ctx("LICENSE_NUMBER", "licence, certificate or permit number in context",
+         r"licen[cs]e|certificate|permit|certification",
+         r"[A-Z]{0,3}-?\d{4,12}", window=15, score=0.8),
+    Detector("VEHICLE_ID", "VIN (check digit) or licence plate after plate / registration "
+             "keywords", _union(
+                 _finder("VEHICLE_ID", r"\b[A-HJ-NPR-Z0-9]{17}\b", validate=vin_ok, score=0.95),
+                 _finder("VEHICLE_ID", r"\b(?:[A-Z]{2}\d{2} ?[A-Z]{3}|[A-Z0-9]{1,4}[ -]?"
+                                       r"[A-Z0-9]{2,5})\b",
+                         validate=_ident_ok(1), score=0.85,
+                         context=r"licen[cs]e plate|\bplate\b|registration (?:no|number|plate)|"
+                                 r"\btag (?:no|number)|\breg(?:istration)?\.? (?:no|number)",
+                         window=20),
+             )),
+    Detector("DEVICE_ID", "device identifier: serial / IMEI / UDI in context, or MAC address",
+             _union(
+                 _finder("DEVICE_ID", r"\b(?:[0-9A-F]{2}[:-]){5}[0-9A-F]{2}\b", score=0.85),
+                 _finder("DEVICE_ID", r"\b(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}\b", score=0.85),
+                 _finder("DEVICE_ID", r"\b[A-Z0-9][A-Z0-9-]{4,30}[A-Z0-9]\b",
+                         validate=_ident_ok(2), score=0.85,
+                         context=r"serial|\bS/N\b|\bSN\b|\bIMEI\b|\bUDI\b|device (?:id|identifier)"
+                                 r"|\bMEID\b",
+                         window=25),
+             )),
+    _ctx("BIOMETRIC_ID", "biometric template / identifier in context",
+         r"biometric|fingerprint|retina|iris|voiceprint|face ?print",
+         r"[A-Z0-9][A-Z0-9-]{5,30}[A-Z0-9]", window=15, validate=_ident_ok(2), score=0.8),
+    Detector("PERSON", "person name in context: after a title, Patient:/Name:/Dear, before a "
+             "credential, or signing a letter", _finder(
+                 "PERSON", [
+                     r"\b" + _TITLE + r"\.? (" + _FULLNAME + r")",
+                     r"(?i:\b(?:patient(?: name)?|name|pt|to|from|cc|attn|signed|signature|"
+                     r"physician|provider|attending|guarantor|emergency contact|next of kin|"
+                     r"spouse|guardian|prepared by|reviewed by|approved by|contact|parent|"
+                     r"insured|subscriber|employee|client|author|witness)) ?: ?(?:"
+                     + _TITLE + r"\.? )?(" + _FULLNAME + r")",
+                     r"(?i:\bdear) (?:" + _TITLE + r"\.? )?(" + _FULLNAME + r")",
+                     r"(?i:sincerely|regards|yours truly|respectfully|best wishes|with thanks),?"
+                     r"[ \t]*\n[ \t]*(?:" + _TITLE + r"\.? )?(" + _FULLNAME + r")",
+                     r"(" + _FULLNAME + r"),? (?:MD|M\.D\.|DO|RN|NP|PA-C|PhD|DDS|FNP|LPN|"
+                     r"PharmD|MBBS|FRCP)\b",
+                 ], validate=_name_ok, score=0.85)),
+    Detector("UK_NHS", "UK NHS number (mod-11 check digit; higher score after 'NHS')", _finder(
+        "UK_NHS", [r"\b\d{3} \d{3} \d{4}\b", r"\b\d{3}-\d{3}-\d{4}\b", r"\b\d{10}\b"],
+        validate=nhs_ok, score=0.6, context=r"\bNHS\b", required=False, window=40,
+        context_score=0.95)),
+    Detector("UK_NINO", "UK National Insurance number (valid prefix letters)", _finder(
+        "UK_NINO", r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+        validate=nino_ok, score=0.9)),
+]
+
+DETECTORS: dict[str, Detector] = {d.name: d for d in _DETECTOR_LIST}
 
 
 class PiiCheck(DetectorCheck):

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import re2
@@ -11,31 +17,240 @@ from gates.base import Detector, DetectorCheck, Match
 _OPTS = re2.Options()
 _OPTS.log_errors = False
 
-
-def mask_secret(value: str) -> str:
-    """Keep a recognisable prefix (e.g. ``AKIA``) and nothing that would let the key be used."""
-    return value[:4] + "…" + f"[{len(value)} chars]"
+Finder = Callable[[str], list[Match]]
 
 
-def _secret(name: str, description: str, pattern: str) -> Detector:
-    rx = re2.compile(pattern, _OPTS)
+def mask_secret(value: str, keep: int | None = None) -> str:
+    """Keep a recognisable, non-secret prefix (``AKIA``, ``ghp_``) and the length, nothing more.
+    Without a known prefix, short values (passwords) keep nothing at all."""
+    if keep is None:
+        keep = min(4, len(value) // 10)
+    keep = min(keep, len(value) // 2)
+    return value[:keep] + "…" + f"[{len(value)} chars]"
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of ``value`` under its own character frequencies."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _first_group_span(m: re2._Match) -> tuple[int, int]:
+    for i in range(1, (m.re.groups or 0) + 1):
+        s, e = m.span(i)
+        if s >= 0:
+            return s, e
+    return m.span()
+
+
+_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
+
+
+def _secret_finder(name: str, patterns: str | Sequence[str], *, keep: int = 4,
+                   score: float = 0.95, validate: Callable[[str], bool] | None = None,
+                   tail: frozenset[str] = _B64) -> Finder:
+    """Value patterns (a capturing group picks the value out of its context). A value glued to
+    more token characters on the right is part of something longer and not this secret."""
+    rxs = [re2.compile(p, _OPTS) for p in ([patterns] if isinstance(patterns, str) else patterns)]
 
     def finder(text: str) -> list[Match]:
-        return [Match(m.start(), m.end(), detail=name, score=0.95, display=mask_secret(m.group()))
-                for m in rx.finditer(text)]
+        out: list[Match] = []
+        for rx in rxs:
+            for m in rx.finditer(text):
+                s, e = _first_group_span(m)
+                if e <= s or (e < len(text) and text[e] in tail):
+                    continue
+                value = text[s:e]
+                if validate is not None and not validate(value):
+                    continue
+                out.append(Match(s, e, detail=name, score=score,
+                                 display=mask_secret(value, keep)))
+        return _longest(out) if len(rxs) > 1 else out
 
-    return Detector(name, description, finder)
+    return finder
 
 
-DETECTORS: dict[str, Detector] = {
-    d.name: d
-    for d in [
-        _secret("AWS_ACCESS_KEY", "AWS access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-        _secret("GITHUB_TOKEN", "GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b"),
-        _secret("PRIVATE_KEY", "PEM private key block",
-                r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
-    ]
-}
+def _longest(found: list[Match]) -> list[Match]:
+    """Several pattern families, one detector: keep the longest of overlapping spans."""
+    found.sort(key=lambda m: (m.start, -m.end))
+    out: list[Match] = []
+    for m in found:
+        if out and m.start < out[-1].end:
+            if m.end - m.start > out[-1].end - out[-1].start:
+                out[-1] = m
+            continue
+        out.append(m)
+    return out
+
+
+def _union(*finders: Finder) -> Finder:
+    def finder(text: str) -> list[Match]:
+        return _longest([m for f in finders for m in f(text)])
+
+    return finder
+
+
+# Values people write in examples and templates instead of a real credential.
+_PLACEHOLDERS = re2.compile(
+    r"(?i)^(?:\$\{?.*|\{\{.*|<.*>|%\(?.*|\*+|x+|\.+|-+|_+|none|null|nil|true|false|"
+    r"password\d*|passw(?:or)?d|pass|secret|changeme|change_me|example|redacted|hidden|"
+    r"your[_-]?.*|my[_-]?password|placeholder|dummy|test|todo|tbd|required|optional|"
+    r"env\(.*|os\.environ.*|getenv.*|process\.env.*|\[.*\]|masked|\.\.\.|…)$", _OPTS)
+
+
+def _real_password(value: str) -> bool:
+    value = value.strip()
+    if len(value) < 4 or _PLACEHOLDERS.search(value):
+        return False
+    # an unquoted value that is a call, attribute or variable is code, not a literal secret
+    return "(" not in value and not value.startswith(("$", "%", "&", "@"))
+
+
+def _unquoted_password(value: str) -> bool:
+    """Unquoted ``password: value``: in prose it is usually a word ('Password: must be ...'), so
+    require something a chosen password has: a digit or symbol, or mixed case."""
+    if not _real_password(value) or len(value) < 6:
+        return False
+    has_digit = any(c.isdigit() for c in value)
+    has_symbol = any(not c.isalnum() for c in value)
+    mixed = any(c.isupper() for c in value[1:]) and any(c.islower() for c in value)
+    return has_digit or has_symbol or mixed
+
+
+def _db_password_ok(value: str) -> bool:
+    return _real_password(value)
+
+
+def _jwt_ok(value: str) -> bool:
+    header = value.split(".", 1)[0]
+    try:
+        raw = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        obj = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(obj, dict) and "alg" in obj
+
+
+def _openai_ok(value: str) -> bool:
+    body = value[3:]
+    if value.startswith("sk-ant-") or len(body) < 32:
+        return False
+    return any(c.isdigit() for c in body) and any(c.isupper() for c in body) and any(
+        c.islower() for c in body)
+
+
+_UUID = re2.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                    r"[0-9a-fA-F]{12}$", _OPTS)
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def high_entropy_ok(token: str) -> bool:
+    """Whether a candidate token looks like a random credential rather than prose, an
+    identifier, a path, a UUID or a published hash.
+
+    Hex strings (git SHAs, sha256 digests, UUIDs) are never flagged on entropy alone: they are
+    everywhere in release notes and docs. A base64-alphabet token must mix upper case, lower
+    case and digits (identifiers and words do not), and its entropy must come close to what a
+    random string of its length has: >= 4.0 bits/char and within ~0.9 bits of log2(length)
+    for tokens shorter than the alphabet.
+    """
+    if set(token) <= _HEX or _UUID.search(token) or set(token.replace("-", "")) <= _HEX:
+        return False
+    if not (any(c.isupper() for c in token) and any(c.islower() for c in token)
+            and sum(c.isdigit() for c in token) >= 2):
+        return False
+    # long runs of path segments or dotted/underscored names are code, not keys
+    if token.count("/") >= 3 or token.count("_") >= 3 or token.count("-") >= 3:
+        return False
+    h = shannon_entropy(token)
+    return h >= 4.0 and h >= min(4.8, math.log2(len(token)) - 0.9)
+
+
+# Tokens of the base64/base64url alphabet, 20+ characters. Quote/space-delimited by the class.
+_ENTROPY_CANDIDATE = r"[A-Za-z0-9+/_-]{20,}={0,2}"
+
+_DETECTOR_LIST: list[Detector] = [
+    Detector("AWS_ACCESS_KEY", "AWS access key id (AKIA/ASIA/... + 16 chars)", _secret_finder(
+        "AWS_ACCESS_KEY", r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[0-9A-Z]{16}\b")),
+    Detector("AWS_SECRET_KEY", "AWS secret access key (40 chars) in an assignment", _secret_finder(
+        "AWS_SECRET_KEY",
+        r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key|aws_?secret)[\"']?[ \t]*[:=]"
+        r"[ \t]*[\"']?([A-Za-z0-9/+]{40})\b", keep=0)),
+    Detector("GCP_API_KEY", "Google Cloud / Firebase API key (AIza...)", _secret_finder(
+        "GCP_API_KEY", r"\bAIza[0-9A-Za-z_-]{35}")),
+    Detector("GCP_SERVICE_ACCOUNT_KEY", "private_key of a GCP service-account JSON file",
+             _secret_finder("GCP_SERVICE_ACCOUNT_KEY",
+                            r"\"private_key\"[ \t]*:[ \t]*\"(-----BEGIN [A-Z ]*PRIVATE KEY-----"
+                            r"[^\"]*)\"", keep=0, tail=frozenset())),
+    Detector("AZURE_STORAGE_KEY", "Azure storage account key (connection string or assignment)",
+             _secret_finder("AZURE_STORAGE_KEY", [
+                 r"(?i:AccountKey)=([A-Za-z0-9+/]{86}==)",
+                 r"(?i:azure[a-z_]*(?:key|secret))[\"']?[ \t]*[:=][ \t]*[\"']?"
+                 r"([A-Za-z0-9+/]{86}==)",
+                 r"(?i:SharedAccessSignature=|[?&]sig=)([A-Za-z0-9%+/=]{30,})",
+             ], keep=0)),
+    Detector("GITHUB_TOKEN", "GitHub token (ghp_/gho_/ghu_/ghs_/ghr_, github_pat_)",
+             _secret_finder("GITHUB_TOKEN", [r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",
+                                             r"\bgithub_pat_[A-Za-z0-9_]{60,255}\b"])),
+    Detector("GITLAB_TOKEN", "GitLab personal access token (glpat-)", _secret_finder(
+        "GITLAB_TOKEN", r"\bglpat-[0-9A-Za-z_-]{20,}", keep=6)),
+    Detector("SLACK_TOKEN", "Slack bot/user/app token (xoxb-, xoxp-, xoxa-, xoxr-)",
+             _secret_finder("SLACK_TOKEN", r"\bxox[abprs]-[0-9A-Za-z-]{10,}", keep=5)),
+    Detector("SLACK_WEBHOOK", "Slack incoming webhook URL", _secret_finder(
+        "SLACK_WEBHOOK",
+        r"https://hooks\.slack\.com/(?:services|workflows)/T[A-Z0-9]+/[A-Z0-9]+/[A-Za-z0-9]{16,}",
+        keep=23)),
+    Detector("STRIPE_KEY", "Stripe live secret or restricted key (sk_live_, rk_live_)",
+             _secret_finder("STRIPE_KEY", r"\b[rs]k_live_[0-9A-Za-z]{20,}", keep=8)),
+    Detector("TWILIO_SID", "Twilio account SID (AC...) or API key SID (SK...)", _secret_finder(
+        "TWILIO_SID", r"\b(?:AC|SK)[0-9a-f]{32}\b", score=0.85)),
+    Detector("TWILIO_AUTH_TOKEN", "Twilio auth token (32 hex) in a Twilio/auth-token assignment",
+             _secret_finder("TWILIO_AUTH_TOKEN",
+                            r"(?i:twilio[a-z_]*(?:auth)?[a-z_]*token|auth_?token)[\"']?[ \t]*"
+                            r"[:=][ \t]*[\"']?([0-9a-f]{32})\b", keep=0)),
+    Detector("ANTHROPIC_API_KEY", "Anthropic API key (sk-ant-...)", _secret_finder(
+        "ANTHROPIC_API_KEY", r"\bsk-ant-[A-Za-z0-9_-]{20,}", keep=7)),
+    Detector("OPENAI_API_KEY", "OpenAI-style API key (sk-..., sk-proj-...)", _secret_finder(
+        "OPENAI_API_KEY", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
+        validate=_openai_ok, keep=3)),
+    Detector("JWT", "JSON Web Token (header decodes to JSON with 'alg')", _secret_finder(
+        "JWT", r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", validate=_jwt_ok,
+        keep=3, score=0.9, tail=frozenset("+/="))),
+    Detector("PRIVATE_KEY", "PEM private key block (RSA, EC, DSA, OpenSSH, PGP, PKCS#8)",
+             _secret_finder("PRIVATE_KEY", [
+                 r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:, \t\r\n-]|"
+                 r"\\n)*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----",
+                 r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----",
+             ], keep=0, tail=frozenset())),
+    Detector("DATABASE_URL", "database URL with an embedded password (postgres://u:p@host)",
+             _secret_finder(
+                 "DATABASE_URL",
+                 r"\b(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|"
+                 r"sqlserver|oracle|cockroachdb|clickhouse)(?:\+[a-z0-9]+)?://[^\s:/@\"']*:"
+                 r"([^\s@/\"']+)@[^\s/\"']+", validate=_db_password_ok, keep=0,
+                 tail=frozenset())),
+    Detector("PASSWORD", "password / passphrase / client secret assigned a literal value",
+             _union(
+                 _secret_finder("PASSWORD", [
+                     r"(?i:\b[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|secret[_-]?key|"
+                     r"client[_-]?secret|api[_-]?secret))[\"']?[ \t]*(?::=|=>|[:=])[ \t]*"
+                     r"(?:\"([^\"\n]{4,200})\"|'([^'\n]{4,200})')",
+                 ], validate=_real_password, keep=0, score=0.9, tail=frozenset()),
+                 # unquoted, as in .env files and YAML
+                 _secret_finder("PASSWORD", [
+                     r"(?i:\b[a-z0-9_.-]*(?:password|passwd|passphrase|pwd))[ \t]*[=:][ \t]*"
+                     r"([^\s\"'`,;)]{6,200})",
+                 ], validate=_unquoted_password, keep=0, score=0.8, tail=frozenset()),
+             )),
+    Detector("HIGH_ENTROPY_STRING", "random-looking base64 token (Shannon entropy; not hex, "
+             "hashes or UUIDs)", _secret_finder(
+                 "HIGH_ENTROPY_STRING", r"(?:^|[^A-Za-z0-9+/_=.-])(" + _ENTROPY_CANDIDATE + ")",
+                 validate=high_entropy_ok, keep=0, score=0.6, tail=frozenset()), cost=3),
+]
+
+DETECTORS: dict[str, Detector] = {d.name: d for d in _DETECTOR_LIST}
 
 
 class SecretCheck(DetectorCheck):
