@@ -131,7 +131,9 @@ QUERIES: dict[str, str] = {
         "SELECT * FROM waivers WHERE doc_sha256 = :doc"
         " AND (expires IS NULL OR expires > :now) ORDER BY gate, id"
     ),
-    "head": "SELECT id, row_hash FROM validations ORDER BY id DESC LIMIT 1",
+    "head": (
+        "SELECT id, row_hash FROM validations WHERE id = (SELECT max(id) FROM validations)"
+    ),
     "last_checkpoint": (
         "SELECT * FROM checkpoints WHERE chain = :chain ORDER BY id DESC LIMIT 1"
     ),

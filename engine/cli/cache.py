@@ -1,0 +1,64 @@
+"""`clearance cache stats|clear`: inspect and empty the on-disk result cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.cache import DiskCache
+from engine.cli.app import app
+from engine.errors import UserError
+
+cache = typer.Typer(help="Inspect or empty the result cache.", no_args_is_help=True)
+app.add_typer(cache, name="cache")
+
+DirOpt = Annotated[Path | None, typer.Option(
+    "--dir", help="cache directory (default: CLEARANCE_CACHE_DIR, CLEARANCE_HOME/cache or "
+    "~/.cache/clearance)")]
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)  # pragma: no cover
+
+
+@cache.command()
+def stats(directory: DirOpt = None,
+          fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text") -> None:
+    """Entries, size on disk, hits, misses and hit rate (counted across processes)."""
+    if fmt not in ("text", "json"):
+        raise UserError(f"unknown format '{fmt}' (expected one of: text, json)")
+    c = DiskCache(directory)
+    try:
+        s = c.stats()
+    finally:
+        c.close()
+    if fmt == "json":
+        print(json.dumps({"directory": s.directory, "entries": s.entries,
+                          "size_bytes": s.size_bytes, "size_limit": s.size_limit,
+                          "hits": s.hits, "misses": s.misses, "hit_rate": s.hit_rate}, indent=2))
+        return
+    rate = "–" if s.hit_rate is None else f"{100 * s.hit_rate:.1f}%"
+    print(f"cache     {s.directory}\n"
+          f"entries   {s.entries}\n"
+          f"size      {_size(s.size_bytes)} (limit {_size(s.size_limit)})\n"
+          f"hits      {s.hits}\n"
+          f"misses    {s.misses}\n"
+          f"hit rate  {rate}")
+
+
+@cache.command()
+def clear(directory: DirOpt = None) -> None:
+    """Remove every cached report and answer, and reset the hit/miss counters."""
+    c = DiskCache(directory)
+    try:
+        n = c.clear()
+    finally:
+        c.close()
+    print(f"removed {n} cache entries from {c.directory}")
