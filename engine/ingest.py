@@ -6,7 +6,7 @@ import hashlib
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,18 @@ HTML = "text/html"
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
-_SUFFIXES = {".txt": TEXT, ".text": TEXT, "": TEXT, ".md": MARKDOWN, ".markdown": MARKDOWN,
-             ".html": HTML, ".htm": HTML, ".xhtml": HTML, ".pdf": PDF, ".docx": DOCX}
+_SUFFIXES = {
+    ".txt": TEXT,
+    ".text": TEXT,
+    "": TEXT,
+    ".md": MARKDOWN,
+    ".markdown": MARKDOWN,
+    ".html": HTML,
+    ".htm": HTML,
+    ".xhtml": HTML,
+    ".pdf": PDF,
+    ".docx": DOCX,
+}
 _BINARY_TYPES = {PDF, DOCX}
 
 # A .docx is a ZIP, so decompression bombs are possible: cap what its parts may inflate to,
@@ -50,7 +60,8 @@ def decode_text(data: bytes, name: str) -> str:
     if best is None or best.encoding is None:
         raise DocumentError(
             f"{name}: not valid UTF-8 (byte {utf8_error.start}) and no other text encoding fits; "
-            "convert it to UTF-8")
+            "convert it to UTF-8"
+        )
     return str(best)
 
 
@@ -68,8 +79,10 @@ def sniff(data: bytes, name: str, claimed: str | None) -> str:
         return DOCX  # a ZIP; _read_docx refuses ZIPs that are not Word documents
     if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         # Office's old container: a legacy .doc/.xls, or an OOXML file sealed with a password.
-        raise DocumentError(f"{name}: a legacy Office (.doc) or password-protected Office file; "
-                            "save it as .docx without a password")
+        raise DocumentError(
+            f"{name}: a legacy Office (.doc) or password-protected Office file; "
+            "save it as .docx without a password"
+        )
     if claimed in _BINARY_TYPES:
         kind = "PDF (no %PDF- header)" if claimed == PDF else "Word .docx (not a ZIP package)"
         raise DocumentError(f"{name}: not a {kind}; the file is damaged or misnamed")
@@ -80,16 +93,25 @@ def sniff(data: bytes, name: str, claimed: str | None) -> str:
         what = f"{kind.mime} (.{kind.extension})" if kind else "a binary file"
         raise DocumentError(f"{name}: content is {what}, not a document; supported: {_supported()}")
     if claimed is None:
-        raise DocumentError(f"{name}: unsupported document type '{Path(name).suffix}' "
-                            f"(supported: {_supported()})")
+        raise DocumentError(
+            f"{name}: unsupported document type '{Path(name).suffix}' (supported: {_supported()})"
+        )
     return claimed
 
 
-def document_from_bytes(data: bytes, name: str, *, media_type: str | None = None,
-                        path: str | None = None, max_bytes: int = MAX_BYTES) -> Document:
+def document_from_bytes(
+    data: bytes,
+    name: str,
+    *,
+    media_type: str | None = None,
+    path: str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Document:
     if len(data) > max_bytes:
-        raise DocumentError(f"{name}: {len(data):,} bytes is over the {max_bytes:,}-byte limit "
-                            "(raise it with --max-bytes)")
+        raise DocumentError(
+            f"{name}: {len(data):,} bytes is over the {max_bytes:,}-byte limit "
+            "(raise it with --max-bytes)"
+        )
     if not data.strip():
         raise DocumentError(f"{name}: the document is empty")
     media_type = sniff(data, name, media_type or media_type_for(name))
@@ -104,16 +126,27 @@ def document_from_bytes(data: bytes, name: str, *, media_type: str | None = None
     else:
         text = _normalise_newlines(decode_text(data, name))
     if not text.strip():
-        raise DocumentError(f"{name}: no text in the document"
-                            + (" (a scanned PDF? run OCR first)" if media_type == PDF else ""))
+        raise DocumentError(
+            f"{name}: no text in the document"
+            + (" (a scanned PDF? run OCR first)" if media_type == PDF else "")
+        )
     if len(text) > max_bytes:
-        raise DocumentError(f"{name}: the extracted text ({len(text):,} characters) is over the "
-                            f"{max_bytes:,} limit (raise it with --max-bytes)")
+        raise DocumentError(
+            f"{name}: the extracted text ({len(text):,} characters) is over the "
+            f"{max_bytes:,} limit (raise it with --max-bytes)"
+        )
     if media_type == PDF:
         sections = split_sections(text, PDF)
-    return Document(text=text, name=name, path=path, sha256=hashlib.sha256(data).hexdigest(),
-                    size=len(data), media_type=media_type, sections=sections,
-                    page_starts=page_starts)
+    return Document(
+        text=text,
+        name=name,
+        path=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        media_type=media_type,
+        sections=sections,
+        page_starts=page_starts,
+    )
 
 
 def load_document(path: str | Path, *, max_bytes: int = MAX_BYTES) -> Document:
@@ -124,8 +157,9 @@ def load_document(path: str | Path, *, max_bytes: int = MAX_BYTES) -> Document:
         raise DocumentError(f"{p}: is a directory")
     size = p.stat().st_size
     if size > max_bytes:
-        raise DocumentError(f"{p}: {size:,} bytes is over the {max_bytes:,}-byte limit "
-                            "(raise it with --max-bytes)")
+        raise DocumentError(
+            f"{p}: {size:,} bytes is over the {max_bytes:,}-byte limit (raise it with --max-bytes)"
+        )
     try:
         data = p.read_bytes()
     except OSError as exc:
@@ -133,7 +167,26 @@ def load_document(path: str | Path, *, max_bytes: int = MAX_BYTES) -> Document:
     return document_from_bytes(data, p.name, path=str(p), max_bytes=max_bytes)
 
 
-def document_from_text(text: str, name: str = "<text>", media_type: str = "text/markdown") -> Document:
+def source_document(
+    path: str | None, sha256: str, known: Iterable[Document] = ()
+) -> Document | None:
+    """The document a report was made from, for formats that show its text: one of ``known``
+    with that hash, else the file at ``path`` if it is still there and unchanged, else None."""
+    for doc in known:
+        if doc.sha256 == sha256:
+            return doc
+    if not path:
+        return None
+    try:
+        doc = load_document(path)
+    except DocumentError:
+        return None
+    return doc if doc.sha256 == sha256 else None
+
+
+def document_from_text(
+    text: str, name: str = "<text>", media_type: str = "text/markdown"
+) -> Document:
     return Document(text=text.replace("\r\n", "\n"), name=name, media_type=media_type)
 
 
@@ -206,11 +259,52 @@ def _sections(heads: list[tuple[int, int, str]], length: int) -> list[Section]:
 
 # --- HTML -----------------------------------------------------------------------------------
 
-_HTML_SKIP = {"script", "style", "head", "template", "noscript", "iframe", "object", "embed",
-              "svg", "math", "canvas", "select", "button", "-comment", "title", "meta", "link"}
-_HTML_BLOCK = {"p", "div", "section", "article", "main", "header", "footer", "nav", "aside",
-               "blockquote", "ul", "ol", "dl", "table", "form", "fieldset", "figure", "address",
-               "details", "summary", "hr", "pre", "figcaption", "caption", "body"}
+_HTML_SKIP = {
+    "script",
+    "style",
+    "head",
+    "template",
+    "noscript",
+    "iframe",
+    "object",
+    "embed",
+    "svg",
+    "math",
+    "canvas",
+    "select",
+    "button",
+    "-comment",
+    "title",
+    "meta",
+    "link",
+}
+_HTML_BLOCK = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "nav",
+    "aside",
+    "blockquote",
+    "ul",
+    "ol",
+    "dl",
+    "table",
+    "form",
+    "fieldset",
+    "figure",
+    "address",
+    "details",
+    "summary",
+    "hr",
+    "pre",
+    "figcaption",
+    "caption",
+    "body",
+}
 _HTML_LINE = {"li", "dt", "dd", "tr", "br", "option", "legend"}
 _HTML_CELL = {"td", "th"}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
@@ -312,11 +406,14 @@ def _read_docx(data: bytes, name: str, max_bytes: int) -> tuple[str, list[Sectio
     except (zipfile.BadZipFile, OSError, ValueError):
         raise DocumentError(f"{name}: a damaged ZIP/.docx file; cannot open it") from None
     if "word/document.xml" not in names:
-        raise DocumentError(f"{name}: a ZIP archive, not a Word .docx document; "
-                            f"supported: {_supported()}")
+        raise DocumentError(
+            f"{name}: a ZIP archive, not a Word .docx document; supported: {_supported()}"
+        )
     if inflated > _ZIP_INFLATE_FACTOR * max_bytes:
-        raise DocumentError(f"{name}: the .docx inflates to {inflated:,} bytes, over the "
-                            f"{_ZIP_INFLATE_FACTOR * max_bytes:,}-byte limit")
+        raise DocumentError(
+            f"{name}: the .docx inflates to {inflated:,} bytes, over the "
+            f"{_ZIP_INFLATE_FACTOR * max_bytes:,}-byte limit"
+        )
     import docx
 
     try:
@@ -331,9 +428,12 @@ def _read_docx(data: bytes, name: str, max_bytes: int) -> tuple[str, list[Sectio
             out.block(1 if level < 0 else 2)
     except DocumentError:
         raise
-    except Exception as exc:  # python-docx/lxml raise many types on damaged XML; none is a bug of ours
-        raise DocumentError(f"{name}: a damaged .docx file ({type(exc).__name__}); "
-                            "open and re-save it in Word") from None
+    except (
+        Exception
+    ) as exc:  # python-docx/lxml raise many types on damaged XML; none is a bug of ours
+        raise DocumentError(
+            f"{name}: a damaged .docx file ({type(exc).__name__}); open and re-save it in Word"
+        ) from None
     text = out.result()
     return text, _sections(heads, len(text)) if heads else []
 
@@ -374,6 +474,7 @@ def _docx_table(table: Any) -> Iterator[tuple[int, str]]:
 
 # --- PDF ------------------------------------------------------------------------------------
 
+
 def _read_pdf(data: bytes, name: str) -> tuple[str, list[int]]:
     """Text per page, pages separated by a blank line; returns the text and each page's start."""
     import logging
@@ -391,8 +492,9 @@ def _read_pdf(data: bytes, name: str) -> tuple[str, list[int]]:
             except Exception:  # noqa: BLE001 - e.g. AES without a crypto library installed
                 opened = 0
             if not opened:
-                raise DocumentError(f"{name}: an encrypted PDF that needs a password; "
-                                    "save an unprotected copy")
+                raise DocumentError(
+                    f"{name}: an encrypted PDF that needs a password; save an unprotected copy"
+                )
         parts: list[str] = []
         page_starts: list[int] = []
         length = 0
@@ -407,7 +509,9 @@ def _read_pdf(data: bytes, name: str) -> tuple[str, list[int]]:
     except DocumentError:
         raise
     except Exception as exc:  # pypdf raises many types on damaged files; none is a bug of ours
-        raise DocumentError(f"{name}: a damaged PDF ({type(exc).__name__}); cannot read it") from None
+        raise DocumentError(
+            f"{name}: a damaged PDF ({type(exc).__name__}); cannot read it"
+        ) from None
     if not page_starts:
         raise DocumentError(f"{name}: the PDF has no pages")
     return "".join(parts), page_starts

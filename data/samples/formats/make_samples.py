@@ -10,16 +10,28 @@ HERE = Path(__file__).resolve().parent
 # The same short privacy notice in every format, so a test can compare what each reader extracts.
 TITLE = "Acme Ltd Privacy Notice"
 SECTIONS = [
-    ("Who we are", "Acme Ltd, 1 High Street, Leeds, is the data controller. "
-                   "Write to privacy@acme.example with any question about your data."),
-    ("What we collect", "We collect your name, email address and order history to deliver "
-                        "your orders and to send you our newsletter."),
+    (
+        "Who we are",
+        "Acme Ltd, 1 High Street, Leeds, is the data controller. "
+        "Write to privacy@acme.example with any question about your data.",
+    ),
+    (
+        "What we collect",
+        "We collect your name, email address and order history to deliver "
+        "your orders and to send you our newsletter.",
+    ),
     ("How long we keep it", "We keep order records for six years because tax law requires it."),
-    ("Your rights", "You may ask for a copy of your data, ask us to correct or erase it, "
-                    "and complain to the Information Commissioner's Office."),
+    (
+        "Your rights",
+        "You may ask for a copy of your data, ask us to correct or erase it, "
+        "and complain to the Information Commissioner's Office.",
+    ),
 ]
-TABLE = [("Data", "Purpose", "Retention"), ("Email address", "Newsletter", "Until you unsubscribe"),
-         ("Order history", "Delivery and tax", "Six years")]
+TABLE = [
+    ("Data", "Purpose", "Retention"),
+    ("Email address", "Newsletter", "Until you unsubscribe"),
+    ("Order history", "Delivery and tax", "Six years"),
+]
 
 
 def write_html(path: Path) -> None:
@@ -29,13 +41,15 @@ def write_html(path: Path) -> None:
     rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in TABLE)
     body.append(f"<table>{rows}</table>")
     path.write_text(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Not body text</title>\n"
+        '<!doctype html>\n<html><head><meta charset="utf-8"><title>Not body text</title>\n'
         "<style>p { color: #333 }</style>\n<script>var tracking = 'HIDDEN-SCRIPT';</script>"
         "</head>\n<body>\n" + "\n".join(body) + "\n"
         "<div hidden>HIDDEN-ATTRIBUTE text</div>\n"
-        "<p style=\"display: none\">HIDDEN-STYLE text</p>\n"
+        '<p style="display: none">HIDDEN-STYLE text</p>\n'
         "<noscript>HIDDEN-NOSCRIPT text</noscript>\n"
-        "</body></html>\n", encoding="utf-8")
+        "</body></html>\n",
+        encoding="utf-8",
+    )
 
 
 def write_docx(path: Path) -> None:
