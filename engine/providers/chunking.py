@@ -31,8 +31,9 @@ def _cut_points(text: str, start: int, end: int, limit: int) -> list[int]:
     return cuts
 
 
-def chunk_ranges(text: str, boundaries: Sequence[int], max_chars: int,
-                 overlap: int = 0) -> list[tuple[int, int]]:
+def chunk_ranges(
+    text: str, boundaries: Sequence[int], max_chars: int, overlap: int = 0
+) -> list[tuple[int, int]]:
     """Chunks of ``text`` of at most ``max_chars`` (plus ``overlap``), cut at section
     ``boundaries`` where possible. Each chunk after the first starts up to ``overlap`` chars
     before its cut (at a line start when there is one), so a statement that straddles a cut is
@@ -85,15 +86,17 @@ def passages(text: str, max_chars: int = 400, min_chars: int = 25) -> list[tuple
         pieces.append((sent_start, para[1]))
         cur: tuple[int, int] | None = None
         for a, b in pieces:
-            for c in [a, *_cut_points(text, a, b, max_chars)] if b - a > max_chars else [a]:
-                nxt_end = b if c == a and b - a <= max_chars else min(b, c + max_chars)
-                piece = _strip(text, c, nxt_end)
+            cuts = _cut_points(text, a, b, max_chars)
+            for c, d in zip([a, *cuts], [*cuts, b], strict=True):
+                piece = _strip(text, c, d)
                 if piece is None:
                     continue
+                tiny = cur is not None and (
+                    cur[1] - cur[0] < min_chars or piece[1] - piece[0] < min_chars
+                )
                 if cur is None:
                     cur = piece
-                elif (cur[1] - cur[0] < min_chars or piece[1] - piece[0] < min_chars) and \
-                        piece[1] - cur[0] <= max_chars:
+                elif tiny and piece[1] - cur[0] <= max_chars:
                     cur = (cur[0], piece[1])
                 else:
                     spans.append(cur)

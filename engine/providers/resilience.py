@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
-def backoff_delay(attempt: int, base: float, cap: float,
-                  rng: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random
+) -> float:
     """Exponential backoff with jitter for retry ``attempt`` (0 = first retry). The jitter takes
     off up to a quarter so a crowd of clients does not retry in lock-step."""
-    return min(cap, base * (2.0 ** attempt)) * (1.0 - 0.25 * rng())
+    return min(cap, base * (2.0**attempt)) * (1.0 - 0.25 * rng())
 
 
 class CircuitBreaker:
@@ -22,8 +23,12 @@ class CircuitBreaker:
     closes the breaker or opens it for another cool-down. Thread-safe; the clock is injectable
     so tests need not sleep."""
 
-    def __init__(self, failure_threshold: int = 5, cooldown_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.failure_threshold = max(1, failure_threshold)
         self.cooldown_s = cooldown_s
         self.clock = clock
@@ -92,8 +97,10 @@ class Budget:
             if self.max_calls is not None and self.calls >= self.max_calls:
                 return f"call budget exhausted ({self.calls} of {self.max_calls} calls used)"
             if self.max_tokens is not None and self.tokens + estimated_tokens > self.max_tokens:
-                return (f"token budget exhausted ({self.tokens} of {self.max_tokens} tokens used, "
-                        f"next call needs about {estimated_tokens})")
+                return (
+                    f"token budget exhausted ({self.tokens} of {self.max_tokens} tokens used, "
+                    f"next call needs about {estimated_tokens})"
+                )
             self.calls += 1
             self.tokens += estimated_tokens
             return None
