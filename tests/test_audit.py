@@ -1,0 +1,335 @@
+"""Audit log: records, redaction, tamper evidence, retention, waivers, failures, query plans."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import engine.audit as audit_mod
+from engine.audit import QUERIES, AuditLog, row_hash
+from engine.errors import ClearanceError, UserError
+from engine.hooks import GateSource
+from engine.report import (
+    DocumentInfo,
+    GateResult,
+    LLMUsage,
+    ModuleRef,
+    OnIndeterminate,
+    Report,
+    SemanticAnswer,
+    Severity,
+    Span,
+    Status,
+    Summary,
+)
+
+DOC = "ab" * 32
+EMAIL = "john.doe@example.com"
+
+
+def make_report(doc: str = DOC, *, fail: bool = True, gates: int = 3, module: str = "gdpr",
+                cache_hit: bool = False, ms: float = 12.5) -> Report:
+    """A small but complete report: gate 0 fails (a regex span over an email, a PII span and a
+    semantic answer whose rationale quotes the document), the others pass."""
+    results = []
+    for i in range(gates):
+        failing = fail and i == 0
+        spans = [
+            Span(start=10, end=30, line=2, col=3, check="regex /@/", kind="regex", detail=EMAIL),
+            Span(start=40, end=51, line=3, col=1, check="pii(US_SSN)", kind="pii",
+                 detail="US_SSN"),
+        ] if failing else []
+        semantic = [SemanticAnswer(
+            question="Does it name the controller?", verdict="no", confidence=0.82,
+            rationale=f"The text only says {EMAIL}", provider="scripted", model="m1",
+            prompt_version="3")] if failing else []
+        results.append(GateResult(
+            gate=f"{module.upper()}-{i}", name=f"gate_{i}", module=module, version=f"v{i}",
+            title="t", status=Status.fail if failing else Status.pass_, blocking=True,
+            severity=Severity.high, cite="Art. 13", message="m",
+            on_indeterminate=OnIndeterminate.block, spans=spans, semantic=semantic))
+    failed = int(fail)
+    return Report(
+        tool_version="0.1.0",
+        document=DocumentInfo(name="notice.txt", sha256=doc, size=120, media_type="text/plain",
+                              doc_type="privacy_notice", doc_type_source="given", chars=120,
+                              lines=4, sections=1),
+        verdict="fail" if fail else "pass", exit_code=1 if fail else 0,
+        modules=[ModuleRef(id=module, version="1")], ruleset="r" * 16, gates=results,
+        summary=Summary(gates=gates, passed=gates - failed, failed=failed, indeterminate=0,
+                        not_applicable=0, waived=0, blocking=failed,
+                        by_severity={"high": failed}),
+        llm=LLMUsage(calls=1, input_tokens=100, output_tokens=20), cache_hit=cache_hit, ms=ms)
+
+
+SOURCES = [GateSource("GDPR-0", "v0", "gdpr", "gate GDPR-0 x { ... }")]
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> AuditLog:
+    with AuditLog(tmp_path / "audit.db") as log:
+        yield log
+
+
+def fill(log: AuditLog, n: int = 5) -> list[int]:
+    return [log.record(make_report(fail=i % 2 == 0), principal="ci", gates=SOURCES)
+            for i in range(n)]
+
+
+def raw(log: AuditLog) -> sqlite3.Connection:
+    """A connection outside AuditLog: what someone tampering with the file would use."""
+    return sqlite3.connect(log.path, isolation_level=None)
+
+
+def test_record_round_trip(log: AuditLog) -> None:
+    ids = fill(log, 3)
+    assert ids == [1, 2, 3]
+    row = log.recent(1)[0]
+    assert row["id"] == 3 and row["verdict"] == "fail" and row["principal"] == "ci"
+    assert row["doc_sha256"] == DOC and row["sev_high"] == 1 and row["llm_calls"] == 1
+    assert row["time"].endswith("Z") and row["modules"] == '["gdpr@1"]'
+    findings = log.findings(3)
+    assert [f["gate"] for f in findings] == ["GDPR-0", "GDPR-1", "GDPR-2"]
+    first = findings[0]
+    assert (first["status"], first["span_start"], first["line"], first["check_kind"]) == (
+        "fail", 10, 2, "regex")
+    assert (first["provider"], first["model"], first["confidence"]) == ("scripted", "m1", 0.82)
+    rules = list(log.db().query("SELECT * FROM rulesets"))
+    assert rules == [{"gate": "GDPR-0", "version": "v0", "module": "gdpr",
+                      "source": "gate GDPR-0 x { ... }"}]
+    assert log.db().journal_mode == "wal"
+
+
+def test_cache_hits_are_recorded_as_hits(log: AuditLog) -> None:
+    log.record(make_report(cache_hit=True), principal="ci", gates=[])
+    assert log.recent(1)[0]["cache_hit"] == 1
+    assert log.stats()["cache_hits"] == 1
+
+
+def test_no_raw_text_or_pii_stored_by_default(log: AuditLog) -> None:
+    fill(log, 2)
+    log.close()  # checkpoints the WAL into the main file
+    blob = Path(log.path).read_bytes()
+    assert EMAIL.encode() not in blob
+    spans = log.findings(1)[0]["spans"]
+    assert "US_SSN" in spans and "jo****" in spans  # entity type kept, the match masked
+
+
+def test_raw_text_only_when_asked(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLEARANCE_STORE_RAW_TEXT", "1")
+    fill(log, 1)
+    f = log.findings(1)[0]
+    assert EMAIL in f["spans"] and EMAIL in f["semantic"]
+
+
+def test_verify_passes_and_reports_head(log: AuditLog) -> None:
+    fill(log, 4)
+    result = log.verify()
+    assert result.ok and result.validations == 4 and result.head_id == 4
+    assert result.head_hash == log.recent(1)[0]["row_hash"]
+
+
+def test_row_hash_covers_content_findings_and_prev_hash(log: AuditLog) -> None:
+    fill(log, 2)
+    row = log.db().execute("SELECT * FROM validations WHERE id = 2").fetchone()
+    cols = [d[0] for d in log.db().execute("SELECT * FROM validations").description]
+    stored = dict(zip(cols, row, strict=True))
+    findings = log.findings(2)
+    assert row_hash(stored, findings) == stored["row_hash"]
+    assert row_hash({**stored, "prev_hash": "f" * 64}, findings) != stored["row_hash"]
+    assert row_hash(stored, findings[1:]) != stored["row_hash"]
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("UPDATE validations SET verdict = 'pass' WHERE id = 3", "validations #3: content"),
+    ("UPDATE validations SET time = '2020-01-01T00:00:00Z' WHERE id = 2", "validations #2: content"),
+    ("UPDATE findings SET status = 'waived' WHERE validation_id = 4 AND seq = 0",
+     "validations #4: content"),
+    ("DELETE FROM findings WHERE validation_id = 2 AND seq = 1", "validations #2: content"),
+    ("DELETE FROM validations WHERE id = 3", "validations #4: row(s) #3 before it are missing"),
+    ("DELETE FROM validations WHERE id = 1", "validations #2: row(s) #1 before it are missing"),
+    ("INSERT INTO validations (id, time, doc_sha256, verdict, prev_hash, row_hash) VALUES "
+     "(6, '2026-01-01T00:00:00Z', 'ff', 'pass', 'x', 'y')", "validations #6: prev_hash"),
+    ("INSERT INTO findings (validation_id, seq, gate, status) VALUES (99, 0, 'X', 'pass')",
+     "findings #"),
+    ("UPDATE waivers SET reason = 'because' WHERE id = 1", "waivers #1: content"),
+])
+def test_verify_names_the_tampered_row(log: AuditLog, sql: str, expected: str) -> None:
+    fill(log, 5)
+    log.waive("GDPR-0", DOC, reason="legal said so", approver="ann")
+    assert log.verify().ok
+    with raw(log) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute(sql)
+    result = log.verify()
+    assert not result.ok
+    assert result.problems[0].startswith(expected), result.problems
+
+
+def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: AuditLog) -> None:
+    fill(log, 3)
+    with raw(log) as conn:
+        conn.row_factory = sqlite3.Row
+        row = dict(conn.execute("SELECT * FROM validations WHERE id = 1").fetchone())
+        findings = [dict(f) for f in conn.execute(
+            "SELECT * FROM findings WHERE validation_id = 1 ORDER BY seq")]
+        assert row["verdict"] == "fail"
+        row["verdict"] = "pass"
+        forged = row_hash({k: v for k, v in row.items() if k != "row_hash"}, findings)
+        conn.execute("UPDATE validations SET verdict = 'pass', row_hash = ? WHERE id = 1",
+                     [forged])
+    assert log.verify().problems == [
+        "validations #2: prev_hash does not match the row before it "
+        "(a row was deleted, inserted or reordered)"]
+
+
+def test_prune_writes_checkpoint_and_chain_still_verifies(
+        log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(f"2026-01-{d:02d}T12:00:00.000000Z" for d in range(1, 30))
+    monkeypatch.setattr(audit_mod, "now_iso", lambda: next(clock))
+    fill(log, 6)  # one per day, 2026-01-01 .. 2026-01-06
+    assert [d["day"] for d in log.trends()][:2] == ["2026-01-01", "2026-01-02"]
+    assert log.prune("2026-01-04") == 3
+    result = log.verify()
+    assert result.ok and result.validations == 3 and result.checkpoints == 1
+    assert [d["day"] for d in log.trends()] == ["2026-01-04", "2026-01-05", "2026-01-06"]
+    assert log.db().execute("SELECT count(*) FROM findings WHERE validation_id <= 3"
+                            ).fetchone()[0] == 0
+    assert log.record(make_report(), principal="ci", gates=[]) == 7
+    assert log.prune("2026-01-01") == 0
+    assert log.prune("2027-01-01") == 4  # everything: the checkpoint becomes the head
+    result = log.verify()
+    assert result.ok and result.head_id == 7
+    assert log.record(make_report(), principal="ci", gates=[]) == 8
+    assert log.verify().ok
+
+
+def test_prune_refuses_a_log_that_does_not_verify(log: AuditLog) -> None:
+    fill(log, 3)
+    with raw(log) as conn:
+        conn.execute("UPDATE validations SET verdict = 'pass' WHERE id = 1")
+    with pytest.raises(ClearanceError, match="does not verify"):
+        log.prune("2999-01-01")
+    assert log.count() == 3
+
+
+def test_tampered_checkpoint_is_named(log: AuditLog) -> None:
+    fill(log, 3)
+    log.prune("2999-01-01")
+    with raw(log) as conn:
+        conn.execute("UPDATE checkpoints SET pruned = 1")
+    assert log.verify().problems[0].startswith("checkpoints #1: content")
+
+
+def test_waivers(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert log.waivers_for(DOC) == {}
+    log.waive("GDPR-0", DOC, reason="first", approver="ann", expires="2099-12-31")
+    log.waive("GDPR-0", DOC.upper(), reason="second", approver="bob")
+    log.waive("GDPR-1", DOC, reason="short", approver="cy", expires="2099-01-01")
+    log.waive("GDPR-2", "cd" * 32, reason="other doc", approver="dee")
+    active = log.waivers_for(DOC)
+    assert sorted(active) == ["GDPR-0", "GDPR-1"]
+    assert (active["GDPR-0"].reason, active["GDPR-0"].approver) == ("second", "bob")
+    assert active["GDPR-1"].expires == "2099-01-01T23:59:59.999999Z"
+    monkeypatch.setattr(audit_mod, "now_iso", lambda: "2099-01-02T00:00:00.000000Z")
+    assert sorted(log.waivers_for(DOC)) == ["GDPR-0"]  # GDPR-1's waiver has expired
+    assert log.verify().waivers == 4
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"reason": " ", "approver": "ann"}, "reason and an approver"),
+    ({"reason": "r", "approver": "ann", "expires": "2001-01-01"}, "in the past"),
+    ({"reason": "r", "approver": "ann", "expires": "soon"}, "not a date"),
+])
+def test_waiver_input_errors(log: AuditLog, kwargs: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        log.waive("GDPR-0", DOC, **kwargs)
+    with pytest.raises(UserError, match="not a document sha256"):
+        log.waive("GDPR-0", "abc", reason="r", approver="a")
+
+
+def test_queries(log: AuditLog) -> None:
+    fill(log, 4)  # fail, pass, fail, pass
+    log.record(make_report("cd" * 32, module="hipaa"), principal="ci", gates=[])
+    stats = log.stats()
+    assert (stats["validations"], stats["passed"], stats["failed"]) == (5, 2, 3)
+    assert stats["pass_rate"] == 0.4
+    hipaa = log.stats(module="hipaa")
+    assert hipaa["validations"] == 1 and {g["gate"] for g in hipaa["by_gate"]} == {
+        "HIPAA-0", "HIPAA-1", "HIPAA-2"}
+    assert log.stats(since="2999-01-01")["validations"] == 0
+    top = log.top_failing(limit=1)
+    assert top == [{"gate": "GDPR-0", "module": "gdpr", "failed": 2, "evaluated": 4,
+                    "fail_pct": 50.0}]
+    assert [r["id"] for r in log.history("abab")] == [4, 3, 2, 1]
+    assert [r["id"] for r in log.history("CD" * 32)] == [5]
+    assert log.history("0000") == []
+    with pytest.raises(UserError):
+        log.history("not-hex")
+    day = log.trends()
+    assert len(day) == 1 and day[0]["validations"] == 5 and day[0]["avg_ms"] == 12.5
+    assert [r["id"] for r in log.recent(2)] == [5, 4]
+
+
+def test_every_auditor_query_uses_an_index(log: AuditLog) -> None:
+    fill(log, 2)
+    params = {"limit": 10, "lo": "ab", "hi": "ag", "id": 1, "since": "2026-01-01",
+              "module": "gdpr", "doc": DOC, "now": "2026-01-01", "chain": "validations"}
+    for name, sql in QUERIES.items():
+        plan = [r[3] for r in log.db().execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+        # A SEARCH is always a B-tree descent (index or rowid; a bare one is max(id)); a SCAN
+        # must walk an index, never the whole table.
+        reads = [p for p in plan if p.startswith(("SCAN", "SEARCH"))]
+        assert reads, (name, plan)
+        for step in reads:
+            assert step.startswith("SEARCH") or "USING" in step, (name, plan)
+        assert not any("FOR ORDER BY" in p and "RIGHT PART" not in p for p in plan
+                       if name in ("recent", "history", "findings_of")), (name, plan)
+
+
+def test_full_disk_is_a_clear_error_and_loses_nothing_silently(log: AuditLog) -> None:
+    fill(log, 2)
+    db = log.db()
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is now full for this connection
+    big = make_report(gates=400)
+    with pytest.raises(ClearanceError, match="full"):
+        log.record(big, principal="ci", gates=[])
+    assert log.count() == 2 and log.verify().ok
+    db.execute("PRAGMA max_page_count = 1073741823")
+    assert log.record(big, principal="ci", gates=[]) == 3
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ClearanceError, match="cannot open"):
+        AuditLog(blocker / "audit.db")
+
+
+def test_readonly_log_refuses_writes_and_missing_log_is_a_user_error(
+        log: AuditLog, tmp_path: Path) -> None:
+    fill(log, 1)
+    with AuditLog(log.path, readonly=True) as ro:
+        assert ro.count() == 1 and ro.verify().ok
+        with pytest.raises(ClearanceError, match="read-only"):
+            ro.record(make_report(), principal="ci", gates=[])
+    with pytest.raises(UserError, match="no audit log"):
+        AuditLog(tmp_path / "missing.db", readonly=True)
+
+
+def test_settings_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CLEARANCE_AUDIT_DB", "CLEARANCE_HOME", "CLEARANCE_NO_AUDIT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert audit_mod.audit_db_path() == tmp_path / "xdg" / "clearance" / "audit.db"
+    monkeypatch.setenv("CLEARANCE_HOME", str(tmp_path / "home"))
+    assert audit_mod.audit_db_path() == tmp_path / "home" / "audit.db"
+    monkeypatch.setenv("CLEARANCE_AUDIT_DB", str(tmp_path / "x.db"))
+    opened = audit_mod.open_audit()
+    assert opened is not None and opened.path == tmp_path / "x.db"
+    opened.close()
+    monkeypatch.setenv("CLEARANCE_NO_AUDIT", "1")
+    assert audit_mod.open_audit() is None
