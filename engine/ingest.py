@@ -56,7 +56,15 @@ def decode_text(data: bytes, name: str) -> str:
         utf8_error = exc
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is not None:
+        # On short Western text charset-normalizer ties cp1252 with cp1250/cp775 (same chaos)
+        # and may pick the wrong one ("à" -> "ŕ"); Windows-1252 is by far the likelier source.
+        for m in matches:
+            if m.encoding == "cp1252" and m.chaos <= best.chaos + 0.01:
+                best = m
+                break
     if best is None or best.encoding is None:
         raise DocumentError(
             f"{name}: not valid UTF-8 (byte {utf8_error.start}) and no other text encoding fits; "
@@ -122,7 +130,7 @@ def document_from_bytes(
     elif media_type == DOCX:
         text, sections = _read_docx(data, name, max_bytes)
     elif media_type == HTML:
-        text, sections = _read_html(_normalise_newlines(decode_text(data, name)))
+        text, sections = _read_html(_normalise_newlines(_decode_html(data, name)))
     else:
         text = _normalise_newlines(decode_text(data, name))
     if not text.strip():
@@ -193,6 +201,27 @@ def document_from_text(
 def _normalise_newlines(text: str) -> str:
     # One newline convention so offsets, lines and columns agree across platforms.
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def _decode_html(data: bytes, name: str) -> str:
+    """HTML says its own encoding in <meta charset>; believe it before guessing."""
+    m = _META_CHARSET.search(data[:4096])
+    if m and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        import codecs
+
+        try:
+            codec = codecs.lookup(m.group(1).decode("ascii"))
+        except LookupError:
+            codec = None
+        if codec is not None:
+            try:
+                return data.decode(codec.name)
+            except UnicodeDecodeError:
+                pass  # the declaration is wrong; fall back to detection
+    return decode_text(data, name)
 
 
 class _TextBuilder:
