@@ -24,9 +24,10 @@ def load_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    load_commands()
     try:
-        app(args=argv, prog_name="clearance", standalone_mode=False)
+        load_commands()
+        # standalone_mode=False: click returns typer.Exit's code instead of raising it
+        rc = app(args=argv, prog_name="clearance", standalone_mode=False)
     except SystemExit as exc:  # typer raises this for --help and explicit exits
         return int(exc.code or 0)
     except UserError as exc:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("CLEARANCE_DEBUG"):
             raise
         return 70
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,8 @@ def _where(report: Report) -> str:
 
 
 def finding_lines(report: Report) -> list[str]:
-    lines = []
+    """Findings in document order (document-level findings, which have no span, first)."""
+    rows: list[tuple[int, int, str]] = []
     where = _where(report)
     for g in report.gates:
         if g.status in (Status.pass_, Status.not_applicable):
@@ -20,11 +21,12 @@ def finding_lines(report: Report) -> list[str]:
         if g.spans:
             for s in g.spans:
                 detail = f" ({s.detail})" if s.detail else ""
-                lines.append(f"{where}:{s.line}:{s.col}: {g.severity.value} {g.gate} "
-                             f"{g.message}{detail}{tag} [{g.name}]")
+                rows.append((s.line, s.col, f"{where}:{s.line}:{s.col}: {g.severity.value} "
+                             f"{g.gate} {g.message}{detail}{tag} [{g.name}]"))
         else:
-            lines.append(f"{where}:1:1: {g.severity.value} {g.gate} {g.message}{tag} [{g.name}]")
-    return lines
+            rows.append((0, 0, f"{where}:1:1: {g.severity.value} {g.gate} {g.message}{tag} "
+                         f"[{g.name}]"))
+    return [r[2] for r in sorted(rows, key=lambda r: (r[0], r[1]))]
 
 
 def _tag(g: GateResult) -> str:

@@ -74,3 +74,16 @@ class Provider(ABC):
 
 def unclear_all(questions: list[Question], why: str) -> ProviderResult:
     return ProviderResult({q.id: Answer("unclear", 0.0, why) for q in questions})
+
+
+class NullProvider(Provider):
+    """Answers nothing: every question is ``unclear`` (the checks become INDETERMINATE)."""
+
+    name = "none"
+    model = "none"
+
+    def __init__(self, reason: str = "no semantic provider is configured") -> None:
+        self.reason = reason
+
+    async def answer(self, doc: Document, questions: list[Question]) -> ProviderResult:
+        return unclear_all(questions, self.reason)

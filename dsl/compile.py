@@ -1,0 +1,783 @@
+"""Compile parsed gate files into gates: resolve names and imports, build checks, validate
+metadata, and hash each gate's compiled form into its version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsl import ast
+from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
+from dsl.diagnostics import Diagnostic, DiagnosticBag, Loc, did_you_mean, one_of
+from dsl.parse import parse_file
+from gates import KINDS, CheckError, CheckSpec
+from gates.base import Check
+from gates.semantic import SemanticCheck
+
+#: a gate file larger than this is refused (a gate file is a checklist, not a corpus).
+MAX_GATE_FILE_BYTES = 2 * 1024 * 1024
+GATE_SUFFIX = ".gates"
+
+FUNCTIONS = ("phrase", "pii", "secret", "near", "count")
+KIND_NAMES = tuple(KINDS.names())
+GATE_FIELDS = {
+    "title": "text", "cite": "texts", "severity": "name", "applies": "names", "fix": "text",
+    "message": "text", "tags": "words", "version": "word", "on_indeterminate": "name",
+    "why": "text", "owner": "text", "references": "texts",
+}
+MODULE_FIELDS = {"title": "text", "version": "word", "jurisdiction": "text", "description": "text",
+                 "owner": "text"}
+_CODE_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+
+
+# --- compiled expression tree --------------------------------------------------------------
+
+@dataclass(eq=False)
+class Node:
+    loc: Loc
+
+    @property
+    def cost(self) -> int:
+        return 1
+
+    @property
+    def spanning(self) -> bool:
+        """Whether the node yields text spans (so near/count can use it)."""
+        return False
+
+    def canonical(self) -> Any:
+        raise NotImplementedError
+
+    def walk(self):
+        yield self
+
+
+@dataclass(eq=False)
+class CheckNode(Node):
+    check: Check
+    label: str  # the define name it came from, or the check's own description
+
+    @property
+    def cost(self) -> int:
+        return self.check.cost
+
+    @property
+    def spanning(self) -> bool:
+        return True
+
+    def canonical(self) -> Any:
+        return self.check.canonical()
+
+
+@dataclass(eq=False)
+class SemanticNode(Node):
+    check: SemanticCheck
+    label: str
+
+    @property
+    def cost(self) -> int:
+        return self.check.cost
+
+    def canonical(self) -> Any:
+        return self.check.canonical()
+
+
+@dataclass(eq=False)
+class NotNode(Node):
+    child: Node
+
+    @property
+    def cost(self) -> int:
+        return self.child.cost
+
+    def canonical(self) -> Any:
+        return {"not": self.child.canonical()}
+
+    def walk(self):
+        yield self
+        yield from self.child.walk()
+
+
+@dataclass(eq=False)
+class AllNode(Node):
+    children: list[Node]
+
+    @property
+    def cost(self) -> int:
+        return sum(c.cost for c in self.children)
+
+    @property
+    def spanning(self) -> bool:
+        return all(c.spanning for c in self.children)
+
+    def canonical(self) -> Any:
+        return {"all": [c.canonical() for c in self.children]}
+
+    def walk(self):
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+
+@dataclass(eq=False)
+class AnyNode(AllNode):
+    @property
+    def spanning(self) -> bool:
+        return all(c.spanning for c in self.children)
+
+    def canonical(self) -> Any:
+        return {"any": [c.canonical() for c in self.children]}
+
+
+@dataclass(eq=False)
+class NearNode(Node):
+    a: Node
+    b: Node
+    within: int
+
+    @property
+    def cost(self) -> int:
+        return self.a.cost + self.b.cost
+
+    @property
+    def spanning(self) -> bool:
+        return True
+
+    def canonical(self) -> Any:
+        return {"near": [self.a.canonical(), self.b.canonical()], "within": self.within}
+
+    def walk(self):
+        yield self
+        yield from self.a.walk()
+        yield from self.b.walk()
+
+
+@dataclass(eq=False)
+class CountNode(Node):
+    child: Node
+    op: str
+    n: int
+
+    @property
+    def cost(self) -> int:
+        return self.child.cost
+
+    @property
+    def spanning(self) -> bool:
+        return True
+
+    def canonical(self) -> Any:
+        return {"count": self.child.canonical(), "op": self.op, "n": self.n}
+
+    def walk(self):
+        yield self
+        yield from self.child.walk()
+
+
+@dataclass(eq=False)
+class SectionNode(Node):
+    headings: tuple[str, ...]
+    child: Node
+
+    @property
+    def cost(self) -> int:
+        return self.child.cost
+
+    @property
+    def spanning(self) -> bool:
+        return self.child.spanning
+
+    def canonical(self) -> Any:
+        return {"in_section": sorted(h.casefold() for h in self.headings),
+                "expr": self.child.canonical()}
+
+    def walk(self):
+        yield self
+        yield from self.child.walk()
+
+
+# --- compiled gates and modules ------------------------------------------------------------
+
+@dataclass
+class Example:
+    index: int  # 1-based, in source order within the gate
+    expect: str  # pass | fail
+    text: str
+    expecting: tuple[str, ...]
+    file: str
+    loc: Loc
+
+
+@dataclass
+class Gate:
+    code: str
+    name: str
+    module: str
+    title: str
+    cite: tuple[str, ...]
+    severity: Severity
+    applies: frozenset[str] | None  # None: applies to every document type
+    on_indeterminate: OnIndeterminate
+    requires: list[Node]
+    forbids: list[Node]
+    whens: list[Node]
+    fix: str | None
+    message: str | None
+    tags: tuple[str, ...]
+    declared_version: str | None
+    why: str | None
+    examples: list[Example]
+    file: str
+    loc: Loc
+    source: str
+    version: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "name": self.name, "module": self.module, "title": self.title,
+            "cite": list(self.cite), "severity": self.severity.value,
+            "applies": sorted(self.applies) if self.applies is not None else None,
+            "on_indeterminate": self.on_indeterminate.value,
+            "requires": [n.canonical() for n in self.requires],
+            "forbids": [n.canonical() for n in self.forbids],
+            "when": [n.canonical() for n in self.whens],
+            "fix": self.fix, "message": self.message, "version": self.declared_version,
+        }
+
+    def semantic_nodes(self) -> list[SemanticNode]:
+        return [n for root in (*self.whens, *self.requires, *self.forbids)
+                for n in root.walk() if isinstance(n, SemanticNode)]
+
+
+@dataclass
+class Module:
+    id: str
+    title: str
+    version: str
+    jurisdiction: str | None
+    description: str | None
+    gates: list[Gate]
+    files: list[str]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(sorted((g.code, g.version) for g in self.gates))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def gate_version(gate: Gate) -> str:
+    blob = json.dumps(gate.canonical(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --- reading gate files --------------------------------------------------------------------
+
+def read_gate_file(path: Path, bag: DiagnosticBag) -> str | None:
+    """Read a gate file as UTF-8 text, or record why not (the only I/O the language does)."""
+    shown = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_GATE_FILE_BYTES:
+            bag.error("DSL003", f"gate file is {size:,} bytes, over the "
+                      f"{MAX_GATE_FILE_BYTES:,}-byte limit", shown,
+                      help="split it into several files in the module folder")
+            return None
+        data = path.read_bytes()
+    except OSError as exc:
+        bag.error("DSL004", f"cannot read gate file: {exc.strerror}", shown)
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bag.error("DSL001", f"gate file is not UTF-8 (invalid byte at offset {exc.start})", shown,
+                  help="save the file as UTF-8")
+        return None
+    if "\x00" in text:
+        bag.error("DSL001", "gate file contains NUL bytes; is it a binary file?", shown)
+        return None
+    if not text.strip():
+        bag.error("DSL002", "gate file is empty", shown,
+                  help="add gates, or delete the file")
+        return None
+    return text.replace("\r\n", "\n")
+
+
+# --- compiler ------------------------------------------------------------------------------
+
+class Compiler:
+    """Compiles the files of one module (plus the library files they import)."""
+
+    def __init__(self, bag: DiagnosticBag, lib_paths: list[Path] | None = None) -> None:
+        self.bag = bag
+        self.lib_paths = lib_paths or []
+        self.defines: dict[str, tuple[ast.DefineDecl, str]] = {}
+        self._resolved: dict[str, Node | None] = {}
+        self._resolving: set[str] = set()
+        self.sources: dict[str, str] = {}
+
+    # imports ---------------------------------------------------------------------------
+    def _resolve_import(self, imp: ast.ImportDecl, importer: str) -> Path | None:
+        candidates: list[Path] = []
+        if imp.is_path:
+            candidates.append(Path(importer).parent / imp.target)
+        else:
+            candidates.extend(p / f"{imp.target}{GATE_SUFFIX}" for p in self.lib_paths)
+        for c in candidates:
+            if c.is_file():
+                return c
+        available = sorted({p.stem for lib in self.lib_paths if lib.is_dir()
+                            for p in lib.glob(f"*{GATE_SUFFIX}")})
+        help_ = (one_of(available, imp.target) if available and not imp.is_path
+                 else "import a library by name (modules/lib/NAME.gates) or by relative path")
+        self.bag.error("DSL130", f"cannot find import '{imp.target}'", importer, imp.loc, help=help_)
+        return None
+
+    def load_files(self, paths: list[Path]) -> list[ast.GateFile]:
+        """Parse the module's files and, transitively, the library files they import."""
+        files: list[ast.GateFile] = []
+        seen: set[Path] = set()
+        queue = [p.resolve() for p in paths]
+        while queue:
+            p = queue.pop(0)
+            if p in seen:
+                continue
+            seen.add(p)
+            text = read_gate_file(p, self.bag)
+            if text is None:
+                continue
+            shown = _display(p)
+            self.sources[shown] = text
+            gf = parse_file(text, shown, self.bag)
+            files.append(gf)
+            for imp in gf.imports:
+                target = self._resolve_import(imp, str(p))
+                if target is not None:
+                    queue.append(target.resolve())
+        return files
+
+    # module ----------------------------------------------------------------------------
+    def compile_module(self, paths: list[Path], default_id: str | None = None) -> Module | None:
+        files = self.load_files(paths)
+        own = {_display(p.resolve()) for p in paths}
+        headers = [(m, f.path) for f in files for m in f.modules]
+        header = None
+        for m, path in headers:
+            if path not in own:
+                self.bag.error("DSL141", "a library file cannot declare a module", path, m.id_loc,
+                               help="move the module header into the module's own folder")
+            elif header is None:
+                header = (m, path)
+            elif m.id != header[0].id:
+                self.bag.error("DSL141", f"module '{m.id}' conflicts with module "
+                               f"'{header[0].id}' declared in {header[1]}", path, m.id_loc,
+                               help="one folder holds one module")
+        if header is None and default_id is None:
+            self.bag.error("DSL140", "no module header in these gate files", sorted(own)[0] if own else "<none>",
+                           help='add: module ID { title "..." version "1.0" }')
+            return None
+        props = self._props(header[0].props, MODULE_FIELDS, header[1]) if header else {}
+        module_id = header[0].id if header else str(default_id)
+
+        for f in files:
+            for d in f.defines:
+                if d.name in self.defines:
+                    prev, prev_file = self.defines[d.name]
+                    self.bag.error("DSL106", f"'{d.name}' is defined twice", f.path, d.name_loc,
+                                   help=f"first defined at {prev_file}:{prev.name_loc.line}:"
+                                        f"{prev.name_loc.col}; rename one of them")
+                    continue
+                if d.name in KIND_NAMES or d.name in FUNCTIONS:
+                    self.bag.error("DSL106", f"'{d.name}' is a built-in name and cannot be defined",
+                                   f.path, d.name_loc, help="choose another name")
+                    continue
+                self.defines[d.name] = (d, f.path)
+        for name in self.defines:
+            self._define(name)
+
+        gates: list[Gate] = []
+        codes: dict[str, tuple[str, Loc]] = {}
+        for f in files:
+            if f.path not in own and f.gates:
+                for g in f.gates:
+                    self.bag.error("DSL142", "library files may hold definitions only, not gates",
+                                   f.path, g.code_loc)
+                continue
+            for g in f.gates:
+                if g.code in codes:
+                    pf, pl = codes[g.code]
+                    self.bag.error("DSL107", f"duplicate gate code '{g.code}'", f.path, g.code_loc,
+                                   help=f"first used at {pf}:{pl.line}:{pl.col}; gate codes are "
+                                        "stable and never reused")
+                    continue
+                codes[g.code] = (f.path, g.code_loc)
+                gate = self.compile_gate(g, module_id, f.path)
+                if gate is not None:
+                    gates.append(gate)
+        return Module(
+            id=module_id,
+            title=str(props.get("title", module_id)),
+            version=str(props.get("version", "0")),
+            jurisdiction=props.get("jurisdiction"),
+            description=props.get("description"),
+            gates=gates,
+            files=sorted(own),
+            sources=self.sources,
+        )
+
+    # metadata --------------------------------------------------------------------------
+    def _props(self, props: list[ast.Prop], allowed: dict[str, str], file: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        seen: dict[str, Loc] = {}
+        for p in props:
+            if p.name not in allowed:
+                self.bag.error("DSL108", f"unknown field '{p.name}'", file, p.name_loc,
+                               help=one_of(allowed, p.name))
+                continue
+            if p.name in seen:
+                prev = seen[p.name]
+                self.bag.error("DSL109", f"field '{p.name}' is given twice", file, p.name_loc,
+                               help=f"first given at line {prev.line}; keep one")
+                continue
+            seen[p.name] = p.name_loc
+            shape = allowed[p.name]
+            values = p.values
+            if shape in ("text", "word", "name") and len(values) > 1:
+                self.bag.error("DSL115", f"field '{p.name}' takes one value", file, p.value_locs[1])
+                continue
+            v0 = values[0]
+            if shape == "text":
+                if not isinstance(v0, ast.Text):
+                    self.bag.error("DSL115", f"field '{p.name}' takes a quoted string", file,
+                                   p.value_locs[0], help=f'write {p.name} "..."')
+                    continue
+                out[p.name] = v0.value
+            elif shape == "texts":
+                bad = [i for i, v in enumerate(values) if not isinstance(v, ast.Text)]
+                if bad:
+                    self.bag.error("DSL115", f"field '{p.name}' takes quoted strings", file,
+                                   p.value_locs[bad[0]])
+                    continue
+                out[p.name] = tuple(v.value for v in values)  # type: ignore[union-attr]
+            elif shape == "word":
+                out[p.name] = _word(v0)
+            elif shape == "words":
+                out[p.name] = tuple(_word(v) for v in values)
+            elif shape in ("name", "names"):
+                bad = [i for i, v in enumerate(values) if not isinstance(v, ast.Ref)]
+                if bad:
+                    self.bag.error("DSL115", f"field '{p.name}' takes a bare word, not a string",
+                                   file, p.value_locs[bad[0]])
+                    continue
+                names = [(v.name, v.loc) for v in values]  # type: ignore[union-attr]
+                out[p.name] = names[0] if shape == "name" else names
+        return out
+
+    def compile_gate(self, g: ast.GateDecl, module_id: str, file: str) -> Gate | None:
+        before = len(self.bag.errors)
+        props = self._props(g.props, GATE_FIELDS, file)
+        if not _CODE_RE.match(g.code):
+            self.bag.error("DSL150", f"gate code '{g.code}' must be capitals, digits and dashes",
+                           file, g.code_loc, help=f"e.g. {g.code.upper()}")
+        if "cite" not in props and not any(p.name == "cite" for p in g.props):
+            self.bag.error("DSL120", f"gate {g.code} has no citation", file, g.code_loc,
+                           help='every gate cites its regulation, e.g. cite "GDPR Art. 13(1)(a)"')
+        if "title" not in props and not any(p.name == "title" for p in g.props):
+            self.bag.error("DSL121", f"gate {g.code} has no title", file, g.code_loc,
+                           help='add a one-line title, e.g. title "Notice names the controller"')
+        severity = Severity.medium
+        if "severity" in props:
+            word, loc = props["severity"]
+            try:
+                severity = Severity(word)
+            except ValueError:
+                self.bag.error("DSL124", f"unknown severity '{word}'", file, loc,
+                               help=one_of([s.value for s in Severity], word))
+        policy = OnIndeterminate.block
+        if "on_indeterminate" in props:
+            word, loc = props["on_indeterminate"]
+            try:
+                policy = OnIndeterminate(word)
+            except ValueError:
+                self.bag.error("DSL126", f"unknown on_indeterminate policy '{word}'", file, loc,
+                               help=one_of([p.value for p in OnIndeterminate], word))
+        applies: frozenset[str] | None = None
+        if "applies" in props:
+            kinds = set()
+            for word, loc in props["applies"]:
+                if word == "any":
+                    kinds = set()
+                    break
+                if word not in DOC_TYPES:
+                    self.bag.error("DSL125", f"unknown document type '{word}'", file, loc,
+                                   help=one_of(DOC_TYPES, word))
+                kinds.add(word)
+            applies = frozenset(kinds) if kinds else None
+        if not g.requires and not g.forbids:
+            self.bag.error("DSL127", f"gate {g.code} checks nothing", file, g.code_loc,
+                           help="add require EXPR (fails when EXPR is false) or forbid EXPR "
+                                "(fails when EXPR matches)")
+        whens = [self.expr(e, file) for e in g.whens]
+        requires = [self.expr(e, file) for e in g.requires]
+        forbids = [self.expr(e, file) for e in g.forbids]
+        examples = self._examples(g, file)
+        if len(self.bag.errors) > before or None in (*whens, *requires, *forbids):
+            return None
+        gate = Gate(
+            code=g.code, name=g.name, module=module_id, title=props.get("title", g.name),
+            cite=props.get("cite", ()), severity=severity, applies=applies,
+            on_indeterminate=policy, requires=requires, forbids=forbids, whens=whens,  # type: ignore[arg-type]
+            fix=props.get("fix"), message=props.get("message"), tags=props.get("tags", ()),
+            declared_version=props.get("version"), why=props.get("why"), examples=examples,
+            file=file, loc=g.loc, source=g.source,
+        )
+        gate.version = gate_version(gate)
+        return gate
+
+    def _examples(self, g: ast.GateDecl, file: str) -> list[Example]:
+        out = []
+        for i, ex in enumerate(g.examples, start=1):
+            if ex.expect not in ("pass", "fail"):
+                self.bag.error("DSL128", f"an example expects 'pass' or 'fail', not '{ex.expect}'",
+                               file, ex.expect_loc, help=one_of(("pass", "fail"), ex.expect))
+                continue
+            known = set(KIND_NAMES) | set(self.defines) | _detector_names()
+            for name, loc in ex.expecting:
+                if name not in known:
+                    self.bag.error("DSL129", f"'{name}' in expecting is not a check kind, "
+                                   "detector or definition", file, loc,
+                                   help="name what should fire: a kind (regex, phrase, pii, "
+                                        f"secret, semantic), a detector or a definition."
+                                        f"{did_you_mean(name, known)}")
+            if not ex.text.strip():
+                self.bag.error("DSL128", "example text is empty", file, ex.loc)
+            out.append(Example(i, ex.expect, ex.text, tuple(n for n, _ in ex.expecting), file,
+                               ex.loc))
+        kinds = {e.expect for e in out}
+        missing = [k for k in ("pass", "fail") if k not in kinds]
+        if missing and not any(d.code == "DSL128" for d in self.bag.items if d.file == file):
+            self.bag.error("DSL122", f"gate {g.code} has no '{missing[0]}' example"
+                           + (" and no 'fail' example" if len(missing) == 2 else ""),
+                           file, g.code_loc,
+                           help='prove the gate: add example pass "..." and example fail "..."')
+        return out
+
+    # expressions -----------------------------------------------------------------------
+    def _define(self, name: str) -> Node | None:
+        if name in self._resolved:
+            return self._resolved[name]
+        decl, file = self.defines[name]
+        if name in self._resolving:
+            self.bag.error("DSL131", f"'{name}' is defined in terms of itself", file,
+                           decl.name_loc, help="a definition cannot refer to itself")
+            self._resolved[name] = None
+            return None
+        self._resolving.add(name)
+        node = self.expr(decl.expr, file, label=name)
+        self._resolving.discard(name)
+        self._resolved[name] = node
+        return node
+
+    def expr(self, e: ast.Expr, file: str, label: str | None = None) -> Node | None:
+        if isinstance(e, ast.Ref):
+            if e.name in self.defines:
+                node = self._define(e.name)
+                return node
+            if e.name in KIND_NAMES or e.name in FUNCTIONS:
+                self.bag.error("DSL114", f"'{e.name}' needs arguments", file, e.loc,
+                               help=_usage(e.name))
+                return None
+            self.bag.error("DSL105", f"undefined name '{e.name}'", file, e.loc,
+                           help=(one_of(self.defines, e.name) if self.defines
+                                 else "define it first: define NAME = EXPR"))
+            return None
+        if isinstance(e, ast.Not):
+            child = self.expr(e.child, file)
+            return NotNode(e.loc, child) if child else None
+        if isinstance(e, (ast.All, ast.Any_)):
+            kids = [self.expr(c, file) for c in e.children]
+            if any(k is None for k in kids):
+                return None
+            cls = AllNode if isinstance(e, ast.All) else AnyNode
+            return cls(e.loc, kids)  # type: ignore[arg-type]
+        if isinstance(e, ast.InSection):
+            child = self.expr(e.child, file)
+            if not all(h.strip() for h in e.headings):
+                self.bag.error("DSL114", "empty section heading", file, e.loc)
+                return None
+            return SectionNode(e.loc, tuple(e.headings), child) if child else None
+        if isinstance(e, ast.RegexCheck):
+            if e.kind != "regex":
+                self._unknown_kind(e.kind, e.kind_loc, file, "regex")
+                return None
+            return self._check(CheckSpec("regex", (e.pattern, e.flags)), e.loc, e.pattern_loc,
+                               [], file, label)
+        if isinstance(e, ast.TextCheck):
+            if e.kind != "semantic":
+                self._unknown_kind(e.kind, e.kind_loc, file, "semantic")
+                return None
+            opts = (("like", tuple(e.like)), ("threshold", e.threshold), ("raw", e.raw))
+            try:
+                sem = SemanticCheck.from_spec(CheckSpec("semantic", (e.text,), opts))
+            except CheckError as exc:
+                self.bag.error(exc.code, exc.message, file, e.text_loc, help=exc.help)
+                return None
+            return SemanticNode(e.loc, sem, label or sem.describe())
+        if isinstance(e, ast.Call):
+            return self._call(e, file, label)
+        if isinstance(e, ast.Text):
+            self.bag.error("DSL114", "a quoted string is not a check here", file, e.loc,
+                           help='use phrase("...") to find wording, or semantic "question?"')
+            return None
+        if isinstance(e, ast.Within):
+            self.bag.error("DSL114", "'within' belongs inside near(a, b, within N chars)", file,
+                           e.loc)
+            return None
+        raise AssertionError(f"unhandled expression {e!r}")  # pragma: no cover
+
+    def _unknown_kind(self, kind: str, loc: Loc, file: str, shape: str) -> None:
+        self.bag.error("DSL103", f"unknown check kind '{kind}'", file, loc,
+                       help=one_of(KIND_NAMES + FUNCTIONS[3:], kind))
+
+    def _check(self, spec: CheckSpec, loc: Loc, arg_loc: Loc, arg_locs: list[Loc], file: str,
+               label: str | None) -> Node | None:
+        factory = KINDS.get(spec.kind)
+        try:
+            check = factory.from_spec(spec)
+        except CheckError as exc:
+            where = arg_locs[exc.arg_index] if exc.arg_index is not None and arg_locs else arg_loc
+            self.bag.error(exc.code, exc.message, file, where, help=exc.help)
+            return None
+        return CheckNode(loc, check, label or check.describe())
+
+    def _call(self, e: ast.Call, file: str, label: str | None) -> Node | None:
+        if e.comparison is not None and e.name != "count":
+            self.bag.error("DSL114", f"only count(...) can be compared, not {e.name}(...)", file,
+                           e.comparison[2], help="write count(EXPR) >= N")
+            return None
+        if e.name in ("phrase",):
+            texts = [a for a in e.args if isinstance(a, ast.Text)]
+            if len(texts) != len(e.args):
+                bad = next(a for a in e.args if not isinstance(a, ast.Text))
+                self.bag.error("DSL112", "phrase(...) takes quoted strings", file, bad.loc,
+                               help='write phrase("data controller", "controller")')
+                return None
+            return self._check(CheckSpec("phrase", tuple(t.value for t in texts)), e.loc,
+                               e.name_loc, [t.loc for t in texts], file, label)
+        if e.name in ("pii", "secret"):
+            names = []
+            for a in e.args:
+                if not isinstance(a, ast.Ref):
+                    self.bag.error("DSL104", f"{e.name}(...) takes detector names", file, a.loc,
+                                   help=f"write e.g. {e.name}(any)")
+                    return None
+                names.append(a.name)
+            return self._check(CheckSpec(e.name, tuple(names)), e.loc, e.name_loc,
+                               [a.loc for a in e.args], file, label)
+        if e.name == "near":
+            return self._near(e, file)
+        if e.name == "count":
+            return self._count(e, file)
+        if e.name in ("regex", "semantic"):
+            self.bag.error("DSL114", f"{e.name} is written without parentheses", file, e.name_loc,
+                           help=_usage(e.name))
+            return None
+        self._unknown_kind(e.name, e.name_loc, file, "call")
+        return None
+
+    def _near(self, e: ast.Call, file: str) -> Node | None:
+        exprs = [a for a in e.args if not isinstance(a, ast.Within)]
+        within = [a for a in e.args if isinstance(a, ast.Within)]
+        if len(exprs) != 2 or len(within) != 1:
+            self.bag.error("DSL114", "near takes two checks and a distance", file, e.loc,
+                           help=_usage("near"))
+            return None
+        w = within[0]
+        if w.unit not in (None, "chars", "characters"):
+            self.bag.error("DSL114", f"unknown distance unit '{w.unit}'", file, w.unit_loc,
+                           help=one_of(("chars", "characters"), w.unit))
+            return None
+        if w.amount != int(w.amount) or w.amount < 0:
+            self.bag.error("DSL114", "the distance must be a whole number of characters", file,
+                           w.loc)
+            return None
+        a, b = (self.expr(x, file) for x in exprs)
+        if a is None or b is None:
+            return None
+        for node, src in ((a, exprs[0]), (b, exprs[1])):
+            if not node.spanning:
+                self.bag.error("DSL114", "near(...) needs checks that find text; this one "
+                               "does not", file, src.loc,
+                               help="use regex, phrase, pii or secret inside near; combine a "
+                                    "semantic question with all { ... } instead")
+                return None
+        return NearNode(e.loc, a, b, int(w.amount))
+
+    def _count(self, e: ast.Call, file: str) -> Node | None:
+        if len(e.args) != 1 or e.comparison is None:
+            self.bag.error("DSL114", "count takes one check and a comparison", file, e.loc,
+                           help=_usage("count"))
+            return None
+        op, n, loc = e.comparison
+        if n != int(n):
+            self.bag.error("DSL114", "count compares with a whole number", file, loc)
+            return None
+        child = self.expr(e.args[0], file)
+        if child is None:
+            return None
+        if not child.spanning:
+            self.bag.error("DSL114", "count(...) needs a check that finds text", file,
+                           e.args[0].loc, help="count regex, phrase, pii or secret matches")
+            return None
+        return CountNode(e.loc, child, op, int(n))
+
+
+def _word(v: Any) -> str:
+    if isinstance(v, ast.Text):
+        return v.value
+    if isinstance(v, ast.Ref):
+        return v.name
+    return f"{v:g}"
+
+
+def _usage(name: str) -> str:
+    return {
+        "regex": "write regex /pattern/flags, e.g. regex /data\\s+controller/i",
+        "semantic": 'write semantic "Question?" like ["statement"] threshold 0.5',
+        "phrase": 'write phrase("one", "or another")',
+        "pii": "write pii(EMAIL_ADDRESS, US_SSN) or pii(any)",
+        "secret": "write secret(any)",
+        "near": "write near(CHECK, CHECK, within 300 chars)",
+        "count": "write count(CHECK) >= 2",
+    }.get(name, "")
+
+
+def _detector_names() -> set[str]:
+    from gates.pii import PiiCheck
+    from gates.secrets import SecretCheck
+
+    return set(PiiCheck.registry) | set(SecretCheck.registry)
+
+
+def _display(path: Path) -> str:
+    """A path as shown in diagnostics: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def compile_paths(paths: list[Path], lib_paths: list[Path] | None = None,
+                  default_id: str | None = None) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
+    """Compile one module from its gate files. Returns the module (None if it has errors),
+    every diagnostic, and the source text of each file read (for rendering carets)."""
+    bag = DiagnosticBag()
+    compiler = Compiler(bag, lib_paths)
+    module = compiler.compile_module(paths, default_id)
+    if bag.errors:
+        return None, bag.sorted(), compiler.sources
+    return module, bag.sorted(), compiler.sources

@@ -1,0 +1,302 @@
+"""Parse gate-file text into the typed AST, turning Lark's exceptions into plain diagnostics and
+recovering at the next declaration so one run reports every syntax error in a file."""
+
+from __future__ import annotations
+
+import ast as _pyast
+import re
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from dsl import ast
+from dsl.diagnostics import DiagnosticBag, Loc
+
+#: how a grammar terminal is named in an error message.
+_TERMINALS = {
+    "NAME": "a name", "STRING": "a quoted string", "LONG_STRING": 'a """long string"""',
+    "NUMBER": "a number", "REGEX": "a /regex/", "GATE_CODE": "a gate code like GDPR-13-1A",
+    "COMPARATOR": "a comparison (>=, <=, ==, >, <)", "LBRACE": "'{'", "RBRACE": "'}'",
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "EQUAL": "'='",
+    "$END": "end of file",
+}
+_KEYWORDS = ("module", "import", "define", "gate", "require", "forbid", "when", "example",
+             "expecting", "not", "all", "any", "in", "section", "within", "like", "threshold",
+             "raw")
+#: where parsing may resume after a syntax error: a new top-level declaration at line start.
+_RESYNC = re.compile(r"^(?:gate|define|import|module)\b", re.MULTILINE)
+
+
+@lru_cache(maxsize=1)
+def parser() -> Lark:
+    return Lark.open("grammar.lark", rel_to=__file__, parser="lalr", propagate_positions=True,
+                     maybe_placeholders=True)
+
+
+def _expected_words(expected: set[str]) -> str:
+    words = []
+    for name in sorted(expected):
+        if name in _TERMINALS:
+            words.append(_TERMINALS[name])
+        elif name.upper() in {k.upper() for k in _KEYWORDS}:
+            words.append(f"'{name.lower()}'")
+        else:
+            words.append(f"'{name.lower()}'" if name.isalpha() else name)
+    return ", ".join(dict.fromkeys(words))
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type in _TERMINALS and tok.type not in ("LBRACE", "RBRACE", "LPAR", "RPAR", "LSQB",
+                                                   "RSQB", "COMMA", "EQUAL"):
+        value = str(tok)
+        shown = value if len(value) <= 30 else value[:27] + "..."
+        return f"{_TERMINALS[tok.type]} {shown!r}" if tok.type != "NAME" else f"name '{value}'"
+    return f"'{tok}'"
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: DiagnosticBag) -> int:
+    """Record one syntax error; return the offset it happened at."""
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        loc = Loc(exc.line, exc.column, exc.line, exc.column + 1, exc.pos_in_stream,
+                  exc.pos_in_stream + 1)
+        if ch == '"':
+            bag.error("DSL102", "unterminated string", path, loc,
+                      help='close the string with " on the same line, or use """...""" for '
+                           "text spanning lines")
+        elif ch == "/":
+            bag.error("DSL102", "unterminated regex", path, loc,
+                      help="close the pattern with / on the same line; escape a literal / as \\/")
+        else:
+            allowed = _expected_words(set(exc.allowed or ()))
+            bag.error("DSL101", f"unexpected character {ch!r}", path, loc,
+                      help=f"expected {allowed}" if allowed else None)
+        return exc.pos_in_stream
+    if isinstance(exc, UnexpectedEOF):
+        pos = len(text)
+        line = text.count("\n") + 1
+        col = pos - (text.rfind("\n") + 1) + 1
+        bag.error("DSL102", "the file ends in the middle of a declaration", path,
+                  Loc(line, col, line, col + 1, pos, pos + 1),
+                  help=f"expected {_expected_words(set(exc.expected))}; is a '}}' missing?")
+        return pos
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    if tok.type == "$END":
+        pos = len(text)
+        line = text.count("\n") + 1
+        col = pos - (text.rfind("\n") + 1) + 1
+        bag.error("DSL102", "the file ends in the middle of a declaration", path,
+                  Loc(line, col, line, col + 1, pos, pos + 1),
+                  help=f"expected {_expected_words(exc.expected)}; is a '}}' missing?")
+        return pos
+    loc = Loc.from_token(tok)
+    expected = set(exc.expected)
+    message = f"unexpected {_describe_token(tok)}"
+    help_ = f"expected {_expected_words(expected)}"
+    if "GATE_CODE" in expected and tok.type == "NAME":
+        message = f"'{tok}' is not a gate code"
+        help_ = "a gate code is capitals and digits in dash-separated parts, e.g. GDPR-13-1A"
+    elif tok.type == "REGEX":
+        help_ += "; a regex goes after the word regex, as in: regex /pattern/i"
+    elif tok.type in ("STRING", "LONG_STRING") and "RBRACE" in expected and "RPAR" not in expected:
+        help_ += "; a field needs a name before its value, as in: title \"...\""
+    bag.error("DSL100", message, path, loc, help=help_)
+    return tok.start_pos or 0
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    """Replace text[start:end] with spaces, keeping newlines so positions stay valid."""
+    chunk = re.sub(r"[^\n]", " ", text[start:end])
+    return text[:start] + chunk + text[end:]
+
+
+def parse_file(text: str, path: str, bag: DiagnosticBag) -> ast.GateFile:
+    """Parse a gate file; syntax errors go into ``bag`` and the valid declarations are kept."""
+    work = text
+    for _ in range(200):  # each round either succeeds or blanks a region ending further on
+        try:
+            tree = parser().parse(work)
+            break
+        except UnexpectedInput as exc:
+            at = _syntax_diagnostic(exc, path, text, bag)
+            decl_start = max((m.start() for m in _RESYNC.finditer(work, 0, at + 1)), default=0)
+            nxt = _RESYNC.search(work, at + 1)
+            end = nxt.start() if nxt else len(work)
+            work = _blank(work, decl_start, end)
+    else:  # pragma: no cover - pathological input
+        return ast.GateFile(path=path, source=text)
+    return _Builder(path, text).build(tree)
+
+
+def _unquote(tok: Token) -> str:
+    s = str(tok)
+    if s.startswith('"""'):
+        return s[3:-3]
+    try:
+        return _pyast.literal_eval(s)
+    except (ValueError, SyntaxError):
+        return s[1:-1]
+
+
+def _meta_loc(meta) -> Loc:
+    return Loc.from_meta(meta)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Lark tree -> AST nodes (expressions and props); declarations are assembled by _Builder."""
+
+    def __init__(self) -> None:
+        super().__init__(visit_tokens=False)
+
+    # values ------------------------------------------------------------------------------
+    def _text(self, tok: Token) -> ast.Text:
+        return ast.Text(Loc.from_token(tok), _unquote(tok))
+
+    def _val(self, item):
+        if isinstance(item, Token):
+            if item.type in ("STRING", "LONG_STRING"):
+                return self._text(item)
+            if item.type == "NUMBER":
+                return float(item)
+            return ast.Ref(Loc.from_token(item), str(item))
+        return item
+
+    def prop(self, meta, children):
+        name, *values = children
+        locs = [Loc.from_token(v) if isinstance(v, Token) else v.loc for v in values]
+        return ast.Prop(str(name), Loc.from_token(name), [self._val(v) for v in values], locs,
+                        _meta_loc(meta))
+
+    # expressions -------------------------------------------------------------------------
+    def not_(self, meta, children):
+        return ast.Not(_meta_loc(meta), children[0])
+
+    def all_(self, meta, children):
+        return ast.All(_meta_loc(meta), list(children))
+
+    def any_(self, meta, children):
+        return ast.Any_(_meta_loc(meta), list(children))
+
+    def in_section(self, meta, children):
+        *heads, child = children
+        return ast.InSection(_meta_loc(meta), [_unquote(h) for h in heads], child)
+
+    def call(self, meta, children):
+        name = children[0]
+        comparison = None
+        rest = list(children[1:])
+        if rest and isinstance(rest[-1], tuple):
+            comparison = rest.pop()
+        args = [self._val(a) for a in rest if a is not None]
+        return ast.Call(_meta_loc(meta), str(name), Loc.from_token(name), args, comparison)
+
+    def comparison(self, meta, children):
+        op, num = children
+        return (str(op), float(num), _meta_loc(meta))
+
+    def within(self, meta, children):
+        num, unit = (children + [None])[:2]
+        return ast.Within(_meta_loc(meta), float(num), str(unit) if unit is not None else None,
+                          Loc.from_token(unit) if unit is not None else None)
+
+    def regex_check(self, meta, children):
+        kind, rx = children
+        body = str(rx)
+        last = body.rfind("/")
+        return ast.RegexCheck(_meta_loc(meta), str(kind), Loc.from_token(kind),
+                              body[1:last].replace("\\/", "/"), body[last + 1:], Loc.from_token(rx))
+
+    def text_check(self, meta, children):
+        kind, text, *opts = children
+        node = ast.TextCheck(_meta_loc(meta), str(kind), Loc.from_token(kind), _unquote(text),
+                             Loc.from_token(text))
+        for name, value in opts:
+            if name == "like":
+                node.like.extend(value)
+            elif name == "threshold":
+                node.threshold = value
+            else:
+                node.raw = True
+        return node
+
+    def like(self, meta, children):
+        return ("like", [_unquote(c) for c in children])
+
+    def threshold(self, meta, children):
+        return ("threshold", float(children[0]))
+
+    def raw(self, meta, children):
+        return ("raw", True)
+
+    def any_name(self, meta, children):
+        return ast.Ref(_meta_loc(meta), "any")
+
+    def ref(self, meta, children):
+        return ast.Ref(Loc.from_token(children[0]), str(children[0]))
+
+    # gate items --------------------------------------------------------------------------
+    def require(self, meta, children):
+        return ("require", children[0])
+
+    def forbid(self, meta, children):
+        return ("forbid", children[0])
+
+    def when(self, meta, children):
+        return ("when", children[0])
+
+    def expecting(self, meta, children):
+        return [(str(c), Loc.from_token(c)) for c in children]
+
+    def example(self, meta, children):
+        kind, text, expecting = (children + [None])[:3]
+        return ast.Example(str(kind), Loc.from_token(kind), _unquote(text), expecting or [],
+                           _meta_loc(meta))
+
+
+class _Builder:
+    def __init__(self, path: str, source: str) -> None:
+        self.path = path
+        self.source = source
+
+    def build(self, tree) -> ast.GateFile:
+        out = ast.GateFile(path=self.path, source=self.source)
+        conv = _ToAst()
+        for item in tree.children:
+            kind = item.data
+            loc = _meta_loc(item.meta)
+            if kind == "module_decl":
+                name, *props = item.children
+                out.modules.append(ast.ModuleDecl(str(name), Loc.from_token(name),
+                                                  [conv.transform(p) for p in props], loc))
+            elif kind == "import_decl":
+                tok = item.children[0]
+                is_path = tok.type == "STRING"
+                out.imports.append(ast.ImportDecl(_unquote(tok) if is_path else str(tok),
+                                                  is_path, loc))
+            elif kind == "define_decl":
+                name, expr = item.children
+                out.defines.append(ast.DefineDecl(str(name), Loc.from_token(name),
+                                                  conv.transform(expr), loc))
+            elif kind == "gate_decl":
+                out.gates.append(self._gate(item, conv, loc))
+        return out
+
+    def _gate(self, item, conv: _ToAst, loc: Loc) -> ast.GateDecl:
+        code, name, *body = item.children
+        gate = ast.GateDecl(str(code), Loc.from_token(code), str(name), Loc.from_token(name),
+                            [], [], [], [], [], loc, self.source[loc.start:loc.end])
+        for child in body:
+            node = conv.transform(child)
+            if isinstance(node, ast.Prop):
+                gate.props.append(node)
+            elif isinstance(node, ast.Example):
+                gate.examples.append(node)
+            else:
+                which, expr = node
+                {"require": gate.requires, "forbid": gate.forbids, "when": gate.whens}[which].append(expr)
+        return gate

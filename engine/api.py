@@ -1,0 +1,512 @@
+"""The one engine API: load rulesets, validate documents, lint gate files and run gate examples.
+The CLI, the HTTP server and the tests are thin shells over :class:`Engine`."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
+from dsl.compile import CheckNode, Example, Gate, Module
+from dsl.diagnostics import Diagnostic, did_you_mean
+from engine.document import Document
+from engine.doctype import infer_doc_type
+from engine.errors import UserError
+from engine.evaluate import DocContext, GateOutcome, Hit, evaluate_gate
+from engine.hooks import AuditSink, GateSource, ResultCache
+from engine.ingest import MAX_BYTES, document_from_text, load_document
+from engine.loader import Registry, Ruleset
+from engine.providers.base import Answer, NullProvider, Provider, Usage
+from engine.report import (
+    CheckTiming,
+    DocumentInfo,
+    GateResult,
+    LLMUsage,
+    ModuleRef,
+    Report,
+    SemanticAnswer,
+    Span,
+    Status,
+    Summary,
+    Waiver,
+)
+from gates.base import Question
+
+try:
+    TOOL_VERSION = metadata.version("clearance")
+except metadata.PackageNotFoundError:  # running from a source tree without install
+    TOOL_VERSION = "0.0.0+src"
+
+#: how long one validation may wait for semantic answers before they count as unclear.
+DEFAULT_SEMANTIC_TIMEOUT = float(os.environ.get("CLEARANCE_SEMANTIC_TIMEOUT", "120"))
+_AUTO: Any = object()
+
+
+def _auto_provider() -> Provider:
+    try:
+        from engine.providers.registry import make_provider
+    except ImportError:
+        return NullProvider()
+    return make_provider()
+
+
+def _auto_cache() -> ResultCache | None:
+    try:
+        from engine.cache import open_cache
+    except ImportError:
+        return None
+    return open_cache()
+
+
+def _auto_audit() -> AuditSink | None:
+    try:
+        from engine.audit import open_audit
+    except ImportError:
+        return None
+    return open_audit()
+
+
+@dataclass
+class _Run:
+    """Everything one validation accumulates between the cheap phase and the report."""
+
+    doc: Document
+    ruleset: Ruleset
+    doc_type: str | None
+    doc_type_source: str
+    gates: list[Gate]  # applicable by document type
+    skipped_by_type: list[Gate]
+    ctx: DocContext
+    outcomes: dict[str, GateOutcome] = field(default_factory=dict)
+    questions: dict[str, Question] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    asked: set[str] = field(default_factory=set)
+    cached: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+    cache_key: str | None = None
+    t0: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class ExampleResult:
+    gate: Gate
+    example: Example
+    ok: bool
+    status: Status
+    problem: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.gate.code}::example[{self.example.index}]"
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        gate_paths: Iterable[str | Path] | None = None,
+        include_builtin: bool = True,
+        provider: Provider | None = None,
+        cache: ResultCache | None = _AUTO,
+        audit: AuditSink | None = _AUTO,
+        fail_on: Severity | str = Severity.low,
+        principal: str | None = None,
+        max_bytes: int = MAX_BYTES,
+        semantic_timeout: float = DEFAULT_SEMANTIC_TIMEOUT,
+    ) -> None:
+        self.registry = Registry([Path(p) for p in gate_paths or []], include_builtin)
+        self._provider = provider
+        self.cache = _auto_cache() if cache is _AUTO else cache
+        self.audit = _auto_audit() if audit is _AUTO else audit
+        self.fail_on = Severity(fail_on)
+        self.principal = principal or os.environ.get("CLEARANCE_PRINCIPAL") or _whoami()
+        self.max_bytes = max_bytes
+        self.semantic_timeout = semantic_timeout
+        self._cache_warning: str | None = None
+
+    @property
+    def provider(self) -> Provider:
+        if self._provider is None:  # built lazily: the offline model costs time to load
+            self._provider = _auto_provider()
+        return self._provider
+
+    # --- rulesets -----------------------------------------------------------------------
+    def ruleset(self, modules: list[str] | None = None) -> Ruleset:
+        return self.registry.ruleset(modules)
+
+    def list_modules(self) -> list[Module]:
+        return self.ruleset(None).modules
+
+    def gate(self, code: str) -> Gate:
+        rs = self.ruleset(None)
+        for g in rs.gates:
+            if g.code == code:
+                return g
+        raise UserError(f"unknown gate '{code}'.{did_you_mean(code, [g.code for g in rs.gates])}")
+
+    # --- validation ---------------------------------------------------------------------
+    def load(self, path: str | Path) -> Document:
+        return load_document(path, max_bytes=self.max_bytes)
+
+    def validate(self, doc: Document | str | Path, *, modules: list[str] | None = None,
+                 doc_type: str | None = None, profile: bool = False,
+                 principal: str | None = None) -> Report:
+        """Validate one document (synchronously). Documents whose gates need no semantic answer
+        never touch the event loop."""
+        run, report = self._prepare(doc, modules, doc_type, profile)
+        if report is None:
+            if run.questions:
+                asyncio.run(self._ask(run))
+            report = self._finish(run, profile)
+        return self._record(report, run, principal)
+
+    async def validate_async(self, doc: Document | str | Path, *, modules: list[str] | None = None,
+                             doc_type: str | None = None, profile: bool = False,
+                             principal: str | None = None) -> Report:
+        run, report = self._prepare(doc, modules, doc_type, profile)
+        if report is None:
+            if run.questions:
+                await self._ask(run)
+            report = self._finish(run, profile)
+        return await asyncio.to_thread(self._record, report, run, principal)
+
+    def _coerce(self, doc: Document | str | Path) -> Document:
+        if isinstance(doc, Document):
+            return doc
+        return self.load(doc)
+
+    def _prepare(self, doc_in: Document | str | Path, modules: list[str] | None,
+                 doc_type: str | None, profile: bool) -> tuple[_Run, Report | None]:
+        t0 = time.perf_counter()
+        doc = self._coerce(doc_in)
+        ruleset = self.ruleset(modules)
+        if doc_type is not None and doc_type not in DOC_TYPES:
+            raise UserError(f"unknown document type '{doc_type}' (expected one of: "
+                            f"{', '.join(DOC_TYPES)}).{did_you_mean(doc_type, DOC_TYPES)}")
+        source = "given"
+        if doc_type is None:
+            doc_type = infer_doc_type(doc.text, doc.name)
+            source = "inferred" if doc_type else "none"
+        applicable, skipped = [], []
+        for g in ruleset.gates:
+            if g.applies is None or (doc_type is not None and doc_type in g.applies):
+                applicable.append(g)
+            else:
+                skipped.append(g)
+        run = _Run(doc, ruleset, doc_type, source, applicable, skipped, DocContext(doc, profile),
+                   t0=t0)
+        if source == "none" and skipped:
+            run.warnings.append(
+                f"document type not given and not recognised: {len(skipped)} gates that need a "
+                "type were not applied (pass --doc-type)")
+
+        key = self._report_key(run) if self.cache is not None and not profile else None
+        if key is not None:
+            cached = self._cache_call("get_report", key)
+            if cached is not None:
+                report = cached.model_copy(deep=True)
+                report.cache_hit = True
+                report.ms = round((time.perf_counter() - t0) * 1000, 3)
+                report.document.path = doc.path
+                report.document.name = doc.name
+                return run, self._apply_waivers(report)
+        run.cache_key = key
+
+        for g in applicable:
+            out = evaluate_gate(g, run.ctx)
+            run.outcomes[g.code] = out
+            for qid in out.pending:
+                run.questions[qid] = _question(g, qid)
+        return run, None
+
+    def _report_key(self, run: _Run) -> str:
+        blob = json.dumps([run.doc.sha256, run.ruleset.hash, run.doc_type, run.doc_type_source,
+                           self.fail_on.value, self.provider.identity(), TOOL_VERSION])
+        return "report:" + hashlib.sha256(blob.encode()).hexdigest()
+
+    def _answer_key(self, qid: str, doc: Document) -> str:
+        blob = json.dumps([qid, doc.sha256, self.provider.identity()])
+        return "answer:" + hashlib.sha256(blob.encode()).hexdigest()
+
+    def _cache_call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self.cache, method)(*args)
+        except Exception as exc:  # a cache must never fail a validation
+            self._cache_warning = f"cache disabled: {type(exc).__name__}: {exc}"
+            self.cache = None
+            return None
+
+    async def _ask(self, run: _Run) -> None:
+        """Ask the provider every pending question of the document, in one call."""
+        todo: list[Question] = []
+        for qid, q in run.questions.items():
+            hit = self._cache_call("get_answer", self._answer_key(qid, run.doc)) if self.cache else None
+            if hit is not None:
+                run.ctx.answers[qid] = hit
+                run.cached.add(qid)
+            else:
+                todo.append(q)
+        if todo:
+            provider = self.provider
+            try:
+                result = await asyncio.wait_for(provider.answer(run.doc, todo),
+                                                timeout=self.semantic_timeout)
+                answers, usage = result.answers, result.usage
+            except TimeoutError:
+                answers, usage = {}, Usage()
+                run.warnings.append(f"semantic provider gave no answer within "
+                                    f"{self.semantic_timeout:g} s")
+            except Exception as exc:  # a provider bug must not lose the validation
+                answers, usage = {}, Usage()
+                run.warnings.append(f"semantic provider failed: {type(exc).__name__}")
+            run.usage.add(usage)
+            for q in todo:
+                ans = answers.get(q.id) or Answer("unclear", 0.0, "the provider gave no answer")
+                run.ctx.answers[q.id] = ans
+                run.asked.add(q.id)
+                if ans.verdict != "unclear" and self.cache is not None:
+                    self._cache_call("put_answer", self._answer_key(q.id, run.doc), ans)
+        for g in run.gates:
+            if run.outcomes[g.code].pending:
+                run.outcomes[g.code] = evaluate_gate(g, run.ctx)
+
+    def _finish(self, run: _Run, profile: bool) -> Report:
+        doc = run.doc
+        results: list[GateResult] = []
+        for g in run.gates:
+            results.append(self._gate_result(g, run.outcomes[g.code], run, profile))
+        for g in run.skipped_by_type:
+            results.append(self._result(g, Status.not_applicable, False,
+                                        f"not applied: document type is "
+                                        f"{run.doc_type or 'unknown'}", [], []))
+        all_q = {n.check.question.id for g in run.gates for n in g.semantic_nodes()}
+        llm = LLMUsage(calls=run.usage.calls, input_tokens=run.usage.input_tokens,
+                       output_tokens=run.usage.output_tokens,
+                       cached_input_tokens=run.usage.cached_input_tokens,
+                       latency_ms=round(run.usage.latency_ms, 3),
+                       questions_asked=len(run.asked), questions_cached=len(run.cached),
+                       questions_skipped=len(all_q - set(run.questions)))
+        lines = doc.text.count("\n") + 1
+        report = Report(
+            tool_version=TOOL_VERSION,
+            document=DocumentInfo(name=doc.name, path=doc.path, sha256=doc.sha256, size=doc.size,
+                                  media_type=doc.media_type, doc_type=run.doc_type,
+                                  doc_type_source=run.doc_type_source,  # type: ignore[arg-type]
+                                  chars=len(doc.text), lines=lines, sections=len(doc.sections)),
+            verdict="pass", exit_code=0,
+            modules=[ModuleRef(id=m.id, version=m.version) for m in run.ruleset.modules],
+            ruleset=run.ruleset.hash, gates=results,
+            summary=_summarise(results), llm=llm, ms=0.0, warnings=list(run.warnings),
+        )
+        if self._cache_warning:
+            report.warnings.append(self._cache_warning)
+        _settle(report)
+        if run.cache_key is not None and self.cache is not None:
+            self._cache_call("put_report", run.cache_key, report)
+        report.ms = round((time.perf_counter() - run.t0) * 1000, 3)
+        return self._apply_waivers(report)
+
+    def _gate_result(self, g: Gate, out: GateOutcome, run: _Run, profile: bool) -> GateResult:
+        if not out.applicable:
+            res = self._result(g, Status.not_applicable, False, "not applicable: its `when` "
+                               "condition is false for this document", [], [])
+        else:
+            semantic = self._semantic_answers(g, run)
+            if out.v is True:
+                res = self._result(g, Status.pass_, False, g.title, [], semantic)
+            elif out.v is False:
+                res = self._result(g, Status.fail, g.severity.rank >= self.fail_on.rank,
+                                   g.message or g.title, self._spans(out.hits, run.doc), semantic)
+            else:
+                reasons = sorted({a.rationale for a in semantic if a.verdict == "unclear"})
+                why = "; ".join(reasons) or "a check could not be decided"
+                blocking = (g.on_indeterminate == OnIndeterminate.block
+                            and g.severity.rank >= self.fail_on.rank)
+                res = self._result(g, Status.indeterminate, blocking,
+                                   f"{g.message or g.title} -- could not be decided: {why}",
+                                   [], semantic)
+        if profile:
+            res.ms = round(out.ms, 4)
+            seen = []
+            for root in (*g.whens, *g.requires, *g.forbids):
+                for n in root.walk():
+                    if isinstance(n, CheckNode) and n.check.key in run.ctx.timings:
+                        label, kind, ms = run.ctx.timings[n.check.key]
+                        seen.append(CheckTiming(check=label, kind=kind, ms=round(ms, 4)))
+            res.checks = seen
+        return res
+
+    def _result(self, g: Gate, status: Status, blocking: bool, message: str, spans: list[Span],
+                semantic: list[SemanticAnswer]) -> GateResult:
+        return GateResult(gate=g.code, name=g.name, module=g.module, version=g.version,
+                          title=g.title, status=status, blocking=blocking, severity=g.severity,
+                          cite="; ".join(g.cite), message=message, fix=g.fix,
+                          on_indeterminate=g.on_indeterminate, spans=spans, semantic=semantic)
+
+    def _spans(self, hits: list[Hit], doc: Document) -> list[Span]:
+        out = []
+        for h in hits:
+            line, col = doc.line_col(h.start)
+            out.append(Span(start=h.start, end=h.end, line=line, col=col, page=doc.page(h.start),
+                            check=h.label, kind=h.kind, detail=h.detail))
+        return out
+
+    def _semantic_answers(self, g: Gate, run: _Run) -> list[SemanticAnswer]:
+        out = []
+        p = self.provider if run.asked or run.cached else None
+        for n in g.semantic_nodes():
+            q = n.check.question
+            ans = run.ctx.answers.get(q.id)
+            if ans is None:
+                continue
+            out.append(SemanticAnswer(
+                question=q.text, verdict=ans.verdict, confidence=round(ans.confidence, 4),
+                rationale=ans.rationale, provider=p.name if p else "", model=p.model if p else "",
+                prompt_version=p.prompt_version if p else "",
+                evidence=self._spans([Hit(e.start, e.end, n.label, "semantic") for e in ans.evidence],
+                                     run.doc),
+                cached=q.id in run.cached))
+        return out
+
+    def _apply_waivers(self, report: Report) -> Report:
+        if self.audit is None:
+            return report
+        try:
+            waivers = self.audit.waivers_for(report.document.sha256)
+        except Exception as exc:
+            report.warnings.append(f"could not read waivers: {exc}")
+            return report
+        if not waivers:
+            return report
+        for g in report.gates:
+            w = waivers.get(g.gate)
+            if w is not None and g.status in (Status.fail, Status.indeterminate):
+                g.status = Status.waived
+                g.blocking = False
+                g.waiver = w if isinstance(w, Waiver) else Waiver.model_validate(w)
+        report.summary = _summarise(report.gates)
+        _settle(report)
+        return report
+
+    def _record(self, report: Report, run: _Run, principal: str | None) -> Report:
+        if self.audit is not None:
+            sources = [GateSource(g.code, g.version, g.module, g.source) for g in run.ruleset.gates
+                       if any(r.gate == g.code for r in report.gates)]
+            self.audit.record(report, principal=principal or self.principal, gates=sources)
+        return report
+
+    # --- authoring ----------------------------------------------------------------------
+    def lint(self, modules: list[str] | None = None, *, run_examples: bool = True
+             ) -> tuple[list[Diagnostic], dict[str, str]]:
+        """Every diagnostic of the modules (all when None), including examples that do not
+        behave as declared (DSL123). Returns diagnostics and file sources for rendering."""
+        diags: list[Diagnostic] = []
+        sources: dict[str, str] = {}
+        ids = modules or self.registry.module_ids()
+        compiled = []
+        for mid in ids:
+            module, ds, texts = self.registry.compile(mid)
+            diags.extend(ds)
+            sources.update(texts)
+            if module is not None:
+                compiled.append(module)
+        if run_examples:
+            for res in self.run_examples(m for m in compiled):
+                if not res.ok:
+                    ex = res.example
+                    diags.append(Diagnostic("DSL123", f"example {ex.index} of {res.gate.code} "
+                                            f"expects {ex.expect} but {res.problem}", ex.file,
+                                            ex.loc, help="fix the gate or the example"))
+        return diags, sources
+
+    def run_examples(self, modules: Iterable[Module] | None = None) -> list[ExampleResult]:
+        mods = list(modules) if modules is not None else self.list_modules()
+        out = []
+        for m in mods:
+            for g in m.gates:
+                for ex in g.examples:
+                    out.append(self.check_example(g, ex))
+        return out
+
+    def check_example(self, gate: Gate, ex: Example) -> ExampleResult:
+        doc = document_from_text(ex.text, name=f"{gate.code}::example[{ex.index}]")
+        ctx = DocContext(doc)
+        out = evaluate_gate(gate, ctx)
+        if out.pending:
+            questions = [_question(gate, qid) for qid in out.pending]
+            try:
+                result = asyncio.run(asyncio.wait_for(self.provider.answer(doc, questions),
+                                                      timeout=self.semantic_timeout))
+                ctx.answers.update(result.answers)
+            except Exception:  # noqa: S110 - unanswered questions stay unclear below
+                pass
+            for q in questions:
+                ctx.answers.setdefault(q.id, Answer("unclear", 0.0, "no answer"))
+            out = evaluate_gate(gate, ctx)
+        if not out.applicable:
+            status = Status.not_applicable
+        else:
+            status = {True: Status.pass_, False: Status.fail, None: Status.indeterminate}[out.v]
+        if ex.expect == "pass":
+            ok = status in (Status.pass_, Status.not_applicable)
+        else:
+            ok = status == Status.fail
+        problem = None if ok else f"the gate's status is {status.value}"
+        if ok and ex.expecting:
+            fired = {h.kind for h in out.hits} | {h.label for h in out.hits} | {
+                h.entity for h in out.hits if h.entity}
+            missing = [n for n in ex.expecting if n not in fired]
+            if missing:
+                ok = False
+                problem = (f"{', '.join(missing)} did not fire (fired: "
+                           f"{', '.join(sorted(fired)) or 'nothing'})")
+        return ExampleResult(gate, ex, ok, status, problem)
+
+
+def _question(g: Gate, qid: str) -> Question:
+    for n in g.semantic_nodes():
+        if n.check.question.id == qid:
+            return n.check.question
+    raise KeyError(qid)  # pragma: no cover - pending ids always come from the gate
+
+
+def _summarise(results: list[GateResult]) -> Summary:
+    def count(s: Status) -> int:
+        return sum(1 for r in results if r.status == s)
+
+    by_sev: dict[str, int] = {s.value: 0 for s in Severity}
+    for r in results:
+        if r.status == Status.fail:
+            by_sev[r.severity.value] += 1
+    return Summary(gates=len(results), passed=count(Status.pass_), failed=count(Status.fail),
+                   indeterminate=count(Status.indeterminate),
+                   not_applicable=count(Status.not_applicable), waived=count(Status.waived),
+                   blocking=sum(1 for r in results if r.blocking), by_severity=by_sev)
+
+
+def _settle(report: Report) -> None:
+    """Verdict and exit code from the gate results: a blocking failure (1) outranks a blocking
+    undecided check (3)."""
+    if any(g.blocking and g.status == Status.fail for g in report.gates):
+        report.verdict, report.exit_code = "fail", 1
+    elif any(g.blocking and g.status == Status.indeterminate for g in report.gates):
+        report.verdict, report.exit_code = "indeterminate", 3
+    else:
+        report.verdict, report.exit_code = "pass", 0
+
+
+def _whoami() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # no user database in some containers
+        return "unknown"

@@ -1,0 +1,31 @@
+"""Options and helpers shared by the CLI subcommands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from engine.api import Engine
+from engine.errors import GateFileError
+
+GatesOpt = typer.Option(None, "--gates", "-g", help="extra gate file or module folder (repeatable)")
+ModuleOpt = typer.Option(None, "--module", "-m", help="module id to apply (repeatable; default all)")
+
+
+def make_engine(gates: list[Path] | None = None, **kw) -> Engine:
+    return Engine(gate_paths=gates or [], **kw)
+
+
+def emit(text: str) -> None:
+    if text:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def gate_file_errors(exc: GateFileError) -> int:
+    """Print rendered diagnostics for gate-file errors; exit code 2."""
+    sys.stderr.write(str(exc) + "\n")
+    n = sum(1 for d in exc.diagnostics if d.severity == "error")
+    sys.stderr.write(f"clearance: {n} error(s) in gate files\n")
+    return 2

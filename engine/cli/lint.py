@@ -1,0 +1,51 @@
+"""`clearance lint [PATH...]`: compiler diagnostics for gate files, examples included."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from engine.cli._common import make_engine
+from engine.cli.app import app
+from engine.loader import discover
+
+
+def module_ids_for(engine, paths: list[Path]) -> list[str] | None:
+    """The module ids found under ``paths`` (None = every built-in module)."""
+    if not paths:
+        return None
+    found, _ = discover(paths)
+    return sorted(found)
+
+
+def engine_for(paths: list[Path]):
+    from engine.loader import BUILTIN_DIR
+
+    builtin = any(p.resolve() == BUILTIN_DIR or BUILTIN_DIR in p.resolve().parents for p in paths)
+    extra = [p for p in paths if not (p.resolve() == BUILTIN_DIR)]
+    return make_engine(extra, include_builtin=builtin or not paths, cache=None, audit=None)
+
+
+@app.command()
+def lint(
+    paths: list[Path] = typer.Argument(None, help="gate files or module folders (default: built-in)"),
+    no_examples: bool = typer.Option(False, "--no-examples", help="skip running inline examples"),
+) -> None:
+    """Check gate files: syntax, names, regexes, citations, examples. Exit 2 on any error."""
+    paths = paths or []
+    engine = engine_for(paths)
+    ids = module_ids_for(engine, paths)
+    diags, sources = engine.lint(ids, run_examples=not no_examples)
+    for d in diags:
+        sys.stderr.write(d.render(sources.get(d.file)) + "\n\n")
+    sys.stderr.flush()
+    errors = sum(1 for d in diags if d.severity == "error")
+    warnings = len(diags) - errors
+    n_gates = sum(len(m.gates) for m in engine.list_modules()) if not errors else None
+    summary = f"{errors} error(s), {warnings} warning(s)"
+    if n_gates is not None:
+        summary += f" in {n_gates} gates"
+    print(f"clearance lint: {summary}")
+    raise typer.Exit(2 if errors else 0)

@@ -1,0 +1,216 @@
+"""Evaluate compiled gates on a document with three-valued (Kleene) logic.
+
+A semantic question without an answer yet is *pending* (unknown). Cheap checks run first; if they
+already decide a gate (``any`` with a true branch, ``all`` with a false one), the pending questions
+under it are dropped: only questions that can still change an outcome are ever asked. An answer of
+``unclear`` is unknown without being pending: the gate becomes INDETERMINATE."""
+
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import dataclass, field
+
+from dsl.compile import (
+    AllNode,
+    AnyNode,
+    CheckNode,
+    CountNode,
+    Gate,
+    NearNode,
+    Node,
+    NotNode,
+    SectionNode,
+    SemanticNode,
+)
+from engine.document import Document
+from engine.providers.base import Answer
+from gates.base import Check, Match
+
+Scope = tuple[tuple[int, int], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A span that supports a result, with the check that produced it."""
+
+    start: int
+    end: int
+    label: str
+    kind: str
+    detail: str | None = None
+    #: entity type for detector hits (US_SSN, AWS_ACCESS_KEY...), so examples can expect it.
+    entity: str | None = None
+
+
+@dataclass(slots=True)
+class Value:
+    v: bool | None
+    hits: list[Hit] = field(default_factory=list)
+    pending: frozenset[str] = frozenset()
+
+
+_FALSE = Value(False)
+
+
+class DocContext:
+    """Per-document state shared by every gate: memoised check matches, section ranges and the
+    semantic answers collected so far. Each check runs over the document at most once."""
+
+    def __init__(self, doc: Document, profile: bool = False) -> None:
+        self.doc = doc
+        self.answers: dict[str, Answer] = {}
+        self.profile = profile
+        self._matches: dict[str, list[Match]] = {}
+        self._sections: dict[tuple[str, ...], tuple[tuple[int, int], ...]] = {}
+        #: check key -> (label, kind, ms) for --profile
+        self.timings: dict[str, tuple[str, str, float]] = {}
+
+    def matches(self, check: Check) -> list[Match]:
+        key = check.key
+        found = self._matches.get(key)
+        if found is None:
+            t0 = time.perf_counter()
+            found = check.find(self.doc.text)
+            if self.profile:
+                self.timings[key] = (check.describe(), check.kind,
+                                     (time.perf_counter() - t0) * 1000)
+            self._matches[key] = found
+        return found
+
+    def prime(self, key: str, matches: list[Match]) -> None:
+        """Install matches computed elsewhere (e.g. by a multi-pattern scanner)."""
+        self._matches[key] = matches
+
+    def section_scope(self, headings: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+        got = self._sections.get(headings)
+        if got is None:
+            got = tuple(self.doc.section_ranges(headings))
+            self._sections[headings] = got
+        return got
+
+
+def _in_scope(m: Match, scope: Scope) -> bool:
+    if scope is None:
+        return True
+    return any(s <= m.start and m.end <= e for s, e in scope)
+
+
+def _intersect(a: Scope, b: tuple[tuple[int, int], ...]) -> Scope:
+    if a is None:
+        return b
+    out = []
+    for s1, e1 in a:
+        for s2, e2 in b:
+            s, e = max(s1, s2), min(e1, e2)
+            if s < e:
+                out.append((s, e))
+    return tuple(out)
+
+
+def evaluate(node: Node, ctx: DocContext, scope: Scope = None) -> Value:
+    if isinstance(node, CheckNode):
+        kind = node.check.kind
+        detector = kind in ("pii", "secret")
+        hits = [Hit(m.start, m.end, node.label, kind,
+                    (f"{m.detail} {m.display}" if detector and m.display else m.detail)
+                    if kind != "regex" else None,  # a regex match may be PII: line:col only
+                    m.detail if detector else None)
+                for m in ctx.matches(node.check) if _in_scope(m, scope)]
+        return Value(bool(hits), hits)
+    if isinstance(node, SemanticNode):
+        qid = node.check.question.id
+        ans = ctx.answers.get(qid)
+        if ans is None:
+            return Value(None, [], frozenset((qid,)))
+        if ans.verdict == "yes":
+            hits = [Hit(ev.start, ev.end, node.label, "semantic", None) for ev in ans.evidence]
+            return Value(True, hits)
+        if ans.verdict == "no":
+            return Value(False)
+        return Value(None)
+    if isinstance(node, NotNode):
+        child = evaluate(node.child, ctx, scope)
+        return Value(None if child.v is None else not child.v, [], child.pending)
+    if isinstance(node, AnyNode):  # before AllNode: AnyNode subclasses it
+        vals = [evaluate(c, ctx, scope) for c in sorted(node.children, key=lambda c: c.cost)]
+        if any(v.v is True for v in vals):
+            return Value(True, [h for v in vals if v.v is True for h in v.hits])
+        if any(v.v is None for v in vals):
+            return Value(None, [], frozenset().union(*(v.pending for v in vals if v.v is None)))
+        return _FALSE
+    if isinstance(node, AllNode):
+        vals = [evaluate(c, ctx, scope) for c in sorted(node.children, key=lambda c: c.cost)]
+        if any(v.v is False for v in vals):
+            return _FALSE
+        if any(v.v is None for v in vals):
+            return Value(None, [], frozenset().union(*(v.pending for v in vals if v.v is None)))
+        return Value(True, [h for v in vals for h in v.hits])
+    if isinstance(node, SectionNode):
+        return evaluate(node.child, ctx, _intersect(scope, ctx.section_scope(node.headings)))
+    if isinstance(node, NearNode):
+        return _near(evaluate(node.a, ctx, scope).hits, evaluate(node.b, ctx, scope).hits,
+                     node.within)
+    if isinstance(node, CountNode):
+        hits = evaluate(node.child, ctx, scope).hits
+        n = len({(h.start, h.end) for h in hits})
+        ok = {">=": n >= node.n, "<=": n <= node.n, "==": n == node.n, ">": n > node.n,
+              "<": n < node.n}[node.op]
+        return Value(ok, hits if ok else [])
+    raise AssertionError(f"unknown node {node!r}")  # pragma: no cover
+
+
+def _near(a: list[Hit], b: list[Hit], within: int) -> Value:
+    """Pairs of an `a` hit and a `b` hit at most `within` characters apart. Each `a` hit only
+    looks at the `b` hits whose start falls in its window (bisect), so this stays near-linear."""
+    if not a or not b:
+        return _FALSE
+    b_sorted = sorted(b, key=lambda h: h.start)
+    starts = [h.start for h in b_sorted]
+    longest = max(h.end - h.start for h in b_sorted)
+    out: dict[tuple[int, int, str], Hit] = {}
+    for ha in a:
+        lo = bisect.bisect_left(starts, ha.start - within - longest)
+        hi = bisect.bisect_right(starts, ha.end + within)
+        for hb in b_sorted[lo:hi]:
+            gap = max(ha.start, hb.start) - min(ha.end, hb.end)
+            if gap <= within:
+                out[(ha.start, ha.end, ha.label)] = ha
+                out[(hb.start, hb.end, hb.label)] = hb
+    hits = sorted(out.values(), key=lambda h: (h.start, h.end))
+    return Value(bool(hits), hits)
+
+
+@dataclass
+class GateOutcome:
+    """``v``: True pass, False fail, None undecided; ``applicable`` False means not applicable."""
+
+    v: bool | None
+    applicable: bool
+    hits: list[Hit]
+    pending: frozenset[str]
+    ms: float = 0.0
+
+
+def evaluate_gate(gate: Gate, ctx: DocContext) -> GateOutcome:
+    t0 = time.perf_counter()
+    pending: frozenset[str] = frozenset()
+    if gate.whens:
+        w = evaluate(AllNode(gate.loc, list(gate.whens)), ctx)
+        if w.v is False:
+            return GateOutcome(True, False, [], frozenset(), (time.perf_counter() - t0) * 1000)
+        pending = w.pending  # an undecidable condition keeps the gate applicable (fail-closed)
+    req = evaluate(AllNode(gate.loc, list(gate.requires)), ctx) if gate.requires else Value(True)
+    forb = evaluate(AnyNode(gate.loc, list(gate.forbids)), ctx) if gate.forbids else Value(False)
+    hits = sorted({(h.start, h.end, h.label): h for h in forb.hits}.values(),
+                  key=lambda h: (h.start, h.end)) if forb.v else []
+    if req.v is False or forb.v is True:
+        v: bool | None = False  # still pending on `when`: a failure only counts if it applies
+    elif req.v is True and forb.v is False:
+        v = True
+        pending = frozenset()  # passes whether or not it applies: nothing left to ask
+    else:
+        v = None
+        pending = pending | (req.pending if req.v is None else frozenset()) | (
+            forb.pending if forb.v is None else frozenset())
+    return GateOutcome(v, True, hits, pending, (time.perf_counter() - t0) * 1000)

@@ -1,0 +1,144 @@
+"""Find modules on disk, compile them lazily (only those a run asks for) and keep them compiled."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import modules as _builtin
+from dsl.compile import GATE_SUFFIX, Gate, Module, compile_paths
+from dsl.diagnostics import Diagnostic, DiagnosticBag, did_you_mean
+from engine.errors import GateFileError, UserError
+
+BUILTIN_DIR = Path(_builtin.__file__).resolve().parent
+LIB_DIR_NAME = "lib"
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    id: str
+    paths: tuple[Path, ...]
+
+    def signature(self) -> tuple:
+        out = []
+        for p in self.paths:
+            try:
+                st = p.stat()
+                out.append((str(p), st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((str(p), 0, 0))
+        return tuple(out)
+
+
+def _gate_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob(f"*{GATE_SUFFIX}") if p.is_file())
+
+
+def discover(roots: list[Path]) -> tuple[dict[str, ModuleSource], list[Path]]:
+    """Module sources under ``roots`` and the library folders to resolve imports from.
+    A root is a folder of module folders, one module folder, or a single gate file."""
+    found: dict[str, ModuleSource] = {}
+    libs: list[Path] = []
+    for root in roots:
+        root = root.resolve()
+        if root.is_file():
+            found[root.stem] = ModuleSource(root.stem, (root,))
+            continue
+        if not root.is_dir():
+            raise UserError(f"{root}: no such gate file or folder")
+        direct = _gate_files(root)
+        if direct and root.name != LIB_DIR_NAME:
+            found[root.name] = ModuleSource(root.name, tuple(direct))
+            if (root.parent / LIB_DIR_NAME).is_dir():
+                libs.append(root.parent / LIB_DIR_NAME)
+            continue
+        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            if sub.name == LIB_DIR_NAME:
+                libs.append(sub)
+                continue
+            files = _gate_files(sub)
+            if files:
+                found[sub.name] = ModuleSource(sub.name, tuple(files))
+    return found, libs
+
+
+@dataclass
+class Ruleset:
+    modules: list[Module]
+
+    @property
+    def gates(self) -> list[Gate]:
+        return [g for m in self.modules for g in m.gates]
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(sorted((g.code, g.version) for g in self.gates))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Registry:
+    """Compiled modules by id; thread-safe; recompiles a module when its files change."""
+
+    def __init__(self, roots: list[Path] | None = None, include_builtin: bool = True) -> None:
+        self.roots = ([BUILTIN_DIR] if include_builtin else []) + [Path(r) for r in roots or []]
+        self._lock = threading.Lock()
+        self._compiled: dict[str, tuple[tuple, Module, list[Diagnostic], dict[str, str]]] = {}
+        self._sources: dict[str, ModuleSource] | None = None
+        self._libs: list[Path] = []
+
+    def sources(self) -> dict[str, ModuleSource]:
+        if self._sources is None:
+            self._sources, self._libs = discover(self.roots)
+        return self._sources
+
+    def module_ids(self) -> list[str]:
+        return sorted(self.sources())
+
+    def compile(self, module_id: str) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
+        src = self.sources()[module_id]
+        sig = src.signature()
+        with self._lock:
+            hit = self._compiled.get(module_id)
+            if hit and hit[0] == sig:
+                return hit[1], hit[2], hit[3]
+            module, diags, texts = compile_paths(list(src.paths), self._libs, default_id=module_id)
+            if module is not None:
+                self._compiled[module_id] = (sig, module, diags, texts)
+            return module, diags, texts
+
+    def ruleset(self, wanted: list[str] | None = None) -> Ruleset:
+        """Compile the modules asked for (all when ``wanted`` is empty) into one ruleset; any
+        gate-file error raises :class:`GateFileError` carrying the rendered diagnostics."""
+        ids = self.module_ids()
+        chosen = list(dict.fromkeys(wanted)) if wanted else ids
+        for m in chosen:
+            if m not in ids:
+                raise UserError(f"unknown module '{m}' (available: {', '.join(ids)})."
+                                f"{did_you_mean(m, ids)}")
+        modules: list[Module] = []
+        rendered: list[str] = []
+        all_diags: list[Diagnostic] = []
+        for m in chosen:
+            module, diags, texts = self.compile(m)
+            errors = [d for d in diags if d.severity == "error"]
+            all_diags.extend(diags)
+            rendered.extend(d.render(texts.get(d.file)) for d in errors)
+            if module is not None:
+                modules.append(module)
+        bag = DiagnosticBag()
+        seen: dict[str, str] = {}
+        for module in modules:
+            for g in module.gates:
+                if g.code in seen:
+                    bag.error("DSL107", f"gate code '{g.code}' is used by modules '{seen[g.code]}' "
+                              f"and '{module.id}'", g.file, g.loc,
+                              help="gate codes are unique across every loaded module")
+                seen.setdefault(g.code, module.id)
+        rendered.extend(d.render() for d in bag.items)
+        all_diags.extend(bag.items)
+        if rendered:
+            raise GateFileError("\n\n".join(rendered), all_diags)
+        return Ruleset(modules)
