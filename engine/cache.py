@@ -86,14 +86,18 @@ class DiskCache:
     """
 
     def __init__(self, directory: Path | str | None = None, *, size_limit: int | None = None,
-                 ttl: int | None | bool = True, timeout: float = 5.0) -> None:
+                 ttl: float | None | bool = True, timeout: float = 5.0) -> None:
         self.directory = Path(directory) if directory is not None else cache_dir()
-        self.size_limit = size_limit if size_limit is not None else cache_size_limit()
-        # ttl=True means "from the environment"; None means never expire.
-        self.ttl: int | None = cache_ttl() if ttl is True else (ttl or None)
+        self.size_limit = size_limit if size_limit is not None else DEFAULT_SIZE_LIMIT
+        self.ttl: float | None = None
         self.warnings: list[str] = []
         self._cache: diskcache.Cache | None = None
         try:
+            # A bad setting disables the cache like a bad disk does: it must not stop validation.
+            if size_limit is None:
+                self.size_limit = cache_size_limit()
+            # ttl=True means "from the environment"; None (or 0) means never expire.
+            self.ttl = cache_ttl() if ttl is True else (ttl or None)
             self.directory.mkdir(parents=True, exist_ok=True)
             self._cache = diskcache.Cache(
                 str(self.directory),

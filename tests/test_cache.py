@@ -1,0 +1,191 @@
+"""Disk cache: round trips, TTL, size limit, persisted stats, and degrading when broken."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import engine.cache as cache_mod
+from engine.cache import DiskCache
+from engine.cli import main
+from engine.providers.base import Answer, Evidence
+
+try:
+    from test_audit import make_report
+except ImportError:  # tests/ collected as a package
+    from tests.test_audit import make_report
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "0f" * 32
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> DiskCache:
+    c = DiskCache(tmp_path / "cache")
+    yield c
+    c.close()
+
+
+def test_report_round_trip_marks_a_hit(cache: DiskCache) -> None:
+    assert cache.get_report(KEY) is None
+    report = make_report()
+    cache.put_report(KEY, report)
+    got = cache.get_report(KEY)
+    assert got is not None and got.cache_hit
+    assert got.model_copy(update={"cache_hit": False}) == report
+    assert cache.warnings == []
+
+
+def test_answer_round_trip(cache: DiskCache) -> None:
+    answer = Answer("no", 0.7, "not stated", (Evidence("the quote", 3, 12),))
+    cache.put_answer(KEY, answer)
+    got = cache.get_answer(KEY)
+    assert got == Answer("no", 0.7, "not stated", (Evidence("the quote", 3, 12),), cached=True)
+    assert cache.get_answer("1" * 64) is None
+
+
+def test_values_are_json_text_never_pickles(cache: DiskCache) -> None:
+    cache.put_report(KEY, make_report())
+    cache.put_answer(KEY, Answer("yes", 1.0, "ok"))
+    with sqlite3.connect(cache.directory / "cache.db") as conn:
+        modes = {m for (m,) in conn.execute("SELECT mode FROM Cache")}
+    assert modes and 4 not in modes  # 4 is diskcache.core.MODE_PICKLE
+
+
+def test_a_damaged_entry_is_a_miss_not_an_error(cache: DiskCache) -> None:
+    assert cache._cache is not None
+    cache._cache.set("report:" + KEY, "{not json")
+    cache._cache.set("answer:" + KEY, '{"verdict": "yes"}')
+    assert cache.get_report(KEY) is None and cache.get_answer(KEY) is None
+    assert cache.enabled and cache.warnings == []
+    assert len(cache._cache) == 0  # dropped, so the next validation refills it
+
+
+def test_ttl_expires_entries(tmp_path: Path) -> None:
+    c = DiskCache(tmp_path / "c", ttl=0.2)
+    c.put_answer(KEY, Answer("yes", 1.0, "ok"))
+    assert c.get_answer(KEY) is not None
+    time.sleep(0.3)
+    assert c.get_answer(KEY) is None
+    c.close()
+
+
+def test_size_limit_evicts_oldest(tmp_path: Path) -> None:
+    limit = 256 * 1024
+    c = DiskCache(tmp_path / "c", size_limit=limit)
+    report = make_report(gates=30)
+    for i in range(400):  # ~15 KB each: ~6 MB offered to a 256 KB cache
+        c.put_report(f"{i:064x}", report)
+    s = c.stats()
+    assert s.entries < 400
+    assert c._cache is not None and c._cache.volume() < 2 * limit
+    assert c.get_report(f"{399:064x}") is not None  # the newest survive
+    assert c.get_report(f"{0:064x}") is None  # the oldest went first
+    assert c.warnings == []
+    c.close()
+
+
+def test_stats_persist_across_processes_and_clear_resets(cache: DiskCache) -> None:
+    cache.put_report(KEY, make_report())
+    cache.get_report(KEY)
+    cache.get_report("9" * 64)
+    code = ("import sys; from engine.cache import DiskCache; "
+            f"c = DiskCache({str(cache.directory)!r}); "
+            f"sys.exit(0 if c.get_report({KEY!r}) else 1)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    s = cache.stats()
+    assert (s.entries, s.hits, s.misses, s.hit_rate) == (1, 2, 1, 2 / 3)
+    assert s.size_bytes > 0
+    assert cache.clear() == 1
+    s = cache.stats()
+    assert (s.entries, s.hits, s.misses, s.hit_rate) == (0, 0, 0, None)
+
+
+def test_corrupt_database_degrades_to_no_cache_with_one_warning(tmp_path: Path) -> None:
+    directory = tmp_path / "c"
+    c = DiskCache(directory)
+    c.put_report(KEY, make_report())
+    c.close()
+    (directory / "cache.db").write_bytes(b"this is not a database" * 100)
+    for name in ("cache.db-wal", "cache.db-shm"):
+        (directory / name).unlink(missing_ok=True)
+    broken = DiskCache(directory)
+    assert not broken.enabled
+    assert broken.get_report(KEY) is None
+    broken.put_report(KEY, make_report())
+    broken.put_answer(KEY, Answer("yes", 1.0, "ok"))
+    assert broken.get_answer(KEY) is None
+    assert len(broken.warnings) == 1 and "cache disabled" in broken.warnings[0]
+
+
+def test_unwritable_location_degrades_to_no_cache(tmp_path: Path) -> None:
+    # Tests run as root, where chmod does not stop writes: a path under a regular file does.
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    c = DiskCache(blocker / "cache")
+    c.put_report(KEY, make_report())
+    assert c.get_report(KEY) is None
+    assert not c.enabled and len(c.warnings) == 1 and "Not a directory" in c.warnings[0]
+
+
+def test_failure_after_opening_disables_once(cache: DiskCache) -> None:
+    class Broken:
+        def get(self, *a: object, **k: object) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        def close(self) -> None:
+            pass
+
+    cache._cache = Broken()  # type: ignore[assignment]
+    assert cache.get_report(KEY) is None
+    assert cache.get_answer(KEY) is None
+    assert not cache.enabled and cache.warnings == [
+        f"cache disabled ({cache.directory}): OperationalError: disk I/O error"]
+
+
+def test_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CLEARANCE_CACHE_DIR", "CLEARANCE_HOME", "CLEARANCE_NO_CACHE",
+                 "CLEARANCE_CACHE_SIZE", "CLEARANCE_CACHE_TTL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_mod.cache_dir() == tmp_path / "xdg" / "clearance"
+    monkeypatch.setenv("CLEARANCE_HOME", str(tmp_path / "home"))
+    assert cache_mod.cache_dir() == tmp_path / "home" / "cache"
+    monkeypatch.setenv("CLEARANCE_CACHE_DIR", str(tmp_path / "explicit"))
+    monkeypatch.setenv("CLEARANCE_CACHE_SIZE", "1000000")
+    monkeypatch.setenv("CLEARANCE_CACHE_TTL", "0")
+    c = cache_mod.open_cache()
+    assert c is not None and c.directory == tmp_path / "explicit"
+    assert (c.size_limit, c.ttl, c.enabled) == (1000000, None, True)
+    c.close()
+    monkeypatch.setenv("CLEARANCE_CACHE_SIZE", "lots")
+    bad = cache_mod.open_cache()
+    assert bad is not None and not bad.enabled and "CLEARANCE_CACHE_SIZE" in bad.warnings[0]
+    monkeypatch.setenv("CLEARANCE_NO_CACHE", "1")
+    assert cache_mod.open_cache() is None
+
+
+def test_cli_stats_and_clear(cache: DiskCache, capsys: pytest.CaptureFixture[str]) -> None:
+    cache.put_report(KEY, make_report())
+    cache.get_report(KEY)
+    assert main(["cache", "stats", "--dir", str(cache.directory)]) == 0
+    out = capsys.readouterr().out
+    assert "entries   1" in out and "hit rate  100.0%" in out
+    assert main(["cache", "stats", "--dir", str(cache.directory), "--format", "json"]) == 0
+    assert '"hits": 1' in capsys.readouterr().out
+    assert main(["cache", "clear", "--dir", str(cache.directory)]) == 0
+    assert "removed 1 cache entries" in capsys.readouterr().out
+
+
+def test_cli_reports_an_unusable_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["cache", "stats", "--dir", str(blocker / "c")]) == 4
+    assert "cache disabled" in capsys.readouterr().err
