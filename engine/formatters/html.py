@@ -72,6 +72,7 @@ pre.text { white-space:pre-wrap; word-wrap:break-word; background:#fbfcfd;
   font:13px/1.6 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; }
 mark { background:var(--mark); border-bottom:2px solid var(--sev); padding:0 1px; border-radius:2px; }
 mark a { color:inherit; text-decoration:none; }
+mark.waived { background:#eef0f3; border-bottom:2px dashed var(--info); }
 .gap { text-align:center; color:var(--muted); font-size:12px; margin:6px 0; }
 .note { color:var(--muted); font-style:italic; }
 """
@@ -169,8 +170,9 @@ class _Page:
             f'<span class="sev">{_e(g.severity.value)}</span>',
             f"<code>{_e(g.gate)}</code><strong>{_e(g.title)}</strong>",
             f'<span class="{status_cls}">{_e(_status_label(g))}</span></div>',
-            f"<p>{_e(g.message)}</p>",
         ]
+        if g.message.strip() != g.title.strip():  # many gates' message is their title
+            out.append(f"<p>{_e(g.message)}</p>")
         if g.fix:
             out.append(f'<p><span class="label">Fix</span>{_e(g.fix)}</p>')
         out.append(f'<p><span class="label">Citation</span>{_e(g.cite)}</p>')
@@ -180,6 +182,12 @@ class _Page:
                 for j, s in enumerate(g.spans)
             )
             out.append(f'<p class="where"><span class="label">Where</span>{links}</p>')
+        elif g.status == Status.fail:
+            out.append(
+                '<p class="where"><span class="label">Where</span>'
+                '<span class="muted">nowhere: what the gate requires is missing from the '
+                "document</span></p>"
+            )
         for a in g.semantic:
             out.append(
                 f'<p class="semantic">Asked <em>{_e(a.question)}</em> → '
@@ -220,21 +228,19 @@ class _Page:
                 "and no finding points into them.</p>"
             )
         out = ["<h3>Excerpts around the findings</h3>"]
-        previous = 0
+        shown = 0  # last line shown so far
+        total = self.doc.line_col(len(text.rstrip("\n")))[0]
         for start, end in _windows(text, spans):
-            if start > previous:
-                out.append(
-                    f'<p class="gap">⋯ {text.count(chr(10), previous, start):,} '
-                    "lines not shown ⋯</p>"
-                )
-            first, last = self.doc.line_col(start)[0], self.doc.line_col(end)[0]
+            first, last = self.doc.line_col(start)[0], self.doc.line_col(max(start, end - 1))[0]
+            if first > shown + 1:
+                out.append(_gap(first - shown - 1))
             out.append(
                 f'<p class="excerpt-head">lines {first}–{last}</p>'
                 f'<pre class="text">{self.marked(start, end, spans)}</pre>'
             )
-            previous = end
-        if previous < len(text):
-            out.append(f'<p class="gap">⋯ {text.count(chr(10), previous):,} lines not shown ⋯</p>')
+            shown = last
+        if total > shown:
+            out.append(_gap(total - shown))
         return "\n".join(out)
 
     def marked(self, lo: int, hi: int, spans: list[tuple[int, int, int, int]]) -> str:
@@ -253,7 +259,9 @@ class _Page:
                 start, end, k, j = inside[nxt]
                 if start >= lo:  # the anchor the finding's "Where" link points to
                     out.append(f'<span id="{self.fid(k)}-s{j}"></span>')
-                rank = -self.findings[k].severity.rank
+                g = self.findings[k]
+                # Waived findings colour text only where nothing live overlaps them.
+                rank = -g.severity.rank + (10 if g.status == Status.waived else 0)
                 heapq.heappush(active, (rank, k, end, j))
                 nxt += 1
             # Ended spans below the top stay in the heap until they surface (lazy deletion).
@@ -265,11 +273,16 @@ class _Page:
                 continue
             top = active[0]
             g = self.findings[top[1]]
+            waived = " waived" if g.status == Status.waived else ""
             out.append(
-                f'<mark class="s-{g.severity.value}" title="{_e(g.gate)}: {_e(g.message)}">'
+                f'<mark class="s-{g.severity.value}{waived}" title="{_e(g.gate)}: {_e(g.message)}">'
                 f'<a href="#{self.fid(top[1])}">{chunk}</a></mark>'
             )
         return "".join(out)
+
+
+def _gap(lines: int) -> str:
+    return f'<p class="gap">⋯ {lines:,} line{"s" if lines != 1 else ""} not shown ⋯</p>'
 
 
 def _windows(text: str, spans: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
@@ -293,6 +306,8 @@ def _windows(text: str, spans: list[tuple[int, int, int, int]]) -> list[tuple[in
                 hi = ceil
                 break
             hi = i + 1
+        if hi > end and text[hi - 1] == "\n":
+            hi -= 1  # end the excerpt before its last newline: no blank line under it
         ranges.append((lo, max(hi, end)))
     ranges.sort()
     merged: list[tuple[int, int]] = []
