@@ -423,3 +423,27 @@ def test_html_reads_back_an_unchanged_file(tmp_path: Path) -> None:
 def test_empty_report_renders(name: str) -> None:
     doc = doc_of(NOTICE)
     assert get_formatter(name).render([make_report(doc, [])])
+
+
+# --- end to end through the engine ------------------------------------------------------------
+
+
+def test_engine_reports_render_in_every_format() -> None:
+    api = pytest.importorskip("engine.api")
+    from engine.providers.base import NullProvider
+
+    root = Path(__file__).resolve().parents[1] / "data/samples"
+    engine = api.Engine(provider=NullProvider(), cache=None, audit=None)
+    docs = [
+        engine.load(root / "research-extract.csv.txt"),
+        engine.load(root / "formats/sample.pdf"),
+    ]
+    reports = [engine.validate(d) for d in docs]
+    assert any(g.spans for g in reports[0].gates)
+    for name in formats():
+        assert get_formatter(name).render(reports)
+    log = sarif(reports, docs)
+    assert log["runs"][0]["results"]
+    suites = ET.fromstring(JunitFormatter().render(reports)).findall("testsuite")
+    assert [int(s.get("tests")) for s in suites] == [len(r.gates) for r in reports]
+    assert "</a></mark>" in HtmlFormatter(docs).render(reports)
