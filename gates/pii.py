@@ -168,7 +168,7 @@ def nino_ok(value: str) -> bool:
 
 def nanp_ok(value: str) -> bool:
     """North American numbering plan: area code and exchange start 2-9; not N11 service codes."""
-    d = _digits(value)
+    d = _digits(value.split("x")[0].split("e")[0])  # not the extension
     if len(d) == 11 and d[0] == "1":
         d = d[1:]
     if len(d) != 10:
@@ -186,20 +186,22 @@ def _ipv6_ok(value: str) -> bool:
     return True
 
 
+_NUMERIC_DATE = _rx(r"^(\d{1,4})[/.-](\d{1,2})[/.-](\d{2,4})")
+
+
 def _date_ok(value: str) -> bool:
     """Numeric dates: one of the first two fields is a month, the other a plausible day."""
-    parts = [p for p in re2.split(r"[/.\-]", value) if p]
-    if len(parts) != 3:
+    m = _NUMERIC_DATE.search(value)
+    if m is None:
         return True  # written-out month forms are validated by the pattern itself
-    if len(parts[0]) == 4:  # ISO y-m-d
-        y, m, d = parts
+    if len(m.group(1)) == 4:  # ISO y-m-d
+        y, mo, d = m.group(1), m.group(2), m.group(3)
     else:
-        a, b, y = parts
-        m, d = (a, b) if int(a) <= 12 else (b, a)
-    year = int(y)
-    if len(y) == 4 and not 1800 <= year <= 2199:
+        a, b, y = m.group(1), m.group(2), m.group(3)
+        mo, d = (a, b) if int(a) <= 12 else (b, a)
+    if len(y) == 4 and not 1800 <= int(y) <= 2199:
         return False
-    return 1 <= int(m) <= 12 and 1 <= int(d) <= 31
+    return 1 <= int(mo) <= 12 and 1 <= int(d) <= 31
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,16 +299,24 @@ def _dedupe(found: list[Match]) -> list[Match]:
 
 
 def _in_context(base: Finder, name: str, context: str, window: int, score: float) -> Finder:
-    """Re-label another detector's matches when a keyword precedes them (DOB from dates, fax
-    from phone numbers)."""
+    """Re-label another detector's match when a keyword precedes it (DOB from dates, fax from
+    phone numbers). Each keyword claims only the first value after it: in "DOB: 1/2/1950,
+    admitted 3/4/2024" the admission date stays a plain date."""
     kw = _Keywords(context)
 
     def finder(text: str) -> list[Match]:
         ends = kw.ends(text)
         if not ends:
             return []
-        return [Match(m.start, m.end, detail=name, score=score, display=m.display)
-                for m in base(text) if _Keywords.near(ends, m.start, window)]
+        claimed: set[int] = set()
+        out: list[Match] = []
+        for m in base(text):
+            i = bisect.bisect_right(ends, m.start) - 1
+            if i < 0 or i in claimed or m.start - ends[i] > window:
+                continue
+            claimed.add(i)
+            out.append(Match(m.start, m.end, detail=name, score=score, display=m.display))
+        return out
 
     return finder
 
@@ -332,7 +342,15 @@ _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|
           r"Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 _TIME = r"(?:,?[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?: ?[AaPp]\.?[Mm]\.?)?)?"
 _STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|"
-           "NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|GU|VI")
+           "NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|GU|VI|"
+           "AS|FM|MH|MP|PW|AA|AE|AP")
+_STATE_NAMES = ("Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|"
+                "District of Columbia|Florida|Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|"
+                "Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota|"
+                "Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|"
+                "New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|"
+                "Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|"
+                "Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming|Puerto Rico|Guam")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 # Words that follow a name keyword in prose but are not names ("Name: Please print").
@@ -342,8 +360,27 @@ _NOT_NAMES = {"The", "This", "That", "Please", "Patient", "Name", "Date", "Thank
               "Subject", "Hello", "Hi", "Attached", "Yours", "Best"}
 
 
+# Words of team, department and organisation names that sign-offs and greetings also address
+# ("Regards, Human Resources", "Dear Valued Customer"); none is a common given or family name.
+_ORG_WORDS = {
+    "Customer", "Customers", "Valued", "Team", "Management", "Resources", "Human", "Services",
+    "Service", "Support", "Success", "Informatics", "Clinical", "Health", "Healthcare",
+    "Partners", "Department", "Office", "Group", "Center", "Centre", "Hospital", "Clinic",
+    "Billing", "Facilities", "Staff", "Member", "Members", "Portal", "Review", "Committee",
+    "Board", "Company", "Corporation", "Inc", "Ltd", "World", "Care", "Medical", "Insurance",
+    "Operations", "Security", "Compliance", "Privacy", "Records", "Information", "Systems",
+    "Technology", "Marketing", "Sales", "Finance", "Accounts", "Payroll", "Admissions",
+    "Pharmacy", "Nursing", "Radiology", "Laboratory", "Administration", "University", "School",
+    "Foundation", "Trust", "Society", "Association", "Council", "Agency", "Authority", "Bank",
+    "Desk", "Helpdesk", "Everyone", "Friends", "Colleagues", "Madam", "Manager", "Director",
+    "Officer", "Editor", "Applicant", "Candidate", "Recruiting", "Legal",
+    "Engineering", "Product", "Research", "Solutions", "Global", "International",
+}
+
+
 def _name_ok(value: str) -> bool:
-    return value.split(" ", 1)[0] not in _NOT_NAMES
+    words = value.replace(".", "").split(" ")
+    return words[0] not in _NOT_NAMES and not any(w in _ORG_WORDS for w in words)
 
 
 def _ident_ok(min_digits: int) -> Validator:
@@ -374,7 +411,7 @@ _phone = _union(
         r"\+44 ?(?:\(0\) ?)?\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}",
         r"\(?\b0\d{2,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b",
     ], validate=_phone_uk_ok, score=0.75),
-    _finder("PHONE_NUMBER", r"\+(?:[2-9]\d{0,2})(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{2,4}){2,4}",
+    _finder("PHONE_NUMBER", r"\+(?:[2-9]\d{0,2})(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{2,5}){1,4}",
             validate=_phone_intl_ok, score=0.7),
 )
 
@@ -411,7 +448,7 @@ _DETECTOR_LIST: list[Detector] = [
     Detector("PHONE_NUMBER", "phone number: US/NANP (valid area code), UK, or +country format",
              _phone),
     Detector("FAX_NUMBER", "a phone number introduced as a fax number",
-             _in_context(_phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?", 6, 0.9)),
+             _in_context(_phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?", 25, 0.9)),
     Detector("US_SSN", "US social security number (valid area/group/serial ranges)", _finder(
         "US_SSN", [r"\b\d{3}-\d{2}-\d{4}\b", r"\b\d{3} \d{2} \d{4}\b"], validate=ssn_ok,
         score=0.9)),
@@ -441,7 +478,7 @@ _DETECTOR_LIST: list[Detector] = [
             r"(?i:\bage[d:]?|\bage is) ?(9\d|1[0-2]\d)\b",
         ], score=0.9)),
     Detector("US_ZIP", "US ZIP code after a state abbreviation or a ZIP keyword", _finder(
-        "US_ZIP", [r"\b(?:" + _STATES + r"),? (\d{5}(?:-\d{4})?)\b",
+        "US_ZIP", [r"\b(?:" + _STATES + "|" + _STATE_NAMES + r"),? (\d{5}(?:-\d{4})?)\b",
                    r"(?i:\bzip(?: ?code)?|\bpostal code)[ \t]*:?[ \t]*(\d{5}(?:-\d{4})?)\b"],
         score=0.9)),
     _ctx("MRN", "medical record number after MRN / medical record / chart keywords",
@@ -455,7 +492,8 @@ _DETECTOR_LIST: list[Detector] = [
         "NPI", r"\b[12]\d{9}\b", validate=npi_ok, score=0.8, context=r"\bNPI\b", required=False,
         context_score=0.95)),
     Detector("DEA_NUMBER", "DEA registration number (check digit)", _finder(
-        "DEA_NUMBER", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", validate=dea_ok, score=0.9)),
+        "DEA_NUMBER", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", validate=dea_ok, score=0.8,
+        context=r"\bDEA\b", required=False, context_score=0.95)),
     _ctx("ICD10_CODE", "ICD-10 diagnosis code after ICD / diagnosis / dx keywords",
          r"\bICD(?:-?10)?(?:-CM)?\b|diagnos[ie]s|diagnosed|\bdx\b|assessment|impression",
          r"[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?", window=60, score=0.85),
@@ -512,13 +550,30 @@ _DETECTOR_LIST: list[Detector] = [
                      r"(?i:\b(?:patient(?: name)?|name|pt|to|from|cc|attn|signed|signature|"
                      r"physician|provider|attending|guarantor|emergency contact|next of kin|"
                      r"spouse|guardian|prepared by|reviewed by|approved by|contact|parent|"
-                     r"insured|subscriber|employee|client|author|witness)) ?: ?(?:"
+                     r"insured|subscriber|employee|client|author|witness|policyholder|"
+                     r"bill to|claimant|applicant|beneficiary|member name|prescriber|"
+                     r"resident|caregiver|recipient)) ?: ?(?:"
                      + _TITLE + r"\.? )?(" + _FULLNAME + r")",
-                     r"(?i:\bdear) (?:" + _TITLE + r"\.? )?(" + _FULLNAME + r")",
-                     r"(?i:sincerely|regards|yours truly|respectfully|best wishes|with thanks),?"
-                     r"[ \t]*\n[ \t]*(?:" + _TITLE + r"\.? )?(" + _FULLNAME + r")",
-                     r"(" + _FULLNAME + r"),? (?:MD|M\.D\.|DO|RN|NP|PA-C|PhD|DDS|FNP|LPN|"
-                     r"PharmD|MBBS|FRCP)\b",
+                     r"(?i:\bdear|\bhi|\bhello|\bgood (?:morning|afternoon)) (?:" + _TITLE
+                     + r"\.? )?(" + _FULLNAME + r")[ \t]*[,!:\n]",
+                     # a sign-off, then a line holding only a name
+                     r"(?i:sincerely|regards|yours truly|respectfully|best wishes|with thanks|"
+                     r"thanks|thank you|best|cheers|warmly|yours),?[ \t]*\n[ \t]*(?:" + _TITLE
+                     + r"\.? )?(" + _FULLNAME + r")[ \t]*(?:,|\n|$)",
+                     # an email signature block ("-- " line) and an address header
+                     r"\n-- ?\n(" + _FULLNAME + r")",
+                     r"(" + _FULLNAME + r") <[^<>\s@]+@[^<>\s]+>",
+                     # family members named in clinical notes: "Daughter Jane Doe", "Wife (...)"
+                     r"(?i:\b(?:daughter|son|wife|husband|mother|father|sister|brother|"
+                     r"partner|spouse|niece|nephew|grandson|granddaughter)) \(?(" + _FULLNAME
+                     + r")",
+                     # "Re: Jane Doe, NHS number ..." in clinical letters; a bare "Re:" is a
+                     # subject line, so an identifier cue must follow the name
+                     r"(?i:\bre) ?: ?(" + _FULLNAME + r")(?:,| \(| -)[^\n]{0,20}?"
+                     r"(?i:NHS|DOB|D\.O\.B|MRN|born|date of birth|hospital|patient)",
+                     # "Jane Doe, MD" at a line end; not "Springfield, MD 20901" (a state)
+                     r"(" + _NW + r"(?: \p{Lu}\.)?(?: " + _NW + r"){1,2}),? (?:MD|M\.D\.|DO|RN|"
+                     r"NP|PA-C|PhD|DDS|FNP|LPN|PharmD|MBBS|FRCP)(?:[,;.)]|[ \t]*\n|[ \t]*$)",
                  ], validate=_name_ok, score=0.85)),
     Detector("UK_NHS", "UK NHS number (mod-11 check digit; higher score after 'NHS')", _finder(
         "UK_NHS", [r"\b\d{3} \d{3} \d{4}\b", r"\b\d{3}-\d{3}-\d{4}\b", r"\b\d{10}\b"],

@@ -94,24 +94,28 @@ def _union(*finders: Finder) -> Finder:
 
 # Values people write in examples and templates instead of a real credential.
 _PLACEHOLDERS = re2.compile(
-    r"(?i)^(?:\$\{?.*|\{\{.*|<.*>|%\(?.*|\*+|x+|\.+|-+|_+|none|null|nil|true|false|"
+    r"(?i)^(?:\$\{?[A-Za-z_]\w*\}?|\$\{.*\}|\{\{.*|<.*>|%\(\w+\)s|%s|\*+|x+|\.+|-+|_+|none|null|nil|true|false|"
     r"password\d*|passw(?:or)?d|pass|secret|changeme|change_me|example|redacted|hidden|"
     r"your[_-]?.*|my[_-]?password|placeholder|dummy|test|todo|tbd|required|optional|"
     r"env\(.*|os\.environ.*|getenv.*|process\.env.*|\[.*\]|masked|\.\.\.|…)$", _OPTS)
 
 
+_CODE_VALUE = re2.compile(r"^(?:[A-Za-z_][\w.]*\(.*\)|[a-z_]\w*(?:\.[A-Za-z_]\w*)+)$", _OPTS)
+
+
 def _real_password(value: str) -> bool:
+    """A quoted literal that is not a placeholder (``changeme``, ``${DB_PASSWORD}``, ``<pw>``)."""
     value = value.strip()
-    if len(value) < 4 or _PLACEHOLDERS.search(value):
-        return False
-    # an unquoted value that is a call, attribute or variable is code, not a literal secret
-    return "(" not in value and not value.startswith(("$", "%", "&", "@"))
+    return len(value) >= 4 and _PLACEHOLDERS.search(value) is None
 
 
 def _unquoted_password(value: str) -> bool:
     """Unquoted ``password: value``: in prose it is usually a word ('Password: must be ...'), so
     require something a chosen password has: a digit or symbol, or mixed case."""
     if not _real_password(value) or len(value) < 6:
+        return False
+    # a call or an attribute (get_secret(...), settings.db_password) is code, not a literal
+    if _CODE_VALUE.search(value):
         return False
     has_digit = any(c.isdigit() for c in value)
     has_symbol = any(not c.isalnum() for c in value)
@@ -120,7 +124,7 @@ def _unquoted_password(value: str) -> bool:
 
 
 def _db_password_ok(value: str) -> bool:
-    return _real_password(value)
+    return len(value) >= 3 and _PLACEHOLDERS.search(value) is None
 
 
 def _jwt_ok(value: str) -> bool:
@@ -144,6 +148,8 @@ def _openai_ok(value: str) -> bool:
 _UUID = re2.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                     r"[0-9a-fA-F]{12}$", _OPTS)
 _HEX = frozenset("0123456789abcdefABCDEF")
+_SEPARATORS = re2.compile(r"[-_/.+]", _OPTS)
+_WORDISH = re2.compile(r"[A-Z][a-z]{2,}|[a-z]{5,}", _OPTS)
 
 
 def high_entropy_ok(token: str) -> bool:
@@ -159,10 +165,14 @@ def high_entropy_ok(token: str) -> bool:
     if set(token) <= _HEX or _UUID.search(token) or set(token.replace("-", "")) <= _HEX:
         return False
     if not (any(c.isupper() for c in token) and any(c.islower() for c in token)
-            and sum(c.isdigit() for c in token) >= 2):
+            and any(c.isdigit() for c in token)):
         return False
-    # long runs of path segments or dotted/underscored names are code, not keys
-    if token.count("/") >= 3 or token.count("_") >= 3 or token.count("-") >= 3:
+    # paths, kebab-case and snake_case names are made of words; random tokens are not
+    parts = [p for p in _SEPARATORS.split(token) if p]
+    if len(parts) >= 3 and sum(p.isalpha() for p in parts) >= 0.75 * len(parts):
+        return False
+    # CamelCase identifiers: most characters sit in dictionary-looking runs ("Pool", "Manager")
+    if sum(len(w) for w in _WORDISH.findall(token)) >= 0.6 * len(token):
         return False
     h = shannon_entropy(token)
     return h >= 4.0 and h >= min(4.8, math.log2(len(token)) - 0.9)
@@ -230,7 +240,8 @@ _DETECTOR_LIST: list[Detector] = [
                  r"\b(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|"
                  r"sqlserver|oracle|cockroachdb|clickhouse)(?:\+[a-z0-9]+)?://[^\s:/@\"']*:"
                  r"([^\s@/\"']+)@[^\s/\"']+", validate=_db_password_ok, keep=0,
-                 tail=frozenset())),
+                 # above EMAIL_ADDRESS, which "pass@host" also looks like
+                 score=0.99, tail=frozenset())),
     Detector("PASSWORD", "password / passphrase / client secret assigned a literal value",
              _union(
                  _secret_finder("PASSWORD", [
@@ -238,10 +249,12 @@ _DETECTOR_LIST: list[Detector] = [
                      r"client[_-]?secret|api[_-]?secret))[\"']?[ \t]*(?::=|=>|[:=])[ \t]*"
                      r"(?:\"([^\"\n]{4,200})\"|'([^'\n]{4,200})')",
                  ], validate=_real_password, keep=0, score=0.9, tail=frozenset()),
-                 # unquoted, as in .env files and YAML
+                 # unquoted, as in .env files and YAML, or said in a chat ("my password is ...")
                  _secret_finder("PASSWORD", [
                      r"(?i:\b[a-z0-9_.-]*(?:password|passwd|passphrase|pwd))[ \t]*[=:][ \t]*"
-                     r"([^\s\"'`,;)]{6,200})",
+                     r"([^\s\"'`,;]{6,200})",
+                     r"(?i:\b(?:password|passcode|passphrase)s? (?:is|was|=)) ?:?[ \t]*"
+                     r"([^\s\"'`,;]{6,200})",
                  ], validate=_unquoted_password, keep=0, score=0.8, tail=frozenset()),
              )),
     Detector("HIGH_ENTROPY_STRING", "random-looking base64 token (Shannon entropy; not hex, "
