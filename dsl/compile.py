@@ -437,6 +437,9 @@ class Compiler:
             if p.name not in allowed:
                 self.bag.error("DSL108", f"unknown field '{p.name}'", file, p.name_loc,
                                help=one_of(allowed, p.name))
+                near = did_you_mean(p.name, list(allowed))
+                if near:  # a typo'd field counts as given, so 'no title' is not said twice
+                    out.setdefault("_typos", set()).add(near.split("'")[1])
                 continue
             if p.name in seen:
                 prev = seen[p.name]
@@ -483,10 +486,11 @@ class Compiler:
         if not _CODE_RE.match(g.code):
             self.bag.error("DSL150", f"gate code '{g.code}' must be capitals, digits and dashes",
                            file, g.code_loc, help=f"e.g. {g.code.upper()}")
-        if "cite" not in props and not any(p.name == "cite" for p in g.props):
+        typos = props.pop("_typos", set())
+        if "cite" not in props and "cite" not in typos and not any(p.name == "cite" for p in g.props):
             self.bag.error("DSL120", f"gate {g.code} has no citation", file, g.code_loc,
                            help='every gate cites its regulation, e.g. cite "GDPR Art. 13(1)(a)"')
-        if "title" not in props and not any(p.name == "title" for p in g.props):
+        if "title" not in props and "title" not in typos and not any(p.name == "title" for p in g.props):
             self.bag.error("DSL121", f"gate {g.code} has no title", file, g.code_loc,
                            help='add a one-line title, e.g. title "Notice names the controller"')
         severity = Severity.medium
@@ -772,12 +776,13 @@ def _display(path: Path) -> str:
 
 
 def compile_paths(paths: list[Path], lib_paths: list[Path] | None = None,
-                  default_id: str | None = None) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
-    """Compile one module from its gate files. Returns the module (None if it has errors),
-    every diagnostic, and the source text of each file read (for rendering carets)."""
+                  default_id: str | None = None, partial: bool = False,
+                  ) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
+    """Compile one module from its gate files. Returns the module (None if it has errors, unless
+    ``partial``: then the gates that compiled), every diagnostic, and each file's source text."""
     bag = DiagnosticBag()
     compiler = Compiler(bag, lib_paths)
     module = compiler.compile_module(paths, default_id)
-    if bag.errors:
+    if bag.errors and not partial:
         return None, bag.sorted(), compiler.sources
     return module, bag.sorted(), compiler.sources

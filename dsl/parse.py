@@ -53,7 +53,8 @@ def _describe_token(tok: Token) -> str:
                                                    "RSQB", "COMMA", "EQUAL"):
         value = str(tok)
         shown = value if len(value) <= 30 else value[:27] + "..."
-        return f"{_TERMINALS[tok.type]} {shown!r}" if tok.type != "NAME" else f"name '{value}'"
+        noun = _TERMINALS[tok.type].removeprefix("a ")
+        return f"{noun} {shown}" if tok.type != "NAME" else f"name '{value}'"
     return f"'{tok}'"
 
 
@@ -94,7 +95,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
                   help=f"expected {_expected_words(exc.expected)}; is a '}}' missing?")
         return pos
     loc = Loc.from_token(tok)
-    expected = set(exc.expected)
+    # `accepts` is what the parser can really take here, after pending reductions; `expected`
+    # is the raw LALR lookahead of a possibly merged state.
+    expected = set(getattr(exc, "accepts", None) or exc.expected)
     message = f"unexpected {_describe_token(tok)}"
     help_ = f"expected {_expected_words(expected)}"
     if "GATE_CODE" in expected and tok.type == "NAME":

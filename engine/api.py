@@ -413,7 +413,7 @@ class Engine:
         ids = modules or self.registry.module_ids()
         compiled = []
         for mid in ids:
-            module, ds, texts = self.registry.compile(mid)
+            module, ds, texts = self.registry.compile_partial(mid)
             diags.extend(ds)
             sources.update(texts)
             if module is not None:

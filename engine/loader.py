@@ -97,6 +97,13 @@ class Registry:
     def module_ids(self) -> list[str]:
         return sorted(self.sources())
 
+    def compile_partial(self, module_id: str) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
+        """Compile without caching, keeping the gates that compiled even if others did not
+        (for lint, which runs the examples of every gate it can)."""
+        self.sources()
+        return compile_paths(list(self.sources()[module_id].paths), self._libs,
+                             default_id=module_id, partial=True)
+
     def compile(self, module_id: str) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
         src = self.sources()[module_id]
         sig = src.signature()

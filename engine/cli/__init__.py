@@ -6,6 +6,8 @@ import importlib
 import pkgutil
 import sys
 
+import typer
+
 from engine.cli.app import app
 from engine.errors import ClearanceError, UserError
 
@@ -39,13 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("clearance: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click usage errors and anything unexpected: one line, no traceback
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors and anything unexpected: one line, no traceback
+        # Typer vendors its own click, so its exceptions are matched by shape, not class.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
+            return exc.exit_code
+        if isinstance(exc, typer.Abort):
             return 130
         print(f"clearance: internal error: {type(exc).__name__}: {exc} "
               "(set CLEARANCE_DEBUG=1 for a traceback)", file=sys.stderr)
