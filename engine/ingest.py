@@ -449,7 +449,7 @@ def _read_docx(data: bytes, name: str, max_bytes: int) -> tuple[str, list[Sectio
         doc = docx.Document(io.BytesIO(data))
         out = _TextBuilder()
         heads: list[tuple[int, int, str]] = []
-        for level, text in _docx_blocks(doc):
+        for level, text in _docx_blocks(doc, _docx_heading_levels(doc)):
             if level > 0:
                 out.block(2)
                 heads.append((out.offset(), level, " ".join(text.split())))
@@ -457,9 +457,8 @@ def _read_docx(data: bytes, name: str, max_bytes: int) -> tuple[str, list[Sectio
             out.block(1 if level < 0 else 2)
     except DocumentError:
         raise
-    except (
-        Exception
-    ) as exc:  # python-docx/lxml raise many types on damaged XML; none is a bug of ours
+    # python-docx and lxml raise many types on damaged XML; none of them is a bug of ours.
+    except Exception as exc:
         raise DocumentError(
             f"{name}: a damaged .docx file ({type(exc).__name__}); open and re-save it in Word"
         ) from None
@@ -467,25 +466,38 @@ def _read_docx(data: bytes, name: str, max_bytes: int) -> tuple[str, list[Sectio
     return text, _sections(heads, len(text)) if heads else []
 
 
-def _docx_blocks(container: Any) -> Iterator[tuple[int, str]]:
+def _docx_heading_levels(doc: Any) -> dict[str, int]:
+    """Heading level per paragraph style id. python-docx's ``paragraph.style`` scans every style
+    on each call, which made long documents slow; one pass here keeps reading linear."""
+    from docx.enum.style import WD_STYLE_TYPE
+
+    levels: dict[str, int] = {}
+    for style in doc.styles:
+        if style.type != WD_STYLE_TYPE.PARAGRAPH or style.style_id is None:
+            continue
+        m = _HEADING_STYLE.match(style.name or "")
+        if style.name == "Title":
+            levels[style.style_id] = 1
+        elif m:
+            levels[style.style_id] = int(m.group(1))
+    return levels
+
+
+def _docx_blocks(container: Any, levels: dict[str, int]) -> Iterator[tuple[int, str]]:
     """(heading level, 0 for body text or -1 for a table row, text) for each non-empty paragraph
     or table row, in document order."""
     from docx.table import Table
 
     for item in container.iter_inner_content():
         if isinstance(item, Table):
-            yield from _docx_table(item)
+            yield from _docx_table(item, levels)
             continue
         text = item.text.strip()
-        if not text:
-            continue
-        style = item.style.name if item.style is not None else ""
-        m = _HEADING_STYLE.match(style or "")
-        level = 1 if style == "Title" else int(m.group(1)) if m else 0
-        yield level, text
+        if text:
+            yield levels.get(item._p.style or "", 0), text
 
 
-def _docx_table(table: Any) -> Iterator[tuple[int, str]]:
+def _docx_table(table: Any, levels: dict[str, int]) -> Iterator[tuple[int, str]]:
     for row in table.rows:
         seen: set[int] = set()
         cells: list[str] = []
@@ -494,7 +506,7 @@ def _docx_table(table: Any) -> Iterator[tuple[int, str]]:
             if id(cell._tc) in seen:
                 continue
             seen.add(id(cell._tc))
-            parts = [t for _, t in _docx_blocks(cell)]
+            parts = [t for _, t in _docx_blocks(cell, levels)]
             if parts:
                 cells.append(" ".join(parts))
         if cells:
