@@ -482,7 +482,7 @@ _DETECTOR_LIST: list[Detector] = [
                    r"(?i:\bzip(?: ?code)?|\bpostal code)[ \t]*:?[ \t]*(\d{5}(?:-\d{4})?)\b"],
         score=0.9)),
     _ctx("MRN", "medical record number after MRN / medical record / chart keywords",
-         r"\bMRN\b|medical record|\bchart\b|\bpatient id\b|hospital (?:no|number)",
+         r"\bMRNs?\b|medical records?|\bchart\b|\bpatient id\b|hospital (?:no|number)",
          r"[A-Z]{0,3}-?\d{5,10}", window=15, score=0.9),
     _ctx("HEALTH_PLAN_ID", "health plan / insurance member, subscriber, policy or group id",
          r"member|subscriber|policy|health plan|insurance|\bgroup (?:no|number|#|id)|"

@@ -100,7 +100,7 @@ _PLACEHOLDERS = re2.compile(
     r"env\(.*|os\.environ.*|getenv.*|process\.env.*|\[.*\]|masked|\.\.\.|…)$", _OPTS)
 
 
-_CODE_VALUE = re2.compile(r"^(?:[A-Za-z_][\w.]*\(.*\)|[a-z_]\w*(?:\.[A-Za-z_]\w*)+)$", _OPTS)
+_CODE_VALUE = re2.compile(r"^(?:[a-z_][a-z0-9_.]*\(|[a-z_]\w*(?:\.[A-Za-z_]\w*)+$)", _OPTS)
 
 
 def _real_password(value: str) -> bool:
@@ -162,6 +162,8 @@ def high_entropy_ok(token: str) -> bool:
     random string of its length has: >= 4.0 bits/char and within ~0.9 bits of log2(length)
     for tokens shorter than the alphabet.
     """
+    if len(token) > 1024:  # encoded blobs (images, archives), not credentials
+        return False
     if set(token) <= _HEX or _UUID.search(token) or set(token.replace("-", "")) <= _HEX:
         return False
     if not (any(c.isupper() for c in token) and any(c.islower() for c in token)
