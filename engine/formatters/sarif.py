@@ -146,7 +146,7 @@ def _result(
     if g.status == Status.indeterminate:
         props["indeterminate"] = True
         props["onIndeterminate"] = g.on_indeterminate.value
-    message = g.message + (f" Fix: {g.fix}" if g.fix else "")
+    message = g.message.rstrip(". ") + (f". Fix: {g.fix}" if g.fix else "")
     result: dict = {
         "ruleId": g.gate,
         "ruleIndex": rule_index,
