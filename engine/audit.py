@@ -54,8 +54,11 @@ CHECKPOINTS: dict[str, type] = {
     "pruned": int, "prev_hash": str, "row_hash": str,
 }
 RULESETS: dict[str, type] = {"gate": str, "version": str, "module": str, "source": str}
-# Finding columns outside a validation's hash: the surrogate key and the link to its parent.
-_FINDING_UNHASHED = ("id", "validation_id")
+# What each row's hash covers, in this order: every column but row_hash (prev_hash included);
+# a validation's findings add every column but their surrogate key and the link to the parent.
+_HASHED = {name: [c for c in cols if c != "row_hash"] for name, cols in (
+    ("validations", VALIDATIONS), ("waivers", WAIVERS), ("checkpoints", CHECKPOINTS))}
+_FINDING_HASHED = [c for c in FINDINGS if c not in ("id", "validation_id")]
 
 # Rollups are derived, per-day totals kept in the same transaction as each record, so that
 # auditors' questions over 100,000s of validations and millions of findings stay fast.
@@ -183,17 +186,18 @@ def _typed(row: dict[str, Any], columns: dict[str, type]) -> dict[str, Any]:
 
 
 def canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def row_hash(row: dict[str, Any], findings: list[dict[str, Any]] | None = None) -> str:
-    """sha256 over the row's canonical content (its ``prev_hash`` included) and its findings."""
-    content = {k: v for k, v in row.items() if k != "row_hash"}
-    payload: dict[str, Any] = {"row": content}
+def row_hash(table: str, row: dict[str, Any],
+             findings: Iterable[dict[str, Any] | tuple[Any, ...]] | None = None) -> str:
+    """sha256 over canonical JSON ``[table, [values...], [[finding values...], ...]]``: the row's
+    columns in schema order (``prev_hash`` included), then its findings' (dicts, or tuples in
+    ``_FINDING_HASHED`` order). Arrays, not objects: hashing 100,000s of rows stays fast."""
+    payload: list[Any] = [table, [row.get(c) for c in _HASHED[table]]]
     if findings is not None:
-        payload["findings"] = [
-            {k: v for k, v in f.items() if k not in _FINDING_UNHASHED} for f in findings
-        ]
+        payload.append([[f.get(c) for c in _FINDING_HASHED] if isinstance(f, dict) else list(f)
+                        for f in findings])
     return hashlib.sha256(canonical(payload)).hexdigest()
 
 
@@ -422,7 +426,7 @@ class AuditLog:
         def write(db: sqlite_utils.Database) -> int:
             head_id, head_hash = self._head(db)
             row.update(id=head_id + 1, time=now_iso(), prev_hash=head_hash)
-            row["row_hash"] = row_hash(row, findings)
+            row["row_hash"] = row_hash("validations", row, findings)
             db["validations"].insert(row)
             if findings:
                 db["findings"].insert_all(
@@ -460,7 +464,7 @@ class AuditLog:
             new = _typed({"id": (last[0] + 1) if last else 1, "gate": gate, "doc_sha256": doc,
                           "reason": reason, "approver": approver, "created": now_iso(),
                           "expires": until, "prev_hash": last[1] if last else GENESIS}, WAIVERS)
-            new["row_hash"] = row_hash(new)
+            new["row_hash"] = row_hash("waivers", new)
             db["waivers"].insert(new)
             return int(new["id"])
 
@@ -520,7 +524,8 @@ class AuditLog:
         for values in rows:
             row = dict(zip(cols, values, strict=True))
             if finds is not None:
-                row["findings"] = finds.take(row["id"])
+                row["findings"] = [dict(zip(_FINDING_HASHED, f, strict=True))
+                                   for f in finds.take(row["id"])]
             yield row
 
     # -- tamper evidence --------------------------------------------------------------------
@@ -538,11 +543,11 @@ class AuditLog:
         prev = GENESIS
         for cp in db.query("SELECT * FROM checkpoints ORDER BY id"):
             result.checkpoints += 1
-            typed = _typed(cp, CHECKPOINTS)
-            _check_row(problems, "checkpoints", typed, prev, row_hash(typed))
-            prev = typed["row_hash"]
-            if typed["chain"] == "validations":
-                last_cp = typed
+            # Rows are hashed as read, not coerced: a value whose type was changed is an edit.
+            _check_row(problems, "checkpoints", cp, prev, row_hash("checkpoints", cp))
+            prev = cp["row_hash"]
+            if cp["chain"] == "validations":
+                last_cp = cp
 
         prev = last_cp["last_hash"] if last_cp else GENESIS
         prev_id = last_cp["last_id"] if last_cp else 0
@@ -552,15 +557,15 @@ class AuditLog:
         cur = db.execute("SELECT * FROM validations ORDER BY id")
         cols = [d[0] for d in cur.description]
         for values in cur:
-            row = _typed(dict(zip(cols, values, strict=True)), VALIDATIONS)
+            row = dict(zip(cols, values, strict=True))
             result.validations += 1
             if row["id"] != prev_id + 1:
                 gap = f"#{prev_id + 1}" + (f"..#{row['id'] - 1}" if row["id"] - prev_id > 2 else "")
                 if row["id"] > prev_id + 1:
                     problems.append(f"validations #{row['id']}: row(s) {gap} before it are "
                                     "missing (deleted)")
-            findings = [_typed(f, FINDINGS) for f in finds.take(row["id"])]
-            _check_row(problems, "validations", row, prev, row_hash(row, findings))
+            findings = finds.take(row["id"])
+            _check_row(problems, "validations", row, prev, row_hash("validations", row, findings))
             prev, prev_id = row["row_hash"], row["id"]
             result.head_id, result.head_hash = row["id"], row["row_hash"]
         for orphan in finds.orphans():
@@ -569,9 +574,8 @@ class AuditLog:
         prev = GENESIS
         for w in db.query("SELECT * FROM waivers ORDER BY id"):
             result.waivers += 1
-            typed = _typed(w, WAIVERS)
-            _check_row(problems, "waivers", typed, prev, row_hash(typed))
-            prev = typed["row_hash"]
+            _check_row(problems, "waivers", w, prev, row_hash("waivers", w))
+            prev = w["row_hash"]
         return result
 
     # -- retention --------------------------------------------------------------------------
@@ -604,7 +608,7 @@ class AuditLog:
             cp = _typed({"id": cp_id, "time": now_iso(), "chain": "validations", "before": cutoff,
                          "last_id": last, "last_hash": last_hash, "pruned": last - first + 1,
                          "prev_hash": prev[0] if prev else GENESIS}, CHECKPOINTS)
-            cp["row_hash"] = row_hash(cp)
+            cp["row_hash"] = row_hash("checkpoints", cp)
             db["checkpoints"].insert(cp)
             return int(cp["pruned"])
 
@@ -626,34 +630,30 @@ def _check_row(problems: list[str], table: str, row: dict[str, Any], prev: str,
 
 
 class _FindingStream:
-    """Findings in validation order, consumed alongside validations (a merge join: one pass)."""
+    """Findings in validation order, consumed alongside validations (a merge join: one pass).
+    Yields each finding's hashed columns, as stored, as a tuple in ``_FINDING_HASHED`` order."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
-        cur = db.execute("SELECT * FROM findings ORDER BY validation_id, seq")
-        self._cols = [d[0] for d in cur.description]
+        cur = db.execute(f"SELECT id, validation_id, {', '.join(_FINDING_HASHED)} FROM findings "
+                         "ORDER BY validation_id, seq")
         self._rows = iter(cur)
-        self._pending: dict[str, Any] | None = None
+        self._pending: tuple[Any, ...] | None = next(self._rows, None)
         self._orphans: list[int] = []
-        self._advance()
 
-    def _advance(self) -> None:
-        values = next(self._rows, None)
-        self._pending = dict(zip(self._cols, values, strict=True)) if values else None
-
-    def take(self, validation_id: int) -> list[dict[str, Any]]:
+    def take(self, validation_id: int) -> list[tuple[Any, ...]]:
         out = []
-        while self._pending is not None and self._pending["validation_id"] <= validation_id:
-            if self._pending["validation_id"] == validation_id:
-                out.append(self._pending)
+        while self._pending is not None and self._pending[1] <= validation_id:
+            if self._pending[1] == validation_id:
+                out.append(self._pending[2:])
             else:
-                self._orphans.append(self._pending["id"])
-            self._advance()
+                self._orphans.append(self._pending[0])
+            self._pending = next(self._rows, None)
         return out
 
     def orphans(self) -> list[int]:
         while self._pending is not None:
-            self._orphans.append(self._pending["id"])
-            self._advance()
+            self._orphans.append(self._pending[0])
+            self._pending = next(self._rows, None)
         return self._orphans
 
 

@@ -137,9 +137,9 @@ def test_row_hash_covers_content_findings_and_prev_hash(log: AuditLog) -> None:
     cols = [d[0] for d in log.db().execute("SELECT * FROM validations").description]
     stored = dict(zip(cols, row, strict=True))
     findings = log.findings(2)
-    assert row_hash(stored, findings) == stored["row_hash"]
-    assert row_hash({**stored, "prev_hash": "f" * 64}, findings) != stored["row_hash"]
-    assert row_hash(stored, findings[1:]) != stored["row_hash"]
+    assert row_hash("validations", stored, findings) == stored["row_hash"]
+    assert row_hash("validations", {**stored, "prev_hash": "f" * 64}, findings) != stored["row_hash"]
+    assert row_hash("validations", stored, findings[1:]) != stored["row_hash"]
 
 
 @pytest.mark.parametrize(("sql", "expected"), [
@@ -177,7 +177,7 @@ def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: Aud
             "SELECT * FROM findings WHERE validation_id = 1 ORDER BY seq")]
         assert row["verdict"] == "fail"
         row["verdict"] = "pass"
-        forged = row_hash({k: v for k, v in row.items() if k != "row_hash"}, findings)
+        forged = row_hash("validations", row, findings)
         conn.execute("UPDATE validations SET verdict = 'pass', row_hash = ? WHERE id = 1",
                      [forged])
     assert log.verify().problems == [

@@ -1,0 +1,217 @@
+"""Audit log benchmark: writes per second (1 and N processes) and query latency on 100k rows."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.audit import (
+    FINDINGS,
+    VALIDATIONS,
+    AuditLog,
+    finding_row,
+    rebuild_rollups,
+    row_hash,
+    validation_row,
+)
+from engine.report import (
+    DocumentInfo,
+    GateResult,
+    ModuleRef,
+    OnIndeterminate,
+    Report,
+    Severity,
+    Span,
+    Status,
+    Summary,
+)
+
+MODULES = ("gdpr", "hipaa", "secrets")
+
+
+def make_report(seed: int, gates: int = 8) -> Report:
+    """A realistic-sized report: ``gates`` results, a few failing with spans."""
+    module = MODULES[seed % len(MODULES)]
+    results = []
+    for i in range(gates):
+        status = (Status.fail if (seed + i) % 5 == 0 else
+                  Status.indeterminate if (seed + i) % 11 == 0 else Status.pass_)
+        spans = [Span(start=100 + i, end=120 + i, line=3, col=1 + i, check="pii(EMAIL_ADDRESS)",
+                      kind="pii", detail="EMAIL_ADDRESS")] if status == Status.fail else []
+        results.append(GateResult(
+            gate=f"{module.upper()}-{i:02d}", name=f"gate_{i}", module=module, version=f"v{i}",
+            title="t", status=status, blocking=True, severity=list(Severity)[i % 5],
+            cite="Art. 13", message="m", on_indeterminate=OnIndeterminate.block, spans=spans))
+    failed = sum(r.status == Status.fail for r in results)
+    indet = sum(r.status == Status.indeterminate for r in results)
+    verdict = "fail" if failed else "indeterminate" if indet else "pass"
+    return Report(
+        tool_version="0.1.0",
+        document=DocumentInfo(name=f"doc-{seed}.txt", sha256=f"{seed:064x}", size=4096,
+                              media_type="text/plain", doc_type="privacy_notice",
+                              doc_type_source="given", chars=4000, lines=80, sections=5),
+        verdict=verdict, exit_code={"pass": 0, "fail": 1, "indeterminate": 3}[verdict],
+        modules=[ModuleRef(id=module, version="1")], ruleset="r" * 16, gates=results,
+        summary=Summary(gates=gates, passed=gates - failed - indet, failed=failed,
+                        indeterminate=indet, not_applicable=0, waived=0, blocking=failed,
+                        by_severity={}), ms=25.0 + seed % 40)
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
+def _write_many(path: str, n: int, seed: int, start: Any = None) -> None:
+    reports = [make_report(seed + i) for i in range(n)]
+    with AuditLog(path) as log:
+        if start is not None:
+            start.wait()  # time the writes, not interpreter start-up
+        for report in reports:
+            log.record(report, principal=f"bench-{seed}", gates=[])
+
+
+def bench_writes(workdir: Path, n: int, procs: int) -> tuple[float, float]:
+    single = workdir / "single.db"
+    AuditLog(single).close()
+    t0 = time.perf_counter()
+    _write_many(str(single), n, 0)
+    single_rate = n / (time.perf_counter() - t0)
+
+    multi = workdir / "multi.db"
+    AuditLog(multi).close()
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(procs + 1)
+    workers = [ctx.Process(target=_write_many, args=(str(multi), n, p * n, start))
+               for p in range(procs)]
+    for w in workers:
+        w.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for w in workers:
+        w.join()
+    multi_rate = procs * n / (time.perf_counter() - t0)
+    with AuditLog(multi) as log:
+        assert log.count() == procs * n and log.verify().ok
+    return single_rate, multi_rate
+
+
+# -- 100k rows -----------------------------------------------------------------------------
+
+
+def build(path: Path, validations: int, gates: int, days: int = 90) -> float:
+    """Bulk-load ``validations`` rows with a valid chain (same hashing as ``record``)."""
+    templates = []
+    for seed in range(30):
+        report = make_report(seed, gates)
+        templates.append((validation_row(report, "bench"),
+                          [finding_row(i, g) for i, g in enumerate(report.gates)]))
+    docs = max(1, validations // 5)  # each document validated ~5 times
+    start = datetime.now(UTC) - timedelta(days=days)
+    step = timedelta(days=days) / validations
+    t0 = time.perf_counter()
+    with AuditLog(path) as log:
+        db = log.db()
+        db.execute("PRAGMA synchronous = OFF")  # a bulk load, not an audit record
+        db.execute("BEGIN IMMEDIATE")
+        prev = "0" * 64
+        batch_v: list[dict[str, Any]] = []
+        batch_f: list[dict[str, Any]] = []
+        for i in range(1, validations + 1):
+            base, findings = templates[i % len(templates)]
+            row = dict(base)
+            when = start + step * i
+            row.update(id=i, time=when.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                       doc_sha256=f"{(i * 7919) % docs:064x}", doc_name=f"doc-{i % docs}.txt",
+                       prev_hash=prev)
+            row["row_hash"] = prev = row_hash("validations", row, findings)
+            batch_v.append(row)
+            batch_f.extend({**f, "validation_id": i} for f in findings)
+            if len(batch_v) >= 5000:
+                _flush(db, batch_v, batch_f)
+        _flush(db, batch_v, batch_f)
+        rebuild_rollups(db)
+        db.execute("COMMIT")
+        db.execute("ANALYZE")
+    return time.perf_counter() - t0
+
+
+def _flush(db: Any, rows: list[dict[str, Any]], findings: list[dict[str, Any]]) -> None:
+    # Plain executemany: sqlite-utils' per-value conversions would dominate a 100k-row load.
+    for table, columns, batch in (("validations", VALIDATIONS, rows),
+                                  ("findings", FINDINGS, findings)):
+        names = [c for c in columns if c in batch[0]] if batch else []
+        if names:
+            db.conn.executemany(
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [tuple(r[c] for c in names) for r in batch])
+    rows.clear()
+    findings.clear()
+
+
+def timed(fn: Callable[[], Any], repeat: int = 15) -> tuple[float, float]:
+    """(median, max) in milliseconds."""
+    fn()  # warm the page cache: an auditor's second query, not a cold disk
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples), max(samples)
+
+
+def bench_queries(path: Path) -> list[tuple[str, float, float]]:
+    log = AuditLog(path, readonly=True)
+    some_doc = log.recent(1)[0]["doc_sha256"]
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).date().isoformat()
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("audit recent --limit 20", lambda: log.recent(20)),
+        ("audit history <sha256>", lambda: log.history(some_doc)),
+        ("audit history <8-char prefix>", lambda: log.history(some_doc[:8])),
+        ("audit stats", lambda: log.stats()),
+        ("audit stats --since <7 days ago>", lambda: log.stats(since=week_ago)),
+        ("audit stats --module gdpr", lambda: log.stats(module="gdpr")),
+        ("audit gates --top-failing", lambda: log.top_failing(10)),
+        ("audit trends", lambda: log.trends()),
+        ("findings of one validation", lambda: log.findings(12345)),
+        ("waivers_for(doc) (every validation)", lambda: log.waivers_for(some_doc)),
+    ]
+    out = [(name, *timed(fn)) for name, fn in cases]
+    out.append(("audit verify (full chain)", *timed(log.verify, repeat=1)))
+    log.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--validations", type=int, default=100_000)
+    parser.add_argument("--gates", type=int, default=8, help="gate results per validation")
+    parser.add_argument("--writes", type=int, default=300, help="writes per writer")
+    parser.add_argument("--procs", type=int, default=4, help="concurrent writer processes")
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: tmp)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        work = Path(tmp)
+        single, multi = bench_writes(work, args.writes, args.procs)
+        print(f"audit writes, 1 writer             : {single:8.0f} validations/s "
+              f"({1000 / single:.2f} ms each, {args.gates} findings, synchronous=FULL)")
+        print(f"audit writes, {args.procs} processes          : {multi:8.0f} validations/s "
+              "(chain verified afterwards)")
+        path = work / "big.db"
+        seconds = build(path, args.validations, args.gates)
+        size = path.stat().st_size / 1e6
+        print(f"bulk load {args.validations:,} validations        : {seconds:8.1f} s "
+              f"({args.validations * args.gates:,} findings, {size:.0f} MB)")
+        print(f"query latency on {args.validations:,} validations (median / max of 15 runs):")
+        for name, median, worst in bench_queries(path):
+            flag = "" if worst < 100 or name.startswith("audit verify") else "  (over 100 ms)"
+            print(f"  {name:<38} {median:9.2f} ms / {worst:9.2f} ms{flag}")
+
+
+if __name__ == "__main__":
+    main()
