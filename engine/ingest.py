@@ -458,10 +458,8 @@ def _read_docx(data: bytes, name: str, max_bytes: int) -> tuple[str, list[Sectio
     except DocumentError:
         raise
     # python-docx and lxml raise many types on damaged XML; none of them is a bug of ours.
-    except Exception as exc:
-        raise DocumentError(
-            f"{name}: a damaged .docx file ({type(exc).__name__}); open and re-save it in Word"
-        ) from None
+    except Exception:
+        raise DocumentError(f"{name}: a damaged .docx file; open and re-save it in Word") from None
     text = out.result()
     return text, _sections(heads, len(text)) if heads else []
 
@@ -530,7 +528,7 @@ def _read_pdf(data: bytes, name: str) -> tuple[str, list[int]]:
             try:
                 # Many PDFs are encrypted only with an owner password; those open with "".
                 opened = reader.decrypt("")
-            except Exception:  # noqa: BLE001 - e.g. AES without a crypto library installed
+            except Exception:  # e.g. AES without a crypto library installed
                 opened = 0
             if not opened:
                 raise DocumentError(
@@ -549,10 +547,8 @@ def _read_pdf(data: bytes, name: str) -> tuple[str, list[int]]:
             length += len(text)
     except DocumentError:
         raise
-    except Exception as exc:  # pypdf raises many types on damaged files; none is a bug of ours
-        raise DocumentError(
-            f"{name}: a damaged PDF ({type(exc).__name__}); cannot read it"
-        ) from None
+    except Exception:  # pypdf raises many types on damaged files; none is a bug of ours
+        raise DocumentError(f"{name}: a damaged PDF; cannot read it") from None
     if not page_starts:
         raise DocumentError(f"{name}: the PDF has no pages")
     return "".join(parts), page_starts
@@ -567,7 +563,7 @@ def _pdf_page_text(page: Any) -> str:
     tell a heading from its paragraph); column padding and indentation are collapsed."""
     try:
         raw = page.extract_text(extraction_mode="layout") or ""
-    except Exception:  # noqa: BLE001 - layout mode is newer and stricter; plain mode still reads
+    except Exception:  # layout mode is newer and stricter; plain mode still reads
         raw = page.extract_text() or ""
     lines = (_PDF_GAPS.sub(" ", line).strip() for line in _normalise_newlines(raw).split("\n"))
     return _PDF_BLANKS.sub("\n\n", "\n".join(lines)).strip("\n")
