@@ -229,6 +229,15 @@ def test_timeout_is_unclear_within_a_bounded_time(fake_anthropic):
     assert answer.rationale == "LLM timeout (0.3s) after 2 attempts"
 
 
+def test_retries_stop_when_the_deadline_leaves_no_time(fake_anthropic):
+    fake_anthropic.always = Fault("error", status=503)
+    provider = make(fake_anthropic, deadline_s=0.5, backoff_base_s=0.4, backoff_cap_s=0.4)
+    answer = ask(provider, NOTICE, [Q_CONTROLLER]).answers[Q_CONTROLLER.id]
+    assert answer.verdict == "unclear"
+    assert answer.rationale == "LLM HTTP 503 after 1 of 3 attempts (no time left within 0.5s)"
+    assert len(fake_anthropic.requests) == 1
+
+
 def test_slow_but_in_time_reply_is_answered(fake_anthropic):
     fake_anthropic.faults.append(Fault("slow", delay=0.2))
     result = ask(make(fake_anthropic, timeout_s=2.0), NOTICE, [Q_CONTROLLER])

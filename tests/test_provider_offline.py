@@ -8,8 +8,9 @@ import pytest
 
 from engine.document import Document
 from engine.providers import offline
+from engine.providers.base import NullProvider
 from engine.providers.offline import OfflineProvider
-from engine.providers.registry import NoProvider, chosen_name, make_provider
+from engine.providers.registry import chosen_name, make_provider
 from gates.base import Question
 
 NOTICE = """# Privacy notice
@@ -135,6 +136,6 @@ def test_registry_choice(monkeypatch):
 
 def test_none_provider_answers_unclear():
     provider = make_provider("none")
-    assert isinstance(provider, NoProvider)
+    assert isinstance(provider, NullProvider)
     answer = ask(provider, NOTICE, [RETENTION]).answers[RETENTION.id]
     assert answer.verdict == "unclear" and "disabled" in answer.rationale

@@ -133,7 +133,8 @@ class AnthropicProvider(Provider):
         api_key: str | None = None,
         base_url: str | None = None,
         model: str | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float = 45.0,
+        deadline_s: float | None = None,
         max_attempts: int = 3,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 8.0,
@@ -155,6 +156,10 @@ class AnthropicProvider(Provider):
         self.base_url = base_url
         self.model = model or os.environ.get("CLEARANCE_MODEL") or DEFAULT_MODEL
         self.timeout_s = timeout_s
+        # All attempts for one chunk end before the engine stops waiting for the provider
+        # (CLEARANCE_SEMANTIC_TIMEOUT), so a failure still arrives with its reason.
+        engine_wait = float(os.environ.get("CLEARANCE_SEMANTIC_TIMEOUT") or 120)
+        self.deadline_s = deadline_s if deadline_s is not None else max(1.0, engine_wait - 5)
         self.max_attempts = max(1, max_attempts)
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
@@ -343,6 +348,7 @@ class AnthropicProvider(Provider):
         assert self._sem is not None
         usage = Usage()
         reason = "no attempt made"
+        give_up_at = time.monotonic() + self.deadline_s
         for attempt in range(self.max_attempts):
             refusal = self.budget.refusal(estimate)
             if refusal is not None:
@@ -362,8 +368,9 @@ class AnthropicProvider(Provider):
             started = time.perf_counter()
             try:
                 async with self._sem:
+                    budget_s = max(0.1, min(self.timeout_s, give_up_at - time.monotonic()))
                     message = await asyncio.wait_for(
-                        client.messages.create(**request), timeout=self.timeout_s + 5.0
+                        client.messages.create(**request, timeout=budget_s), timeout=budget_s + 1.0
                     )
             except (TimeoutError, anthropic.APITimeoutError):
                 reason = f"timeout ({self.timeout_s:g}s)"
@@ -414,6 +421,15 @@ class AnthropicProvider(Provider):
                 if retry_after is not None
                 else backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s)
             )
+            if time.monotonic() + delay + min(self.timeout_s, 1.0) > give_up_at:
+                return (
+                    None,
+                    (
+                        f"LLM {reason} after {attempts} of {self.max_attempts} attempts "
+                        f"(no time left within {self.deadline_s:g}s)"
+                    ),
+                    usage,
+                )
             await self._sleep(delay)
         tries = "attempt" if self.max_attempts == 1 else "attempts"
         return None, f"LLM {reason} after {self.max_attempts} {tries}", usage

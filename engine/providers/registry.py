@@ -7,20 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from engine.document import Document
-from engine.providers.base import Provider, ProviderResult, unclear_all
-from gates.base import Question
-
-
-class NoProvider(Provider):
-    """Semantic checks switched off: every question is ``unclear``, so gates follow their
-    declared policy for an indeterminate check."""
-
-    name = "none"
-    model = "none"
-
-    async def answer(self, doc: Document, questions: list[Question]) -> ProviderResult:
-        return unclear_all(questions, "semantic checks are disabled (provider 'none')")
+from engine.providers.base import NullProvider, Provider
 
 
 def _anthropic(**settings: Any) -> Provider:
@@ -42,7 +29,8 @@ def _scripted(**settings: Any) -> Provider:
 
 
 def _none(**settings: Any) -> Provider:
-    return NoProvider()
+    # every question unclear: gates follow their declared policy for an indeterminate check
+    return NullProvider("semantic checks are disabled (provider 'none')")
 
 
 PROVIDERS: dict[str, Callable[..., Provider]] = {
