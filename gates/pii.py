@@ -492,7 +492,7 @@ _DETECTOR_LIST: list[Detector] = [
         "NPI", r"\b[12]\d{9}\b", validate=npi_ok, score=0.8, context=r"\bNPI\b", required=False,
         context_score=0.95)),
     Detector("DEA_NUMBER", "DEA registration number (check digit)", _finder(
-        "DEA_NUMBER", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", validate=dea_ok, score=0.8,
+        "DEA_NUMBER", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", validate=dea_ok, score=0.7,
         context=r"\bDEA\b", required=False, context_score=0.95)),
     _ctx("ICD10_CODE", "ICD-10 diagnosis code after ICD / diagnosis / dx keywords",
          r"\bICD(?:-?10)?(?:-CM)?\b|diagnos[ie]s|diagnosed|\bdx\b|assessment|impression",

@@ -692,12 +692,31 @@ def boilerplate() -> dict:
                   q=str(rng.randint(1, 4)), weekday=rng.choice(["Monday", "Tuesday"]))
 
 
+def credentialing() -> dict:
+    """A contractor / staff credentialing record: licences and a biometric enrolment."""
+    t = rng.choice([
+        "CREDENTIALING FILE\nApplicant: {name}\nState contractor license number {lic}, expires "
+        "{date}.\nBadge access: fingerprint template ID {bio} enrolled at the east entrance.\n"
+        "Background check reference {ref} cleared.",
+        "Vendor onboarding for {company}. Contact: {name}. Business license no. {lic}. "
+        "Site access uses a biometric ID ({bio}); the badge itself carries no number. "
+        "Safety training completed on {date}.",
+    ])
+    return render(t, name=L("PERSON", person()),
+                  lic=L("LICENSE_NUMBER", f"{rng.choice(['', 'C-', 'BL'])}{rng.randint(10000, 9999999)}"),
+                  date=L("DATE_TIME", recent_date()),
+                  bio=L("BIOMETRIC_ID", f"{rng.choice(['FPT', 'BIO', 'IRS'])}-{rng.randint(10000, 99999)}"
+                                        f"-{rng.choice(string.ascii_uppercase)}"),
+                  ref=f"BG{rng.randint(100000, 999999)}", company=fake.company())
+
+
 KINDS: list[tuple[Callable[[], dict], int]] = [
     (patient_letter, 30), (discharge_summary, 30), (memo, 25), (env_config, 30),
     (app_config, 25), (key_files, 15), (release_notes, 20), (invoice, 25), (hr_record, 25),
     (uk_referral, 20), (claim, 20), (device_log, 20), (prescription, 20), (research_extract, 15),
     (prose_names, 10), (negatives, 30), (nursing_note, 20), (email_thread, 20),
     (intake_form, 20), (chat_transcript, 20), (boilerplate, 20),
+    (credentialing, 20),
 ]
 
 
