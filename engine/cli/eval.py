@@ -1,0 +1,110 @@
+"""`clearance eval`: measure gate accuracy on labelled corpora, GDPR-T-200 and the PII span set."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli._common import GatesOpt, gate_file_errors, make_engine
+from engine.cli.app import app
+from engine.errors import GateFileError, UserError
+
+FORMATS = ("text", "json")
+
+
+def _provider(name: str | None, deterministic_only: bool) -> Any:
+    from engine.providers.registry import make_provider
+
+    if deterministic_only:
+        if name and name != "none":
+            raise UserError("--deterministic-only and --provider cannot be combined")
+        return make_provider("none")
+    try:
+        return make_provider(name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+@app.command("eval")
+def eval_command(
+    corpora: Annotated[list[Path] | None, typer.Argument(
+        help="labelled corpus folders (each with a labels.json)", show_default=False)] = None,
+    t200: Annotated[Path | None, typer.Option(
+        "--t200", help="GDPR-Transparency-200 evaluation file, e.g. data/eval/gdpr-t200.toml")
+    ] = None,
+    entities: Annotated[Path | None, typer.Option(
+        "--entities", help="labelled PII/secret span set (JSON lines), e.g. "
+        "data/pii-eval/entities.jsonl")] = None,
+    deterministic_only: Annotated[bool, typer.Option(
+        "--deterministic-only", help="disable semantic checks (provider 'none')")] = False,
+    provider: Annotated[str | None, typer.Option(
+        "--provider", help="semantic provider (default: as for validate)")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, help="only the first N documents of GDPR-T-200 (sorted by name)")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no per-document mismatch list")
+                     ] = False,
+    gates: list[Path] = GatesOpt,
+) -> None:
+    """Per-gate precision, recall and F1 (positive class: the gate fails) on labelled corpora;
+    per-requirement balanced accuracy on GDPR-T-200; per-type span scores for the detectors.
+    Indeterminate outcomes are counted apart, never as pass. Exit 2 only for usage errors."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format '{fmt}' (expected one of: {', '.join(FORMATS)})")
+    corpora = corpora or []
+    if not corpora and t200 is None and entities is None:
+        raise UserError("give labelled corpus folders, --t200 FILE or --entities FILE")
+    out: dict[str, Any] = {}
+    from rich.console import Console
+
+    # tables go to stdout; progress to stderr so that `--format json` stays parseable
+    console = Console(highlight=False, width=max(120, Console().width))
+    progress_console = Console(stderr=True)
+    show_progress = fmt == "text" and sys.stderr.isatty()
+
+    def progress(name: str) -> None:
+        if show_progress:
+            progress_console.print(f"  {name}", end="\r", markup=False)
+
+    needs_engine = bool(corpora) or t200 is not None
+    engine = None
+    if needs_engine:
+        engine = make_engine(gates, cache=None, audit=None,
+                             provider=_provider(provider, deterministic_only))
+    try:
+        if corpora:
+            from engine.evaluation.gates import evaluate_corpus, render_corpus
+
+            results = [evaluate_corpus(c, engine, progress) for c in corpora]
+            out["corpora"] = [r.as_dict() for r in results]
+            if fmt == "text":
+                for r in results:
+                    render_corpus(r, console, show_mismatches=not quiet)
+        if t200 is not None:
+            from engine.evaluation.gates import evaluate_t200, load_t200_config, render_t200
+
+            config = load_t200_config(t200)
+            res = evaluate_t200(config, engine, deterministic_only=deterministic_only,
+                                limit=limit, progress=progress)
+            out["t200"] = res.as_dict()
+            if fmt == "text":
+                render_t200(res, console)
+                if not quiet and res.errors:
+                    console.print(f"{len(res.errors)} document(s) with a wrong prediction "
+                                  "(+R: said disclosed, -R: said not disclosed); --format json "
+                                  "lists them all")
+    except GateFileError as exc:
+        raise typer.Exit(gate_file_errors(exc)) from None
+    if entities is not None:
+        from engine.evaluation.entities import evaluate_entities, format_table
+
+        ent = evaluate_entities(entities)
+        out["entities"] = ent.as_dict()
+        if fmt == "text":
+            console.print(format_table(ent), markup=False)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
