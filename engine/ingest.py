@@ -527,9 +527,9 @@ def _read_pdf(data: bytes, name: str) -> tuple[str, list[int]]:
         if reader.is_encrypted:
             try:
                 # Many PDFs are encrypted only with an owner password; those open with "".
-                opened = reader.decrypt("")
+                opened = bool(reader.decrypt(""))
             except Exception:  # e.g. AES without a crypto library installed
-                opened = 0
+                opened = False
             if not opened:
                 raise DocumentError(
                     f"{name}: an encrypted PDF that needs a password; save an unprotected copy"

@@ -95,11 +95,10 @@ class JunitFormatter(Formatter):
         for r in reports:
             where = r.document.path or r.document.name
             counts = _counts(r)
-            for k, v in counts.items():
-                totals[k] += int(v)
-            suite = ET.SubElement(
-                root, "testsuite", name=_clean(where), time=_seconds(r.ms), **counts
-            )
+            for key, count in counts.items():
+                totals[key] += int(count)
+            attrs = {"name": _clean(where), "time": _seconds(r.ms), **counts}
+            suite = ET.SubElement(root, "testsuite", attrs)
             props = ET.SubElement(suite, "properties")
             for key, value in (
                 ("verdict", r.verdict),
@@ -113,7 +112,7 @@ class JunitFormatter(Formatter):
             for g in r.gates:
                 _testcase(suite, g, _clean(where))
         root.set("time", _seconds(sum(r.ms for r in reports)))
-        for k, v in totals.items():
-            root.set(k, str(v))
+        for key, total in totals.items():
+            root.set(key, str(total))
         ET.indent(root)
         return ET.tostring(root, encoding="unicode", xml_declaration=True)

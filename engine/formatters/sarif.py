@@ -218,7 +218,8 @@ class SarifFormatter(Formatter):
                     rules.append(_rule(g))
                 if g.status not in _REPORTED:
                     continue
-                for span in g.spans or [None]:
+                spans: list[Span | None] = list(g.spans) or [None]
+                for span in spans:
                     results.append(_result(g, index[g.gate], uri, span, doc, fingerprint(g, span)))
         version = reports[0].tool_version if reports else "unknown"
         run = {
