@@ -45,6 +45,23 @@ def media_type_for(name: str) -> str | None:
     return _SUFFIXES.get(Path(name).suffix.lower())
 
 
+_MEDIA_ALIASES = {
+    "text/x-markdown": MARKDOWN,
+    "application/xhtml+xml": HTML,
+    "application/x-pdf": PDF,
+}
+
+
+def _known_media_type(media_type: str | None) -> str | None:
+    """A caller's media type (e.g. an upload's Content-Type) if we read that type; generic ones
+    like application/octet-stream fall back to the name and the content."""
+    if not media_type:
+        return None
+    base = media_type.split(";", 1)[0].strip().lower()
+    base = _MEDIA_ALIASES.get(base, base)
+    return base if base in _SUFFIXES.values() else None
+
+
 def decode_text(data: bytes, name: str) -> str:
     """Decode bytes as text: UTF-8 (with or without BOM) first, then a detected encoding.
     Binary content is refused rather than decoded into garbage."""
@@ -122,7 +139,7 @@ def document_from_bytes(
         )
     if not data.strip():
         raise DocumentError(f"{name}: the document is empty")
-    media_type = sniff(data, name, media_type or media_type_for(name))
+    media_type = sniff(data, name, _known_media_type(media_type) or media_type_for(name))
     sections: list[Section] = []
     page_starts: list[int] = []
     if media_type == PDF:

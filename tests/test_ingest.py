@@ -152,6 +152,15 @@ def test_a_docx_named_bin_is_read_as_docx() -> None:
     assert doc.media_type == DOCX
 
 
+def test_given_media_types_are_used_when_known() -> None:
+    html = b"<p>Hello <b>there</b></p>"
+    assert document_from_bytes(html, "upload", media_type="text/html; charset=utf-8").text == (
+        "Hello there"
+    )
+    doc = document_from_bytes(b"# T\n", "notes.md", media_type="application/octet-stream")
+    assert doc.media_type == "text/markdown"
+
+
 def test_a_text_file_named_pdf_is_refused() -> None:
     assert "not a PDF" in refused(b"just some text", "notice.pdf")
     assert "not a Word .docx" in refused(b"just some text", "notice.docx")
