@@ -193,7 +193,7 @@ def load_document(path: str | Path, *, max_bytes: int = MAX_BYTES) -> Document:
 
 
 def source_document(
-    path: str | None, sha256: str, known: Iterable[Document] = ()
+    path: str | None, sha256: str, known: Iterable[Document] = (), size: int = 0
 ) -> Document | None:
     """The document a report was made from, for formats that show its text: one of ``known``
     with that hash, else the file at ``path`` if it is still there and unchanged, else None."""
@@ -203,7 +203,8 @@ def source_document(
     if not path:
         return None
     try:
-        doc = load_document(path)
+        # ``size`` lets a document accepted under a raised --max-bytes be read back too.
+        doc = load_document(path, max_bytes=max(MAX_BYTES, size))
     except DocumentError:
         return None
     return doc if doc.sha256 == sha256 else None

@@ -331,7 +331,13 @@ class HtmlFormatter(Formatter):
 
     def render(self, reports: list[Report]) -> str:
         pages = [
-            _Page(r, source_document(r.document.path, r.document.sha256, self.documents), f"d{i}")
+            _Page(
+                r,
+                source_document(
+                    r.document.path, r.document.sha256, self.documents, r.document.size
+                ),
+                f"d{i}",
+            )
             for i, r in enumerate(reports)
         ]
         verdicts = [r.verdict for r in reports]

@@ -192,7 +192,9 @@ class SarifFormatter(Formatter):
         artifacts: list[dict] = []
         documents: list[dict] = []
         for r in reports:
-            doc = source_document(r.document.path, r.document.sha256, self.documents)
+            doc = source_document(
+                r.document.path, r.document.sha256, self.documents, r.document.size
+            )
             uri = artifact_uri(r)
             artifacts.append(
                 {
