@@ -1,0 +1,67 @@
+"""`clearance serve`: run the HTTP API (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.cli._common import GatesOpt
+from engine.cli.app import app
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1,
+                                         help="worker processes (each loads its own engine)")] = 1,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="accept requests without an API "
+                                          "key (local development only)")] = False,
+    # Defaults live in engine.server.Settings (not imported here: FastAPI is slow to import
+    # and every other command would pay for it).
+    max_body: Annotated[int | None, typer.Option(
+        "--max-body", help="largest request body in bytes [default: 8 MiB]")] = None,
+    max_document: Annotated[int | None, typer.Option(
+        "--max-document", help="largest document in bytes [default: 5 MiB]")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="seconds one validation may take before 504 [default: 30]")] = None,
+    max_inflight: Annotated[int | None, typer.Option(
+        "--max-inflight", help="validations in progress per worker before 503 "
+        "[default: 256]")] = None,
+    gates: list[Path] = GatesOpt,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "info",
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
+                                             help="log every request")] = True,
+) -> None:
+    """Serve the HTTP API: POST /v1/validate, /v1/modules, /v1/gates/{code}, /v1/audit/...,
+    /v1/waivers; OpenAPI docs at /docs. Clients authenticate with keys from `clearance keys`."""
+    import uvicorn
+
+    # Workers are separate processes that import the app by name: settings travel in the
+    # environment, which they inherit.
+    env = {"CLEARANCE_SERVE_NO_AUTH": "1" if no_auth else "",
+           "CLEARANCE_SERVE_GATES": os.pathsep.join(str(g.resolve()) for g in gates or [])}
+    for var, value in (("MAX_BODY", max_body), ("MAX_DOCUMENT", max_document),
+                       ("TIMEOUT", timeout), ("MAX_INFLIGHT", max_inflight)):
+        if value is not None:
+            env[f"CLEARANCE_SERVE_{var}"] = str(value)
+    os.environ.update(env)
+    if no_auth:
+        where = "" if host in ("127.0.0.1", "localhost", "::1") else (
+            f" AND LISTENING ON {host}, NOT ONLY ON LOOPBACK")
+        sys.stderr.write(f"clearance: WARNING: --no-auth: authentication is DISABLED{where}; "
+                         "for local development only\n")
+    extra = {}
+    for name, module in (("loop", "uvloop"), ("http", "httptools")):
+        try:
+            __import__(module)
+            extra[name] = module
+        except ImportError:  # optional speed-ups; uvicorn's pure-Python fallbacks work
+            pass
+    uvicorn.run("engine.server:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level, access_log=access_log,
+                proxy_headers=False, **extra)  # type: ignore[arg-type]

@@ -1,0 +1,616 @@
+"""HTTP API (FastAPI): validate documents, read gates and the audit log, with API keys and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.api import TOOL_VERSION, Engine
+from engine.audit import AuditLog, parse_when
+from engine.errors import ClearanceError, DocumentError, GateFileError, UserError
+from engine.hooks import GateSource
+from engine.ingest import document_from_bytes, media_type_for
+from engine.keys import ApiKey, KeyStore
+from engine.report import Report, Waiver
+
+log = logging.getLogger("clearance.server")
+
+DEFAULT_MAX_DOCUMENT = 5 * 1024 * 1024
+DEFAULT_MAX_BODY = 8 * 1024 * 1024  # a document plus multipart/JSON overhead
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_INFLIGHT = 256
+PROBLEM = "application/problem+json"
+_TYPES = "https://clearance.dev/problems/"
+_FORMATS = {"json": "application/json", "sarif": "application/sarif+json",
+            "junit": "application/xml", "html": "text/html; charset=utf-8",
+            "text": "text/plain; charset=utf-8"}
+_KNOWN_MEDIA = {m for m in (media_type_for(s) for s in (".txt", ".md", ".html", ".pdf", ".docx"))
+                if m}
+
+
+# -- problems (RFC 9457) ---------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every error the API returns has this shape."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+def problem(status: int, title: str, detail: str, *, kind: str | None = None,
+            headers: dict[str, str] | None = None, instance: str | None = None) -> JSONResponse:
+    body = {"type": _TYPES + (kind or title.lower().replace(" ", "-")), "title": title,
+            "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+class ApiProblem(HTTPException):
+    """Raised anywhere in a handler to answer with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str, *, kind: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
+        self.title, self.kind = title, kind
+
+
+_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+           405: "Method not allowed", 413: "Content too large", 415: "Unsupported media type",
+           422: "Unprocessable content", 500: "Internal server error", 503: "Service unavailable",
+           504: "Gateway timeout"}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        title = getattr(exc, "title", None) or _TITLES.get(exc.status_code, "Error")
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem(exc.status_code, title, detail, kind=getattr(exc, "kind", None),
+                       headers=getattr(exc, "headers", None), instance=request.url.path)
+
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError | ValidationError)
+        return problem(422, "Invalid request", _describe(exc.errors()), kind="invalid-request",
+                       instance=request.url.path)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        # The traceback goes to the server log only; clients learn nothing of the internals.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "Internal server error", "the server failed to handle the request; "
+                       "the error is in the server log", kind="internal", instance=request.url.path)
+
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+    app.add_exception_handler(ValidationError, on_invalid)
+    app.add_exception_handler(Exception, on_crash)
+
+
+def _describe(errors: Any) -> str:
+    """Pydantic errors as one line, without echoing the input back."""
+    parts = []
+    for e in list(errors)[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is not valid"
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+
+class _BodyTooLarge(ApiProblem):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "Content too large",
+                         f"the request body is over the server's limit of {limit:,} bytes",
+                         kind="body-too-large")
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes``: by Content-Length up front, and by counting
+    while streaming (chunked uploads have no Content-Length)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    exc = _BodyTooLarge(self.max_bytes)
+                    resp = problem(413, exc.title, str(exc.detail), kind=exc.kind)
+                    await resp(scope, receive, send)
+                    return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return msg
+
+        await self.app(scope, counted, send)
+
+
+# -- group commit for the audit log ----------------------------------------------------------
+
+
+class _BatchLog(AuditLog):
+    """An :class:`AuditLog` whose records can share one transaction (one fsync for many)."""
+
+    def _transaction(self, fn: Any) -> Any:
+        if getattr(self._local, "batch", False):
+            return fn(self.db())  # already inside the batch's BEGIN IMMEDIATE
+        return super()._transaction(fn)
+
+    def record_batch(self, items: list[tuple[Report, str, list[GateSource]]]) -> list[int]:
+        def write(db: Any) -> list[int]:
+            self._local.batch = True
+            try:
+                return [self.record(r, principal=p, gates=g) for r, p, g in items]
+            finally:
+                self._local.batch = False
+
+        return self._guard("record validations", super()._transaction, write)
+
+
+class GroupCommitAudit:
+    """An audit sink for a busy server: concurrent validations wait for one shared commit.
+
+    Each caller still blocks until its own row is durably written (or gets the error), so no
+    validation is answered unrecorded; a writer thread commits whatever queued meanwhile in one
+    transaction, so 100 concurrent requests cost one fsync, not 100."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, audit: _BatchLog) -> None:
+        self.log = audit
+        self._q: queue.SimpleQueue[tuple[Report, str, list[GateSource], Future[int]] | None] = (
+            queue.SimpleQueue())
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def record(self, report: Report, *, principal: str, gates: list[GateSource]) -> int:
+        fut: Future[int] = Future()
+        self._q.put((report, principal, gates, fut))
+        return fut.result()
+
+    def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
+        return self.log.waivers_for(doc_sha256)
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=10)
+        self.log.close()
+
+    def _run(self) -> None:
+        while True:
+            first = self._q.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[tuple[Report, str, list[GateSource], Future[int]]]) -> None:
+        try:
+            ids = self.log.record_batch([(r, p, g) for r, p, g, _ in batch])
+        except Exception:
+            # One bad record must not fail its neighbours: retry each alone.
+            for r, p, g, fut in batch:
+                try:
+                    fut.set_result(self.log.record(r, principal=p, gates=g))
+                except Exception as exc:
+                    fut.set_exception(exc)
+            return
+        for (_, _, _, fut), rid in zip(batch, ids, strict=True):
+            fut.set_result(rid)
+
+
+# -- settings and state ----------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    auth: bool = True
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """What `clearance serve` hands each uvicorn worker (workers are separate processes)."""
+        env = os.environ.get
+        return cls(auth=env("CLEARANCE_SERVE_NO_AUTH", "") != "1",
+                   max_body_bytes=int(env("CLEARANCE_SERVE_MAX_BODY", DEFAULT_MAX_BODY)),
+                   max_document_bytes=int(env("CLEARANCE_SERVE_MAX_DOCUMENT",
+                                              DEFAULT_MAX_DOCUMENT)),
+                   timeout_s=float(env("CLEARANCE_SERVE_TIMEOUT", DEFAULT_TIMEOUT_S)),
+                   max_inflight=int(env("CLEARANCE_SERVE_MAX_INFLIGHT", DEFAULT_MAX_INFLIGHT)))
+
+
+class _State:
+    def __init__(self, engine: Engine | None, keys: KeyStore | None, settings: Settings,
+                 gate_paths: list[str]) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.settings = settings
+        self.gate_paths = gate_paths
+        self.inflight = 0
+        self.owned: list[Any] = []  # what this app opened and must close
+
+    def start(self) -> None:
+        if self.engine is None:
+            from engine.audit import audit_disabled
+
+            audit: Any = None
+            if not audit_disabled():
+                audit = GroupCommitAudit(_BatchLog())
+                self.owned.append(audit)
+            self.engine = Engine(gate_paths=self.gate_paths, audit=audit,
+                                 max_bytes=self.settings.max_document_bytes)
+        if self.keys is None and self.settings.auth:
+            self.keys = KeyStore()
+            self.owned.append(self.keys)
+        # Compile the gates and build the provider now, not on the first request.
+        self.engine.ruleset(None)
+        _ = self.engine.provider
+
+    def stop(self) -> None:
+        for thing in self.owned:
+            thing.close()
+
+    def audit_log(self) -> AuditLog:
+        audit = self.engine.audit if self.engine else None
+        audit = getattr(audit, "log", audit)
+        if not isinstance(audit, AuditLog):
+            raise ApiProblem(503, "Service unavailable", "the audit log is disabled on this "
+                             "server (CLEARANCE_NO_AUDIT)", kind="audit-disabled")
+        return audit
+
+
+# -- request models --------------------------------------------------------------------------
+
+
+class ValidateRequest(BaseModel):
+    text: str = Field(description="the document's text (or HTML/Markdown source)")
+    name: str | None = Field(None, description="document name; its suffix picks the parser")
+    media_type: str | None = Field(None, description="text/plain, text/markdown or text/html")
+    modules: list[str] | None = Field(None, description="module ids to apply (default: all)")
+    doc_type: str | None = Field(None, description="document type (default: inferred)")
+
+
+class WaiverRequest(BaseModel):
+    gate: str
+    doc_sha256: str = Field(description="the document's sha256 (64 hex digits)")
+    reason: str
+    approver: str | None = Field(None, description="defaults to the API key's name")
+    expires: str | None = Field(None, description="last day the waiver applies (YYYY-MM-DD)")
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer clr_...")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: clr_...")
+
+
+def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
+               settings: Settings | None = None, gate_paths: list[str] | None = None) -> FastAPI:
+    """The HTTP API over one :class:`Engine` (built at startup when not given)."""
+    settings = settings or Settings()
+    state = _State(engine, keys, settings, list(gate_paths or []))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(state.start)
+        if not settings.auth:
+            log.warning("!" * 72)
+            log.warning("AUTHENTICATION IS DISABLED (--no-auth): anyone who can reach this "
+                        "server may validate, read the audit log and record waivers. "
+                        "For local development only.")
+            log.warning("!" * 72)
+        yield
+        await anyio.to_thread.run_sync(state.stop)
+
+    app = FastAPI(title="Clearance", version=TOOL_VERSION, lifespan=lifespan,
+                  description="Validate documents against compliance gates. Authenticate with "
+                  "`Authorization: Bearer <key>` or `X-API-Key: <key>` (`clearance keys "
+                  "create`). Errors are RFC 9457 problem documents.",
+                  responses={k: {"model": Problem, "content": {PROBLEM: {}}}
+                             for k in (401, 403, 413, 422, 500)})
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    _install_error_handlers(app)
+
+    def require(role: str) -> Callable[..., Awaitable[ApiKey]]:
+        async def check(bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                        header: str | None = Depends(_header)) -> ApiKey:
+            if not settings.auth:
+                return ApiKey(0, "no-auth", "admin", "", "")
+            raw = bearer.credentials if bearer else header
+            if not raw:
+                raise ApiProblem(401, "Unauthorized", "an API key is required: send "
+                                 "'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                                 kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+            assert state.keys is not None
+            key = state.keys.authenticate(raw)
+            if key is None:
+                raise ApiProblem(401, "Unauthorized", "the API key is not valid (unknown or "
+                                 "revoked)", kind="unauthorized",
+                                 headers={"WWW-Authenticate": "Bearer"})
+            if not key.allows(role):
+                raise ApiProblem(403, "Forbidden", f"the key '{key.name}' has the role "
+                                 f"'{key.role}'; this needs '{role}' (or admin)", kind="forbidden")
+            return key
+
+        return check
+
+    validator, auditor, admin = require("validator"), require("auditor"), require("admin")
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, Any]:
+        """Liveness: the engine is loaded and the gates compiled."""
+        return {"status": "ok", "version": TOOL_VERSION}
+
+    @app.post("/v1/validate", tags=["validate"], responses={
+        200: {"model": Report, "description": "the report (the CLI's `--format json` contract);"
+              " other formats with ?format="}, 415: {"model": Problem}, 504: {"model": Problem},
+        503: {"model": Problem}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ValidateRequest"}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                               "properties": {
+                "file": {"type": "string", "format": "binary"},
+                "modules": {"type": "array", "items": {"type": "string"}},
+                "doc_type": {"type": "string"}}}}}}})
+    async def validate(request: Request, key: ApiKey = Depends(validator),
+                       fmt: str = Query("json", alias="format",
+                                        description="json, sarif, junit, html or text")) -> Response:
+        """Validate one document: JSON `{text, name?, media_type?, modules?, doc_type?}` or a
+        multipart upload (`file`, plus `modules` and `doc_type` form fields)."""
+        if fmt not in _FORMATS:
+            raise ApiProblem(422, "Invalid request", f"unknown format '{fmt}' (expected one of: "
+                             f"{', '.join(_FORMATS)})", kind="invalid-request")
+        data, name, media, modules, doc_type = await _read_document(request, settings)
+        if state.inflight >= settings.max_inflight:
+            raise ApiProblem(503, "Service unavailable", "too many validations in progress; "
+                             "retry shortly", kind="overloaded", headers={"Retry-After": "1"})
+        engine = state.engine
+        assert engine is not None
+
+        def work() -> Report:
+            doc = document_from_bytes(data, name, media_type=media,
+                                      max_bytes=settings.max_document_bytes)
+            return engine.validate(doc, modules=modules, doc_type=doc_type, principal=key.name)
+
+        state.inflight += 1
+        try:
+            # CPU-bound (parsing, regexes, the audit write): off the event loop. On timeout the
+            # thread is abandoned, not killed; its validation may still be recorded.
+            report = await asyncio.wait_for(
+                anyio.to_thread.run_sync(work, abandon_on_cancel=True), settings.timeout_s)
+        except TimeoutError:
+            raise ApiProblem(504, "Gateway timeout", f"the validation took longer than "
+                             f"{settings.timeout_s:g} s", kind="timeout") from None
+        except DocumentError as exc:
+            raise _document_problem(exc) from None
+        except GateFileError as exc:
+            log.error("gate files have errors:\n%s", exc)
+            raise ApiProblem(500, "Internal server error", "the server's gate files have "
+                             "errors; the operator must fix them", kind="gate-files") from None
+        except UserError as exc:
+            raise ApiProblem(422, "Invalid request", str(exc), kind="invalid-request") from None
+        except ClearanceError as exc:
+            log.error("validation failed: %s", exc)
+            raise ApiProblem(503, "Service unavailable", "the validation could not be recorded "
+                             "in the audit log; nothing was released", kind="audit-unavailable"
+                             ) from None
+        finally:
+            state.inflight -= 1
+        if fmt == "json":
+            return Response(report.model_dump_json(), media_type=_FORMATS[fmt])
+        from engine.formatters.base import get_formatter
+
+        return Response(get_formatter(fmt).render([report]), media_type=_FORMATS[fmt])
+
+    @app.get("/v1/modules", tags=["gates"])
+    def modules(key: ApiKey = Depends(validator)) -> list[dict[str, Any]]:
+        """Modules and their gates: codes, titles, citations, severities, document types."""
+        from engine.cli.modules import module_info
+
+        return [module_info(m) for m in _engine(state).list_modules()]
+
+    @app.get("/v1/gates/{code}", tags=["gates"], responses={404: {"model": Problem}})
+    def gate(code: str, key: ApiKey = Depends(validator)) -> dict[str, Any]:
+        """One gate's metadata and DSL source."""
+        from engine.cli.modules import gate_info
+
+        try:
+            g = _engine(state).gate(code)
+        except GateFileError:
+            raise
+        except UserError as exc:
+            raise ApiProblem(404, "Not found", str(exc), kind="unknown-gate") from None
+        return gate_info(g, source=True)
+
+    @app.get("/v1/audit/recent", tags=["audit"])
+    def audit_recent(limit: int = Query(20, ge=1, le=1000),
+                     key: ApiKey = Depends(auditor)) -> list[dict[str, Any]]:
+        """The latest validations, newest first."""
+        return state.audit_log().recent(limit)
+
+    @app.get("/v1/audit/history/{doc}", tags=["audit"])
+    def audit_history(doc: str, limit: int = Query(100, ge=1, le=1000),
+                      key: ApiKey = Depends(auditor)) -> list[dict[str, Any]]:
+        """Every validation of one document (sha256 or a 4+ digit prefix), newest first."""
+        audit = state.audit_log()
+        rows = _user(lambda: audit.history(doc, limit))
+        for row in rows:
+            row["not_passed"] = [
+                {"gate": f["gate"], "status": f["status"], "severity": f["severity"],
+                 "line": f["line"], "waiver_reason": f["waiver_reason"]}
+                for f in audit.findings(row["id"]) if f["status"] != "pass"]
+        return rows
+
+    @app.get("/v1/audit/stats", tags=["audit"])
+    def audit_stats(since: str | None = None, module: str | None = None,
+                    key: ApiKey = Depends(auditor)) -> dict[str, Any]:
+        """Totals, pass/fail rates and per-gate outcomes since a date."""
+        audit = state.audit_log()
+        return _user(lambda: audit.stats(since=_since(since), module=module))
+
+    @app.get("/v1/audit/gates/top-failing", tags=["audit"])
+    def audit_top_failing(limit: int = Query(10, ge=1, le=1000), since: str | None = None,
+                          key: ApiKey = Depends(auditor)) -> list[dict[str, Any]]:
+        """The gates that fail most often."""
+        audit = state.audit_log()
+        return _user(lambda: audit.top_failing(limit=limit, since=_since(since)))
+
+    @app.get("/v1/audit/trends", tags=["audit"])
+    def audit_trends(since: str | None = None,
+                     key: ApiKey = Depends(auditor)) -> list[dict[str, Any]]:
+        """Per-day validations, verdicts, cache hits and mean time."""
+        audit = state.audit_log()
+        return _user(lambda: audit.trends(since=_since(since)))
+
+    @app.get("/v1/audit/verify", tags=["audit"])
+    def audit_verify(key: ApiKey = Depends(auditor)) -> dict[str, Any]:
+        """Walk the hash chains; `ok` false names every edited, deleted or inserted row."""
+        r = state.audit_log().verify()
+        return {"ok": r.ok, "validations": r.validations, "waivers": r.waivers,
+                "checkpoints": r.checkpoints, "head_id": r.head_id, "head_hash": r.head_hash,
+                "problems": r.problems}
+
+    @app.post("/v1/waivers", tags=["audit"], status_code=201)
+    def waive(body: WaiverRequest, key: ApiKey = Depends(admin)) -> dict[str, Any]:
+        """Waive one gate for one document (admin); later reports show it as `waived`."""
+        audit = state.audit_log()
+        approver = body.approver or key.name
+        wid = _user(lambda: audit.waive(body.gate, body.doc_sha256, reason=body.reason,
+                                        approver=approver, expires=body.expires))
+        return {"id": wid, "gate": body.gate, "doc_sha256": body.doc_sha256.lower(),
+                "reason": body.reason, "approver": approver, "expires": body.expires,
+                "recorded_by": key.name}
+
+    app.state.clearance = state
+    return app
+
+
+def _engine(state: _State) -> Engine:
+    assert state.engine is not None
+    return state.engine
+
+
+def _since(since: str | None) -> str | None:
+    return parse_when(since) if since else None
+
+
+def _user(fn: Callable[[], Any]) -> Any:
+    """Run an audit query; a bad parameter (UserError) is the client's 422, not our 500."""
+    try:
+        return fn()
+    except GateFileError:
+        raise
+    except UserError as exc:
+        raise ApiProblem(422, "Invalid request", str(exc), kind="invalid-request") from None
+    except ClearanceError as exc:
+        log.error("audit query failed: %s", exc)
+        raise ApiProblem(503, "Service unavailable", "the audit log cannot be read right now",
+                         kind="audit-unavailable") from None
+
+
+def _document_problem(exc: DocumentError) -> ApiProblem:
+    msg = str(exc)
+    unsupported = any(s in msg for s in ("unsupported document type", "not a document",
+                                         "binary file", "legacy Office"))
+    if unsupported:
+        return ApiProblem(415, "Unsupported media type", msg, kind="unsupported-document")
+    return ApiProblem(422, "Unreadable document", msg, kind="bad-document")
+
+
+async def _read_document(request: Request, settings: Settings
+                         ) -> tuple[bytes, str, str | None, list[str] | None, str | None]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        body = ValidateRequest.model_validate_json(await request.body())
+        data = body.text.encode("utf-8")
+        name = body.name or "document.txt"
+        media = body.media_type
+        if media is not None and media not in _KNOWN_MEDIA:
+            raise ApiProblem(415, "Unsupported media type", f"media_type '{media}' is not "
+                             f"supported (expected one of: {', '.join(sorted(_KNOWN_MEDIA))})",
+                             kind="unsupported-document")
+        modules, doc_type = body.modules, body.doc_type
+    elif ctype == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=32)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ApiProblem(422, "Invalid request", "multipart requests need a 'file' part",
+                             kind="invalid-request")
+        data = await upload.read()
+        name = os.path.basename(upload.filename or "") or "document.txt"
+        claimed = (upload.content_type or "").split(";")[0].strip().lower()
+        media = claimed if claimed in _KNOWN_MEDIA else None
+        modules = [m.strip() for v in form.getlist("modules") if isinstance(v, str)
+                   for m in v.split(",") if m.strip()] or None
+        dt = form.get("doc_type")
+        doc_type = dt if isinstance(dt, str) and dt else None
+    else:
+        raise ApiProblem(415, "Unsupported media type", "send application/json "
+                         "({text, name?, ...}) or multipart/form-data with a 'file' part",
+                         kind="unsupported-request")
+    if len(data) > settings.max_document_bytes:
+        raise ApiProblem(413, "Content too large", f"{name}: {len(data):,} bytes is over the "
+                         f"server's document limit of {settings.max_document_bytes:,} bytes",
+                         kind="document-too-large")
+    return data, name, media, modules, doc_type
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (each worker process builds its own app and engine)."""
+    gates = [p for p in os.environ.get("CLEARANCE_SERVE_GATES", "").split(os.pathsep) if p]
+    return create_app(settings=Settings.from_env(), gate_paths=gates)
+
+
+__all__ = ["GroupCommitAudit", "Settings", "app_from_env", "create_app"]
