@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing
 import statistics
 import tempfile
@@ -41,8 +42,8 @@ def make_report(seed: int, gates: int = 8) -> Report:
     module = MODULES[seed % len(MODULES)]
     results = []
     for i in range(gates):
-        status = (Status.fail if (seed + i) % 5 == 0 else
-                  Status.indeterminate if (seed + i) % 11 == 0 else Status.pass_)
+        status = (Status.fail if (seed + 3 * i) % 17 == 0 else
+                  Status.indeterminate if (seed + i) % 29 == 0 else Status.pass_)
         spans = [Span(start=100 + i, end=120 + i, line=3, col=1 + i, check="pii(EMAIL_ADDRESS)",
                       kind="pii", detail="EMAIL_ADDRESS")] if status == Status.fail else []
         results.append(GateResult(
@@ -115,6 +116,7 @@ def build(path: Path, validations: int, gates: int, days: int = 90) -> float:
         hashed = [tuple(f.get(c) for c in f_cols[1:]) for f in findings]  # minus validation_id
         templates.append((validation_row(report, "bench"), hashed))
     docs = max(1, validations // 5)  # each document validated ~5 times
+    doc_hashes = [hashlib.sha256(b"doc %d" % n).hexdigest() for n in range(docs)]
     start = datetime.now(UTC) - timedelta(days=days)
     step = timedelta(days=days) / validations
     insert_v = f"INSERT INTO validations ({', '.join(v_cols)}) VALUES ({', '.join('?' * len(v_cols))})"
@@ -132,7 +134,7 @@ def build(path: Path, validations: int, gates: int, days: int = 90) -> float:
             row = dict(base)
             when = start + step * i
             row.update(id=i, time=when.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-                       doc_sha256=f"{(i * 7919) % docs:064x}", doc_name=f"doc-{i % docs}.txt",
+                       doc_sha256=doc_hashes[(i * 7919) % docs], doc_name=f"doc-{i % docs}.txt",
                        prev_hash=prev)
             row["row_hash"] = prev = row_hash("validations", row, findings)
             batch_v.append(tuple(row.get(c) for c in v_cols))

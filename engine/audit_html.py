@@ -13,15 +13,15 @@ background:#f5f7fa}
 main{max-width:1100px;margin:0 auto;padding:28px 24px 48px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:17px;margin:32px 0 10px}
 .sub{color:#616e7c;font-size:13px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin-top:20px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(125px,1fr));gap:12px;margin-top:20px}
 .card{background:#fff;border-radius:8px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-.card .v{font-size:26px;font-weight:600}.card .k{color:#616e7c;font-size:12px;text-transform:uppercase;
+.card .v{font-size:26px;font-weight:600;white-space:nowrap}.card small{font-size:14px}.card .k{color:#616e7c;font-size:12px;text-transform:uppercase;
 letter-spacing:.04em}
 .pass{color:#18794e}.fail{color:#c62828}.indeterminate{color:#b26a00}
 .panel{background:#fff;border-radius:8px;padding:16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e4e7eb}th{color:#616e7c;font-weight:600}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .bar{background:#fde2e1;border-radius:3px;height:10px;min-width:2px}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
@@ -81,26 +81,29 @@ def trend_svg(days: list[dict[str, Any]], width: int = 1040, height: int = 240) 
     return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
-def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: int = 10) -> str:
+def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: int = 10,
+           verify: bool = True) -> str:
     stats = log.stats(since=since)
     days = log.trends(since=since)
     failing = log.top_failing(limit=top, since=since)
     rows = log.recent(recent)
-    check = log.verify()
+    check = log.verify() if verify else None
     n = stats["validations"]
     avg_ms = stats["duration_ms"] / n if n else None
     hit_rate = stats["cache_hits"] / n if n else None
-    integrity = (
-        f'<span class="ok">chain verified</span> ({check.validations:,} validations, head '
-        f'<code>{escape((check.head_hash or "")[:16])}</code>)'
-        if check.ok else
-        f'<span class="bad">chain does NOT verify</span>: {escape(check.problems[0])}'
-    )
+    if check is None:
+        integrity = "chain not checked (run <code>clearance audit verify</code>)"
+    elif check.ok:
+        integrity = (f'<span class="ok">chain verified</span> ({check.validations:,} validations,'
+                     f' head <code>{escape((check.head_hash or "")[:16])}</code>)')
+    else:
+        integrity = f'<span class="bad">chain does NOT verify</span>: {escape(check.problems[0])}'
+
     cards = [
         ("Validations", _num(n), ""), ("Pass rate", _pct(stats["pass_rate"]), "pass"),
         ("Failed", _num(stats["failed"]), "fail"),
         ("Indeterminate", _num(stats["indeterminate"]), "indeterminate"),
-        ("Avg duration", f"{_num(avg_ms, 1)} ms", ""), ("Cache hits", _pct(hit_rate), ""),
+        ("Avg duration", f"{_num(avg_ms, 1)} <small>ms</small>", ""), ("Cache hits", _pct(hit_rate), ""),
         ("LLM calls", _num(stats["llm_calls"]), ""),
     ]
     card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v {c}">{v}</div>'
@@ -130,11 +133,12 @@ def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: in
 <div class="cards">{card_html}</div>
 <h2>Validations per day</h2><div class="panel">{trend_svg(days)}</div>
 <h2>Top failing gates</h2><div class="panel"><table>
-<tr><th>Gate</th><th>Module</th><th>Failed</th><th>Evaluated</th><th>Fail rate</th><th></th></tr>
+<tr><th>Gate</th><th>Module</th><th class="n">Failed</th><th class="n">Evaluated</th>
+<th class="n">Fail rate</th><th></th></tr>
 {gate_rows}</table></div>
 <h2>Recent validations</h2><div class="panel"><table>
-<tr><th>#</th><th>Time (UTC)</th><th>Document</th><th>Verdict</th><th>Failed gates</th>
-<th>ms</th><th>Cache</th><th>Principal</th></tr>
+<tr><th class="n">#</th><th>Time (UTC)</th><th>Document</th><th>Verdict</th>
+<th class="n">Failed gates</th><th class="n">ms</th><th>Cache</th><th>Principal</th></tr>
 {recent_rows}</table></div>
 </main></body></html>
 """

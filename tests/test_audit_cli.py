@@ -140,6 +140,8 @@ def test_html_report_is_self_contained(db: Path, tmp_path: Path,
     assert "chain verified" in html and "notice.txt" in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # no external assets
     assert "<script" not in html
+    code, _, _ = run(capsys, "audit", "report", "--html", str(page), "--no-verify", "--db", str(db))
+    assert code == 0 and "chain not checked" in page.read_text()
 
 
 def test_waive_then_waivers_for(db: Path, tmp_path: Path,

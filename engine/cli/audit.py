@@ -286,11 +286,14 @@ def report(html: Annotated[Path, typer.Option("--html", help="write the HTML pag
            since: SinceOpt = None,
            limit: Annotated[int, typer.Option("--limit", "-n", min=1,
                                               help="recent validations shown")] = 25,
+           verify: Annotated[bool, typer.Option(
+               "--verify/--no-verify", help="walk the hash chain and show the result "
+               "(seconds on 100,000s of validations)")] = True,
            db: DbOpt = None) -> None:
     """A self-contained HTML report: figures, a trend chart, failing gates, recent validations."""
     from engine.audit_html import render
 
     with _open(db) as log:
-        page = render(log, since=_since(since), recent=limit)
+        page = render(log, since=_since(since), recent=limit, verify=verify)
     html.write_text(page, encoding="utf-8")
     print(f"wrote {html}")
