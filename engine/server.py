@@ -162,6 +162,38 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class CatchAll:
+    """Answers any exception that escaped the handlers with a 500 problem, and does not
+    re-raise it: Starlette's own last resort re-raises after responding, and uvicorn then
+    resets the connection, so the client may never read the problem document."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(msg: Message) -> None:
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"),
+                      exc_info=exc)
+            if started:
+                raise  # too late for a problem document; the connection is dropped
+            resp = problem(500, "Internal server error", "the server failed to handle the "
+                           "request; the error is in the server log", kind="internal",
+                           instance=scope.get("path"))
+            await resp(scope, receive, send)
+
+
 # -- group commit for the audit log ----------------------------------------------------------
 
 
@@ -361,6 +393,7 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
                   responses={k: {"model": Problem, "content": {PROBLEM: {}}}
                              for k in (401, 403, 413, 422, 500)})
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAll)  # added last: wraps everything but Starlette's last resort
     _install_error_handlers(app)
 
     def require(role: str) -> Callable[..., Awaitable[ApiKey]]:
