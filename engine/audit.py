@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import sqlite_utils
 
@@ -527,6 +528,31 @@ class AuditLog:
                 row["findings"] = [dict(zip(_FINDING_HASHED, f, strict=True))
                                    for f in finds.take(row["id"])]
             yield row
+
+    def export(self, fmt: str, out: TextIO) -> int:
+        """Write every validation to ``out`` as CSV, or as JSON with its findings; returns the
+        number written. Streamed row by row: 100,000s of validations never sit in memory."""
+        if fmt not in ("csv", "json"):
+            raise UserError(f"unknown export format '{fmt}' (expected one of: csv, json)")
+        return int(self._guard("export", self._export, fmt, out))
+
+    def _export(self, fmt: str, out: TextIO) -> int:
+        n = 0
+        if fmt == "csv":
+            writer: csv.DictWriter | None = None
+            for row in self.iter_validations():
+                if writer is None:
+                    writer = csv.DictWriter(out, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+                n += 1
+            return n
+        out.write("[")
+        for row in self.iter_validations(with_findings=True):
+            out.write(("," if n else "") + "\n" + json.dumps(row))
+            n += 1
+        out.write("\n]\n")
+        return n
 
     # -- tamper evidence --------------------------------------------------------------------
 

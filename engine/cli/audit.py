@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import sys
@@ -220,32 +219,12 @@ def export(fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json"
     with _open(db) as log:
         out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
         try:
-            n = _export(log, fmt, out)
+            n = log.export(fmt, out)
         finally:
             if output:
                 out.close()
     if output:
         print(f"exported {n} validations to {output}", file=sys.stderr)
-
-
-def _export(log: AuditLog, fmt: str, out: Any) -> int:
-    n = 0
-    if fmt == "csv":
-        writer: csv.DictWriter | None = None
-        for row in log.iter_validations():
-            if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(row))
-                writer.writeheader()
-            writer.writerow(row)
-            n += 1
-        return n
-    # JSON streamed row by row: an export of 100,000s of validations never sits in memory.
-    out.write("[")
-    for row in log.iter_validations(with_findings=True):
-        out.write(("," if n else "") + "\n" + json.dumps(row))
-        n += 1
-    out.write("\n]\n")
-    return n
 
 
 @audit.command()
