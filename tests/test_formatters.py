@@ -269,6 +269,26 @@ def test_sarif_fingerprints_tell_identical_findings_apart() -> None:
     assert len(prints) == 2 and prints[0] != prints[1]
 
 
+def test_sarif_fingerprints_of_personal_data_do_not_hash_the_value() -> None:
+    # An SSN has 10^9 values: a hash of it could be reversed. Fingerprints of pii/secret spans
+    # come from the check and its masked detail, so changing the hidden digits changes nothing.
+    prints = []
+    for ssn in ("536-22-1847", "536-99-1847"):
+        doc = doc_of(f"Patient SSN {ssn} on file.\n")
+        span = span_of(doc, ssn).model_copy(update={"detail": "US_SSN 53*******47"})
+        run = sarif([make_report(doc, [gate("SSN-1", spans=[span])])], [doc])["runs"][0]
+        prints.append(run["results"][0]["partialFingerprints"][FINGERPRINT])
+    assert prints[0] == prints[1]
+    # ... while other kinds (phrases, regexes) fingerprint the matched text itself
+    fps = []
+    for phrase in ("email address", "postal address"):
+        doc = doc_of(NOTICE.replace("email address", phrase))
+        span = span_of(doc, phrase, kind="phrase")
+        run = sarif([make_report(doc, [gate("P-1", spans=[span])])], [doc])["runs"][0]
+        fps.append(run["results"][0]["partialFingerprints"][FINGERPRINT])
+    assert fps[0] != fps[1]
+
+
 def test_sarif_missing_disclosure_fingerprint_depends_on_path() -> None:
     prints = []
     for path in ("a/notice.md", "b/notice.md"):

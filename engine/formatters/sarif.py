@@ -36,6 +36,8 @@ _SECURITY_SEVERITY = {
     Severity.info: "1.0",
 }
 _REPORTED = (Status.fail, Status.indeterminate, Status.waived)
+#: check kinds whose matched text is personal data or a secret: never hashed into a fingerprint.
+_SENSITIVE_KINDS = {"pii", "secret"}
 
 
 def _sha256(*parts: str) -> str:
@@ -95,14 +97,14 @@ class _Fingerprints:
     def __call__(self, g: GateResult, span: Span | None) -> str:
         if span is None:
             base = _sha256(g.gate, g.name, "document", self.where)
-        elif self.doc is not None:
+        elif self.doc is not None and span.kind not in _SENSITIVE_KINDS:
             # Hash the matched text, never copy it: SARIF files travel to platforms that must
-            # not receive document contents or personal data.
+            # not receive document contents.
             text_hash = _sha256(_normalised(self.doc.text[span.start : span.end]))
             base = _sha256(g.gate, g.name, "text", text_hash)
         else:
-            # Without the text, the check that fired and its (already masked) detail are the
-            # most line-independent facts the report holds.
+            # Personal data and secrets are short and guessable (an SSN has 10^9 values), so even
+            # a hash of them would leak; the check and its masked detail identify the finding.
             base = _sha256(g.gate, g.name, "check", span.check, span.kind, span.detail or "")
         n = self.seen.get(base, 0)
         self.seen[base] = n + 1
