@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
 from conftest import ROOT, write
+
 from dsl.compile import compile_paths
 
 TEN = ROOT / "tests" / "fixtures" / "gates" / "ten_mistakes.gates"

@@ -24,7 +24,7 @@ def engine_for(paths: list[Path]):
     from engine.loader import BUILTIN_DIR
 
     builtin = any(p.resolve() == BUILTIN_DIR or BUILTIN_DIR in p.resolve().parents for p in paths)
-    extra = [p for p in paths if not (p.resolve() == BUILTIN_DIR)]
+    extra = [p for p in paths if p.resolve() != BUILTIN_DIR]
     return make_engine(extra, include_builtin=builtin or not paths, cache=None, audit=None)
 
 
