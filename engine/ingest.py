@@ -97,8 +97,9 @@ def _supported() -> str:
 def sniff(data: bytes, name: str, claimed: str | None) -> str:
     """The media type to parse ``data`` as. Content wins over the name: a PDF called .txt is read
     as a PDF, a .pdf that is not one is refused, and known binaries are refused by what they are."""
-    head = data[:1024]
-    if b"%PDF-" in head:  # the spec lets the header start anywhere in the first 1024 bytes
+    # The PDF header may start anywhere in the first 1024 bytes; away from byte 0, also ask for
+    # the %%EOF trailer, so a text that merely mentions "%PDF-" early on stays text.
+    if data.startswith(b"%PDF-") or (b"%PDF-" in data[:1024] and b"%%EOF" in data[-1024:]):
         return PDF
     if data.startswith(b"PK\x03\x04"):
         return DOCX  # a ZIP; _read_docx refuses ZIPs that are not Word documents

@@ -161,6 +161,13 @@ def test_given_media_types_are_used_when_known() -> None:
     assert doc.media_type == "text/markdown"
 
 
+def test_a_text_about_pdf_headers_stays_text() -> None:
+    doc = document_from_bytes(b"# PDF notes\n\nEvery file starts with %PDF-1.7.\n", "n.md")
+    assert doc.media_type == "text/markdown"
+    junk_first = b"junk\n" + (SAMPLES / "sample.pdf").read_bytes()
+    assert document_from_bytes(junk_first, "odd.pdf").media_type == PDF
+
+
 def test_a_text_file_named_pdf_is_refused() -> None:
     assert "not a PDF" in refused(b"just some text", "notice.pdf")
     assert "not a Word .docx" in refused(b"just some text", "notice.docx")
