@@ -230,7 +230,8 @@ def test_sarif_validates_and_carries_rules_levels_and_regions() -> None:
         "charOffset": start,
         "charLength": 20,
     }
-    assert "region" not in results["GDPR-13-1A"]["locations"][0]["physicalLocation"]
+    missing = results["GDPR-13-1A"]["locations"][0]["physicalLocation"]["region"]
+    assert missing == {"startLine": 1, "properties": {"wholeDocument": True}}
 
 
 def test_sarif_never_contains_document_text() -> None:

@@ -134,8 +134,14 @@ def _result(
     fingerprint: str,
 ) -> dict:
     location: dict = {"physicalLocation": {"artifactLocation": {"uri": uri}}}
-    if span is not None:
-        location["physicalLocation"]["region"] = _region(span, doc)
+    # GitHub code scanning places an alert only with region.startLine, so a finding about the
+    # whole document (a missing disclosure) points at line 1 and says so.
+    region = (
+        _region(span, doc)
+        if span is not None
+        else {"startLine": 1, "properties": {"wholeDocument": True}}
+    )
+    location["physicalLocation"]["region"] = region
     props: dict = {
         "status": g.status.value,
         "blocking": g.blocking,
