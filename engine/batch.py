@@ -1,0 +1,238 @@
+"""Batch validation: find documents under folders (globs) and validate them across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from engine.errors import ClearanceError, DocumentError
+from engine.ingest import media_type_for
+from engine.report import Report
+
+#: precedence when several documents end differently: failures on our side, then input errors,
+#: then blocking findings, then blocking undecided checks.
+_RANK = {4: 4, 2: 3, 1: 2, 3: 1, 0: 0}
+
+
+def combine(codes: Iterable[int]) -> int:
+    return max(codes, key=lambda c: _RANK.get(c, 5), default=0)
+
+
+# -- finding documents -----------------------------------------------------------------------
+
+
+def _match(rel: PurePosixPath, pattern: str) -> bool:
+    """A glob against a path relative to the folder given: ``*.md`` matches any Markdown file at
+    any depth (by name), ``drafts/*`` a path, ``**/x/**`` also at the top level."""
+    text = rel.as_posix()
+    if fnmatchcase(text, pattern) or fnmatchcase(rel.name, pattern):
+        return True
+    return pattern.startswith("**/") and _match(rel, pattern[3:])
+
+
+def _excluded(rel: PurePosixPath, patterns: list[str]) -> bool:
+    # A pattern naming a folder (``node_modules``, ``drafts``) excludes everything below it.
+    parents = [PurePosixPath(*rel.parts[:i]) for i in range(1, len(rel.parts))]
+    return any(_match(rel, p) or any(_match(d, p) for d in parents) for p in patterns)
+
+
+def collect(paths: Iterable[Path], include: list[str] | None = None,
+            exclude: list[str] | None = None) -> list[Path]:
+    """Files as given (always, whatever the globs say); folders searched recursively for
+    supported documents, skipping hidden files and folders, filtered by the globs; sorted per
+    folder, without duplicates."""
+    include, exclude = include or [], exclude or []
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for p in paths:
+        if not p.is_dir():
+            found = [p]
+        else:
+            found = []
+            for f in sorted(p.rglob("*")):
+                rel = PurePosixPath(f.relative_to(p).as_posix())
+                if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+                    continue
+                if media_type_for(f.name) is None:
+                    continue
+                if include and not any(_match(rel, g) for g in include):
+                    continue
+                if _excluded(rel, exclude):
+                    continue
+                found.append(f)
+        for f in found:
+            key = f.resolve() if f.exists() else f
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One document's result: a report, or the error that stopped it."""
+
+    path: Path
+    report: Report | None
+    error: str | None
+    code: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every document of a run is validated with (picklable, for the workers)."""
+
+    gate_paths: tuple[str, ...] = ()
+    modules: tuple[str, ...] | None = None
+    doc_type: str | None = None
+    profile: bool = False
+    fail_on: str = "low"
+    max_bytes: int | None = None
+
+    def engine(self) -> Any:
+        from engine.api import Engine
+
+        kw: dict[str, Any] = {"fail_on": self.fail_on}
+        if self.max_bytes is not None:
+            kw["max_bytes"] = self.max_bytes
+        return Engine(gate_paths=list(self.gate_paths), **kw)
+
+
+def validate_one(engine: Any, path: Path, job: Job) -> Outcome:
+    """Validate one document; a document that cannot be read is an outcome (exit 2), not an
+    exception. Failures on our side (:class:`ClearanceError`) propagate."""
+    try:
+        report = engine.validate(path, modules=list(job.modules) if job.modules else None,
+                                 doc_type=job.doc_type, profile=job.profile)
+    except DocumentError as exc:
+        return Outcome(path, None, str(exc), 2)
+    return Outcome(path, report, None, report.exit_code)
+
+
+# Worker state: one engine per process, built once by the pool's initializer.
+_worker_engine: Any = None
+_worker_error: str | None = None
+
+
+def _init_worker(job: Job) -> None:
+    global _worker_engine, _worker_error
+    try:
+        _worker_engine = job.engine()
+        # Compile the gates now: every worker would otherwise pay for it in its first document.
+        _worker_engine.ruleset(list(job.modules) if job.modules else None)
+    except ClearanceError as exc:  # e.g. the audit log cannot be opened: report, don't crash
+        _worker_error = str(exc)
+
+
+def _work(path: str, job: Job) -> tuple[str, str | None, str | None, int]:
+    """Runs in a worker. The report travels back as JSON (the contract), not as a pickle."""
+    if _worker_error is not None:
+        return path, None, _worker_error, 4
+    try:
+        out = validate_one(_worker_engine, Path(path), job)
+    except ClearanceError as exc:
+        return path, None, str(exc), exc.exit_code
+    return path, out.report.model_dump_json() if out.report else None, out.error, out.code
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run(files: list[Path], job: Job, *, jobs: int | None = None, engine: Any = None,
+        on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Validate ``files``; outcomes in the order given.
+
+    One document, or ``jobs=1``, runs here with ``engine`` (or one built from ``job``); more run
+    in a pool of worker processes that each build their engine once. The audit log is written
+    by whichever process validates a document, exactly once; this process writes nothing for
+    documents validated in the pool. ``on_done`` sees each outcome as it completes."""
+    workers = min(jobs or default_jobs(), len(files))
+    if workers <= 1:
+        engine = engine if engine is not None else job.engine()
+        outcomes = []
+        for f in files:
+            try:
+                out = validate_one(engine, f, job)
+            except ClearanceError as exc:
+                if len(files) == 1:
+                    raise  # one document: exactly as `clearance validate FILE` always did
+                out = Outcome(f, None, str(exc), exc.exit_code)
+            outcomes.append(out)
+            if on_done:
+                on_done(out)
+        return outcomes
+
+    # fork is cheap (no re-import per worker) and safe here: the CLI starts no threads (its
+    # progress bar has no refresh thread), so no lock can be held at fork time.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    ctx = multiprocessing.get_context(method)
+    results: dict[int, Outcome] = {}
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(job,)) as pool:
+        futures: dict[Future, int] = {pool.submit(_work, str(f), job): i
+                                      for i, f in enumerate(files)}
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(futures):
+            i = futures[fut]
+            _, blob, error, code = fut.result()
+            out = Outcome(files[i], Report.model_validate_json(blob) if blob else None, error,
+                          code)
+            results[i] = out
+            if on_done:
+                on_done(out)
+    return [results[i] for i in range(len(files))]
+
+
+# -- presenting ------------------------------------------------------------------------------
+
+
+def summary_table(outcomes: list[Outcome]) -> Any:
+    """A Rich table: one row per document with its verdict, failed and blocking gates, time."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{len(outcomes)} documents", title_justify="left")
+    table.add_column("document", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    for col in ("failed", "blocking", "ms"):
+        table.add_column(col, justify="right", no_wrap=True)
+    style = {"pass": "green", "fail": "red", "indeterminate": "yellow", "error": "magenta"}
+    for o in outcomes:
+        r = o.report
+        verdict = r.verdict if r else "error"
+        table.add_row(escape(str(o.path)), f"[{style[verdict]}]{verdict}[/]",
+                      str(r.summary.failed) if r else "", str(r.summary.blocking) if r else "",
+                      f"{r.ms:.1f}" if r else "")
+    counts = {v: sum(1 for o in outcomes if (o.report.verdict if o.report else "error") == v)
+              for v in style}
+    table.caption = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    return table
+
+
+def progress_for(total: int) -> Any:
+    """A Rich progress bar on stderr when stderr is a terminal and there is more than one
+    document; else None. It redraws only when told (no refresh thread), so worker processes
+    are never forked while another thread holds a lock."""
+    if total < 2 or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.description}"),
+                    console=Console(stderr=True), transient=True, auto_refresh=False)
