@@ -94,6 +94,9 @@ def _supported() -> str:
     return ", ".join(sorted(s for s in _SUFFIXES if s))
 
 
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+
+
 def sniff(data: bytes, name: str, claimed: str | None) -> str:
     """The media type to parse ``data`` as. Content wins over the name: a PDF called .txt is read
     as a PDF, a .pdf that is not one is refused, and known binaries are refused by what they are."""
@@ -112,10 +115,16 @@ def sniff(data: bytes, name: str, claimed: str | None) -> str:
     if claimed in _BINARY_TYPES:
         kind = "PDF (no %PDF- header)" if claimed == PDF else "Word .docx (not a ZIP package)"
         raise DocumentError(f"{name}: not a {kind}; the file is damaged or misnamed")
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        import filetype
+    import filetype
 
-        kind = filetype.guess(data[:8192])
+    head = data[:8192]
+    kind = filetype.guess(head)
+    # Some signatures are plain letters ("BM" is a bitmap, "ID3" an MP3), so a match alone would
+    # refuse "BMW privacy notice"; trust it only where control bytes show the data is binary.
+    if kind is not None and not _CONTROL_BYTES.search(head):
+        kind = None
+    binary = b"\x00" in head and not data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if kind is not None or binary:
         what = f"{kind.mime} (.{kind.extension})" if kind else "a binary file"
         raise DocumentError(f"{name}: content is {what}, not a document; supported: {_supported()}")
     if claimed is None:

@@ -177,6 +177,8 @@ def test_a_text_file_named_pdf_is_refused() -> None:
     ("data", "name", "expect"),
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64), "scan.txt", "image/png"),
+        (b"GIF89a\x10\x01\x10\x01\xf7\xff" + b"\xff\x80" * 32, "logo.md", "image/gif"),
+        (b"\x1f\x8b\x08\x08\x11\x22\x33\x44" + b"\xaa" * 64, "notes.txt.gz", "application/gzip"),
         (b"MZ\x90\x00\x03\x00\x00\x00" + bytes(64), "setup.exe", "not a document"),
         (b"\x7fELF\x02\x01\x01\x00" + bytes(64), "tool", "not a document"),
         (b"hello", "photo.png", "unsupported document type '.png'"),
@@ -186,6 +188,13 @@ def test_a_text_file_named_pdf_is_refused() -> None:
 )
 def test_binaries_and_unsupported_types_are_refused(data: bytes, name: str, expect: str) -> None:
     assert expect in refused(data, name)
+
+
+def test_text_that_starts_like_a_file_signature_stays_text() -> None:
+    for text in ("BMW Group privacy notice.\n", "ID3 tags are metadata.\n", "MZ is a prefix.\n"):
+        assert document_from_bytes(text.encode(), "notice.txt").text == text
+    cp1252 = "BMW Group: société, données à caractère personnel, à Paris.\n"
+    assert document_from_bytes(cp1252.encode("cp1252"), "avis.txt").text == cp1252
 
 
 def test_a_zip_that_is_not_a_docx_is_refused() -> None:
