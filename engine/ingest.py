@@ -113,8 +113,8 @@ def sniff(data: bytes, name: str, claimed: str | None) -> str:
             "save it as .docx without a password"
         )
     if claimed in _BINARY_TYPES:
-        kind = "PDF (no %PDF- header)" if claimed == PDF else "Word .docx (not a ZIP package)"
-        raise DocumentError(f"{name}: not a {kind}; the file is damaged or misnamed")
+        what = "PDF (no %PDF- header)" if claimed == PDF else "Word .docx (not a ZIP package)"
+        raise DocumentError(f"{name}: not a {what}; the file is damaged or misnamed")
     import filetype
 
     head = data[:8192]
