@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Iterable
 from html import escape
@@ -211,11 +212,11 @@ class _Page:
                 "without the document (it was not given, or the file has changed).</p>"
             )
         text = self.doc.text
-        spans = [
+        spans = sorted(
             (max(0, min(s.start, len(text))), max(0, min(s.end, len(text))), k, j)
             for k, g in enumerate(self.findings)
             for j, s in enumerate(g.spans)
-        ]
+        )
         if len(text) <= FULL_TEXT_LIMIT:
             return (
                 '<h3>Document text</h3><pre class="text">'
@@ -247,7 +248,9 @@ class _Page:
         """Escaped text[lo:hi] with findings in <mark>; where spans overlap, the most severe
         finding colours the text. A sweep over span ends keeps it O(n log n) in spans."""
         text = self.doc.text if self.doc else ""
-        inside = sorted((s for s in spans if s[1] > lo and s[0] < hi), key=lambda s: s[0])
+        # spans are sorted by start and every excerpt holds its spans whole, so the spans of
+        # this excerpt are one slice: no scan of all spans per excerpt.
+        inside = spans[bisect.bisect_left(spans, (lo,)) : bisect.bisect_left(spans, (hi,))]
         bounds = sorted(
             {lo, hi, *(max(lo, s[0]) for s in inside), *(min(hi, s[1]) for s in inside)}
         )
