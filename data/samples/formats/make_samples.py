@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import io
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -64,9 +66,16 @@ def write_docx(path: Path) -> None:
     for r, row in enumerate(TABLE):
         for c, value in enumerate(row):
             table.cell(r, c).text = value
-    # A fixed timestamp keeps the file byte-identical between runs.
+    # Fixed timestamps (document properties and ZIP entries) keep the file byte-identical
+    # between runs, so regenerating the samples does not churn the repository.
     doc.core_properties.created = doc.core_properties.modified = datetime.datetime(2026, 1, 1)
-    doc.save(str(path))
+    raw = io.BytesIO()
+    doc.save(raw)
+    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2026, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(fixed, src.read(info.filename))
 
 
 def write_pdf(path: Path) -> None:
