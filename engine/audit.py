@@ -585,17 +585,22 @@ class AuditLog:
         for values in cur:
             row = dict(zip(cols, values, strict=True))
             result.validations += 1
-            if row["id"] != prev_id + 1:
-                gap = f"#{prev_id + 1}" + (f"..#{row['id'] - 1}" if row["id"] - prev_id > 2 else "")
-                if row["id"] > prev_id + 1:
-                    problems.append(f"validations #{row['id']}: row(s) {gap} before it are "
-                                    "missing (deleted)")
             findings = finds.take(row["id"])
-            _check_row(problems, "validations", row, prev, row_hash("validations", row, findings))
+            expected = row_hash("validations", row, findings)
+            if row["id"] > prev_id + 1 and row["prev_hash"] != prev:
+                gap = f"#{prev_id + 1}" + (f"..#{row['id'] - 1}" if row["id"] - prev_id > 2 else "")
+                problems.append(f"validations #{row['id']}: row(s) {gap} before it are missing "
+                                "(deleted)")
+                if row["row_hash"] != expected:
+                    problems.append(f"validations #{row['id']}: content does not match its "
+                                    "row_hash (edited)")
+            else:
+                _check_row(problems, "validations", row, prev, expected)
             prev, prev_id = row["row_hash"], row["id"]
             result.head_id, result.head_hash = row["id"], row["row_hash"]
         for orphan in finds.orphans():
-            problems.append(f"findings #{orphan}: belongs to no validation (inserted)")
+            problems.append(f"findings #{orphan}: belongs to no validation (inserted, or its "
+                            "validation was deleted)")
 
         prev = GENESIS
         for w in db.query("SELECT * FROM waivers ORDER BY id"):

@@ -168,6 +168,18 @@ def test_verify_names_the_tampered_row(log: AuditLog, sql: str, expected: str) -
     assert result.problems[0].startswith(expected), result.problems
 
 
+def test_deleting_rows_is_one_problem_naming_the_gap(log: AuditLog) -> None:
+    fill(log, 6)
+    with raw(log) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("DELETE FROM validations WHERE id IN (2, 3, 4)")
+    problems = log.verify().problems
+    assert problems[0] == "validations #5: row(s) #2..#4 before it are missing (deleted)"
+    # Their findings (3 per validation, ids 4..12) are left behind, and named too.
+    assert problems[1:] == [f"findings #{i}: belongs to no validation (inserted, or its "
+                            "validation was deleted)" for i in range(4, 13)]
+
+
 def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: AuditLog) -> None:
     fill(log, 3)
     with raw(log) as conn:
