@@ -395,20 +395,20 @@ class AuditLog:
             db.enable_wal()
 
         def create(db: sqlite_utils.Database) -> None:
-            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)},
+            db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db.table("meta").insert({"key": "schema_version", "value": str(SCHEMA_VERSION)},
                               ignore=True)
-            db["validations"].create(VALIDATIONS, pk="id", if_not_exists=True,
+            db.table("validations").create(VALIDATIONS, pk="id", if_not_exists=True,
                                      not_null=["time", "doc_sha256", "prev_hash", "row_hash"])
-            db["findings"].create(FINDINGS, pk="id", if_not_exists=True,
+            db.table("findings").create(FINDINGS, pk="id", if_not_exists=True,
                                   foreign_keys=[("validation_id", "validations", "id")],
                                   not_null=["validation_id", "gate", "status"])
-            db["waivers"].create(WAIVERS, pk="id", if_not_exists=True,
+            db.table("waivers").create(WAIVERS, pk="id", if_not_exists=True,
                                  not_null=["gate", "doc_sha256", "reason", "approver"])
-            db["checkpoints"].create(CHECKPOINTS, pk="id", if_not_exists=True)
-            db["rulesets"].create(RULESETS, pk=("gate", "version"), if_not_exists=True)
+            db.table("checkpoints").create(CHECKPOINTS, pk="id", if_not_exists=True)
+            db.table("rulesets").create(RULESETS, pk=("gate", "version"), if_not_exists=True)
             for table, cols in _INDEXES:
-                db[table].create_index(cols, if_not_exists=True)
+                db.table(table).create_index(cols, if_not_exists=True)
             db.executescript(_ROLLUPS)
 
         self._transaction(create)
@@ -428,12 +428,12 @@ class AuditLog:
             head_id, head_hash = self._head(db)
             row.update(id=head_id + 1, time=now_iso(), prev_hash=head_hash)
             row["row_hash"] = row_hash("validations", row, findings)
-            db["validations"].insert(row)
+            db.table("validations").insert(row)
             if findings:
-                db["findings"].insert_all(
+                db.table("findings").insert_all(
                     [{**f, "validation_id": row["id"]} for f in findings], batch_size=500)
             if sources:
-                db["rulesets"].insert_all(sources, ignore=True)
+                db.table("rulesets").insert_all(sources, ignore=True)
             _add_rollups(db, row, findings, modules)
             return int(row["id"])
 
@@ -466,7 +466,7 @@ class AuditLog:
                           "reason": reason, "approver": approver, "created": now_iso(),
                           "expires": until, "prev_hash": last[1] if last else GENESIS}, WAIVERS)
             new["row_hash"] = row_hash("waivers", new)
-            db["waivers"].insert(new)
+            db.table("waivers").insert(new)
             return int(new["id"])
 
         return self._guard("record a waiver", self._transaction, write)
@@ -640,7 +640,7 @@ class AuditLog:
                          "last_id": last, "last_hash": last_hash, "pruned": last - first + 1,
                          "prev_hash": prev[0] if prev else GENESIS}, CHECKPOINTS)
             cp["row_hash"] = row_hash("checkpoints", cp)
-            db["checkpoints"].insert(cp)
+            db.table("checkpoints").insert(cp)
             return int(cp["pruned"])
 
         return self._guard("prune", self._transaction, write)
