@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from engine.audit import (
     FINDINGS,
@@ -54,7 +54,8 @@ def make_report(seed: int, gates: int = 8) -> Report:
             cite="Art. 13", message="m", on_indeterminate=OnIndeterminate.block, spans=spans))
     failed = sum(r.status == Status.fail for r in results)
     indet = sum(r.status == Status.indeterminate for r in results)
-    verdict = "fail" if failed else "indeterminate" if indet else "pass"
+    verdict: Literal["pass", "fail", "indeterminate"] = (
+        "fail" if failed else "indeterminate" if indet else "pass")
     return Report(
         tool_version="0.1.0",
         document=DocumentInfo(name=f"doc-{seed}.txt", sha256=f"{seed:064x}", size=4096,
@@ -111,11 +112,11 @@ def build(path: Path, validations: int, gates: int, days: int = 90) -> float:
     """Bulk-load ``validations`` rows with a valid chain (the same hashing as ``record``)."""
     v_cols = list(VALIDATIONS)
     f_cols = [c for c in FINDINGS if c != "id"]
-    templates = []
+    templates: list[tuple[dict[str, Any], list[tuple[Any, ...]]]] = []
     for seed in range(30):
         report = make_report(seed, gates)
-        findings = [finding_row(i, g) for i, g in enumerate(report.gates)]
-        hashed = [tuple(f.get(c) for c in f_cols[1:]) for f in findings]  # minus validation_id
+        rows = [finding_row(i, g) for i, g in enumerate(report.gates)]
+        hashed = [tuple(f.get(c) for c in f_cols[1:]) for f in rows]  # minus validation_id
         templates.append((validation_row(report, "bench"), hashed))
     docs = max(1, validations // 5)  # each document validated ~5 times
     doc_hashes = [hashlib.sha256(b"doc %d" % n).hexdigest() for n in range(docs)]
