@@ -1,0 +1,174 @@
+"""Load test: `clearance serve` on 127.0.0.1 under locust; throughput, latency, audit row check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {"rps": 500.0, "p99_ms": 100.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited early (code {proc.returncode})")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"the server did not answer /healthz within {timeout:.0f} s")
+
+
+def post(url: str, key: str, body: dict) -> int:
+    req = urllib.request.Request(url + "/v1/validate", data=json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {key}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return r.status
+
+
+def summarise(entries: list[dict]) -> dict:
+    """Totals, throughput and percentiles from locust's --json-file output (per-request-name
+    entries with a histogram of response times rounded to ms)."""
+    hist: dict[float, int] = {}
+    total = failed = 0
+    start, end = float("inf"), 0.0
+    for e in entries:
+        total += e["num_requests"]
+        failed += e["num_failures"]
+        start = min(start, e["start_time"])
+        end = max(end, e["last_request_timestamp"] or 0.0)
+        for ms, n in e["response_times"].items():
+            hist[float(ms)] = hist.get(float(ms), 0) + n
+
+    def pct(q: float) -> float:
+        need, seen = q * sum(hist.values()), 0
+        for ms in sorted(hist):
+            seen += hist[ms]
+            if seen >= need:
+                return ms
+        return 0.0
+
+    errors = sorted(((f"{k}", v) for e in entries for k, v in
+                     (e.get("num_failures_per_error") or {}).items()), key=lambda kv: -kv[1])
+    return {"requests": total, "failures": failed,
+            "rps": total / (end - start) if end > start else 0.0,
+            "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "errors": errors}
+
+
+def audit_rows(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM validations").fetchone()[0])
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown, workers included
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--rate", type=float, default=5.0,
+                    help="requests/s per user (0: as fast as answers come back)")
+    ap.add_argument("--provider", default="offline",
+                    help="semantic provider of the server (answers are cached by a warm-up)")
+    args = ap.parse_args(argv)
+    if not 1 <= args.seconds <= 600 or not 1 <= args.users <= 1000:
+        ap.error("keep it bounded: 1-600 seconds, 1-1000 users")
+
+    sys.path.insert(0, str(HERE.parent))
+    from benchmarks.locustfile import documents
+    from engine.keys import KeyStore
+
+    home = Path(tempfile.mkdtemp(prefix="clearance-load-"))
+    env = {**os.environ, "CLEARANCE_HOME": str(home), "CLEARANCE_PROVIDER": args.provider,
+           "CLEARANCE_LOAD_RATE": str(args.rate), "TOKENIZERS_PARALLELISM": "false"}
+    for var in ("CLEARANCE_AUDIT_DB", "CLEARANCE_CACHE_DIR", "CLEARANCE_NO_AUDIT"):
+        env.pop(var, None)
+    db = home / "audit.db"
+    store = KeyStore(db)
+    key = store.create("load-test", "validator")[1]
+    store.close()
+    env["CLEARANCE_LOAD_KEY"] = key
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())",
+         "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+         "--no-access-log", "--log-level", "warning"], env=env, cwd=HERE.parent)
+    try:
+        wait_healthy(url, server)
+        # Warm-up: every document once per worker (at least), so semantic answers and
+        # reports come from the cache during the measured run, and each worker is warm.
+        docs = documents()
+        for doc in docs * (args.workers * 2):
+            post(url, key, doc)
+        before = audit_rows(db)
+        prefix = home / "locust"
+        cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
+               "-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s",
+               "--host", url, "--json-file", str(prefix), "--only-summary",
+               "--stop-timeout", "5", "--loglevel", "WARNING"]
+        print(f"locust: {args.users} users, {args.seconds} s, {args.rate:g} req/s per user "
+              f"against {url} ({args.workers} workers, {len(docs)} documents of ~2 KB)",
+              flush=True)
+        subprocess.run(cmd, env=env, cwd=HERE.parent, check=False,
+                       stdout=subprocess.DEVNULL, timeout=args.seconds + 120)
+    finally:
+        stop(server)
+
+    stats = summarise(json.loads(Path(f"{prefix}.json").read_text()))
+    total, failed, rps = stats["requests"], stats["failures"], stats["rps"]
+    p50, p95, p99 = stats["p50"], stats["p95"], stats["p99"]
+    ok = total - failed
+    recorded = audit_rows(db) - before
+    print(f"requests      {total} ({ok} ok, {failed} failed)")
+    print(f"throughput    {rps:.1f} requests/s")
+    print(f"latency       p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms")
+    print(f"audit rows    {recorded} recorded for {ok} successful requests "
+          f"({'exactly one each' if recorded == ok else 'MISMATCH'})")
+    for error, count in stats["errors"][:5]:
+        print(f"  failure x{count}: {error[:160]}")
+    checks = {"throughput >= 500/s": rps >= TARGETS["rps"],
+              "p99 <= 100 ms": p99 <= TARGETS["p99_ms"], "0 failures": failed == 0,
+              "0 audit rows lost": recorded == ok}
+    for name, passed in checks.items():
+        print(f"  [{'met' if passed else 'MISSED'}] {name}")
+    print(f"(runtime files in {home})")
+    # Exit 1 only for what must never happen; a missed performance target is reported above.
+    return 0 if failed == 0 and recorded == ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
