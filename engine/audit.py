@@ -205,18 +205,23 @@ def row_hash(table: str, row: dict[str, Any],
 # -- redaction -----------------------------------------------------------------------------
 
 _LABEL = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_MASKED = re.compile(r"[*…•]")  # *, … and • are what the detectors mask with
 
 
 def redact(detail: str | None, kind: str) -> str | None:
-    """What of a span's detail may be stored: entity types and already-masked values as they
-    are; anything else (a regex or phrase match is document text) masked to its shape."""
+    """What of a span's detail may be stored. An entity type (``US_SSN``) is kept; a value after
+    it is kept only if a PII/secret detector already masked it (``AKIA…[20 chars]``); anything
+    else, such as a regex or phrase match (document text), is masked to its shape."""
     if detail is None or store_raw_text():
-        return detail
-    if _LABEL.match(detail) or ("*" in detail and kind in ("pii", "secret")):
         return detail
     from gates.pii import mask
 
-    return mask(detail)
+    label, _, value = detail.partition(" ")
+    if not _LABEL.match(label):
+        return mask(detail)
+    if not value or (kind in ("pii", "secret") and _MASKED.search(value)):
+        return detail
+    return f"{label} {mask(value)}"
 
 
 def _span_json(s: Span) -> dict[str, Any]:

@@ -117,6 +117,19 @@ def test_no_raw_text_or_pii_stored_by_default(log: AuditLog) -> None:
     assert "US_SSN" in spans and "jo****" in spans  # entity type kept, the match masked
 
 
+@pytest.mark.parametrize(("detail", "kind", "stored"), [
+    ("US_SSN", "pii", "US_SSN"),
+    ("US_SSN 53*******47", "pii", "US_SSN 53*******47"),
+    ("US_SSN 536-22-1147", "pii", "US_SSN 53*******47"),
+    ("AWS_ACCESS_KEY AKIA…[20 chars]", "secret", "AWS_ACCESS_KEY AKIA…[20 chars]"),
+    ("the data controller", "phrase", "th***************er"),
+    ("Acme Ltd", "regex", "Ac****td"),
+    (None, "regex", None),
+])
+def test_redaction(detail: str | None, kind: str, stored: str | None) -> None:
+    assert audit_mod.redact(detail, kind) == stored
+
+
 def test_raw_text_only_when_asked(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLEARANCE_STORE_RAW_TEXT", "1")
     fill(log, 1)
