@@ -25,10 +25,11 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def _f1(p: float | None, r: float | None) -> float | None:
-    if p is None or r is None:
-        return None
-    return 2 * p * r / (p + r) if p + r else 0.0
+def _f1(tp: int, fp: int, fn: int) -> float | None:
+    """2TP / (2TP + FP + FN): defined whenever anything failed or should have (0.0 when a gate
+    only missed or only raised false alarms), undefined for a gate that never failed."""
+    den = 2 * tp + fp + fn
+    return 2 * tp / den if den else None
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -72,7 +73,7 @@ class GateScore:
 
     @property
     def f1(self) -> float | None:
-        return _f1(self.precision, self.recall)
+        return _f1(self.tp, self.fp, self.fn)
 
     @property
     def support(self) -> int:
@@ -455,10 +456,11 @@ def _fmt(v: float | None) -> str:
 def render_corpus(res: CorpusEvaluation, console: Any, show_mismatches: bool = True) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{res.path}: module {res.module}, {res.documents} documents, provider "
-                  f"{res.provider} (positive class: gate fails)", title_justify="left")
+    console.print(f"{res.path}: module {res.module}, {res.documents} documents, provider "
+                  f"{res.provider} (positive class: gate fails)", soft_wrap=True, markup=False)
+    table = Table()
     for col in ("gate", "TP", "FP", "FN", "TN", "indet.", "precision", "recall", "F1"):
-        table.add_column(col, justify="left" if col == "gate" else "right")
+        table.add_column(col, justify="left" if col == "gate" else "right", no_wrap=True)
     for s in sorted(res.scores.values(), key=lambda s: s.gate):
         table.add_row(s.gate, str(s.tp), str(s.fp), str(s.fn), str(s.tn), str(s.indeterminate),
                       _fmt(s.precision), _fmt(s.recall), _fmt(s.f1))
@@ -473,7 +475,7 @@ def render_corpus(res: CorpusEvaluation, console: Any, show_mismatches: bool = T
     if m.indeterminate:
         console.print(f"{m.indeterminate} outcome(s) indeterminate ({m.indeterminate_expected_fail}"
                       f" labelled fail, {m.indeterminate_expected_ok} labelled pass/n.a.): not "
-                      "counted as pass or fail above")
+                      "counted as pass or fail above", soft_wrap=True)
     if show_mismatches and res.mismatches:
         console.print(f"{len(res.mismatches)} mismatch(es):")
         for mm in res.mismatches:
@@ -489,11 +491,13 @@ def render_t200(res: T200Evaluation, console: Any) -> None:
 
     mode = ("deterministic checks only" if res.deterministic_only
             else f"semantic provider {res.provider}")
-    table = Table(title=f"GDPR-T-200 development split: {res.documents} documents, {mode} "
-                  "(positive class: disclosed)", title_justify="left")
+    console.print(f"GDPR-T-200 development split: {res.documents} documents, {mode} "
+                  "(positive class: disclosed)", soft_wrap=True, markup=False)
+    table = Table()
     for col in ("requirement", "gates", "disclosed", "TP", "FP", "FN", "TN", "indet.",
                 "bal. acc.", "precision", "recall"):
-        table.add_column(col, justify="left" if col in ("requirement", "gates") else "right")
+        table.add_column(col, justify="left" if col in ("requirement", "gates") else "right",
+                         no_wrap=True)
     for s in res.scores.values():
         table.add_row(s.requirement, " ".join(s.gates), str(s.tp + s.fn), str(s.tp), str(s.fp),
                       str(s.fn), str(s.tn), str(s.indeterminate), _fmt(s.balanced_accuracy),
@@ -504,6 +508,6 @@ def render_t200(res: T200Evaluation, console: Any) -> None:
                   _fmt(mac["precision"]), _fmt(mac["recall"]))
     console.print(table)
     for n in res.notes:
-        console.print(f"note: {n}", markup=False, highlight=False)
+        console.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"macro balanced accuracy {_fmt(mac['balanced_accuracy'])} over "
                   f"{len(res.scores)} requirements; {res.seconds:.1f} s")
