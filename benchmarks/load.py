@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="requests/s per user (0: as fast as answers come back)")
     ap.add_argument("--provider", default="offline",
                     help="semantic provider of the server (answers are cached by a warm-up)")
+    ap.add_argument("--no-audit", action="store_true",
+                    help="diagnosis only: run the server with CLEARANCE_NO_AUDIT=1 to see what "
+                    "the audit write costs (the row check is skipped)")
     args = ap.parse_args(argv)
     if not 1 <= args.seconds <= 600 or not 1 <= args.users <= 1000:
         ap.error("keep it bounded: 1-600 seconds, 1-1000 users")
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
            "CLEARANCE_LOAD_RATE": str(args.rate), "TOKENIZERS_PARALLELISM": "false"}
     for var in ("CLEARANCE_AUDIT_DB", "CLEARANCE_CACHE_DIR", "CLEARANCE_NO_AUDIT"):
         env.pop(var, None)
+    if args.no_audit:
+        env["CLEARANCE_NO_AUDIT"] = "1"
     db = home / "audit.db"
     store = KeyStore(db)
     key = store.create("load-test", "validator")[1]
@@ -134,12 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         docs = documents()
         for doc in docs * (args.workers * 2):
             post(url, key, doc)
-        before = audit_rows(db)
+        before = audit_rows(db) if not args.no_audit else 0
         prefix = home / "locust"
         cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
                "-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s",
                "--host", url, "--json-file", str(prefix), "--only-summary",
                "--stop-timeout", "5", "--loglevel", "WARNING"]
+        load1 = os.getloadavg()[0]
+        print(f"machine: {os.cpu_count()} CPUs, load average {load1:.1f} before the run "
+              "(other processes compete with the server and locust)", flush=True)
         print(f"locust: {args.users} users, {args.seconds} s, {args.rate:g} req/s per user "
               f"against {url} ({args.workers} workers, {len(docs)} documents of ~2 KB)",
               flush=True)
@@ -152,12 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     total, failed, rps = stats["requests"], stats["failures"], stats["rps"]
     p50, p95, p99 = stats["p50"], stats["p95"], stats["p99"]
     ok = total - failed
-    recorded = audit_rows(db) - before
+    recorded = audit_rows(db) - before if not args.no_audit else ok
     print(f"requests      {total} ({ok} ok, {failed} failed)")
     print(f"throughput    {rps:.1f} requests/s")
     print(f"latency       p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms")
-    print(f"audit rows    {recorded} recorded for {ok} successful requests "
-          f"({'exactly one each' if recorded == ok else 'MISMATCH'})")
+    if args.no_audit:
+        print("audit rows    not checked: the audit log was off (--no-audit, diagnosis only)")
+    else:
+        print(f"audit rows    {recorded} recorded for {ok} successful requests "
+              f"({'exactly one each' if recorded == ok else 'MISMATCH'})")
     for error, count in stats["errors"][:5]:
         print(f"  failure x{count}: {error[:160]}")
     checks = {"throughput >= 500/s": rps >= TARGETS["rps"],
