@@ -36,6 +36,7 @@ DEFAULT_MAX_DOCUMENT = 5 * 1024 * 1024
 DEFAULT_MAX_BODY = 8 * 1024 * 1024  # a document plus multipart/JSON overhead
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_INFLIGHT = 256
+DEFAULT_THREADS = 4
 PROBLEM = "application/problem+json"
 _TYPES = "https://clearance.dev/problems/"
 _FORMATS = {"json": "application/json", "sarif": "application/sarif+json",
@@ -302,6 +303,7 @@ class Settings:
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_inflight: int = DEFAULT_MAX_INFLIGHT
+    threads: int = DEFAULT_THREADS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -312,7 +314,8 @@ class Settings:
                    max_document_bytes=int(env("CLEARANCE_SERVE_MAX_DOCUMENT",
                                               DEFAULT_MAX_DOCUMENT)),
                    timeout_s=float(env("CLEARANCE_SERVE_TIMEOUT", DEFAULT_TIMEOUT_S)),
-                   max_inflight=int(env("CLEARANCE_SERVE_MAX_INFLIGHT", DEFAULT_MAX_INFLIGHT)))
+                   max_inflight=int(env("CLEARANCE_SERVE_MAX_INFLIGHT", DEFAULT_MAX_INFLIGHT)),
+                   threads=int(env("CLEARANCE_SERVE_THREADS", DEFAULT_THREADS)))
 
 
 class _State:
@@ -323,6 +326,7 @@ class _State:
         self.settings = settings
         self.gate_paths = gate_paths
         self.inflight = 0
+        self._limiter: anyio.CapacityLimiter | None = None
         self.owned: list[Any] = []  # what this app opened and must close
 
     def start(self) -> None:
@@ -341,6 +345,14 @@ class _State:
         # Compile the gates and build the provider now, not on the first request.
         self.engine.ruleset(None)
         _ = self.engine.provider
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        """Validation threads per worker. The work is CPU-bound under the GIL: more threads
+        than this only time-slice each other, and the tail latency grows with their number;
+        waiting requests queue in order instead."""
+        if self._limiter is None:  # created in the event loop that uses it
+            self._limiter = anyio.CapacityLimiter(self.settings.threads)
+        return self._limiter
 
     def stop(self) -> None:
         for thing in self.owned:
@@ -474,7 +486,8 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
             # CPU-bound (parsing, regexes, the audit write): off the event loop. On timeout the
             # thread is abandoned, not killed; its validation may still be recorded.
             report = await asyncio.wait_for(
-                anyio.to_thread.run_sync(work, abandon_on_cancel=True), settings.timeout_s)
+                anyio.to_thread.run_sync(work, abandon_on_cancel=True,
+                                          limiter=state.limiter()), settings.timeout_s)
         except TimeoutError:
             raise ApiProblem(504, "Gateway timeout", f"the validation took longer than "
                              f"{settings.timeout_s:g} s", kind="timeout") from None

@@ -32,6 +32,9 @@ def serve(
     max_inflight: Annotated[int | None, typer.Option(
         "--max-inflight", help="validations in progress per worker before 503 "
         "[default: 256]")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="validations running at once per worker (CPU-bound: more "
+        "only time-slice) [default: 4]")] = None,
     gates: list[Path] = GatesOpt,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "info",
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
@@ -46,7 +49,8 @@ def serve(
     env = {"CLEARANCE_SERVE_NO_AUTH": "1" if no_auth else "",
            "CLEARANCE_SERVE_GATES": os.pathsep.join(str(g.resolve()) for g in gates or [])}
     for var, value in (("MAX_BODY", max_body), ("MAX_DOCUMENT", max_document),
-                       ("TIMEOUT", timeout), ("MAX_INFLIGHT", max_inflight)):
+                       ("TIMEOUT", timeout), ("MAX_INFLIGHT", max_inflight),
+                       ("THREADS", threads)):
         if value is not None:
             env[f"CLEARANCE_SERVE_{var}"] = str(value)
     os.environ.update(env)
