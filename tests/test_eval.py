@@ -96,6 +96,9 @@ def test_metrics_by_hand_with_indeterminate_apart(tmp_path):
     assert g2.precision is None and g2.recall is None and g2.f1 is None
     micro = res.micro
     assert (micro.tp, micro.fp, micro.fn, micro.tn, micro.indeterminate) == (2, 1, 0, 5, 2)
+    # shown beside, never instead: if both undecided outcomes were failures, 4 of 5 failures
+    # would be right and all 4 expected ones found
+    assert micro.fail_closed() == (pytest.approx(4 / 5), 1.0)
     assert res.macro()["precision"] == pytest.approx(0.6667, abs=1e-4)  # EVT-2 undefined
     assert {(m.document, m.gate) for m in res.mismatches} == {
         ("d.md", "EVT-1"), ("b.md", "EVT-2"), ("e.md", "EVT-2")}

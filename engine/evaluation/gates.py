@@ -80,6 +80,13 @@ class GateScore:
         """Documents labelled as failing this gate (decided or not)."""
         return self.tp + self.fn + self.indeterminate_expected_fail
 
+    def fail_closed(self) -> tuple[float | None, float | None]:
+        """Precision and recall if every indeterminate outcome were a failure (what a reviewer
+        sees when undecided gates are flagged): shown beside, never instead of, the figures above."""
+        tp = self.tp + self.indeterminate_expected_fail
+        fp = self.fp + self.indeterminate_expected_ok
+        return _ratio(tp, tp + fp), _ratio(tp, tp + self.fn)
+
     def add(self, other: GateScore) -> None:
         for name in ("tp", "fp", "fn", "tn", "indeterminate_expected_fail",
                      "indeterminate_expected_ok", "applicability_mismatch"):
@@ -150,11 +157,13 @@ class CorpusEvaluation:
 
     def as_dict(self) -> dict[str, Any]:
         micro = self.micro
+        fc_p, fc_r = micro.fail_closed()
         return {
             "path": self.path, "module": self.module, "provider": self.provider,
             "documents": self.documents, "positive_class": "gate fails",
             "gates": [s.as_dict() for s in sorted(self.scores.values(), key=lambda s: s.gate)],
             "micro": {k: v for k, v in micro.as_dict().items() if k != "gate"},
+            "micro_if_indeterminate_fails": {"precision": _round(fc_p), "recall": _round(fc_r)},
             "macro": self.macro(),
             "mismatches": [m.as_dict() for m in self.mismatches],
             "warnings": self.warnings, "seconds": round(self.seconds, 2),
@@ -271,7 +280,6 @@ class T200Config:
     module: str
     doc_type: str
     requirements: dict[str, list[str]]
-    max_passages: int | None = None
 
 
 @dataclass
@@ -327,7 +335,6 @@ class T200Evaluation:
     scores: dict[str, RequirementScore] = field(default_factory=dict)
     #: document -> requirements predicted wrongly ("+R" false disclosure, "-R" missed one).
     errors: dict[str, list[str]] = field(default_factory=dict)
-    passages_limit: int | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -342,7 +349,6 @@ class T200Evaluation:
                 "documents": self.documents, "deterministic_only": self.deterministic_only,
                 "positive_class": "disclosed",
                 "indeterminate_counts_as": "not disclosed",
-                "passages_limit": self.passages_limit,
                 "requirements": [s.as_dict() for s in self.scores.values()],
                 "macro": self.macro(), "errors": self.errors, "notes": self.notes,
                 "seconds": round(self.seconds, 1)}
@@ -368,14 +374,11 @@ def load_t200_config(path: str | Path, root: Path = REPO_ROOT) -> T200Config:
     doc_type = data.get("doc_type", "privacy_notice")
     if doc_type not in DOC_TYPES:
         raise UserError(f"{p}: unknown doc_type '{doc_type}'")
-    limit = data.get("max_passages")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise UserError(f"{p}: max_passages must be a positive whole number")
     corpus_path = Path(corpus)
     if not corpus_path.is_absolute():
         corpus_path = (root / corpus_path).resolve()
     return T200Config(p, corpus_path, str(data.get("module", "gdpr")), doc_type,
-                      {k: list(v) for k, v in reqs.items()}, limit)
+                      {k: list(v) for k, v in reqs.items()})
 
 
 def load_t200_labels(corpus: Path) -> tuple[list[str], dict[str, set[str]]]:
@@ -408,7 +411,7 @@ def evaluate_t200(config: T200Config, engine: Any, *, deterministic_only: bool,
                         f"{', '.join(bad)}")
     names = sorted(docs)[:limit] if limit else sorted(docs)
     result = T200Evaluation(str(config.path), str(config.corpus), engine.provider.name,
-                            len(names), deterministic_only, passages_limit=config.max_passages)
+                            len(names), deterministic_only)
     result.scores = {r: RequirementScore(r, config.requirements[r]) for r in requirements
                      if r in config.requirements}
     missing = [r for r in requirements if r not in config.requirements]
@@ -473,9 +476,11 @@ def render_corpus(res: CorpusEvaluation, console: Any, show_mismatches: bool = T
                   _fmt(mac["f1"]))
     console.print(table)
     if m.indeterminate:
+        fc_p, fc_r = m.fail_closed()
         console.print(f"{m.indeterminate} outcome(s) indeterminate ({m.indeterminate_expected_fail}"
                       f" labelled fail, {m.indeterminate_expected_ok} labelled pass/n.a.): not "
-                      "counted as pass or fail above", soft_wrap=True)
+                      "counted as pass or fail above; if every one were a failure, micro "
+                      f"precision {_fmt(fc_p)}, recall {_fmt(fc_r)}", soft_wrap=True)
     if show_mismatches and res.mismatches:
         console.print(f"{len(res.mismatches)} mismatch(es):")
         for mm in res.mismatches:
