@@ -102,6 +102,17 @@ def test_record_round_trip(log: AuditLog) -> None:
     assert log.db().journal_mode == "wal"
 
 
+def test_record_many_is_one_transaction(log: AuditLog) -> None:
+    fill(log, 1)
+    ids = log.record_many([(make_report(fail=i % 2 == 0), "server", SOURCES) for i in range(5)])
+    assert ids == [2, 3, 4, 5, 6] and log.verify().ok and log.stats()["validations"] == 6
+    bad = make_report()
+    bad.document.sha256 = None  # type: ignore[assignment]  # violates NOT NULL mid-batch
+    with pytest.raises(ClearanceError, match="record 3 validations"):
+        log.record_many([(make_report(), "s", []), (bad, "s", []), (make_report(), "s", [])])
+    assert log.count() == 6 and log.verify().ok  # all or nothing
+
+
 def test_cache_hits_are_recorded_as_hits(log: AuditLog) -> None:
     log.record(make_report(cache_hit=True), principal="ci", gates=[])
     assert log.recent(1)[0]["cache_hit"] == 1
