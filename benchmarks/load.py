@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import sqlite3
@@ -83,6 +84,22 @@ def audit_rows(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM validations").fetchone()[0])
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children: a measure of
+    cost that other load on the machine does not distort, unlike latency and throughput."""
+    import psutil  # comes with locust
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown, workers included
@@ -151,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"locust: {args.users} users, {args.seconds} s, {args.rate:g} req/s per user "
               f"against {url} ({args.workers} workers, {len(docs)} documents of ~2 KB)",
               flush=True)
+        cpu0, ru0 = tree_cpu_s(server.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(cmd, env=env, cwd=HERE.parent, check=False,
                        stdout=subprocess.DEVNULL, timeout=args.seconds + 120)
+        server_cpu = tree_cpu_s(server.pid) - cpu0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        locust_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     finally:
         stop(server)
 
@@ -169,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"audit rows    {recorded} recorded for {ok} successful requests "
               f"({'exactly one each' if recorded == ok else 'MISMATCH'})")
+    if total:
+        per_req, per_locust = server_cpu * 1000 / total, locust_cpu * 1000 / total
+        cores = os.cpu_count() or 1
+        print(f"cpu           server {per_req:.1f} ms per request ({server_cpu:.1f} s), "
+              f"locust {per_locust:.1f} ms per request")
+        print(f"              -> at most {cores * 1000 / per_req:.0f} requests/s on {cores} idle "
+              f"cores for the server alone, {cores * 1000 / (per_req + per_locust):.0f} with "
+              "locust on the same cores")
     for error, count in stats["errors"][:5]:
         print(f"  failure x{count}: {error[:160]}")
     checks = {"throughput >= 500/s": rps >= TARGETS["rps"],
