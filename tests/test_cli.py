@@ -155,3 +155,13 @@ def test_every_command_has_help(run_cli):
 def test_unknown_command_is_a_usage_error(run_cli):
     code, _, err = run_cli("frobnicate")
     assert code == 2
+
+
+def test_a_broken_cache_degrades_with_a_warning(tmp_path, run_cli, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("CLEARANCE_CACHE_DIR", str(blocker / "cache"))
+    code, out, err = run_cli("validate", SAMPLES / "engineering-memo.md", "-f", "json")
+    assert code == 1, err  # the validation itself still runs and blocks on the key
+    report = json.loads(out)
+    assert any("cache" in w.lower() for w in report["warnings"]), report["warnings"]
