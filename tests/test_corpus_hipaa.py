@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import pytest
-
 from conftest import ROOT, write
+
 from engine.api import Engine
 from engine.providers.base import NullProvider
 
@@ -110,15 +110,23 @@ def _total(per: dict[str, Counts]) -> Counts:
 
 
 def _table(per: dict[str, Counts], title: str) -> str:
-    lines = [title, f"{'gate':28} {'TP':>3} {'FP':>3} {'FN':>3} {'TN':>3} {'prec':>6} {'recall':>6}"]
+    lines = [
+        title,
+        f"{'gate':28} {'TP':>3} {'FP':>3} {'FN':>3} {'TN':>3} {'prec':>6} {'recall':>6}",
+    ]
     for code, c in sorted(per.items()):
-        lines.append(f"{code:28} {c.tp:3} {c.fp:3} {c.fn:3} {c.tn:3} {c.precision:6.2f} {c.recall:6.2f}")
+        lines.append(
+            f"{code:28} {c.tp:3} {c.fp:3} {c.fn:3} {c.tn:3} {c.precision:6.2f} {c.recall:6.2f}"
+        )
     t = _total(per)
-    lines.append(f"{'ALL (micro)':28} {t.tp:3} {t.fp:3} {t.fn:3} {t.tn:3} {t.precision:6.2f} {t.recall:6.2f}")
+    lines.append(
+        f"{'ALL (micro)':28} {t.tp:3} {t.fp:3} {t.fn:3} {t.tn:3} {t.precision:6.2f} {t.recall:6.2f}"
+    )
     return "\n".join(lines)
 
 
 # --- the labels themselves -------------------------------------------------------------------
+
 
 def test_labels_cover_every_gate_and_every_file():
     assert LABELS["module"] == "hipaa"
@@ -126,8 +134,9 @@ def test_labels_cover_every_gate_and_every_file():
     files = {p.name for p in CORPUS.iterdir() if p.is_file() and p.name != "labels.json"}
     docs = LABELS["documents"]
     assert len(docs) >= 25
-    assert set(docs) == files, (f"unlabelled: {sorted(files - set(docs))}; "
-                                f"missing: {sorted(set(docs) - files)}")
+    assert set(docs) == files, (
+        f"unlabelled: {sorted(files - set(docs))}; missing: {sorted(set(docs) - files)}"
+    )
     for name, lab in docs.items():
         assert set(lab["expected"]) == codes, (name, sorted(codes ^ set(lab["expected"])))
         assert set(lab["expected"].values()) <= {"pass", "fail", "not_applicable"}, name
@@ -146,19 +155,33 @@ def test_corpus_has_compliant_documents_and_near_misses_for_every_family():
     by_type: dict[str, list[bool]] = {}
     for lab in docs.values():
         by_type.setdefault(lab["doc_type"], []).append("fail" in lab["expected"].values())
-    for doc_type in ("notice_of_privacy_practices", "breach_notification", "authorization_form",
-                     "deidentified_extract", "memo", "email", "marketing"):
+    for doc_type in (
+        "notice_of_privacy_practices",
+        "breach_notification",
+        "authorization_form",
+        "deidentified_extract",
+        "memo",
+        "email",
+        "marketing",
+    ):
         assert True in by_type[doc_type] and False in by_type[doc_type], doc_type
 
 
 # --- measured accuracy -----------------------------------------------------------------------
 
+
 def test_deterministic_gates_precision_and_recall():
     gates = _gates()
     codes = [c for c, g in gates.items() if not g.semantic_nodes()]
     per, misses = _confusion(codes)
-    print("\n" + _table(per, f"HIPAA deterministic gates on {len(LABELS['documents'])} documents "
-                             "(positive class: gate fails)"))
+    print(
+        "\n"
+        + _table(
+            per,
+            f"HIPAA deterministic gates on {len(LABELS['documents'])} documents "
+            "(positive class: gate fails)",
+        )
+    )
     for m in misses:
         print("  miss:", m)
     total = _total(per)
@@ -209,8 +232,10 @@ def test_semantic_gate_with_offline_provider():
         got = next(g.status.value for g in report.gates if g.gate == "HIPAA-502-MINNEC")
         c.add(exp, got)
         rows.append(f"  {name:36} expected {exp:5} got {got}")
-    print(f"\nHIPAA-502-MINNEC with the offline provider: TP {c.tp} FP {c.fp} FN {c.fn} "
-          f"TN {c.tn}, precision {c.precision:.2f}, recall {c.recall:.2f}")
+    print(
+        f"\nHIPAA-502-MINNEC with the offline provider: TP {c.tp} FP {c.fp} FN {c.fn} "
+        f"TN {c.tn}, precision {c.precision:.2f}, recall {c.recall:.2f}"
+    )
     print("\n".join(rows))
     assert c.precision >= 0.8 and c.recall >= 0.6
 
@@ -231,17 +256,24 @@ KEYS = {
 # credentials included, and is documented as not for tickets or CI logs.
 @pytest.mark.parametrize("fmt", ["text", "json", "sarif", "junit"])
 def test_secrets_are_never_printed_in_full(tmp_path, run_cli, fmt):
-    doc = write(tmp_path / "release-note.md", "\n".join([
-        "# Release 4.2 notes",
-        "Rollback key: AKIAQ3EGT5YH2KXW7PLM",
-        "CI token ghp_R8vKq2LmT9xW4sNp7BcY3dHf6GjZ1aQe0Uo5 and SLACK_BOT=xoxb-2231-5571-Qm8vT2kLp9sXr4WzYb",
-        "DB: postgres://deploy:Tr4ck-Harbor-92@db.internal.example.com:5432/clinic",
-        "-----BEGIN RSA PRIVATE KEY-----",
-        "MIIEowIBAAKCAQEA7bq9nX2yQ8wLk3PzR5vT1mN6hJ4sD2fG8kL0pQ9rS7tU3vW5xY1zA",
-        "-----END RSA PRIVATE KEY-----",
-        "",
-    ]))
-    only_entropy = write(tmp_path / "note.md", "Webhook token Zx8Qp2LmT9vR4sWn7KbY3cHd6FgJ1aE0 for staging.\n")
+    doc = write(
+        tmp_path / "release-note.md",
+        "\n".join(
+            [
+                "# Release 4.2 notes",
+                "Rollback key: AKIAQ3EGT5YH2KXW7PLM",
+                "CI token ghp_R8vKq2LmT9xW4sNp7BcY3dHf6GjZ1aQe0Uo5 and SLACK_BOT=xoxb-2231-5571-Qm8vT2kLp9sXr4WzYb",
+                "DB: postgres://deploy:Tr4ck-Harbor-92@db.internal.example.com:5432/clinic",
+                "-----BEGIN RSA PRIVATE KEY-----",
+                "MIIEowIBAAKCAQEA7bq9nX2yQ8wLk3PzR5vT1mN6hJ4sD2fG8kL0pQ9rS7tU3vW5xY1zA",
+                "-----END RSA PRIVATE KEY-----",
+                "",
+            ]
+        ),
+    )
+    only_entropy = write(
+        tmp_path / "note.md", "Webhook token Zx8Qp2LmT9vR4sWn7KbY3cHd6FgJ1aE0 for staging.\n"
+    )
     for path, codes in ((doc, {"SEC-001"}), (only_entropy, {"SEC-002"})):
         code, out, err = run_cli("validate", path, "-m", "secrets", "-f", fmt)
         assert code in (0, 1), err
