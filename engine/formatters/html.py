@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import re
 from collections.abc import Iterable
 from html import escape
 
@@ -271,6 +272,10 @@ class _Page:
             while active and active[0][2] <= a:
                 heapq.heappop(active)
             chunk = _e(text[a:b])
+            if any(e > a and self.findings[kk].spans[jj].kind == "secret"
+                   for _, kk, e, jj in active):
+                # a credential is never shown, not even in a report for the document's owner
+                chunk = re.sub(r"[^\n]", "•", text[a:b])
             if not active:
                 out.append(chunk)
                 continue
