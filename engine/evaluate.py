@@ -8,6 +8,7 @@ under it are dropped: only questions that can still change an outcome are ever a
 from __future__ import annotations
 
 import bisect
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -23,8 +24,9 @@ from dsl.compile import (
     SectionNode,
     SemanticNode,
 )
-from engine.document import Document
+from engine.document import Document, Section
 from engine.providers.base import Answer
+from gates import scan
 from gates.base import Check, Match
 
 Scope = tuple[tuple[int, int], ...] | None
@@ -63,6 +65,7 @@ class DocContext:
         self.profile = profile
         self._matches: dict[str, list[Match]] = {}
         self._sections: dict[tuple[str, ...], tuple[tuple[int, int], ...]] = {}
+        self._ends: list[int] | None = None
         #: check key -> (label, kind, ms) for --profile
         self.timings: dict[str, tuple[str, str, float]] = {}
 
@@ -82,29 +85,79 @@ class DocContext:
         """Install matches computed elsewhere (e.g. by a multi-pattern scanner)."""
         self._matches[key] = matches
 
+    def prefilter(self, scanner: scan.Scanner) -> None:
+        """One multi-pattern pass over the document: checks that cannot match are primed with
+        no matches, and the rest run over the document's bytes, encoded once."""
+        for key in scanner.scan(self.doc.text):
+            self._matches.setdefault(key, [])
+
     def section_scope(self, headings: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
         got = self._sections.get(headings)
         if got is None:
-            got = tuple(self.doc.section_ranges(headings))
+            got = tuple(_section_ranges(self.doc.sections, headings, self._subtree_ends()))
             self._sections[headings] = got
         return got
+
+    def _subtree_ends(self) -> list[int]:
+        if self._ends is None:
+            self._ends = _subtree_ends(self.doc.sections)
+        return self._ends
+
+
+def _subtree_ends(sections: list[Section]) -> list[int]:
+    """Where each section ends with its sub-sections: before the next heading of the same or a
+    higher level. One right-to-left pass with a stack, instead of a forward scan per section."""
+    ends = [0] * len(sections)
+    stack: list[int] = []  # indices of later headings, levels strictly increasing from the top
+    for i in range(len(sections) - 1, -1, -1):
+        sec = sections[i]
+        while stack and sections[stack[-1]].level > sec.level:
+            stack.pop()
+        ends[i] = sections[stack[-1] - 1].end if stack else sections[-1].end
+        if sec.heading is not None:
+            stack.append(i)
+    return ends
+
+
+def _section_ranges(sections: list[Section], headings: tuple[str, ...],
+                    ends: list[int]) -> list[tuple[int, int]]:
+    """``Document.section_ranges`` in linear time (it rescans the sections after each match)."""
+    wanted = [h.casefold() for h in headings]
+    ranges: list[tuple[int, int]] = []
+    for i, sec in enumerate(sections):
+        if sec.heading is None or not any(w in sec.heading.casefold() for w in wanted):
+            continue
+        if ranges and sec.start < ranges[-1][1]:
+            continue  # already inside a matched parent section
+        ranges.append((sec.start, ends[i]))
+    return ranges
 
 
 def _in_scope(m: Match, scope: Scope) -> bool:
     if scope is None:
         return True
-    return any(s <= m.start and m.end <= e for s, e in scope)
+    # scopes are sorted and disjoint: only the last range starting at or before m can hold it
+    i = bisect.bisect_right(scope, (m.start, _INF)) - 1
+    return i >= 0 and m.end <= scope[i][1]
+
+
+_INF = float("inf")
 
 
 def _intersect(a: Scope, b: tuple[tuple[int, int], ...]) -> Scope:
+    """Intersection of two sorted, disjoint range lists, by one merge (not all pairs)."""
     if a is None:
         return b
     out = []
-    for s1, e1 in a:
-        for s2, e2 in b:
-            s, e = max(s1, s2), min(e1, e2)
-            if s < e:
-                out.append((s, e))
+    i = j = 0
+    while i < len(a) and j < len(b):
+        s, e = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if s < e:
+            out.append((s, e))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
     return tuple(out)
 
 
@@ -161,22 +214,24 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None) -> Value:
 
 
 def _near(a: list[Hit], b: list[Hit], within: int) -> Value:
-    """Pairs of an `a` hit and a `b` hit at most `within` characters apart. Each `a` hit only
-    looks at the `b` hits whose start falls in its window (bisect), so this stays near-linear."""
+    """The `a` hits and the `b` hits that have a partner at most `within` characters away.
+
+    Two spans are that close exactly when ``b.start <= a.end + within`` and
+    ``b.end >= a.start - within``; so an `a` hit has a partner when, among the `b` hits starting
+    early enough (a prefix in start order, found by bisect), the furthest end reaches back far
+    enough, and symmetrically. O((A + B) log B), whatever the spans' lengths or density (the
+    pairwise scan was quadratic when one long span, such as a key block, widened every window)."""
     if not a or not b:
         return _FALSE
-    b_sorted = sorted(b, key=lambda h: h.start)
-    starts = [h.start for h in b_sorted]
-    longest = max(h.end - h.start for h in b_sorted)
     out: dict[tuple[int, int, str], Hit] = {}
-    for ha in a:
-        lo = bisect.bisect_left(starts, ha.start - within - longest)
-        hi = bisect.bisect_right(starts, ha.end + within)
-        for hb in b_sorted[lo:hi]:
-            gap = max(ha.start, hb.start) - min(ha.end, hb.end)
-            if gap <= within:
-                out[(ha.start, ha.end, ha.label)] = ha
-                out[(hb.start, hb.end, hb.label)] = hb
+    for this, other in ((a, b), (b, a)):
+        ordered = sorted(other, key=lambda h: h.start)
+        starts = [h.start for h in ordered]
+        reach = list(itertools.accumulate((h.end for h in ordered), max))
+        for h in this:
+            i = bisect.bisect_right(starts, h.end + within) - 1
+            if i >= 0 and reach[i] >= h.start - within:
+                out[(h.start, h.end, h.label)] = h
     hits = sorted(out.values(), key=lambda h: (h.start, h.end))
     return Value(bool(hits), hits)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -72,9 +73,15 @@ class Check(ABC):
         """A short human label for findings, e.g. ``regex /foo/i``."""
         return self.kind
 
-    @property
+    def triggers(self) -> tuple[tuple[str, ...], ...] | None:
+        """RE2 patterns that must match somewhere for :meth:`find` to find anything, as
+        alternatives of conjunctions (see ``gates.scan``); ``None``: no prefilter, always run."""
+        return None
+
+    @functools.cached_property
     def key(self) -> str:
         """Stable identity: two checks with the same key always find the same matches."""
+        # cached: the evaluator asks for it per node per document (JSON + SHA-256 each time)
         blob = json.dumps(self.canonical(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -127,6 +134,11 @@ class Detector:
     def find(self, text: str) -> list[Match]:
         return self.finder(text)
 
+    @property
+    def triggers(self) -> tuple[tuple[str, ...], ...] | None:
+        """The finder's prefilter patterns, when its factory declared them (``None``: unknown)."""
+        return getattr(self.finder, "triggers", None)
+
 
 class DetectorCheck(Check):
     """``pii(...)`` / ``secret(...)``: the union of the matches of the named detectors."""
@@ -171,6 +183,14 @@ class DetectorCheck(Check):
             out.extend(det.find(text))
         out.sort(key=lambda m: (m.start, m.end))
         return out
+
+    def triggers(self) -> tuple[tuple[str, ...], ...] | None:
+        out: list[tuple[str, ...]] = []
+        for det in self.detectors:
+            if det.triggers is None:
+                return None
+            out.extend(det.triggers)
+        return tuple(out)
 
     def canonical(self) -> dict[str, Any]:
         return {"kind": self.kind, "detectors": list(self.names)}

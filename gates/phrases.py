@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+import re2
+
+from gates import scan
 from gates.base import Check, CheckError, CheckSpec, Match
 
 
@@ -20,6 +23,17 @@ def phrase_pattern(phrases: tuple[str, ...]) -> str:
     return r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)"
 
 
+def phrase_prefilter(phrases: tuple[str, ...]) -> str:
+    """An RE2 pattern that matches wherever :func:`phrase_pattern` can (a superset): Python's
+    case folding and ``\\s`` spelled out as classes, the word-boundary lookarounds left out."""
+    space = scan.py_space_class() + "+"
+    parts = []
+    for p in sorted(set(phrases), key=lambda s: (-len(s), s)):
+        parts.append(space.join("".join(scan.py_ignorecase_class(c) for c in w)
+                                for w in p.split()))
+    return "(?:" + "|".join(parts) + ")"
+
+
 class PhraseCheck(Check):
     kind: ClassVar[str] = "phrase"
     cost: ClassVar[int] = 1
@@ -27,6 +41,7 @@ class PhraseCheck(Check):
     def __init__(self, phrases: tuple[str, ...]) -> None:
         self.phrases = phrases
         self._re = re.compile(phrase_pattern(phrases), re.IGNORECASE | re.UNICODE)
+        self._pre = re2.compile(phrase_prefilter(phrases), scan.options())
 
     @classmethod
     def from_spec(cls, spec: CheckSpec) -> PhraseCheck:
@@ -41,7 +56,29 @@ class PhraseCheck(Check):
         return cls(phrases)
 
     def find(self, text: str) -> list[Match]:
-        return [Match(m.start(), m.end(), detail=m.group()) for m in self._re.finditer(text)]
+        if scan.is_reference():
+            return [Match(m.start(), m.end(), detail=m.group()) for m in self._re.finditer(text)]
+        # RE2 finds the candidate spans in linear time; Python `re` then decides at each
+        # candidate position only. Every position where the Python pattern matches lies in a
+        # candidate span (the prefilter is a superset and non-empty), and positions are tried in
+        # order, resuming after each match, exactly as `finditer` would.
+        out: list[Match] = []
+        match = self._re.match
+        resume = 0
+        for cand in scan.finditer(self._pre, text):
+            s, e = cand.span()
+            pos = max(s, resume)
+            while pos < e:
+                m = match(text, pos)
+                if m is None:
+                    pos += 1
+                    continue
+                out.append(Match(m.start(), m.end(), detail=m.group()))
+                pos = resume = m.end()
+        return out
+
+    def triggers(self) -> tuple[tuple[str, ...], ...]:
+        return ((self._pre.pattern,),)
 
     def canonical(self) -> dict[str, Any]:
         return {"kind": "phrase", "phrases": sorted({p.casefold() for p in self.phrases})}

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import re2
 
+from gates import scan
 from gates.base import Detector, DetectorCheck, Match
 
 _OPTS = re2.Options()
@@ -237,7 +238,7 @@ class _Keywords:
         self.rx = _rx("(?i)" + pattern)
 
     def ends(self, text: str) -> list[int]:
-        return [m.end() for m in self.rx.finditer(text)]
+        return [m.end() for m in scan.finditer(self.rx, text)]
 
     @staticmethod
     def near(ends: list[int], start: int, window: int) -> bool:
@@ -263,7 +264,7 @@ def _finder(name: str, patterns: str | Sequence[str], *, validate: Validator | N
         found: list[Match] = []
         for rx in rxs:
             last_end = -(10**9)
-            for m in rx.finditer(text):
+            for m in scan.finditer(rx, text):  # the document's bytes, encoded once
                 s, e = _value_span(m)
                 if e <= s or (boundary and not _free(text, s, e)):
                     continue
@@ -282,7 +283,9 @@ def _finder(name: str, patterns: str | Sequence[str], *, validate: Validator | N
                 last_end = e
         return _dedupe(found) if len(rxs) > 1 else found
 
-    return finder
+    values = tuple((rx.pattern,) for rx in rxs)
+    return scan.with_triggers(finder, scan.require(values, kw.rx.pattern)
+                              if kw is not None and required else values)
 
 
 def _dedupe(found: list[Match]) -> list[Match]:
@@ -318,7 +321,8 @@ def _in_context(base: Finder, name: str, context: str, window: int, score: float
             out.append(Match(m.start, m.end, detail=name, score=score, display=m.display))
         return out
 
-    return finder
+    return scan.with_triggers(finder, scan.require(getattr(base, "triggers", None),
+                                                   kw.rx.pattern))
 
 
 def _union(*finders: Finder) -> Finder:
@@ -328,7 +332,7 @@ def _union(*finders: Finder) -> Finder:
             out.extend(f(text))
         return _dedupe(out)
 
-    return finder
+    return scan.with_triggers(finder, scan.union_triggers(*finders))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import re2
 
+from gates import scan
 from gates.base import Check, CheckError, CheckSpec, Match
 
 #: flags a gate author may put after the closing slash.
@@ -66,11 +67,14 @@ class RegexCheck(Check):
 
     def find(self, text: str) -> list[Match]:
         out = []
-        for m in self._re.finditer(text):
+        for m in scan.finditer(self._re, text):  # the document's bytes, encoded once
             s, e = m.span()
             if e > s:  # zero-width matches carry no evidence
                 out.append(Match(s, e, detail=m.group()[:80]))
         return out
+
+    def triggers(self) -> tuple[tuple[str, ...], ...]:
+        return ((self._re.pattern,),)
 
     def canonical(self) -> dict[str, Any]:
         return {"kind": "regex", "pattern": self.pattern, "flags": self.flags}

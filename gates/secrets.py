@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import re2
 
+from gates import scan
 from gates.base import Detector, DetectorCheck, Match
 
 _OPTS = re2.Options()
@@ -58,7 +59,7 @@ def _secret_finder(name: str, patterns: str | Sequence[str], *, keep: int = 4,
     def finder(text: str) -> list[Match]:
         out: list[Match] = []
         for rx in rxs:
-            for m in rx.finditer(text):
+            for m in scan.finditer(rx, text):  # the document's bytes, encoded once
                 s, e = _first_group_span(m)
                 if e <= s or (e < len(text) and text[e] in tail):
                     continue
@@ -69,7 +70,7 @@ def _secret_finder(name: str, patterns: str | Sequence[str], *, keep: int = 4,
                                  display=mask_secret(value, keep)))
         return _longest(out) if len(rxs) > 1 else out
 
-    return finder
+    return scan.with_triggers(finder, tuple((rx.pattern,) for rx in rxs))
 
 
 def _longest(found: list[Match]) -> list[Match]:
@@ -89,7 +90,7 @@ def _union(*finders: Finder) -> Finder:
     def finder(text: str) -> list[Match]:
         return _longest([m for f in finders for m in f(text)])
 
-    return finder
+    return scan.with_triggers(finder, scan.union_triggers(*finders))
 
 
 # Values people write in examples and templates instead of a real credential.

@@ -1,0 +1,287 @@
+"""Multi-pattern scanning: encode a document once, learn which patterns can match, run only those."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import functools
+import itertools
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import re2
+from re2 import _re2  # the wrapper's own UTF-8 offset helpers (C, linear)
+
+#: A check's prefilter: alternatives of conjunctions of RE2 patterns. The check can only find a
+#: match in a text where, for at least one conjunction, every pattern matches somewhere.
+#: ``None`` means "no prefilter: always run the check".
+Triggers = tuple[tuple[str, ...], ...] | None
+
+_NULL_SPAN = (-1, -1)
+_UNANCHORED = re2._Anchor.UNANCHORED
+#: chars per offset checkpoint of a non-ASCII text (byte -> char lookups scan at most this many).
+_STRIDE = 256
+
+
+def options(max_mem: int | None = None) -> re2.Options:
+    opts = re2.Options()
+    opts.log_errors = False
+    if max_mem is not None:
+        opts.max_mem = max_mem
+    return opts
+
+
+class Encoded:
+    """A document's text as UTF-8 once, with byte -> character offset mapping, and the patterns
+    a prefilter proved cannot match in it."""
+
+    __slots__ = ("text", "data", "ascii", "absent", "_bytes_at", "_chars_at")
+
+    def __init__(self, text: str, absent: frozenset[str] = frozenset()) -> None:
+        self.text = text
+        self.data = text.encode("utf-8")
+        self.ascii = len(self.data) == len(text)
+        self.absent = absent
+        self._bytes_at: list[int] = []
+        self._chars_at: list[int] = []
+
+    def char(self, offset: int) -> int:
+        """Character offset of a byte offset that falls on a character boundary."""
+        if self.ascii or offset <= 0:
+            return offset
+        if not self._bytes_at:
+            self._checkpoints()
+        i = bisect.bisect_right(self._bytes_at, offset) - 1
+        base = self._bytes_at[i]
+        return self._chars_at[i] + _re2.BytesToCharLen(self.data, base, offset)
+
+    def _checkpoints(self) -> None:
+        # One pass, one small encode per stride: lookups then scan at most a stride of bytes,
+        # so mapping k offsets costs O(n + k * stride) instead of O(n) per pattern.
+        text, b, bytes_at, chars_at = self.text, 0, [], []
+        for c in range(0, len(text), _STRIDE):
+            bytes_at.append(b)
+            chars_at.append(c)
+            b += len(text[c:c + _STRIDE].encode("utf-8"))
+        self._bytes_at, self._chars_at = bytes_at or [0], chars_at or [0]
+
+
+class _State(threading.local):
+    current: Encoded | None = None
+    reference: bool = False
+
+
+_state = _State()
+
+
+def encoded(text: str) -> Encoded:
+    """The encoding of ``text``, reused while the same string object is being scanned."""
+    cur = _state.current
+    if cur is not None and cur.text is text:
+        return cur
+    cur = Encoded(text)
+    _state.current = cur
+    return cur
+
+
+def begin(text: str, absent: frozenset[str] = frozenset()) -> Encoded:
+    """Make ``text`` the document being scanned on this thread, with its known-absent patterns."""
+    cur = _state.current
+    if cur is not None and cur.text is text and not absent:
+        return cur
+    cur = Encoded(text, absent)
+    _state.current = cur
+    return cur
+
+
+def release() -> None:
+    """Drop this thread's encoded document (a 10 MB text holds 10+ MB until the next one)."""
+    _state.current = None
+
+
+@contextlib.contextmanager
+def reference_mode() -> Iterator[None]:
+    """Run every check the straightforward way (str patterns, Python `re` for phrases, no
+    prefilter): what the equivalence tests compare the scanner against."""
+    prev, prev_cur = _state.reference, _state.current
+    _state.reference, _state.current = True, None
+    try:
+        yield
+    finally:
+        _state.reference, _state.current = prev, prev_cur
+
+
+def is_reference() -> bool:
+    return _state.reference
+
+
+def finditer(rx: Any, text: str) -> Iterator[Any]:
+    """``rx.finditer(text)`` with identical matches, but over the document's cached UTF-8 bytes
+    (google-re2 re-encodes a ``str`` on every call) and skipping patterns known to be absent."""
+    if _state.reference:
+        yield from rx.finditer(text)
+        return
+    enc = encoded(text)
+    if rx.pattern in enc.absent:
+        return
+    data, regexp, char = enc.data, rx._regexp, enc.char
+    pos, end, n = 0, len(enc.data), len(text)
+    while True:
+        spans = regexp.Match(_UNANCHORED, data, pos, end)
+        if spans[0] == _NULL_SPAN:
+            return
+        yield re2._Match(rx, text, 0, n, [s if s == _NULL_SPAN else (char(s[0]), char(s[1]))
+                                          for s in spans])
+        if pos == end:
+            return
+        if pos == spans[0][1]:  # empty match at pos: step one character, as the wrapper does
+            pos += _re2.CharLenToBytes(data, pos, 1)
+        else:
+            pos = spans[0][1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Python `re` semantics as RE2 character classes (for phrase prefilters)
+
+
+@functools.cache
+def _universe() -> str:
+    # Every code point below U+20000 except surrogates: no cased or whitespace character lies
+    # above (tests/test_scan_equivalence.py checks this against the running Unicode database).
+    return "".join(map(chr, itertools.chain(range(0xD800), range(0xE000, 0x20000))))
+
+
+def _class(chars: Iterable[str]) -> str:
+    return "[" + "".join(f"\\x{{{ord(c):X}}}" for c in sorted(set(chars))) + "]"
+
+
+@functools.cache
+def py_ignorecase_class(ch: str) -> str:
+    """An RE2 class of every character Python's ``re.IGNORECASE`` matches for literal ``ch``
+    (Python folds i/ı/İ, s/ſ, k/K together; RE2's own folding differs), found by asking `re`."""
+    found = set(re.findall(re.escape(ch), _universe(), re.IGNORECASE | re.UNICODE))
+    found.add(ch)
+    return _class(found)
+
+
+@functools.cache
+def py_space_class() -> str:
+    """An RE2 class equal to Python's Unicode ``\\s`` (RE2's ``\\s`` is ASCII and lacks \\v)."""
+    return _class(re.findall(r"\s", _universe()))
+
+
+# ---------------------------------------------------------------------------------------------
+# The scanner
+
+
+#: a pattern whose only atom is a literal appended to every scanned text: if the atom pass fails
+#: part-way (RE2's DFA out of memory), the sentinel is missing and nothing is pruned.
+_SENTINEL = "zqxj0clearance0scan0sentinel0zqxj"
+
+
+@dataclass
+class Scanner:
+    """The prefilter of one ruleset: RE2's FilteredRE2 over every trigger pattern.
+
+    FilteredRE2 extracts the literal strings ("atoms") each pattern needs; one pass of a
+    case-insensitive multi-literal automaton over the document's UTF-8 bytes finds the atoms
+    present, and a pattern whose atom requirement fails cannot match. A check whose every
+    conjunction needs such a pattern is primed with no matches. Patterns without atoms (digit
+    and name shapes) always pass and run exactly. One `re2.Set` of all the patterns themselves
+    was measured first: its DFA blows up on counted repeats and big classes (30 s per MB)."""
+
+    checks: list[Any]
+    patterns: list[str] = field(default_factory=list)
+    _filter: Any = None
+    _plans: list[tuple[str, Triggers]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        seen: dict[str, None] = {}
+        for c in self.checks:
+            trig = c.triggers()
+            self._plans.append((c.key, trig))
+            for conj in trig or ():
+                for p in conj:
+                    seen.setdefault(p)
+        self.patterns = list(seen)
+        f = re2.Filter()
+        try:
+            f.Add(_SENTINEL, options())
+            for p in self.patterns:
+                f.Add(p, options())
+            f.Compile()
+            self._filter = f
+        except re2.error:
+            self._filter = None  # no prefilter: every check runs, exactly
+
+    def absent(self, enc: Encoded) -> frozenset[str]:
+        """Trigger patterns that cannot match anywhere in the text."""
+        if self._filter is None or not self.patterns:
+            return frozenset()
+        hits = self._filter.Match(enc.data + ("\n" + _SENTINEL).encode(), True) or []
+        if 0 not in hits:
+            return frozenset()
+        found = set(hits)
+        return frozenset(p for i, p in enumerate(self.patterns, 1) if i not in found)
+
+    def scan(self, text: str) -> list[str]:
+        """Encode ``text`` (kept for the exact matchers), find the atoms once, and return the
+        keys of the checks that cannot match."""
+        enc = begin(text)
+        absent = self.absent(enc)
+        if absent:
+            enc.absent = enc.absent | absent  # facts about the text, whichever ruleset found them
+        return [key for key, trig in self._plans
+                if trig is not None and not any(all(p not in absent for p in conj)
+                                                for conj in trig)]
+
+
+_scanners: OrderedDict[Hashable, Scanner] = OrderedDict()
+_lock = threading.Lock()
+_KEEP = 8  # rulesets whose scanners stay built (a server usually has one or two)
+
+
+def scanner_for(key: Hashable, checks: Callable[[], Iterable[Any]]) -> Scanner:
+    """The scanner of a ruleset, built once per ``key`` (e.g. the ruleset hash: same gates,
+    same checks) from ``checks()``; the most recently used few are kept."""
+    with _lock:
+        got = _scanners.get(key)
+        if got is not None:
+            _scanners.move_to_end(key)
+            return got
+    built = Scanner(list({c.key: c for c in checks()}.values()))
+    with _lock:
+        _scanners[key] = built
+        while len(_scanners) > _KEEP:
+            _scanners.popitem(last=False)
+    return built
+
+
+# ---------------------------------------------------------------------------------------------
+# Declaring the prefilter of a detector's finder (a plain function) where it is built
+
+
+def with_triggers(finder: Any, triggers: Triggers) -> Any:
+    """Attach ``triggers`` to a finder function; returns the finder."""
+    finder.triggers = triggers
+    return finder
+
+
+def union_triggers(*finders: Any) -> Triggers:
+    """A finder that unions others can match where any of them can."""
+    out: list[tuple[str, ...]] = []
+    for f in finders:
+        t = getattr(f, "triggers", None)
+        if t is None:
+            return None
+        out.extend(t)
+    return tuple(out)
+
+
+def require(triggers: Triggers, pattern: str) -> Triggers:
+    """Those triggers, each also needing ``pattern`` (a context keyword) somewhere."""
+    return None if triggers is None else tuple((*conj, pattern) for conj in triggers)

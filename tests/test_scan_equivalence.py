@@ -1,0 +1,191 @@
+"""The scanner finds exactly what straightforward per-pattern evaluation finds, check by check."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from dsl.compile import CheckNode
+from engine.api import Engine, _scanner
+from engine.document import Document
+from engine.evaluate import DocContext, Hit, _near, _section_ranges, _subtree_ends
+from engine.ingest import document_from_text
+from gates import scan
+from gates.base import Check
+from gates.phrases import PhraseCheck
+
+# Text that trips engines with ASCII-only \b, \d, \w or RE2's own case folding.
+_TRAPS = [
+    "José123-45-6789", "é123-45-6789", "Zoë (415) 555-0134", "电话415-555-0199", "📞 415-555-0198",
+    "٠١٢-٣٤-٥٦٧٨", "１２３-４５-６７８９", "DATA PROTECTİON OFFİCER", "prıvacy notıce", "ſupervisory",
+    "Keep", "data\u00a0controller", "data\u2003controller", "naïve café", "İstanbul", "straße",
+    "ﬁle a complaint", "Müller, MD\n", "Dear Renée Dubois,", "DOB: 03/04/1961", "MRN: 4829103",
+    "AKIAIOSFODNN7EXAMPLE", "ghp_" + "a1B2" * 9, "xoxb-123456789012-abcdefABCDEF", "sk_live_" + "x9" * 12,
+    'password = "Tr0ub4dor&3"', "postgres://admin:s3cr3tPw@db.example.com/app", "GB82 WEST 1234 5698 7654 32",
+    "4111 1111 1111 1111", "192.168.0.1", "2001:db8::ff00:42:8329", "https://www.example.org/x?y=1",
+    "NHS 943 476 5919", "AB 12 34 56 C", "aged 97 years old", "ICD-10 E11.9", "CPT 99213",
+    "controllers", "xcontroller", "controller_", "_controller", "controller.", "Controller’s",
+    "\u0130", "\u0131", "\u017f", "\u212a", "\u00b5", "\u1e9e", "x\u0301", "\U0001f600", "\t\n\x0b\x0c\r",
+]
+
+
+def _ruleset_checks() -> list[Check]:
+    rs = Engine(cache=None, audit=None, provider=None).ruleset()
+    seen: dict[str, Check] = {}
+    for g in rs.gates:
+        for root in (*g.whens, *g.requires, *g.forbids):
+            for n in root.walk():
+                if isinstance(n, CheckNode):
+                    seen.setdefault(n.check.key, n.check)
+    return list(seen.values())
+
+
+CHECKS = _ruleset_checks()
+
+
+def _phrases() -> list[str]:
+    return [p for c in CHECKS if isinstance(c, PhraseCheck) for p in c.phrases]
+
+
+def _mutate(rng: random.Random, s: str) -> str:
+    """Case, spacing and boundary variants Python's `re` treats specially."""
+    out = []
+    for ch in s:
+        r = rng.random()
+        if ch == " ":
+            out.append(rng.choice([" ", "  ", "\u00a0", "\n", "\t", "\u2009", " "]))
+        elif r < 0.15:
+            out.append(ch.upper())
+        elif r < 0.2:
+            out.append({"i": "\u0131", "I": "\u0130", "s": "\u017f", "k": "\u212a"}.get(ch, ch))
+        else:
+            out.append(ch)
+    glue = rng.choice(["", "", "x", "_", "é", "9", "中", "'"])
+    return glue + "".join(out) + rng.choice(["", "", "s", "é", ".", "_", "1"])
+
+
+def corpus(seed: int, n: int = 40) -> list[str]:
+    """Seeded documents mixing prose, every built-in phrase (mutated), PII, secrets and traps."""
+    from benchmarks.bench_speed import make_text
+
+    rng = random.Random(seed)
+    phrases = _phrases()
+    docs = []
+    for i in range(n):
+        base, _ = make_text(rng.randrange(200, 3000), seed=seed * 1000 + i, pii_rate=0.5)
+        words = base.split(" ")
+        for _ in range(rng.randrange(5, 40)):
+            pick = rng.random()
+            item = (_mutate(rng, rng.choice(phrases)) if pick < 0.6 else rng.choice(_TRAPS))
+            words.insert(rng.randrange(len(words) + 1), item)
+        docs.append(rng.choice(["", "\n", "# Privacy notice\n\n"]) + " ".join(words))
+    docs.append("".join(_TRAPS))
+    docs.append(" ".join(_TRAPS))
+    docs.append("")
+    return docs
+
+
+DOCS = corpus(2026)
+
+
+def _reference(check: Check, text: str) -> list:
+    with scan.reference_mode():
+        return check.find(text)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.describe()[:60])
+def test_every_check_matches_reference(check: Check) -> None:
+    scanner = _scanner(Engine(cache=None, audit=None, provider=None).ruleset())
+    for i, text in enumerate(DOCS):
+        ctx = DocContext(document_from_text(text))
+        ctx.prefilter(scanner)
+        got = ctx.matches(check)
+        want = _reference(check, text)
+        assert got == want, f"doc {i}: {check.describe()}"
+
+
+def test_the_prefilter_prunes_and_finds_the_same() -> None:
+    """Short documents: most checks are proved absent by the atom pass, none wrongly."""
+    scanner = _scanner(Engine(cache=None, audit=None, provider=None).ruleset())
+    pruned = 0
+    for text in ["Hello world.", "Deploy with AKIAIOSFODNN7EXAMPLE now.", "Call 415-555-0134.",
+                 "Our data protection officer is at dpo@acme.example.", *_TRAPS]:
+        dead = set(scanner.scan(text))
+        pruned += len(dead)
+        for c in CHECKS:
+            if c.key in dead:
+                assert _reference(c, text) == [], c.describe()
+    assert pruned > 0
+
+
+def test_no_cased_or_space_character_beyond_the_phrase_universe() -> None:
+    """Phrase prefilters spell Python's case folding out over U+0000..U+1FFFF; nothing above
+    folds or counts as whitespace in this Python's Unicode database."""
+    for cp in range(0x20000, 0x110000, 1):
+        ch = chr(cp)
+        assert ch.lower() == ch and ch.upper() == ch and not ch.isspace(), hex(cp)
+
+
+def test_phrase_classes_follow_python() -> None:
+    for ch, expect in [("k", "\u212a"), ("s", "\u017f"), ("i", "\u0130"), ("i", "\u0131")]:
+        cls = scan.py_ignorecase_class(ch)
+        assert f"\\x{{{ord(expect):X}}}" in cls
+        assert re.fullmatch(ch, expect, re.IGNORECASE)
+
+
+def test_offsets_are_characters_not_bytes() -> None:
+    text = "Zoë Müller 中文 🙂 call 415-555-0134 or write to zoe@example.com."
+    ctx = DocContext(document_from_text(text))
+    for c in CHECKS:
+        for m in ctx.matches(c):
+            assert 0 <= m.start < m.end <= len(text)
+    phone = [c for c in CHECKS if c.describe() == "pii(PHONE_NUMBER)"]
+    if phone:
+        (m,) = ctx.matches(phone[0])
+        assert text[m.start:m.end] == "415-555-0134"
+
+
+# --- the evaluator's linear replacements agree with the straightforward versions -----------
+
+def _near_pairwise(a: list[Hit], b: list[Hit], within: int) -> set[tuple[int, int, str]]:
+    out = set()
+    for ha in a:
+        for hb in b:
+            if max(ha.start, hb.start) - min(ha.end, hb.end) <= within:
+                out.add((ha.start, ha.end, ha.label))
+                out.add((hb.start, hb.end, hb.label))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_near_matches_pairwise(seed: int) -> None:
+    rng = random.Random(seed)
+
+    def hits(label: str) -> list[Hit]:
+        out = []
+        for _ in range(rng.randrange(0, 30)):
+            s = rng.randrange(0, 2000)
+            out.append(Hit(s, s + rng.choice([1, 5, 20, 300, 1500]), label, "regex"))
+        return out
+
+    a, b = hits("a"), hits(rng.choice(["a", "b"]))
+    within = rng.choice([0, 10, 100, 400])
+    got = _near(a, b, within)
+    assert {(h.start, h.end, h.label) for h in got.hits} == _near_pairwise(a, b, within)
+    assert got.v == bool(_near_pairwise(a, b, within))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_section_ranges_match_document(seed: int) -> None:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(rng.randrange(1, 60)):
+        lines.append("#" * rng.randrange(1, 5) + " " + rng.choice(["Data", "Rights", "Contact",
+                                                                      "Data retention", "Other"]))
+        lines.append("text " * rng.randrange(1, 5))
+    doc = Document("\n".join(lines), media_type="text/markdown")
+    ends = _subtree_ends(doc.sections)
+    for heads in [("data",), ("rights", "contact"), ("other",), ("nothing",)]:
+        assert _section_ranges(doc.sections, heads, ends) == doc.section_ranges(heads)
