@@ -38,6 +38,7 @@ from engine.report import (
     Summary,
     Waiver,
 )
+from gates import scan
 from gates.base import Question
 
 try:
@@ -220,6 +221,8 @@ class Engine:
                 return run, self._apply_waivers(report)
         run.cache_key = key
 
+        if applicable:
+            run.ctx.prefilter(_scanner(ruleset))
         for g in applicable:
             out = evaluate_gate(g, run.ctx)
             run.outcomes[g.code] = out
@@ -469,6 +472,17 @@ class Engine:
                 problem = (f"{', '.join(missing)} did not fire (fired: "
                            f"{', '.join(sorted(fired)) or 'nothing'})")
         return ExampleResult(gate, ex, ok, status, problem)
+
+
+def _scanner(ruleset: Ruleset) -> scan.Scanner:
+    """The multi-pattern prefilter of every check of the ruleset, built once per ruleset hash
+    (a gate's version hashes its checks, so equal hashes mean equal checks)."""
+    def checks() -> Iterable[Any]:
+        for g in ruleset.gates:
+            for root in (*g.whens, *g.requires, *g.forbids):
+                yield from (n.check for n in root.walk() if isinstance(n, CheckNode))
+
+    return scan.scanner_for(ruleset.hash, checks)
 
 
 def _question(g: Gate, qid: str) -> Question:
