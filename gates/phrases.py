@@ -34,6 +34,11 @@ def phrase_prefilter(phrases: tuple[str, ...]) -> str:
     return "(?:" + "|".join(parts) + ")"
 
 
+def _word(ch: str) -> bool:
+    """Python's Unicode ``\\w``: alphanumeric (isalnum) or underscore."""
+    return ch.isalnum() or ch == "_"
+
+
 class PhraseCheck(Check):
     kind: ClassVar[str] = "phrase"
     cost: ClassVar[int] = 1
@@ -64,9 +69,15 @@ class PhraseCheck(Check):
         # order, resuming after each match, exactly as `finditer` would.
         out: list[Match] = []
         match = self._re.match
-        resume = 0
-        for cand in scan.finditer(self._pre, text):
-            s, e = cand.span()
+        resume, n = 0, len(text)
+        for s, e in scan.spans(self._pre, text):
+            if s >= resume and (s == 0 or not _word(text[s - 1])) and (
+                    e == n or not _word(text[e])):
+                # Both sides are non-word: Python tries the same alternatives in the same order
+                # (each a subset of its prefilter twin), so it matches exactly [s, e) here.
+                out.append(Match(s, e, detail=text[s:e]))
+                resume = e
+                continue
             pos = max(s, resume)
             while pos < e:
                 m = match(text, pos)

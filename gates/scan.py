@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import re2
 from re2 import _re2  # the wrapper's own UTF-8 offset helpers (C, linear)
 
@@ -23,8 +24,6 @@ Triggers = tuple[tuple[str, ...], ...] | None
 
 _NULL_SPAN = (-1, -1)
 _UNANCHORED = re2._Anchor.UNANCHORED
-#: chars per offset checkpoint of a non-ASCII text (byte -> char lookups scan at most this many).
-_STRIDE = 256
 
 
 def options(max_mem: int | None = None) -> re2.Options:
@@ -39,35 +38,50 @@ class Encoded:
     """A document's text as UTF-8 once, with byte -> character offset mapping, and the patterns
     a prefilter proved cannot match in it."""
 
-    __slots__ = ("text", "data", "ascii", "absent", "_bytes_at", "_chars_at")
+    __slots__ = ("text", "data", "ascii", "absent", "memo", "_lead", "_extra", "_np")
 
     def __init__(self, text: str, absent: frozenset[str] = frozenset()) -> None:
         self.text = text
         self.data = text.encode("utf-8")
         self.ascii = len(self.data) == len(text)
         self.absent = absent
-        self._bytes_at: list[int] = []
-        self._chars_at: list[int] = []
+        #: finder results for this text (one detector's finder serves several checks)
+        self.memo: dict[int, Any] = {}
+        self._lead: list[int] | None = None
+        self._extra: list[int] = []
+        self._np: tuple[Any, Any] = (None, None)
+
+    def _multibyte(self) -> tuple[list[int], list[int]]:
+        # Where each multi-byte character starts, and the bytes beyond the first that it and
+        # all earlier ones take: a byte offset minus the extras before it is a char offset.
+        # Vectorised, so mapping costs one bisect per offset and no C call per gap.
+        if self._lead is None:
+            arr = np.frombuffer(self.data, dtype=np.uint8)
+            lead = np.flatnonzero(arr >= 0xC0)
+            width = arr[lead]
+            extra = 1 + (width >= 0xE0).astype(np.int64) + (width >= 0xF0)
+            cum = np.cumsum(extra)
+            self._lead, self._extra = lead.tolist(), cum.tolist()
+            self._np = (lead, np.concatenate(([0], cum)))
+        return self._lead, self._extra
 
     def char(self, offset: int) -> int:
         """Character offset of a byte offset that falls on a character boundary."""
-        if self.ascii or offset <= 0:
+        if self.ascii:
             return offset
-        if not self._bytes_at:
-            self._checkpoints()
-        i = bisect.bisect_right(self._bytes_at, offset) - 1
-        base = self._bytes_at[i]
-        return self._chars_at[i] + _re2.BytesToCharLen(self.data, base, offset)
+        lead, extra = self._multibyte()
+        i = bisect.bisect_left(lead, offset)
+        return offset - extra[i - 1] if i else offset
 
-    def _checkpoints(self) -> None:
-        # One pass, one small encode per stride: lookups then scan at most a stride of bytes,
-        # so mapping k offsets costs O(n + k * stride) instead of O(n) per pattern.
-        text, b, bytes_at, chars_at = self.text, 0, [], []
-        for c in range(0, len(text), _STRIDE):
-            bytes_at.append(b)
-            chars_at.append(c)
-            b += len(text[c:c + _STRIDE].encode("utf-8"))
-        self._bytes_at, self._chars_at = bytes_at or [0], chars_at or [0]
+    def chars(self, offsets: list[int]) -> list[int]:
+        """Character offsets of byte offsets, vectorised."""
+        if self.ascii or not offsets:
+            return offsets
+        if not self._multibyte()[0]:
+            return offsets
+        lead, extra = self._np
+        offs = np.asarray(offsets, dtype=np.int64)
+        return (offs - extra[np.searchsorted(lead, offs, side="left")]).tolist()
 
 
 class _State(threading.local):
@@ -117,6 +131,47 @@ def reference_mode() -> Iterator[None]:
 
 def is_reference() -> bool:
     return _state.reference
+
+
+def spans(rx: Any, text: str) -> list[tuple[int, int]]:
+    """The (start, end) character spans ``rx.finditer(text)`` would give, without match
+    objects: for candidate passes that only need where."""
+    if _state.reference:
+        return [m.span() for m in rx.finditer(text)]
+    enc = encoded(text)
+    if rx.pattern in enc.absent:
+        return []
+    data, match = enc.data, rx._regexp.Match
+    pos, end = 0, len(data)
+    flat: list[int] = []
+    while True:
+        s, e = match(_UNANCHORED, data, pos, end)[0]
+        if s < 0:
+            break
+        flat += (s, e)
+        if pos == end:
+            break
+        pos = pos + _re2.CharLenToBytes(data, pos, 1) if pos == e else e
+    it = iter(enc.chars(flat))
+    return list(zip(it, it, strict=True))
+
+
+def memo(finder: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``finder`` with its result kept for the document being scanned: PHONE_NUMBER serves
+    pii(PHONE_NUMBER), FAX_NUMBER and every pii(...) list naming it. Callers must not mutate
+    the list they get."""
+    key = id(finder)
+
+    def cached(text: str) -> Any:
+        if _state.reference:
+            return finder(text)
+        enc = encoded(text)
+        got = enc.memo.get(key)
+        if got is None:
+            got = enc.memo[key] = finder(text)
+        return got
+
+    return cached
 
 
 def finditer(rx: Any, text: str) -> Iterator[Any]:
@@ -266,9 +321,10 @@ def scanner_for(key: Hashable, checks: Callable[[], Iterable[Any]]) -> Scanner:
 
 
 def with_triggers(finder: Any, triggers: Triggers) -> Any:
-    """Attach ``triggers`` to a finder function; returns the finder."""
-    finder.triggers = triggers
-    return finder
+    """The finder, memoised per document (see :func:`memo`), with ``triggers`` attached."""
+    wrapped = memo(finder)
+    wrapped.triggers = triggers  # type: ignore[attr-defined]
+    return wrapped
 
 
 def union_triggers(*finders: Any) -> Triggers:
