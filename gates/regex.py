@@ -55,6 +55,7 @@ class RegexCheck(Check):
             raw = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             message, help_ = _explain(pattern, raw)
             raise CheckError("DSL110", message, help=help_) from None
+        self._anchor = scan.anchor_of(self._re.pattern)
 
     @classmethod
     def from_spec(cls, spec: CheckSpec) -> RegexCheck:
@@ -67,7 +68,8 @@ class RegexCheck(Check):
 
     def find(self, text: str) -> list[Match]:
         out = []
-        for m in scan.finditer(self._re, text):  # the document's bytes, encoded once
+        # the document's bytes, encoded once; tried only where the leading group can match
+        for m in scan.finditer(self._re, text, self._anchor):
             s, e = m.span()
             if e > s:  # zero-width matches carry no evidence
                 out.append(Match(s, e, detail=m.group()[:80]))

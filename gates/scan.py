@@ -24,6 +24,7 @@ Triggers = tuple[tuple[str, ...], ...] | None
 
 _NULL_SPAN = (-1, -1)
 _UNANCHORED = re2._Anchor.UNANCHORED
+_ANCHOR_START = re2._Anchor.ANCHOR_START
 
 
 def options(max_mem: int | None = None) -> re2.Options:
@@ -174,29 +175,171 @@ def memo(finder: Callable[[str], Any]) -> Callable[[str], Any]:
     return cached
 
 
-def finditer(rx: Any, text: str) -> Iterator[Any]:
+def finditer(rx: Any, text: str, anchor: Any = None) -> Iterator[Any]:
     """``rx.finditer(text)`` with identical matches, but over the document's cached UTF-8 bytes
-    (google-re2 re-encodes a ``str`` on every call) and skipping patterns known to be absent."""
+    (google-re2 re-encodes a ``str`` on every call) and skipping patterns known to be absent.
+    With ``anchor`` (see :func:`anchor_of`), only positions where it matches are tried."""
     if _state.reference:
         yield from rx.finditer(text)
         return
     enc = encoded(text)
     if rx.pattern in enc.absent:
         return
-    data, regexp, char = enc.data, rx._regexp, enc.char
-    pos, end, n = 0, len(enc.data), len(text)
+    char, n = enc.char, len(text)
+    found = _anchored(rx, anchor, enc) if anchor is not None else _unanchored(rx, enc.data, 0)
+    for spans in found:
+        yield re2._Match(rx, text, 0, n, [s if s == _NULL_SPAN else (char(s[0]), char(s[1]))
+                                          for s in spans])
+
+
+def _unanchored(rx: Any, data: bytes, pos: int) -> Iterator[Any]:
+    """The wrapper's own finditer loop over bytes, from byte ``pos``."""
+    regexp, end = rx._regexp, len(data)
     while True:
         spans = regexp.Match(_UNANCHORED, data, pos, end)
         if spans[0] == _NULL_SPAN:
             return
-        yield re2._Match(rx, text, 0, n, [s if s == _NULL_SPAN else (char(s[0]), char(s[1]))
-                                          for s in spans])
+        yield spans
         if pos == end:
             return
         if pos == spans[0][1]:  # empty match at pos: step one character, as the wrapper does
             pos += _re2.CharLenToBytes(data, pos, 1)
         else:
             pos = spans[0][1]
+
+
+def _anchored(rx: Any, anchor: Any, enc: Encoded) -> Iterator[Any]:
+    """finditer by trying ``rx`` anchored at each position where its necessary prefix
+    ``anchor`` can match. Every such position lies in a span of ``anchor``'s own finditer
+    (its matches are non-empty), positions are tried in order from where the last match ended,
+    and RE2's leftmost-first match at a start equals the anchored match there: the same
+    matches, without running ``rx``'s (often costly, windowed) DFA over the whole text. If
+    failed attempts pile up (a long tail re-read from many positions), the rest of the text is
+    scanned the ordinary way, which keeps the cost linear."""
+    data, regexp = enc.data, rx._regexp
+    end = len(data)
+    budget = 4 * end + 65536  # bytes a few ordinary passes would read
+    spent = 0
+    resume = 0
+    for found in _unanchored(anchor, data, 0):
+        s, e = found[0]
+        if e <= resume:
+            continue
+        pos = max(s, resume)
+        while pos < e:
+            spans = regexp.Match(_ANCHOR_START, data, pos, end)
+            if spans[0] != _NULL_SPAN:
+                yield spans
+                resume = pos = spans[0][1]
+                continue
+            spent += e - pos + 256  # an attempt reads at least to the candidate's end
+            if spent > budget:
+                yield from _unanchored(rx, data, resume)
+                return
+            b = data[pos]
+            pos += 1 if b < 0xC0 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+
+
+_FLAGS = re.compile(r"(?:\(\?[imsU-]+\))*")
+_ASSERTIONS = ("\\b", "\\B", "\\A", "\\z", "^", "$")
+
+
+def anchor_of(pattern: str) -> Any:
+    """A regex every match of ``pattern`` starts with: its leading flags, an optional ``\\b``
+    and its first group, when the pattern is a concatenation (no top-level ``|``) opening with
+    an unquantified group that holds no assertion and cannot match empty. ``None`` otherwise.
+    Windowed gate regexes (``\\b(?:payment|billing)\\b(?:[^\\n]|...){0,250}?...``) cost a
+    full DFA pass each; their keyword group is cheap to find."""
+    flags = _FLAGS.match(pattern).group()
+    i = len(flags)
+    lead = "\\b" if pattern.startswith("\\b", i) else ""
+    i += len(lead)
+    if not pattern.startswith("(", i) or pattern.startswith("(?", i) and not pattern.startswith(
+            "(?:", i):
+        return None
+    close = _group_end(pattern, i)
+    if close is None or pattern[close + 1:close + 2] in ("?", "*", "+", "{"):
+        return None
+    if _top_level_bar(pattern, close + 1):
+        return None
+    group = pattern[i:close + 1]
+    if any(a in group for a in _ASSERTIONS):
+        return None
+    try:
+        anchor = re2.compile(flags + lead + group, options())
+        if re2.compile(flags + group, options()).fullmatch("") is not None:
+            return None
+    except re2.error:
+        return None
+    return anchor
+
+
+def _group_end(p: str, i: int) -> int | None:
+    """Index of the parenthesis closing the group opened at ``p[i]``."""
+    depth, j, n = 0, i, len(p)
+    while j < n:
+        c = p[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            j = _class_end(p, j)
+            if j is None:
+                return None
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    return None
+
+
+def _class_end(p: str, j: int) -> int | None:
+    k = j + 1
+    if k < len(p) and p[k] == "^":
+        k += 1
+    if k < len(p) and p[k] == "]":
+        k += 1
+    while k < len(p):
+        if p[k] == "\\":
+            k += 2
+            continue
+        if p.startswith("[:", k):
+            close = p.find(":]", k + 2)
+            if close < 0:
+                return None
+            k = close + 2
+            continue
+        if p[k] == "]":
+            return k
+        k += 1
+    return None
+
+
+def _top_level_bar(p: str, j: int) -> bool:
+    depth, n = 0, len(p)
+    while j < n:
+        c = p[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            k = _class_end(p, j)
+            if k is None:
+                return True
+            j = k
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif c == "|" and depth == 0:
+            return True
+        j += 1
+    return False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -189,3 +189,39 @@ def test_section_ranges_match_document(seed: int) -> None:
     ends = _subtree_ends(doc.sections)
     for heads in [("data",), ("rights", "contact"), ("other",), ("nothing",)]:
         assert _section_ranges(doc.sections, heads, ends) == doc.section_ranges(heads)
+
+
+# --- regexes tried only where their leading group matches -----------------------------------
+
+_ANCHORED = [
+    r"\b(?:a|ab|b a)\b(?:[^\n]|\n[^\n]){0,12}?\b(?:c|b)(?:\W|$)",
+    r"(?i)\b(?:ab|a)\s+b",
+    r"(?:a|é)[a-z ]*c",
+    r"(a+|b)(c|)",
+    r"\b(?:a)[a ]*Z",  # long failing tails: the attempt budget falls back to one ordinary pass
+    r"(?:ß|ss)\w?",
+]
+
+
+@pytest.mark.parametrize("pattern", _ANCHORED)
+def test_anchored_regex_matches_finditer(pattern: str) -> None:
+    import re2
+
+    rx = re2.compile(pattern, scan.options())
+    anchor = scan.anchor_of(rx.pattern)
+    assert anchor is not None
+    rng = random.Random(pattern)
+    texts = ["a " * 3000, "ab a b c ab\nb c é c ßs SS aa"]
+    texts += ["".join(rng.choice("ab c\nécßSZ") for _ in range(rng.randrange(0, 300)))
+              for _ in range(200)]
+    for text in texts:
+        scan.release()
+        got = [(m.span(), m.groups()) for m in scan.finditer(rx, text, anchor)]
+        want = [(m.span(), m.groups()) for m in rx.finditer(text)]
+        assert got == want, text
+
+
+@pytest.mark.parametrize("pattern", [r"\b(?:a)|b", r"(?:a)?b", r"(?:a|)b", r"(?i:a)b",
+                                     r"(?:\ba)b", r"[(](?:a)"])
+def test_no_anchor_when_the_group_is_not_a_necessary_prefix(pattern: str) -> None:
+    assert scan.anchor_of(pattern) is None
