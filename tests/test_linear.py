@@ -112,3 +112,22 @@ def test_validate_end_to_end_is_linear(engine: Engine) -> None:
         return lambda: engine.validate(document_from_text(text), doc_type="privacy_notice")
 
     assert _ratio(make, 16_000) < BOUND
+
+
+def test_deterministic_validation_uses_no_event_loop_or_thread(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gates without a pending semantic question never pay for asyncio or a thread; documents
+    are parallelised with processes (engine.batch), not here."""
+    import asyncio
+    import threading
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("deterministic validation must not start a loop or a thread")
+
+    monkeypatch.setattr(asyncio, "run", forbidden)
+    monkeypatch.setattr(asyncio, "new_event_loop", forbidden)
+    monkeypatch.setattr(threading.Thread, "start", forbidden)
+    report = engine.validate(document_from_text("Deploy with AKIAIOSFODNN7EXAMPLE in the config."),
+                             modules=["secrets"])
+    assert report.verdict == "fail"
+    assert report.llm.calls == 0
