@@ -165,11 +165,12 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None) -> Value:
     if isinstance(node, CheckNode):
         kind = node.check.kind
         detector = kind in ("pii", "secret")
+        found = ctx.matches(node.check)
         hits = [Hit(m.start, m.end, node.label, kind,
                     (f"{m.detail} {m.display}" if detector and m.display else m.detail)
                     if kind != "regex" else None,  # a regex match may be PII: line:col only
                     m.detail if detector else None)
-                for m in ctx.matches(node.check) if _in_scope(m, scope)]
+                for m in (found if scope is None else [m for m in found if _in_scope(m, scope)])]
         return Value(bool(hits), hits)
     if isinstance(node, SemanticNode):
         qid = node.check.question.id

@@ -55,7 +55,8 @@ class RegexCheck(Check):
             raw = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             message, help_ = _explain(pattern, raw)
             raise CheckError("DSL110", message, help=help_) from None
-        self._anchor = scan.anchor_of(self._re.pattern)
+        self._anchor = (scan.anchor_of(self._re.pattern)
+                        if scan.anchor_worth_it(self._re.pattern) else None)
 
     @classmethod
     def from_spec(cls, spec: CheckSpec) -> RegexCheck:

@@ -274,6 +274,17 @@ def anchor_of(pattern: str) -> Any:
     return anchor
 
 
+_COUNTED = re.compile(r"\{\d*,(\d+)\}")
+
+
+def anchor_worth_it(pattern: str) -> bool:
+    """Whether trying ``pattern`` only at its anchor is likely cheaper than one ordinary pass:
+    when it holds a wide counted repeat (a ``{0,250}`` window), whose DFA is slow everywhere.
+    Otherwise one RE2 pass costs ~2 ms/MB and anchors like ``for|of`` fire too often (measured
+    on the built-in modules: 2-200 ms/MB plain, 2-26 ms/MB anchored)."""
+    return any(int(m.group(1)) >= 20 for m in _COUNTED.finditer(pattern))
+
+
 def _group_end(p: str, i: int) -> int | None:
     """Index of the parenthesis closing the group opened at ``p[i]``."""
     depth, j, n = 0, i, len(p)
