@@ -407,6 +407,8 @@ class Scanner:
     patterns: list[str] = field(default_factory=list)
     _filter: Any = None
     _plans: list[tuple[str, Triggers]] = field(default_factory=list)
+    _masks: list[tuple[str, list[int]]] = field(default_factory=list)
+    _all: int = 0
 
     def __post_init__(self) -> None:
         seen: dict[str, None] = {}
@@ -417,6 +419,11 @@ class Scanner:
                 for p in conj:
                     seen.setdefault(p)
         self.patterns = list(seen)
+        index = {p: i for i, p in enumerate(self.patterns)}
+        self._all = (1 << len(self.patterns)) - 1
+        # per check with a prefilter: one bit mask of needed patterns per conjunction
+        self._masks = [(key, [sum(1 << index[p] for p in conj) for conj in trig])
+                       for key, trig in self._plans if trig is not None]
         f = re2.Filter()
         try:
             f.Add(_SENTINEL, options())
@@ -427,26 +434,29 @@ class Scanner:
         except re2.error:
             self._filter = None  # no prefilter: every check runs, exactly
 
-    def absent(self, enc: Encoded) -> frozenset[str]:
-        """Trigger patterns that cannot match anywhere in the text."""
+    def absent(self, enc: Encoded) -> int:
+        """Bit ``i`` set: trigger pattern ``i`` cannot match anywhere in the text."""
         if self._filter is None or not self.patterns:
-            return frozenset()
+            return 0
         hits = self._filter.Match(enc.data + ("\n" + _SENTINEL).encode(), True) or []
         if 0 not in hits:
-            return frozenset()
-        found = set(hits)
-        return frozenset(p for i, p in enumerate(self.patterns, 1) if i not in found)
+            return 0
+        present = 0
+        for i in hits:
+            if i:  # 0 is the sentinel; pattern k was added as filter index k + 1
+                present |= 1 << (i - 1)
+        return self._all & ~present
 
     def scan(self, text: str) -> list[str]:
         """Encode ``text`` (kept for the exact matchers), find the atoms once, and return the
         keys of the checks that cannot match."""
         enc = begin(text)
         absent = self.absent(enc)
-        if absent:
-            enc.absent = enc.absent | absent  # facts about the text, whichever ruleset found them
-        return [key for key, trig in self._plans
-                if trig is not None and not any(all(p not in absent for p in conj)
-                                                for conj in trig)]
+        if not absent:
+            return []
+        # facts about the text, whichever ruleset found them
+        enc.absent = enc.absent | {p for i, p in enumerate(self.patterns) if absent >> i & 1}
+        return [key for key, conjs in self._masks if not any(m & absent == 0 for m in conjs)]
 
 
 _scanners: OrderedDict[Hashable, Scanner] = OrderedDict()
