@@ -229,6 +229,8 @@ class GroupCommitAudit:
     def __init__(self, audit: _BatchLog) -> None:
         self.log = audit
         self._known: set[tuple[str, str]] = set()  # gate sources already in the log
+        self._closed = False
+        self._lock = threading.Lock()
         self._q: queue.SimpleQueue[tuple[Report, str, list[GateSource], Future[int]] | None] = (
             queue.SimpleQueue())
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
@@ -236,18 +238,37 @@ class GroupCommitAudit:
 
     def record(self, report: Report, *, principal: str, gates: list[GateSource]) -> int:
         fut: Future[int] = Future()
-        self._q.put((report, principal, gates, fut))
+        with self._lock:  # nothing is queued behind the shutdown marker
+            if self._closed:  # e.g. a validation abandoned by a timeout, ending after shutdown
+                raise ClearanceError("the audit log was closed; the validation was not recorded")
+            self._q.put((report, principal, gates, fut))
         return fut.result()
 
     def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
         return self.log.waivers_for(doc_sha256)
 
     def close(self) -> None:
-        self._q.put(None)
+        with self._lock:
+            self._closed = True
+            self._q.put(None)
         self._thread.join(timeout=10)
         self.log.close()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            # Anything queued after shutdown gets an error, never an endless wait.
+            while True:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[3].set_exception(ClearanceError(
+                        "the audit log was closed; the validation was not recorded"))
+
+    def _loop(self) -> None:
         while True:
             first = self._q.get()
             if first is None:

@@ -190,6 +190,29 @@ def test_concurrent_validations_are_each_recorded_once(server):
         assert c.get("/v1/audit/verify").json()["ok"] is True
 
 
+def test_group_commit_records_each_once_and_refuses_after_close(tmp_path):
+    from engine.audit import AuditLog
+    from engine.errors import ClearanceError
+    from engine.server import GroupCommitAudit, _BatchLog
+
+    engine = Engine(provider=NullProvider(), cache=None, audit=None)
+    report = engine.validate(SAMPLES / "breach-letter.txt")
+    sink = GroupCommitAudit(_BatchLog(tmp_path / "audit.db"))
+    ids: list[int] = []
+    threads = [threading.Thread(target=lambda: ids.append(
+        sink.record(report, principal="t", gates=[]))) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sink.close()
+    assert sorted(ids) == list(range(1, 13))
+    with pytest.raises(ClearanceError, match="closed"):
+        sink.record(report, principal="t", gates=[])
+    with AuditLog(tmp_path / "audit.db") as log:
+        assert log.count() == 12 and log.verify().ok
+
+
 # -- errors and limits -----------------------------------------------------------------------
 
 
