@@ -536,14 +536,14 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
     @app.get("/v1/modules", tags=["gates"])
     def modules(key: ApiKey = Depends(validator)) -> list[dict[str, Any]]:
         """Modules and their gates: codes, titles, citations, severities, document types."""
-        from engine.cli.modules import module_info
+        from engine.catalog import module_info
 
         return [module_info(m) for m in _engine(state).list_modules()]
 
     @app.get("/v1/gates/{code}", tags=["gates"], responses={404: {"model": Problem}})
     def gate(code: str, key: ApiKey = Depends(validator)) -> dict[str, Any]:
         """One gate's metadata and DSL source."""
-        from engine.cli.modules import gate_info
+        from engine.catalog import gate_info
 
         try:
             g = _engine(state).gate(code)

@@ -7,28 +7,10 @@ from pathlib import Path
 
 import typer
 
+from engine.catalog import gate_info, module_info
 from engine.cli._common import GatesOpt, gate_file_errors, make_engine
 from engine.cli.app import app
 from engine.errors import GateFileError
-
-
-def gate_info(g, source: bool = False) -> dict:
-    info = {
-        "code": g.code, "name": g.name, "module": g.module, "title": g.title,
-        "cite": list(g.cite), "severity": g.severity.value,
-        "doc_types": sorted(g.applies) if g.applies is not None else None,
-        "on_indeterminate": g.on_indeterminate.value, "fix": g.fix, "tags": list(g.tags),
-        "version": g.version, "examples": len(g.examples),
-        "semantic": bool(g.semantic_nodes()), "file": g.file, "line": g.loc.line,
-    }
-    if source:
-        info["source"] = g.source
-    return info
-
-
-def module_info(m) -> dict:
-    return {"id": m.id, "title": m.title, "version": m.version, "jurisdiction": m.jurisdiction,
-            "hash": m.hash, "gates": [gate_info(g) for g in m.gates]}
 
 
 @app.command("modules")
