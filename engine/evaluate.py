@@ -66,6 +66,7 @@ class DocContext:
         self._matches: dict[str, list[Match]] = {}
         self._sections: dict[tuple[str, ...], tuple[tuple[int, int], ...]] = {}
         self._ends: list[int] | None = None
+        self._hits: dict[tuple[str, str, Scope], list[Hit]] = {}
         #: check key -> (label, kind, ms) for --profile
         self.timings: dict[str, tuple[str, str, float]] = {}
 
@@ -163,14 +164,20 @@ def _intersect(a: Scope, b: tuple[tuple[int, int], ...]) -> Scope:
 
 def evaluate(node: Node, ctx: DocContext, scope: Scope = None) -> Value:
     if isinstance(node, CheckNode):
-        kind = node.check.kind
-        detector = kind in ("pii", "secret")
-        found = ctx.matches(node.check)
-        hits = [Hit(m.start, m.end, node.label, kind,
-                    (f"{m.detail} {m.display}" if detector and m.display else m.detail)
-                    if kind != "regex" else None,  # a regex match may be PII: line:col only
-                    m.detail if detector else None)
-                for m in (found if scope is None else [m for m in found if _in_scope(m, scope)])]
+        # one hit list per check, label and scope, however many gates share the define
+        memo = (node.check.key, node.label, scope)
+        hits = ctx._hits.get(memo)
+        if hits is None:
+            kind = node.check.kind
+            detector = kind in ("pii", "secret")
+            found = ctx.matches(node.check)
+            hits = [Hit(m.start, m.end, node.label, kind,
+                        (f"{m.detail} {m.display}" if detector and m.display else m.detail)
+                        if kind != "regex" else None,  # a regex match may be PII: line:col only
+                        m.detail if detector else None)
+                    for m in (found if scope is None
+                              else [m for m in found if _in_scope(m, scope)])]
+            ctx._hits[memo] = hits
         return Value(bool(hits), hits)
     if isinstance(node, SemanticNode):
         qid = node.check.question.id
