@@ -47,15 +47,6 @@ def run(coro):
     return asyncio.run(coro)
 
 
-async def _answer_and_close(
-    provider: AnthropicProvider, doc: Document, questions: list[Question]
-) -> ProviderResult:
-    try:
-        return await provider.answer(doc, questions)
-    finally:
-        await provider.aclose()  # the SDK's connections belong to this event loop
-
-
 class SleepRecorder:
     """Stands in for asyncio.sleep: records the delays and yields without waiting."""
 
@@ -90,7 +81,7 @@ def make(server: FakeAnthropic, **kw) -> AnthropicProvider:
 
 
 def ask(provider: AnthropicProvider, text: str, questions: list[Question]) -> ProviderResult:
-    return run(_answer_and_close(provider, Document(text, media_type="text/markdown"), questions))
+    return run(provider.answer(Document(text, media_type="text/markdown"), questions))
 
 
 def test_one_request_for_all_questions_with_cached_document_block(fake_anthropic):
@@ -122,7 +113,7 @@ def test_second_batch_on_same_document_reads_the_cache(fake_anthropic):
 def test_no_pii_reaches_the_server_and_evidence_maps_back(fake_anthropic):
     provider = make(fake_anthropic)
     doc = Document(NOTICE, media_type="text/markdown")
-    result = run(_answer_and_close(provider, doc, [Q_EMAIL, Q_CONTROLLER]))
+    result = run(provider.answer(doc, [Q_EMAIL, Q_CONTROLLER]))
     for raw in fake_anthropic.bodies:
         for value in (SSN, EMAIL, "555-0199", "jane.doe"):
             assert value not in raw
@@ -154,11 +145,7 @@ def test_long_document_one_request_per_chunk_and_merged_answers(fake_anthropic):
     text = NOTICE + "\n" + filler + "\n\n# Cookies\n\nWe use cookies to remember you.\n"
     provider = make(fake_anthropic, chunk_chars=400, chunk_overlap=60)
     doc = Document(text, media_type="text/markdown")
-    result = run(
-        _answer_and_close(
-            provider, doc, [Q_CONTROLLER, Q_COOKIES, Question("Does it sell kittens?")]
-        )
-    )
+    result = run(provider.answer(doc, [Q_CONTROLLER, Q_COOKIES, Question("Does it sell kittens?")]))
     chunks = provider.prepare(doc, [Q_CONTROLLER])[1]
     assert len(chunks) > 3
     assert len(fake_anthropic.requests) == len(chunks) == result.usage.calls
@@ -301,9 +288,7 @@ def test_tokens_are_accounted(fake_anthropic):
 def test_no_api_key_is_unclear_without_a_request(fake_anthropic, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     provider = AnthropicProvider(base_url=fake_anthropic.url)
-    answer = run(_answer_and_close(provider, Document(NOTICE), [Q_CONTROLLER])).answers[
-        Q_CONTROLLER.id
-    ]
+    answer = run(provider.answer(Document(NOTICE), [Q_CONTROLLER])).answers[Q_CONTROLLER.id]
     assert answer.verdict == "unclear" and "ANTHROPIC_API_KEY" in answer.rationale
     assert fake_anthropic.requests == []
 
@@ -312,12 +297,19 @@ def test_base_url_from_the_environment_as_the_sdk_does(fake_anthropic, monkeypat
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_anthropic.url)
     monkeypatch.setenv("CLEARANCE_MODEL", "claude-test-model")
     provider = AnthropicProvider(api_key="k", sleep=SleepRecorder())
-    result = run(_answer_and_close(provider, Document(NOTICE), [Q_CONTROLLER]))
+    result = run(provider.answer(Document(NOTICE), [Q_CONTROLLER]))
     assert result.answers[Q_CONTROLLER.id].verdict == "yes"
     assert fake_anthropic.requests[0].body["model"] == "claude-test-model"
     headers = {k.lower(): v for k, v in fake_anthropic.requests[0].headers.items()}
     # this SDK generation sends the key as a bearer token; older ones used x-api-key
     assert headers.get("x-api-key") == "k" or headers.get("authorization") == "Bearer k"
+
+
+def test_one_provider_serves_several_event_loops(fake_anthropic):
+    provider = make(fake_anthropic)
+    for _ in range(3):  # e.g. an engine that calls asyncio.run() per document
+        assert ask(provider, NOTICE, [Q_CONTROLLER]).answers[Q_CONTROLLER.id].verdict == "yes"
+    assert len(fake_anthropic.requests) == 3
 
 
 def test_questions_are_listed_once_each_with_short_ids(fake_anthropic):

@@ -172,10 +172,9 @@ class AnthropicProvider(Provider):
         self.max_output_tokens = max_output_tokens
         self.allow_raw = _env_flag("CLEARANCE_ALLOW_RAW_TEXT") if allow_raw is None else allow_raw
         self._sleep = sleep
-        # The SDK's HTTP pool and an asyncio.Semaphore belong to one event loop; an engine that
-        # runs each validation in its own asyncio.run() gets fresh ones instead of a crash.
+        # An asyncio.Semaphore belongs to one event loop; an engine that runs each validation
+        # in its own asyncio.run() gets a fresh one instead of a crash.
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: Any = None
         self._sem: asyncio.Semaphore | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -186,25 +185,23 @@ class AnthropicProvider(Provider):
             max_tokens if max_tokens is not None else self.budget.max_tokens,
         )
 
-    def _ensure_client(self) -> Any:
+    def _semaphore(self) -> asyncio.Semaphore:
+        """The concurrency limit shared by every request of this provider in this event loop."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            from anthropic import AsyncAnthropic
-
-            # Retries are ours (bounded, breaker-aware, testable), so the SDK makes one attempt.
-            self._client = AsyncAnthropic(
-                api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
-            )
+        if self._sem is None or self._loop is not loop:
             self._sem = asyncio.Semaphore(self.concurrency)
             self._loop = loop
-        return self._client
+        return self._sem
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            # closing must not fail a validation
-            with contextlib.suppress(Exception):
-                await self._client.close()
-            self._client = None
+    def _new_client(self) -> Any:
+        from anthropic import AsyncAnthropic
+
+        # Retries are ours (bounded, breaker-aware, testable), so the SDK makes one attempt.
+        # One client per document: its connection pool lives and dies with this event loop,
+        # and a handshake is small next to an LLM call.
+        return AsyncAnthropic(
+            api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+        )
 
     # -- the interface ---------------------------------------------------------------------
     async def answer(self, doc: Document, questions: list[Question]) -> ProviderResult:
@@ -232,14 +229,18 @@ class AnthropicProvider(Provider):
         return deid, chunk_ranges(deid.text, bounds, self.chunk_chars, self.chunk_overlap)
 
     async def _answer(self, doc: Document, questions: list[Question]) -> ProviderResult:
-        self._ensure_client()
         deid, chunks = self.prepare(doc, questions)
-        outcomes = await asyncio.gather(
-            *(
-                self._ask_chunk(doc, deid, (start, end), i, len(chunks), questions)
-                for i, (start, end) in enumerate(chunks)
+        client = self._new_client()
+        try:
+            outcomes = await asyncio.gather(
+                *(
+                    self._ask_chunk(client, doc, deid, (start, end), i, len(chunks), questions)
+                    for i, (start, end) in enumerate(chunks)
+                )
             )
-        )
+        finally:
+            with contextlib.suppress(Exception):  # closing must not fail a validation
+                await client.close()
         usage = Usage()
         for o in outcomes:
             usage.add(o.usage)
@@ -284,6 +285,7 @@ class AnthropicProvider(Provider):
 
     async def _ask_chunk(
         self,
+        client: Any,
         doc: Document,
         deid: Deidentified,
         span: tuple[int, int],
@@ -295,7 +297,7 @@ class AnthropicProvider(Provider):
         chunk_text = deid.text[span[0] : span[1]]
         request = self.build_request(doc, chunk_text, index, total, aliases)
         estimate = len(json.dumps(request, ensure_ascii=False)) // 4 + self.max_output_tokens
-        message, failure, usage = await self._call(request, estimate)
+        message, failure, usage = await self._call(client, request, estimate)
         if message is None:
             return _ChunkOutcome(failure=failure, usage=usage)
         outcome = _ChunkOutcome(usage=usage)
@@ -339,13 +341,14 @@ class AnthropicProvider(Provider):
             )
         return outcome
 
-    async def _call(self, request: dict[str, Any], estimate: int) -> tuple[Any, str | None, Usage]:
+    async def _call(
+        self, client: Any, request: dict[str, Any], estimate: int
+    ) -> tuple[Any, str | None, Usage]:
         """One request with bounded retries. Returns (message, None, usage) or
         (None, reason, usage); never raises for HTTP, transport or decoding failures."""
         import anthropic
 
-        client = self._ensure_client()
-        assert self._sem is not None
+        sem = self._semaphore()
         usage = Usage()
         reason = "no attempt made"
         give_up_at = time.monotonic() + self.deadline_s
@@ -367,7 +370,7 @@ class AnthropicProvider(Provider):
             retryable = True
             started = time.perf_counter()
             try:
-                async with self._sem:
+                async with sem:
                     budget_s = max(0.1, min(self.timeout_s, give_up_at - time.monotonic()))
                     message = await asyncio.wait_for(
                         client.messages.create(**request, timeout=budget_s), timeout=budget_s + 1.0
