@@ -32,7 +32,8 @@ EMAIL = "john.doe@example.com"
 def make_report(doc: str = DOC, *, fail: bool = True, gates: int = 3, module: str = "gdpr",
                 cache_hit: bool = False, ms: float = 12.5) -> Report:
     """A small but complete report: gate 0 fails (a regex span over an email, a PII span and a
-    semantic answer whose rationale quotes the document), the others pass."""
+    semantic answer whose rationale quotes the document), the others pass (plain results, kept
+    in the validation's ``results`` column rather than as findings rows)."""
     results = []
     for i in range(gates):
         failing = fail and i == 0
@@ -47,7 +48,7 @@ def make_report(doc: str = DOC, *, fail: bool = True, gates: int = 3, module: st
             prompt_version="3")] if failing else []
         results.append(GateResult(
             gate=f"{module.upper()}-{i}", name=f"gate_{i}", module=module, version=f"v{i}",
-            title="t", status=Status.fail if failing else Status.pass_, blocking=True,
+            title="t", status=Status.fail if failing else Status.pass_, blocking=failing,
             severity=Severity.high, cite="Art. 13", message="m",
             on_indeterminate=OnIndeterminate.block, spans=spans, semantic=semantic))
     failed = int(fail)
@@ -155,23 +156,117 @@ def test_verify_passes_and_reports_head(log: AuditLog) -> None:
     assert result.head_hash == log.recent(1)[0]["row_hash"]
 
 
-def test_row_hash_covers_content_findings_and_prev_hash(log: AuditLog) -> None:
+def test_row_hash_covers_content_findings_results_and_prev_hash(log: AuditLog) -> None:
     fill(log, 2)
-    row = log.db().execute("SELECT * FROM validations WHERE id = 2").fetchone()
+    row = log.db().execute("SELECT * FROM validations WHERE id = 1").fetchone()
     cols = [d[0] for d in log.db().execute("SELECT * FROM validations").description]
     stored = dict(zip(cols, row, strict=True))
-    findings = log.findings(2)
+    findings = list(log.db().query(QUERIES["findings_of"], {"id": 1}))  # the rows, not results
+    assert len(findings) == 1 and stored["results"].count("pass") == 2
     assert row_hash("validations", stored, findings) == stored["row_hash"]
     assert row_hash("validations", {**stored, "prev_hash": "f" * 64}, findings) != stored["row_hash"]
     assert row_hash("validations", stored, findings[1:]) != stored["row_hash"]
+    for results in (None, "[]", stored["results"].replace('"pass"', '"fail"', 1)):
+        assert row_hash("validations", {**stored, "results": results}, findings
+                        ) != stored["row_hash"]
+
+
+def test_plain_results_are_compact_and_complete(log: AuditLog) -> None:
+    fill(log, 3)  # fail, pass, fail: gate 0 fails in #1 and #3; every other result is plain
+    db = log.db()
+    assert db.execute("SELECT count(*) FROM findings").fetchone()[0] == 2
+    assert db.execute("SELECT sum(json_array_length(results)) FROM validations").fetchone()[0] == 7
+    every = log.findings(2)
+    assert [(f["seq"], f["gate"], f["status"], f["id"]) for f in every] == [
+        (0, "GDPR-0", "pass", None), (1, "GDPR-1", "pass", None), (2, "GDPR-2", "pass", None)]
+    assert set(every[0]) == set(audit_mod.FINDINGS)
+    assert (every[0]["gate_version"], every[0]["severity"], every[0]["blocking"]) == ("v0", "high", 0)
+    assert [f["status"] for f in log.findings(3)] == ["fail", "pass", "pass"]
+    by_gate = {g["gate"]: g for g in log.stats()["by_gate"]}
+    assert (by_gate["GDPR-0"]["passed"], by_gate["GDPR-0"]["failed"]) == (1, 2)
+    assert by_gate["GDPR-1"]["passed"] == by_gate["GDPR-1"]["evaluated"] == 3
+    assert "results" not in log.recent(1)[0]  # listing validations leaves the column out
+
+
+def _rollups(db: object) -> dict[str, list[tuple]]:
+    return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall())  # type: ignore[attr-defined]
+            for t in ("daily", "daily_modules", "daily_gates")}
+
+
+def test_rollups_summed_per_batch_match_a_rebuild_from_the_records(log: AuditLog) -> None:
+    fill(log, 3)
+    log.record_many([(make_report(fail=i % 3 == 0, module=("gdpr", "hipaa")[i % 2],
+                                  cache_hit=i % 2 == 1), "s", []) for i in range(7)])
+    log.record(make_report(fail=False, gates=5), principal="ci", gates=[])
+    db = log.db()
+    kept = _rollups(db)
+    assert kept["daily"][0][1] == 11
+    db.execute("BEGIN")
+    audit_mod.rebuild_rollups(db)
+    assert _rollups(db) == kept
+    db.execute("ROLLBACK")
+
+
+def test_gate_sources_are_written_once(log: AuditLog) -> None:
+    other = GateSource("GDPR-1", "v1", "gdpr", "gate GDPR-1 y { ... }")
+    log.record_many([(make_report(), "s", [*SOURCES, other]), (make_report(), "s", SOURCES)])
+    log.record(make_report(), principal="ci", gates=[*SOURCES, other])
+    assert log.db().execute("SELECT count(*) FROM rulesets").fetchone()[0] == 2
+
+
+def test_schema_1_log_is_upgraded_and_its_rows_still_verify(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with AuditLog(path) as log:
+        db = log.db()
+        db.execute("ALTER TABLE validations DROP COLUMN results")
+        prev = audit_mod.GENESIS
+        for i in (1, 2):  # rows as schema 1 wrote them: every result a findings row
+            report = make_report(fail=i == 1)
+            row = {**audit_mod.validation_row(report, "old"), "id": i, "time": audit_mod.now_iso(),
+                   "prev_hash": prev}
+            findings = [audit_mod.finding_row(n, g) for n, g in enumerate(report.gates)]
+            row["row_hash"] = prev = row_hash("validations", row, findings)
+            db.table("validations").insert(row)
+            db.table("findings").insert_all({**f, "validation_id": i} for f in findings)
+    with AuditLog(path) as log:
+        assert log.verify().ok and log.count() == 2
+        assert log.record(make_report(), principal="new", gates=[]) == 3
+        assert log.verify().ok
+        assert [len(log.findings(i)) for i in (1, 2, 3)] == [3, 3, 3]
+        assert log.db().execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                                ).fetchone()[0] == str(audit_mod.SCHEMA_VERSION)
+        with raw(log) as conn:
+            conn.execute("UPDATE findings SET status = 'fail' WHERE validation_id = 2 AND seq = 2")
+        assert log.verify().problems[0].startswith("validations #2: content")
+
+
+@pytest.mark.parametrize(("value", "level"), [(None, 2), ("full", 2), ("normal", 1)])
+def test_synchronous_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             value: str | None, level: int) -> None:
+    if value is None:
+        monkeypatch.delenv("CLEARANCE_AUDIT_SYNC", raising=False)
+    else:
+        monkeypatch.setenv("CLEARANCE_AUDIT_SYNC", value)
+    with AuditLog(tmp_path / "a.db") as log:
+        assert log.db().execute("PRAGMA synchronous").fetchone()[0] == level
+
+
+def test_bad_synchronous_setting_is_a_clear_error(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLEARANCE_AUDIT_SYNC", "off")
+    with pytest.raises(ClearanceError, match="CLEARANCE_AUDIT_SYNC"):
+        AuditLog(tmp_path / "a.db")
 
 
 @pytest.mark.parametrize(("sql", "expected"), [
     ("UPDATE validations SET verdict = 'pass' WHERE id = 3", "validations #3: content"),
     ("UPDATE validations SET time = '2020-01-01T00:00:00Z' WHERE id = 2", "validations #2: content"),
-    ("UPDATE findings SET status = 'waived' WHERE validation_id = 4 AND seq = 0",
-     "validations #4: content"),
-    ("DELETE FROM findings WHERE validation_id = 2 AND seq = 1", "validations #2: content"),
+    ("UPDATE findings SET status = 'waived' WHERE validation_id = 3 AND seq = 0",
+     "validations #3: content"),
+    ("DELETE FROM findings WHERE validation_id = 1 AND seq = 0", "validations #1: content"),
+    ("UPDATE validations SET results = replace(results, '\"pass\"', '\"fail\"') WHERE id = 2",
+     "validations #2: content"),
+    ("UPDATE validations SET results = NULL WHERE id = 4", "validations #4: content"),
     ("DELETE FROM validations WHERE id = 3", "validations #4: row(s) #3 before it are missing"),
     ("DELETE FROM validations WHERE id = 1", "validations #2: row(s) #1 before it are missing"),
     ("INSERT INTO validations (id, time, doc_sha256, verdict, prev_hash, row_hash) VALUES "
@@ -199,9 +294,9 @@ def test_deleting_rows_is_one_problem_naming_the_gap(log: AuditLog) -> None:
         conn.execute("DELETE FROM validations WHERE id IN (2, 3, 4)")
     problems = log.verify().problems
     assert problems[0] == "validations #5: row(s) #2..#4 before it are missing (deleted)"
-    # Their findings (3 per validation, ids 4..12) are left behind, and named too.
-    assert problems[1:] == [f"findings #{i}: belongs to no validation (inserted, or its "
-                            "validation was deleted)" for i in range(4, 13)]
+    # #3's findings row (its failed gate; #2 and #4 passed: no rows) is left behind, and named.
+    assert problems[1:] == ["findings #2: belongs to no validation (inserted, or its "
+                            "validation was deleted)"]
 
 
 def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: AuditLog) -> None:
