@@ -198,25 +198,6 @@ class CatchAll:
 # -- group commit for the audit log ----------------------------------------------------------
 
 
-class _BatchLog(AuditLog):
-    """An :class:`AuditLog` whose records can share one transaction (one fsync for many)."""
-
-    def _transaction(self, fn: Any) -> Any:
-        if getattr(self._local, "batch", False):
-            return fn(self.db())  # already inside the batch's BEGIN IMMEDIATE
-        return super()._transaction(fn)
-
-    def record_batch(self, items: list[tuple[Report, str, list[GateSource]]]) -> list[int]:
-        def write(db: Any) -> list[int]:
-            self._local.batch = True
-            try:
-                return [self.record(r, principal=p, gates=g) for r, p, g in items]
-            finally:
-                self._local.batch = False
-
-        return self._guard("record validations", super()._transaction, write)
-
-
 class GroupCommitAudit:
     """An audit sink for a busy server: concurrent validations wait for one shared commit.
 
@@ -226,9 +207,8 @@ class GroupCommitAudit:
 
     MAX_BATCH = 256
 
-    def __init__(self, audit: _BatchLog) -> None:
+    def __init__(self, audit: AuditLog) -> None:
         self.log = audit
-        self._known: set[tuple[str, str]] = set()  # gate sources already in the log
         self._closed = False
         self._lock = threading.Lock()
         self._q: queue.SimpleQueue[tuple[Report, str, list[GateSource], Future[int]] | None] = (
@@ -289,19 +269,8 @@ class GroupCommitAudit:
                 return
 
     def _write(self, batch: list[tuple[Report, str, list[GateSource], Future[int]]]) -> None:
-        # The rulesets table keeps each (gate, version) once (inserts are "or ignore"); not
-        # re-sending the 80-odd gate sources this process already wrote saves about a quarter of
-        # the cost of a record.
-        fresh: set[tuple[str, str]] = set()
-        items = []
-        for r, p, g, _ in batch:
-            new = [s for s in g if (s.code, s.version) not in self._known
-                   and (s.code, s.version) not in fresh]
-            fresh.update((s.code, s.version) for s in new)
-            items.append((r, p, new))
         try:
-            ids = self.log.record_batch(items)
-            self._known |= fresh
+            ids = self.log.record_many([(r, p, g) for r, p, g, _ in batch])
         except Exception:
             # One bad record must not fail its neighbours: retry each alone.
             for r, p, g, fut in batch:
@@ -356,7 +325,7 @@ class _State:
 
             audit: Any = None
             if not audit_disabled():
-                audit = GroupCommitAudit(_BatchLog())
+                audit = GroupCommitAudit(AuditLog())
                 self.owned.append(audit)
             self.engine = Engine(gate_paths=self.gate_paths, audit=audit,
                                  max_bytes=self.settings.max_document_bytes)
@@ -569,7 +538,8 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
             row["not_passed"] = [
                 {"gate": f["gate"], "status": f["status"], "severity": f["severity"],
                  "line": f["line"], "waiver_reason": f["waiver_reason"]}
-                for f in audit.findings(row["id"]) if f["status"] != "pass"]
+                for f in audit.findings(row["id"]) if f["status"] not in ("pass",
+                                                                           "not_applicable")]
         return rows
 
     @app.get("/v1/audit/stats", tags=["audit"])

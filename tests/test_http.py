@@ -193,11 +193,11 @@ def test_concurrent_validations_are_each_recorded_once(server):
 def test_group_commit_records_each_once_and_refuses_after_close(tmp_path):
     from engine.audit import AuditLog
     from engine.errors import ClearanceError
-    from engine.server import GroupCommitAudit, _BatchLog
+    from engine.server import GroupCommitAudit
 
     engine = Engine(provider=NullProvider(), cache=None, audit=None)
     report = engine.validate(SAMPLES / "breach-letter.txt")
-    sink = GroupCommitAudit(_BatchLog(tmp_path / "audit.db"))
+    sink = GroupCommitAudit(AuditLog(tmp_path / "audit.db"))
     ids: list[int] = []
     threads = [threading.Thread(target=lambda: ids.append(
         sink.record(report, principal="t", gates=[]))) for _ in range(12)]
