@@ -203,6 +203,7 @@ def deterministic_layer(rs: Ruleset, doc: Document) -> Callable[[], object]:
     scanner = _scanner(rs)
 
     def run() -> object:
+        scan.release()  # as for a new document: no encoding or detector results carried over
         ctx = DocContext(doc)
         ctx.prefilter(scanner)
         return [evaluate_gate(g, ctx) for g in rs.gates]
