@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import multiprocessing
 import os
 import statistics
@@ -18,8 +19,11 @@ from engine.audit import (
     FINDINGS,
     VALIDATIONS,
     AuditLog,
+    audit_sync,
     finding_row,
+    is_plain,
     rebuild_rollups,
+    result_entry,
     row_hash,
     validation_row,
 )
@@ -39,18 +43,22 @@ from engine.report import (
 MODULES = ("gdpr", "hipaa", "secrets")
 
 
-def make_report(seed: int, gates: int = 8) -> Report:
-    """A realistic-sized report: ``gates`` results, a few failing with spans."""
+def make_report(seed: int, gates: int = 8, not_applicable: int = 0) -> Report:
+    """A realistic-sized report: ``gates`` results, a few failing with spans, the last
+    ``not_applicable`` of them not applicable (a server's report has 82 results, ~60 of them
+    for other document types)."""
     module = MODULES[seed % len(MODULES)]
     results = []
     for i in range(gates):
-        status = (Status.fail if (seed + 3 * i) % 17 == 0 else
+        status = (Status.not_applicable if i >= gates - not_applicable else
+                  Status.fail if (seed + 3 * i) % 17 == 0 else
                   Status.indeterminate if (seed + i) % 29 == 0 else Status.pass_)
         spans = [Span(start=100 + i, end=120 + i, line=3, col=1 + i, check="pii(EMAIL_ADDRESS)",
                       kind="pii", detail="EMAIL_ADDRESS")] if status == Status.fail else []
         results.append(GateResult(
             gate=f"{module.upper()}-{i:02d}", name=f"gate_{i}", module=module, version=f"v{i}",
-            title="t", status=status, blocking=True, severity=list(Severity)[i % 5],
+            title="t", status=status, blocking=status in (Status.fail, Status.indeterminate),
+            severity=list(Severity)[i % 5],
             cite="Art. 13", message="m", on_indeterminate=OnIndeterminate.block, spans=spans))
     failed = sum(r.status == Status.fail for r in results)
     indet = sum(r.status == Status.indeterminate for r in results)
@@ -63,16 +71,20 @@ def make_report(seed: int, gates: int = 8) -> Report:
                               doc_type_source="given", chars=4000, lines=80, sections=5),
         verdict=verdict, exit_code={"pass": 0, "fail": 1, "indeterminate": 3}[verdict],
         modules=[ModuleRef(id=module, version="1")], ruleset="r" * 16, gates=results,
-        summary=Summary(gates=gates, passed=gates - failed - indet, failed=failed,
-                        indeterminate=indet, not_applicable=0, waived=0, blocking=failed,
+        summary=Summary(gates=gates, passed=gates - failed - indet - not_applicable,
+                        failed=failed, indeterminate=indet, not_applicable=not_applicable,
+                        waived=0, blocking=failed + indet,
                         by_severity={}), ms=25.0 + seed % 40)
 
 
 # -- writes --------------------------------------------------------------------------------
 
 
-def _write_many(path: str, n: int, seed: int, start: Any = None) -> None:
-    reports = [make_report(seed + i) for i in range(n)]
+Shape = tuple[int, int]  # (gate results, of which not applicable)
+
+
+def _write_many(path: str, n: int, seed: int, shape: Shape = (8, 0), start: Any = None) -> None:
+    reports = [make_report(seed + i, *shape) for i in range(n)]
     with AuditLog(path) as log:
         if start is not None:
             start.wait()  # time the writes, not interpreter start-up
@@ -80,30 +92,36 @@ def _write_many(path: str, n: int, seed: int, start: Any = None) -> None:
             log.record(report, principal=f"bench-{seed}", gates=[])
 
 
-def bench_group_commit(workdir: Path, n: int, batch: int = 50) -> float:
-    """Writes per second when a server commits ``batch`` validations per transaction."""
-    reports = [make_report(i) for i in range(n)]
-    with AuditLog(workdir / "group.db") as log:
-        t0 = time.perf_counter()
+def bench_group_commit(workdir: Path, n: int, batch: int = 50,
+                       shape: Shape = (8, 0)) -> tuple[float, float]:
+    """(validations/s, CPU ms per validation) when a server commits ``batch`` validations per
+    transaction."""
+    reports = [make_report(i, *shape) for i in range(n)]
+    with AuditLog(workdir / f"group-{shape[0]}.db") as log:
+        c0, t0 = time.process_time(), time.perf_counter()
         for i in range(0, n, batch):
             log.record_many([(r, "bench", []) for r in reports[i:i + batch]])
         rate = n / (time.perf_counter() - t0)
+        cpu = (time.process_time() - c0) * 1000 / n
         assert log.count() == n and log.verify().ok
-    return rate
+    return rate, cpu
 
 
-def bench_writes(workdir: Path, n: int, procs: int) -> tuple[float, float]:
-    single = workdir / "single.db"
+def bench_writes(workdir: Path, n: int, procs: int,
+                 shape: Shape = (8, 0)) -> tuple[float, float, float]:
+    """(1 writer validations/s, its CPU ms per validation, ``procs`` writers validations/s)."""
+    single = workdir / f"single-{shape[0]}.db"
     AuditLog(single).close()
-    t0 = time.perf_counter()
-    _write_many(str(single), n, 0)
+    c0, t0 = time.process_time(), time.perf_counter()
+    _write_many(str(single), n, 0, shape)
     single_rate = n / (time.perf_counter() - t0)
+    single_cpu = (time.process_time() - c0) * 1000 / n
 
-    multi = workdir / "multi.db"
+    multi = workdir / f"multi-{shape[0]}.db"
     AuditLog(multi).close()
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(procs + 1)
-    workers = [ctx.Process(target=_write_many, args=(str(multi), n, p * n, start))
+    workers = [ctx.Process(target=_write_many, args=(str(multi), n, p * n, shape, start))
                for p in range(procs)]
     for w in workers:
         w.start()
@@ -114,22 +132,26 @@ def bench_writes(workdir: Path, n: int, procs: int) -> tuple[float, float]:
     multi_rate = procs * n / (time.perf_counter() - t0)
     with AuditLog(multi) as log:
         assert log.count() == procs * n and log.verify().ok
-    return single_rate, multi_rate
+    return single_rate, single_cpu, multi_rate
 
 
 # -- 100k rows -----------------------------------------------------------------------------
 
 
 def build(path: Path, validations: int, gates: int, days: int = 90) -> float:
-    """Bulk-load ``validations`` rows with a valid chain (the same hashing as ``record``)."""
+    """Bulk-load ``validations`` rows with a valid chain (the same hashing and the same split
+    into findings rows and plain ``results`` as ``record``)."""
     v_cols = list(VALIDATIONS)
     f_cols = [c for c in FINDINGS if c != "id"]
     templates: list[tuple[dict[str, Any], list[tuple[Any, ...]]]] = []
     for seed in range(30):
         report = make_report(seed, gates)
-        rows = [finding_row(i, g) for i, g in enumerate(report.gates)]
+        rows = [finding_row(i, g) for i, g in enumerate(report.gates) if not is_plain(g)]
         hashed = [tuple(f.get(c) for c in f_cols[1:]) for f in rows]  # minus validation_id
-        templates.append((validation_row(report, "bench"), hashed))
+        plain = [result_entry(i, g) for i, g in enumerate(report.gates) if is_plain(g)]
+        base = validation_row(report, "bench")
+        base["results"] = json.dumps(plain, separators=(",", ":"), ensure_ascii=False)
+        templates.append((base, hashed))
     docs = max(1, validations // 5)  # each document validated ~5 times
     doc_hashes = [hashlib.sha256(b"doc %d" % n).hexdigest() for n in range(docs)]
     start = datetime.now(UTC) - timedelta(days=days)
@@ -219,19 +241,23 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         work = Path(tmp)
-        single, multi = bench_writes(work, args.writes, args.procs)
-        print(f"audit writes, 1 writer             : {single:8.0f} validations/s "
-              f"({1000 / single:.2f} ms each, {args.gates} findings, synchronous=FULL)")
-        print(f"audit writes, {args.procs} processes          : {multi:8.0f} validations/s "
-              "(chain verified afterwards)")
-        grouped = bench_group_commit(work, max(args.writes, 500))
-        print(f"audit writes, record_many(50)      : {grouped:8.0f} validations/s "
-              "(group commit: one transaction per 50)")
+        sync = audit_sync().upper()
+        for shape in ((args.gates, 0), (82, 61)):
+            what = (f"{shape[0]} results" if not shape[1] else
+                    f"{shape[0]} results, {shape[1]} n/a")
+            single, cpu, multi = bench_writes(work, args.writes, args.procs, shape)
+            print(f"audit writes, 1 writer ({what:<18}): {single:8.0f} validations/s "
+                  f"({1000 / single:.2f} ms each, {cpu:.2f} ms CPU; synchronous={sync})")
+            print(f"audit writes, {args.procs} processes ({what:<15}): {multi:8.0f} "
+                  "validations/s (chain verified afterwards)")
+            grouped, cpu = bench_group_commit(work, max(args.writes, 500), shape=shape)
+            print(f"audit writes, record_many(50) ({what:<11}): {grouped:8.0f} validations/s "
+                  f"({cpu:.2f} ms CPU each; group commit: one transaction per 50)")
         path = work / "big.db"
         seconds = build(path, args.validations, args.gates)
         size = path.stat().st_size / 1e6
         print(f"bulk load {args.validations:,} validations        : {seconds:8.1f} s "
-              f"({args.validations * args.gates:,} findings, {size:.0f} MB)")
+              f"({args.validations * args.gates:,} gate results, {size:.0f} MB)")
         print(f"query latency on {args.validations:,} validations (median / max of 15 runs):")
         for name, median, worst in bench_queries(path):
             whole_log = name.startswith(("audit verify", "audit export"))
