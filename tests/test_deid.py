@@ -47,16 +47,21 @@ def test_to_redacted_for_boundaries():
     assert d.text[d.to_redacted(inside) :].startswith("[US_SSN_1]")
 
 
-def test_overlapping_detections_hide_the_union():
+def test_overlapping_detections_hide_the_union_named_by_the_best():
     def a(text):
-        return [Match(0, 6, "A")]
+        return [Match(0, 6, "A", score=0.9)]
 
     def b(text):
-        return [Match(3, 10, "B")]
+        return [Match(3, 10, "B", score=0.5)]
 
     d = deidentify("abcdefghijkl", [a, b])
     assert d.text == "[A_1]kl"
     assert d.to_original(0, 5) == (0, 10)
+
+    def c(text):
+        return [Match(2, 4, "C", score=0.99)]
+
+    assert deidentify("abcdefghijkl", [a, b, c]).text == "[C_1]kl"
 
 
 def test_copied_text_maps_character_for_character():

@@ -65,14 +65,16 @@ class Deidentified:
 
 
 def default_finders() -> list[Finder]:
-    """Our own detectors: ``gates.redact.detect_all`` when it exists, else every registered PII
-    and secret detector (the registries grow; reading them at call time picks new ones up)."""
+    """Our own detectors, read at call time so newly registered ones are picked up. We take every
+    raw match (``gates.redact.find_all``), not ``detect_all``: that one keeps the better of two
+    overlapping matches, which can leave the rest of a longer value in the text; here overlaps
+    are united instead, so no part of any detected value leaves the machine."""
     try:
-        from gates.redact import detect_all  # type: ignore[attr-defined]
+        from gates.redact import find_all
     except ImportError:
-        detect_all = None
-    if detect_all is not None:
-        return [detect_all]
+        find_all = None
+    if find_all is not None:
+        return [find_all]
     from gates import pii, secrets
 
     return [d.find for d in (*pii.DETECTORS.values(), *secrets.DETECTORS.values())]
@@ -86,22 +88,25 @@ def _entity(match: Any) -> str:
 def deidentify(text: str, finders: Iterable[Finder] | None = None) -> Deidentified:
     """Replace every detected value with ``[TYPE_n]``; the same value gets the same placeholder so
     the model can still tell that two mentions are one address."""
-    found: list[tuple[int, int, str]] = []
+    found: list[tuple[int, int, float, str]] = []
     for finder in finders if finders is not None else default_finders():
         for m in finder(text):
             if 0 <= m.start < m.end <= len(text):
-                found.append((m.start, m.end, _entity(m)))
-    # overlapping detections: keep the earliest, and of those the longest, so nothing leaks out
-    # of a partially covered value
+                found.append((m.start, m.end, float(getattr(m, "score", 1.0)), _entity(m)))
+    # Overlapping detections are united, so nothing leaks out of a partly covered value; the
+    # united span is named after its best-scoring (then longest) member.
     found.sort(key=lambda t: (t[0], -(t[1] - t[0])))
     spans: list[tuple[int, int, str]] = []
-    for start, end, ent in found:
+    best: list[tuple[float, int]] = []
+    for start, end, score, ent in found:
         if spans and start < spans[-1][1]:
-            if end > spans[-1][1]:
-                prev = spans[-1]
-                spans[-1] = (prev[0], end, prev[2])
+            prev = spans[-1]
+            rank = (score, end - start)
+            spans[-1] = (prev[0], max(end, prev[1]), ent if rank > best[-1] else prev[2])
+            best[-1] = max(best[-1], rank)
             continue
         spans.append((start, end, ent))
+        best.append((score, end - start))
 
     pieces: list[str] = []
     segments: list[Segment] = []
