@@ -322,6 +322,14 @@ def test_questions_are_listed_once_each_with_short_ids(fake_anthropic):
     ]
 
 
+def test_like_statements_travel_as_hints(fake_anthropic):
+    q = Question("Does the notice give a retention period?", like=("We keep data for 2 years.",))
+    ask(make(fake_anthropic), NOTICE, [q])
+    text = fake_anthropic.requests[0].body["messages"][0]["content"][1]["text"]
+    listing = json.loads(text.split("<questions>")[1].split("</questions>")[0])
+    assert listing == [{"id": "Q1", "question": q.text, "satisfied_by": list(q.like)}]
+
+
 def test_parse_retry_after_forms():
     assert parse_retry_after({"retry-after": "2"}) == 2.0
     assert parse_retry_after({"retry-after-ms": "250"}) == 0.25

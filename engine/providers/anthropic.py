@@ -23,7 +23,7 @@ from gates.base import Question
 
 DEFAULT_MODEL = "claude-sonnet-4-6"  # not on the installed SDK's deprecation list
 TOOL_NAME = "record_answers"
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 SYSTEM_PROMPT = """\
 You check documents for regulatory compliance. You receive one document (or one part of a long \
@@ -40,6 +40,8 @@ what the question asks for; other parts are checked separately.
 that support a "yes"; leave it empty for "no".
 - Tokens such as [EMAIL_ADDRESS_1] are placeholders for redacted personal data; treat them as the \
 values they stand for.
+- A question may list statements it would be satisfied_by: they show what is meant; the \
+document need not use the same words.
 - rationale: one sentence. confidence: your probability (0 to 1) that the verdict is right."""
 
 TOOL: dict[str, Any] = {
@@ -252,7 +254,10 @@ class AnthropicProvider(Provider):
     ) -> dict[str, Any]:
         part = f' part="{index + 1} of {total}"' if total > 1 else ""
         listing = json.dumps(
-            [{"id": k, "question": q.text} for k, q in aliases.items()],
+            [
+                {"id": k, "question": q.text, **({"satisfied_by": list(q.like)} if q.like else {})}
+                for k, q in aliases.items()
+            ],
             ensure_ascii=False,
             indent=0,
         )
