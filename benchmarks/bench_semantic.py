@@ -245,6 +245,53 @@ def api_calls(corpus: Path) -> None:
         server.server_close()
 
 
+def engine_usage(corpus: Path, limit: int) -> None:
+    """The whole engine on the sample documents and on the first ``limit`` corpus policies, with
+    the Anthropic provider pointed at the fake server: questions asked vs decided by cheap checks,
+    API calls and tokens per document."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_anthropic import start_server
+
+    from engine.api import Engine
+    from engine.providers.anthropic import AnthropicProvider
+
+    state, server = start_server()
+    try:
+        provider = AnthropicProvider(api_key="fake", base_url=state.url, timeout_s=10)
+        engine = Engine(provider=provider, cache=None, audit=None)
+        samples = sorted(p for p in (ROOT / "data" / "samples").iterdir() if p.is_file())
+        policies = sorted(p for p in corpus.glob("*.md") if p.name != "README.md")[:limit]
+        for label, paths in (("samples", samples), (f"GDPR-T-200 first {limit}", policies)):
+            totals = {"docs": 0, "asked": 0, "skipped": 0, "calls": 0, "in": 0, "cached": 0}
+            for path in paths:
+                before = len(state.requests)
+                report = engine.validate(path)
+                llm = report.llm
+                totals["docs"] += 1
+                totals["asked"] += llm.questions_asked
+                totals["skipped"] += llm.questions_skipped
+                totals["calls"] += len(state.requests) - before
+                totals["in"] += llm.input_tokens
+                totals["cached"] += llm.cached_input_tokens
+                if label == "samples":
+                    print(
+                        f"  {path.name}: {llm.questions_asked} asked, {llm.questions_skipped} "
+                        f"decided by cheap checks, {len(state.requests) - before} API calls, "
+                        f"{llm.input_tokens} input tokens"
+                    )
+            n = max(1, totals["docs"])
+            print(
+                f"{label}: {totals['docs']} documents; per document "
+                f"{totals['asked'] / n:.1f} questions asked, "
+                f"{totals['skipped'] / n:.1f} decided by cheap checks, "
+                f"{totals['calls'] / n:.2f} API calls, {totals['in'] / n:.0f} input tokens"
+            )
+    finally:
+        state.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -252,6 +299,10 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"save {THRESHOLDS.name}")
     parser.add_argument("--skip-offline", action="store_true")
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument(
+        "--engine-docs", type=int, default=30, help="corpus policies run through the engine"
+    )
     args = parser.parse_args()
     if not args.corpus.is_dir():
         raise SystemExit(f"corpus not found: {args.corpus}")
@@ -260,6 +311,9 @@ def main() -> None:
     if not args.skip_api:
         print()
         api_calls(args.corpus)
+    if not args.skip_engine:
+        print()
+        engine_usage(args.corpus, args.engine_docs)
 
 
 if __name__ == "__main__":
