@@ -187,3 +187,17 @@ def test_t200_subset_deterministic(run_cli):
         assert row["tp"] + row["fp"] + row["fn"] + row["tn"] == 5
     assert 0.0 <= res["macro"]["balanced_accuracy"] <= 1.0
     assert any("provider 'none'" in n for n in res["notes"])
+
+
+def test_entities_reuses_the_span_evaluation(tmp_path, run_cli):
+    text = "Write to jane.roe@example.com today."
+    start = text.index("jane")
+    line = json.dumps({"text": text, "entities": [
+        {"type": "EMAIL_ADDRESS", "start": start, "end": start + len("jane.roe@example.com")}]})
+    labelled = write(tmp_path / "spans.jsonl", line + "\n")
+    code, out, err = run_cli("eval", "--entities", labelled, "--format", "json")
+    assert code == 0, err
+    ent = json.loads(out)["entities"]
+    assert ent["documents"] == 1
+    email = next(t for t in ent["types"] if t["type"] == "EMAIL_ADDRESS")
+    assert email["tp"] == 1 and email["missed"] == 0
