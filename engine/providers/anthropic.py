@@ -453,15 +453,15 @@ class AnthropicProvider(Provider):
             best = max(yes, key=lambda a: a.confidence)
             seen: set[tuple[int, int]] = set()
             evidence = []
-            for a in sorted(yes, key=lambda a: -a.confidence):
-                for ev in a.evidence:
+            for y in sorted(yes, key=lambda y: -y.confidence):
+                for ev in y.evidence:
                     if (ev.start, ev.end) not in seen:
                         seen.add((ev.start, ev.end))
                         evidence.append(ev)
             return Answer("yes", best.confidence, best.rationale, tuple(evidence))
         if got and all(a is not None and a.verdict == "no" for a in got):
-            nos = [a for a in got if a is not None]
-            least = min(nos, key=lambda a: a.confidence)
+            nos = [n for n in got if n is not None]
+            least = min(nos, key=lambda n: n.confidence)
             return Answer("no", least.confidence, least.rationale)
         reasons = []
         for i, (o, a) in enumerate(zip(outcomes, got, strict=True)):

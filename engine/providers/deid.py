@@ -72,8 +72,8 @@ def default_finders() -> list[Finder]:
     try:
         from gates.redact import find_all
     except ImportError:
-        find_all = None
-    if find_all is not None:
+        pass
+    else:
         return [find_all]
     from gates import pii, secrets
 
