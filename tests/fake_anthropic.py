@@ -87,6 +87,8 @@ class FakeAnthropic:
     faults: list[Fault] = field(default_factory=list)
     always: Fault | None = None
     seen_blocks: set[str] = field(default_factory=set)
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most requests handled at once (to test concurrency limits)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -96,6 +98,7 @@ class FakeAnthropic:
             self.faults.clear()
             self.always = None
             self.seen_blocks.clear()
+            self.in_flight = self.max_in_flight = 0
 
     def next_fault(self) -> Fault | None:
         with self.lock:
@@ -176,6 +179,16 @@ def _handler(state: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             self._send(status, json.dumps(body).encode(), headers)
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            with state.lock:
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            try:
+                self._handle()
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+
+        def _handle(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length).decode("utf-8", "replace")
             try:

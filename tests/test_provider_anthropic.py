@@ -158,6 +158,17 @@ def test_long_document_one_request_per_chunk_and_merged_answers(fake_anthropic):
     assert [a.verdict for a in result.answers.values()][2] == "no"
 
 
+def test_concurrency_limit_holds_across_chunks(fake_anthropic):
+    text = "\n\n".join(f"# Part {i}\n\nThe data controller is Acme, part {i}." for i in range(12))
+    for _ in range(12):
+        fake_anthropic.faults.append(Fault("slow", delay=0.05))
+    provider = make(fake_anthropic, chunk_chars=120, chunk_overlap=0, concurrency=2)
+    result = ask(provider, text, [Q_CONTROLLER])
+    assert len(fake_anthropic.requests) >= 6
+    assert fake_anthropic.max_in_flight == 2
+    assert result.answers[Q_CONTROLLER.id].verdict == "yes"
+
+
 def test_429_retry_after_is_honoured_then_success(fake_anthropic):
     sleep = SleepRecorder()
     fake_anthropic.faults.append(Fault("rate_limit", retry_after=1.5))
