@@ -35,7 +35,8 @@ def test_labels_cover_every_file_and_every_gate():
     for doc in corpus.documents:
         assert set(doc.expected) == GATES, (
             f"{doc.name}: missing {sorted(GATES - set(doc.expected))}, "
-            f"unknown {sorted(set(doc.expected) - GATES)}")
+            f"unknown {sorted(set(doc.expected) - GATES)}"
+        )
 
 
 def test_labels_file_is_the_documented_shape():

@@ -21,7 +21,7 @@ from tests.conftest import write
 
 # One deterministic gate and one that needs a semantic answer, in a module of their own so the
 # test does not move when the built-in modules are tuned.
-GATES = '''
+GATES = """
 module evaltest { title "eval test" version "1" }
 
 gate EVT-1 names_controller {
@@ -47,7 +47,7 @@ gate EVT-2 says_retention {
   example pass "The retention period is two years."
   example fail "Hello."
 }
-'''
+"""
 
 # name: (text, EVT-1 label, EVT-2 label)
 DOCS = {
@@ -55,8 +55,11 @@ DOCS = {
     "b.md": ("Acme is the data controller. Nothing about keeping.", "pass", "fail"),
     "c.md": ("We are Acme. The retention period is 2 years.", "fail", "pass"),
     # labelled pass, but the phrase is missing: a false alarm for EVT-1
-    "d.md": ("Acme is the controller of your data. The retention period is 1 year.", "pass",
-             "pass"),
+    "d.md": (
+        "Acme is the controller of your data. The retention period is 1 year.",
+        "pass",
+        "pass",
+    ),
     # EVT-1 fails and is labelled fail; EVT-2 wording absent and labelled fail
     "e.md": ("Hello. We keep things.", "fail", "fail"),
 }
@@ -67,16 +70,19 @@ def _corpus(tmp_path: Path, docs: dict = DOCS, module: str = "evaltest") -> Path
     labels: dict = {"module": module, "documents": {}}
     for name, (text, l1, l2) in docs.items():
         write(root / name, text)
-        labels["documents"][name] = {"doc_type": "privacy_notice",
-                                     "expected": {"EVT-1": l1, "EVT-2": l2}}
+        labels["documents"][name] = {
+            "doc_type": "privacy_notice",
+            "expected": {"EVT-1": l1, "EVT-2": l2},
+        }
     write(root / "labels.json", json.dumps(labels))
     return root
 
 
 def _engine(tmp_path: Path, provider) -> Engine:
     gates = write(tmp_path / "gates" / "evaltest" / "module.gates", GATES)
-    return Engine(gate_paths=[gates.parent], include_builtin=False, provider=provider,
-                  cache=None, audit=None)
+    return Engine(
+        gate_paths=[gates.parent], include_builtin=False, provider=provider, cache=None, audit=None
+    )
 
 
 def test_metrics_by_hand_with_indeterminate_apart(tmp_path):
@@ -101,7 +107,10 @@ def test_metrics_by_hand_with_indeterminate_apart(tmp_path):
     assert micro.fail_closed() == (pytest.approx(4 / 5), 1.0)
     assert res.macro()["precision"] == pytest.approx(0.6667, abs=1e-4)  # EVT-2 undefined
     assert {(m.document, m.gate) for m in res.mismatches} == {
-        ("d.md", "EVT-1"), ("b.md", "EVT-2"), ("e.md", "EVT-2")}
+        ("d.md", "EVT-1"),
+        ("b.md", "EVT-2"),
+        ("e.md", "EVT-2"),
+    }
 
 
 def test_semantic_answers_decide_the_undecided(tmp_path):
@@ -126,8 +135,9 @@ def test_requirement_score_arithmetic():
 def test_cli_json_and_table(tmp_path, run_cli):
     root = _corpus(tmp_path)
     gates = write(tmp_path / "gates" / "evaltest" / "module.gates", GATES)
-    code, out, err = run_cli("eval", root, "--gates", gates.parent, "--deterministic-only",
-                             "--format", "json")
+    code, out, err = run_cli(
+        "eval", root, "--gates", gates.parent, "--deterministic-only", "--format", "json"
+    )
     assert code == 0, err
     data = json.loads(out)
     (corpus,) = data["corpora"]
@@ -146,8 +156,12 @@ def test_usage_errors_exit_2(tmp_path, run_cli):
     assert code == 2 and "labelled corpus" in err
     code, _, err = run_cli("eval", tmp_path / "nope")
     assert code == 2 and "no such corpus folder" in err
-    bad = write(tmp_path / "bad" / "labels.json", json.dumps(
-        {"module": "gdpr", "documents": {"x.md": {"expected": {"GDPR-13-1A": "maybe"}}}}))
+    bad = write(
+        tmp_path / "bad" / "labels.json",
+        json.dumps(
+            {"module": "gdpr", "documents": {"x.md": {"expected": {"GDPR-13-1A": "maybe"}}}}
+        ),
+    )
     write(bad.parent / "x.md", "text")
     code, _, err = run_cli("eval", bad.parent)
     assert code == 2 and "'maybe'" in err
@@ -156,8 +170,10 @@ def test_usage_errors_exit_2(tmp_path, run_cli):
 
 
 def test_missing_t200_corpus_exits_2(tmp_path, run_cli):
-    toml = write(tmp_path / "t.toml", 'corpus = "../no-such-corpus-here"\n[requirements]\n'
-                 '"DPO Contact" = ["GDPR-13-1B"]\n')
+    toml = write(
+        tmp_path / "t.toml",
+        'corpus = "../no-such-corpus-here"\n[requirements]\n"DPO Contact" = ["GDPR-13-1B"]\n',
+    )
     code, _, err = run_cli("eval", "--t200", toml, "--deterministic-only")
     assert code == 2
     assert "GDPR-T-200 corpus not found" in err
@@ -173,11 +189,13 @@ def test_t200_config_maps_all_21_requirements_to_real_gates():
 _T200 = load_t200_config(REPO_ROOT / "data" / "eval" / "gdpr-t200.toml")
 
 
-@pytest.mark.skipif(not _T200.corpus.is_dir(),
-                    reason=f"GDPR-T-200 corpus not present at {_T200.corpus}")
+@pytest.mark.skipif(
+    not _T200.corpus.is_dir(), reason=f"GDPR-T-200 corpus not present at {_T200.corpus}"
+)
 def test_t200_subset_deterministic(run_cli):
-    code, out, err = run_cli("eval", "--t200", _T200.path, "--deterministic-only", "--limit", "5",
-                             "--format", "json")
+    code, out, err = run_cli(
+        "eval", "--t200", _T200.path, "--deterministic-only", "--limit", "5", "--format", "json"
+    )
     assert code == 0, err
     res = json.loads(out)["t200"]
     assert res["documents"] == 5 and res["deterministic_only"] is True
@@ -192,8 +210,18 @@ def test_t200_subset_deterministic(run_cli):
 def test_entities_reuses_the_span_evaluation(tmp_path, run_cli):
     text = "Write to jane.roe@example.com today."
     start = text.index("jane")
-    line = json.dumps({"text": text, "entities": [
-        {"type": "EMAIL_ADDRESS", "start": start, "end": start + len("jane.roe@example.com")}]})
+    line = json.dumps(
+        {
+            "text": text,
+            "entities": [
+                {
+                    "type": "EMAIL_ADDRESS",
+                    "start": start,
+                    "end": start + len("jane.roe@example.com"),
+                }
+            ],
+        }
+    )
     labelled = write(tmp_path / "spans.jsonl", line + "\n")
     code, out, err = run_cli("eval", "--entities", labelled, "--format", "json")
     assert code == 0, err

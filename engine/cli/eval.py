@@ -31,23 +31,41 @@ def _provider(name: str | None, deterministic_only: bool) -> Any:
 
 @app.command("eval")
 def eval_command(
-    corpora: Annotated[list[Path] | None, typer.Argument(
-        help="labelled corpus folders (each with a labels.json)", show_default=False)] = None,
-    t200: Annotated[Path | None, typer.Option(
-        "--t200", help="GDPR-Transparency-200 evaluation file, e.g. data/eval/gdpr-t200.toml")
+    corpora: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="labelled corpus folders (each with a labels.json)", show_default=False
+        ),
     ] = None,
-    entities: Annotated[Path | None, typer.Option(
-        "--entities", help="labelled PII/secret span set (JSON lines), e.g. "
-        "data/pii-eval/entities.jsonl")] = None,
-    deterministic_only: Annotated[bool, typer.Option(
-        "--deterministic-only", help="disable semantic checks (provider 'none')")] = False,
-    provider: Annotated[str | None, typer.Option(
-        "--provider", help="semantic provider (default: as for validate)")] = None,
-    limit: Annotated[int | None, typer.Option(
-        "--limit", min=1, help="only the first N documents of GDPR-T-200 (sorted by name)")] = None,
+    t200: Annotated[
+        Path | None,
+        typer.Option(
+            "--t200", help="GDPR-Transparency-200 evaluation file, e.g. data/eval/gdpr-t200.toml"
+        ),
+    ] = None,
+    entities: Annotated[
+        Path | None,
+        typer.Option(
+            "--entities",
+            help="labelled PII/secret span set (JSON lines), e.g. data/pii-eval/entities.jsonl",
+        ),
+    ] = None,
+    deterministic_only: Annotated[
+        bool, typer.Option("--deterministic-only", help="disable semantic checks (provider 'none')")
+    ] = False,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="semantic provider (default: as for validate)")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", min=1, help="only the first N documents of GDPR-T-200 (sorted by name)"
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no per-document mismatch list")
-                     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="no per-document mismatch list")
+    ] = False,
     gates: list[Path] = GatesOpt,
 ) -> None:
     """Per-gate precision, recall and F1 (positive class: the gate fails) on labelled corpora;
@@ -73,8 +91,9 @@ def eval_command(
     needs_engine = bool(corpora) or t200 is not None
     engine = None
     if needs_engine:
-        engine = make_engine(gates, cache=None, audit=None,
-                             provider=_provider(provider, deterministic_only))
+        engine = make_engine(
+            gates, cache=None, audit=None, provider=_provider(provider, deterministic_only)
+        )
     try:
         if corpora:
             from engine.evaluation.gates import evaluate_corpus, render_corpus
@@ -88,15 +107,22 @@ def eval_command(
             from engine.evaluation.gates import evaluate_t200, load_t200_config, render_t200
 
             config = load_t200_config(t200)
-            res = evaluate_t200(config, engine, deterministic_only=deterministic_only,
-                                limit=limit, progress=progress)
+            res = evaluate_t200(
+                config,
+                engine,
+                deterministic_only=deterministic_only,
+                limit=limit,
+                progress=progress,
+            )
             out["t200"] = res.as_dict()
             if fmt == "text":
                 render_t200(res, console)
                 if not quiet and res.errors:
-                    console.print(f"{len(res.errors)} document(s) with a wrong prediction "
-                                  "(+R: said disclosed, -R: said not disclosed); --format json "
-                                  "lists them all")
+                    console.print(
+                        f"{len(res.errors)} document(s) with a wrong prediction "
+                        "(+R: said disclosed, -R: said not disclosed); --format json "
+                        "lists them all"
+                    )
     except GateFileError as exc:
         raise typer.Exit(gate_file_errors(exc)) from None
     if entities is not None:

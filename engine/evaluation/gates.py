@@ -43,6 +43,7 @@ def _round(v: float | None) -> float | None:
 
 # --- labelled corpora -------------------------------------------------------------------------
 
+
 @dataclass
 class GateScore:
     """Confusion counts of one gate; the positive class is "the gate fails". Pass and
@@ -88,18 +89,33 @@ class GateScore:
         return _ratio(tp, tp + fp), _ratio(tp, tp + self.fn)
 
     def add(self, other: GateScore) -> None:
-        for name in ("tp", "fp", "fn", "tn", "indeterminate_expected_fail",
-                     "indeterminate_expected_ok", "applicability_mismatch"):
+        for name in (
+            "tp",
+            "fp",
+            "fn",
+            "tn",
+            "indeterminate_expected_fail",
+            "indeterminate_expected_ok",
+            "applicability_mismatch",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate, "tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn,
-                "indeterminate": self.indeterminate,
-                "indeterminate_expected_fail": self.indeterminate_expected_fail,
-                "indeterminate_expected_ok": self.indeterminate_expected_ok,
-                "applicability_mismatch": self.applicability_mismatch,
-                "support": self.support, "precision": _round(self.precision),
-                "recall": _round(self.recall), "f1": _round(self.f1)}
+        return {
+            "gate": self.gate,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "tn": self.tn,
+            "indeterminate": self.indeterminate,
+            "indeterminate_expected_fail": self.indeterminate_expected_fail,
+            "indeterminate_expected_ok": self.indeterminate_expected_ok,
+            "applicability_mismatch": self.applicability_mismatch,
+            "support": self.support,
+            "precision": _round(self.precision),
+            "recall": _round(self.recall),
+            "f1": _round(self.f1),
+        }
 
 
 @dataclass
@@ -110,8 +126,12 @@ class Mismatch:
     actual: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"document": self.document, "gate": self.gate, "expected": self.expected,
-                "actual": self.actual}
+        return {
+            "document": self.document,
+            "gate": self.gate,
+            "expected": self.expected,
+            "actual": self.actual,
+        }
 
 
 @dataclass
@@ -151,22 +171,28 @@ class CorpusEvaluation:
 
     def macro(self) -> dict[str, float | None]:
         rows = list(self.scores.values())
-        return {"precision": _round(_mean(s.precision for s in rows)),
-                "recall": _round(_mean(s.recall for s in rows)),
-                "f1": _round(_mean(s.f1 for s in rows))}
+        return {
+            "precision": _round(_mean(s.precision for s in rows)),
+            "recall": _round(_mean(s.recall for s in rows)),
+            "f1": _round(_mean(s.f1 for s in rows)),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         micro = self.micro
         fc_p, fc_r = micro.fail_closed()
         return {
-            "path": self.path, "module": self.module, "provider": self.provider,
-            "documents": self.documents, "positive_class": "gate fails",
+            "path": self.path,
+            "module": self.module,
+            "provider": self.provider,
+            "documents": self.documents,
+            "positive_class": "gate fails",
             "gates": [s.as_dict() for s in sorted(self.scores.values(), key=lambda s: s.gate)],
             "micro": {k: v for k, v in micro.as_dict().items() if k != "gate"},
             "micro_if_indeterminate_fails": {"precision": _round(fc_p), "recall": _round(fc_r)},
             "macro": self.macro(),
             "mismatches": [m.as_dict() for m in self.mismatches],
-            "warnings": self.warnings, "seconds": round(self.seconds, 2),
+            "warnings": self.warnings,
+            "seconds": round(self.seconds, 2),
         }
 
 
@@ -177,37 +203,50 @@ def load_corpus(folder: str | Path) -> LabelledCorpus:
         raise UserError(f"{root}: no such corpus folder")
     labels_path = root / LABELS_FILE
     if not labels_path.is_file():
-        raise UserError(f"{root}: no {LABELS_FILE} (expected {{\"module\": ..., \"documents\": "
-                        "{name: {doc_type, expected: {GATE: pass|fail|not_applicable}}}})")
+        raise UserError(
+            f'{root}: no {LABELS_FILE} (expected {{"module": ..., "documents": '
+            "{name: {doc_type, expected: {GATE: pass|fail|not_applicable}}}})"
+        )
     try:
         data = json.loads(labels_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UserError(f"{labels_path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("module"), str) or not isinstance(
-            data.get("documents"), dict):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("module"), str)
+        or not isinstance(data.get("documents"), dict)
+    ):
         raise UserError(f"{labels_path}: expected an object with 'module' and 'documents'")
     docs: list[LabelledDoc] = []
     for name, entry in sorted(data["documents"].items()):
         where = f"{labels_path}: document '{name}'"
         if not isinstance(entry, dict) or not isinstance(entry.get("expected"), dict):
-            raise UserError(f"{where}: expected {{\"doc_type\": ..., \"expected\": {{...}}}}")
+            raise UserError(f'{where}: expected {{"doc_type": ..., "expected": {{...}}}}')
         doc_type = entry.get("doc_type")
         if doc_type is not None and doc_type not in DOC_TYPES:
-            raise UserError(f"{where}: unknown doc_type '{doc_type}' (expected one of: "
-                            f"{', '.join(DOC_TYPES)})")
+            raise UserError(
+                f"{where}: unknown doc_type '{doc_type}' (expected one of: {', '.join(DOC_TYPES)})"
+            )
         bad = {g: v for g, v in entry["expected"].items() if v not in EXPECTED}
         if bad:
             gate, value = next(iter(bad.items()))
-            raise UserError(f"{where}: {gate} is labelled '{value}' (expected one of: "
-                            f"{', '.join(EXPECTED)})")
+            raise UserError(
+                f"{where}: {gate} is labelled '{value}' (expected one of: {', '.join(EXPECTED)})"
+            )
         path = root / name
         if not path.is_file():
             raise UserError(f"{where}: no such file {path}")
         docs.append(LabelledDoc(name, path, doc_type, dict(entry["expected"])))
     named = {d.name for d in docs}
-    unlabelled = sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                        if p.is_file() and p.name != LABELS_FILE and not p.name.startswith(".")
-                        and p.name.lower() != "readme.md" and str(p.relative_to(root)) not in named)
+    unlabelled = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.name != LABELS_FILE
+        and not p.name.startswith(".")
+        and p.name.lower() != "readme.md"
+        and str(p.relative_to(root)) not in named
+    )
     return LabelledCorpus(root, data["module"], docs, unlabelled)
 
 
@@ -217,20 +256,24 @@ def _actual(status: Status) -> str:
     return status.value
 
 
-def evaluate_corpus(folder: str | Path, engine: Any,
-                    progress: Callable[[str], None] | None = None) -> CorpusEvaluation:
+def evaluate_corpus(
+    folder: str | Path, engine: Any, progress: Callable[[str], None] | None = None
+) -> CorpusEvaluation:
     """Validate every labelled document of ``folder`` with its module and doc type, and score
     each gate of the module against the labels."""
     corpus = load_corpus(folder)
     started = time.perf_counter()
     gates = [g.code for g in engine.ruleset([corpus.module]).gates]
-    result = CorpusEvaluation(str(folder), corpus.module, engine.provider.name,
-                              len(corpus.documents))
+    result = CorpusEvaluation(
+        str(folder), corpus.module, engine.provider.name, len(corpus.documents)
+    )
     result.scores = {code: GateScore(code) for code in gates}
     if corpus.unlabelled:
-        result.warnings.append(f"{len(corpus.unlabelled)} file(s) have no labels and were not "
-                               f"evaluated: {', '.join(corpus.unlabelled[:5])}"
-                               + (" ..." if len(corpus.unlabelled) > 5 else ""))
+        result.warnings.append(
+            f"{len(corpus.unlabelled)} file(s) have no labels and were not "
+            f"evaluated: {', '.join(corpus.unlabelled[:5])}"
+            + (" ..." if len(corpus.unlabelled) > 5 else "")
+        )
     unknown: set[str] = set()
     for doc in corpus.documents:
         if progress:
@@ -265,13 +308,16 @@ def evaluate_corpus(folder: str | Path, engine: Any,
             if got != want:
                 result.mismatches.append(Mismatch(doc.name, code, want, got))
     if unknown:
-        result.warnings.append(f"labels name gates that module '{corpus.module}' does not have: "
-                               f"{', '.join(sorted(unknown))}")
+        result.warnings.append(
+            f"labels name gates that module '{corpus.module}' does not have: "
+            f"{', '.join(sorted(unknown))}"
+        )
     result.seconds = time.perf_counter() - started
     return result
 
 
 # --- GDPR-Transparency-200 ----------------------------------------------------------------------
+
 
 @dataclass
 class T200Config:
@@ -316,13 +362,21 @@ class RequirementScore:
         return (r + s) / 2
 
     def as_dict(self) -> dict[str, Any]:
-        return {"requirement": self.requirement, "gates": self.gates, "tp": self.tp,
-                "fp": self.fp, "fn": self.fn, "tn": self.tn,
-                "disclosed": self.tp + self.fn, "not_disclosed": self.fp + self.tn,
-                "indeterminate": self.indeterminate,
-                "balanced_accuracy": _round(self.balanced_accuracy),
-                "precision": _round(self.precision), "recall": _round(self.recall),
-                "specificity": _round(self.specificity)}
+        return {
+            "requirement": self.requirement,
+            "gates": self.gates,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "tn": self.tn,
+            "disclosed": self.tp + self.fn,
+            "not_disclosed": self.fp + self.tn,
+            "indeterminate": self.indeterminate,
+            "balanced_accuracy": _round(self.balanced_accuracy),
+            "precision": _round(self.precision),
+            "recall": _round(self.recall),
+            "specificity": _round(self.specificity),
+        }
 
 
 @dataclass
@@ -340,18 +394,27 @@ class T200Evaluation:
 
     def macro(self) -> dict[str, float | None]:
         rows = list(self.scores.values())
-        return {"balanced_accuracy": _round(_mean(s.balanced_accuracy for s in rows)),
-                "precision": _round(_mean(s.precision for s in rows)),
-                "recall": _round(_mean(s.recall for s in rows))}
+        return {
+            "balanced_accuracy": _round(_mean(s.balanced_accuracy for s in rows)),
+            "precision": _round(_mean(s.precision for s in rows)),
+            "recall": _round(_mean(s.recall for s in rows)),
+        }
 
     def as_dict(self) -> dict[str, Any]:
-        return {"config": self.config, "corpus": self.corpus, "provider": self.provider,
-                "documents": self.documents, "deterministic_only": self.deterministic_only,
-                "positive_class": "disclosed",
-                "indeterminate_counts_as": "not disclosed",
-                "requirements": [s.as_dict() for s in self.scores.values()],
-                "macro": self.macro(), "errors": self.errors, "notes": self.notes,
-                "seconds": round(self.seconds, 1)}
+        return {
+            "config": self.config,
+            "corpus": self.corpus,
+            "provider": self.provider,
+            "documents": self.documents,
+            "deterministic_only": self.deterministic_only,
+            "positive_class": "disclosed",
+            "indeterminate_counts_as": "not disclosed",
+            "requirements": [s.as_dict() for s in self.scores.values()],
+            "macro": self.macro(),
+            "errors": self.errors,
+            "notes": self.notes,
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def load_t200_config(path: str | Path, root: Path = REPO_ROOT) -> T200Config:
@@ -364,27 +427,34 @@ def load_t200_config(path: str | Path, root: Path = REPO_ROOT) -> T200Config:
         raise UserError(f"{p}: not valid TOML: {exc}") from None
     reqs = data.get("requirements")
     if not isinstance(reqs, dict) or not reqs:
-        raise UserError(f"{p}: needs a [requirements] table: name = [\"GATE-CODE\", ...]")
+        raise UserError(f'{p}: needs a [requirements] table: name = ["GATE-CODE", ...]')
     for name, codes in reqs.items():
         if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
             raise UserError(f"{p}: requirement '{name}' must map to a non-empty list of gate codes")
     corpus = data.get("corpus")
     if not isinstance(corpus, str):
-        raise UserError(f"{p}: needs corpus = \"path/to/corpus\" (relative to the repository root)")
+        raise UserError(f'{p}: needs corpus = "path/to/corpus" (relative to the repository root)')
     doc_type = data.get("doc_type", "privacy_notice")
     if doc_type not in DOC_TYPES:
         raise UserError(f"{p}: unknown doc_type '{doc_type}'")
     corpus_path = Path(corpus)
     if not corpus_path.is_absolute():
         corpus_path = (root / corpus_path).resolve()
-    return T200Config(p, corpus_path, str(data.get("module", "gdpr")), doc_type,
-                      {k: list(v) for k, v in reqs.items()})
+    return T200Config(
+        p,
+        corpus_path,
+        str(data.get("module", "gdpr")),
+        doc_type,
+        {k: list(v) for k, v in reqs.items()},
+    )
 
 
 def load_t200_labels(corpus: Path) -> tuple[list[str], dict[str, set[str]]]:
     if not corpus.is_dir():
-        raise UserError(f"GDPR-T-200 corpus not found at {corpus}: it lives outside the "
-                        "repository (../shared/corpus/gdpr-t200) and is never copied into it")
+        raise UserError(
+            f"GDPR-T-200 corpus not found at {corpus}: it lives outside the "
+            "repository (../shared/corpus/gdpr-t200) and is never copied into it"
+        )
     labels = corpus / "labels.json"
     try:
         data = json.loads(labels.read_text(encoding="utf-8"))
@@ -395,9 +465,14 @@ def load_t200_labels(corpus: Path) -> tuple[list[str], dict[str, set[str]]]:
     return requirements, docs
 
 
-def evaluate_t200(config: T200Config, engine: Any, *, deterministic_only: bool,
-                  limit: int | None = None, progress: Callable[[str], None] | None = None
-                  ) -> T200Evaluation:
+def evaluate_t200(
+    config: T200Config,
+    engine: Any,
+    *,
+    deterministic_only: bool,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> T200Evaluation:
     """Validate each document of the split and compare, per requirement, "all mapped gates
     pass" with the annotators' label. Indeterminate gates count as "not disclosed"."""
     requirements, docs = load_t200_labels(config.corpus)
@@ -407,25 +482,33 @@ def evaluate_t200(config: T200Config, engine: Any, *, deterministic_only: bool,
     codes = {g.code for g in engine.ruleset([config.module]).gates}
     bad = sorted({c for cs in config.requirements.values() for c in cs} - codes)
     if bad:
-        raise UserError(f"{config.path}: gate codes not in module '{config.module}': "
-                        f"{', '.join(bad)}")
+        raise UserError(
+            f"{config.path}: gate codes not in module '{config.module}': {', '.join(bad)}"
+        )
     names = sorted(docs)[:limit] if limit else sorted(docs)
-    result = T200Evaluation(str(config.path), str(config.corpus), engine.provider.name,
-                            len(names), deterministic_only)
-    result.scores = {r: RequirementScore(r, config.requirements[r]) for r in requirements
-                     if r in config.requirements}
+    result = T200Evaluation(
+        str(config.path), str(config.corpus), engine.provider.name, len(names), deterministic_only
+    )
+    result.scores = {
+        r: RequirementScore(r, config.requirements[r])
+        for r in requirements
+        if r in config.requirements
+    }
     missing = [r for r in requirements if r not in config.requirements]
     if missing:
         result.notes.append(f"requirements without gates (not measured): {', '.join(missing)}")
     if deterministic_only:
-        result.notes.append("semantic checks disabled (provider 'none'): a gate left "
-                            "indeterminate counts as 'not disclosed'")
+        result.notes.append(
+            "semantic checks disabled (provider 'none'): a gate left "
+            "indeterminate counts as 'not disclosed'"
+        )
     started = time.perf_counter()
     for name in names:
         if progress:
             progress(name)
-        report = engine.validate(config.corpus / name, modules=[config.module],
-                                 doc_type=config.doc_type)
+        report = engine.validate(
+            config.corpus / name, modules=[config.module], doc_type=config.doc_type
+        )
         status = {r.gate: r.status for r in report.gates}
         wrong: list[str] = []
         for req, s in result.scores.items():
@@ -452,6 +535,7 @@ def evaluate_t200(config: T200Config, engine: Any, *, deterministic_only: bool,
 
 # --- rendering ----------------------------------------------------------------------------------
 
+
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -459,33 +543,62 @@ def _fmt(v: float | None) -> str:
 def render_corpus(res: CorpusEvaluation, console: Any, show_mismatches: bool = True) -> None:
     from rich.table import Table
 
-    console.print(f"{res.path}: module {res.module}, {res.documents} documents, provider "
-                  f"{res.provider} (positive class: gate fails)", soft_wrap=True, markup=False)
+    console.print(
+        f"{res.path}: module {res.module}, {res.documents} documents, provider "
+        f"{res.provider} (positive class: gate fails)",
+        soft_wrap=True,
+        markup=False,
+    )
     table = Table()
     for col in ("gate", "TP", "FP", "FN", "TN", "indet.", "precision", "recall", "F1"):
         table.add_column(col, justify="left" if col == "gate" else "right", no_wrap=True)
     for s in sorted(res.scores.values(), key=lambda s: s.gate):
-        table.add_row(s.gate, str(s.tp), str(s.fp), str(s.fn), str(s.tn), str(s.indeterminate),
-                      _fmt(s.precision), _fmt(s.recall), _fmt(s.f1))
+        table.add_row(
+            s.gate,
+            str(s.tp),
+            str(s.fp),
+            str(s.fn),
+            str(s.tn),
+            str(s.indeterminate),
+            _fmt(s.precision),
+            _fmt(s.recall),
+            _fmt(s.f1),
+        )
     m = res.micro
     table.add_section()
-    table.add_row("micro", str(m.tp), str(m.fp), str(m.fn), str(m.tn), str(m.indeterminate),
-                  _fmt(m.precision), _fmt(m.recall), _fmt(m.f1))
+    table.add_row(
+        "micro",
+        str(m.tp),
+        str(m.fp),
+        str(m.fn),
+        str(m.tn),
+        str(m.indeterminate),
+        _fmt(m.precision),
+        _fmt(m.recall),
+        _fmt(m.f1),
+    )
     mac = res.macro()
-    table.add_row("macro", "", "", "", "", "", _fmt(mac["precision"]), _fmt(mac["recall"]),
-                  _fmt(mac["f1"]))
+    table.add_row(
+        "macro", "", "", "", "", "", _fmt(mac["precision"]), _fmt(mac["recall"]), _fmt(mac["f1"])
+    )
     console.print(table)
     if m.indeterminate:
         fc_p, fc_r = m.fail_closed()
-        console.print(f"{m.indeterminate} outcome(s) indeterminate ({m.indeterminate_expected_fail}"
-                      f" labelled fail, {m.indeterminate_expected_ok} labelled pass/n.a.): not "
-                      "counted as pass or fail above; if every one were a failure, micro "
-                      f"precision {_fmt(fc_p)}, recall {_fmt(fc_r)}", soft_wrap=True)
+        console.print(
+            f"{m.indeterminate} outcome(s) indeterminate ({m.indeterminate_expected_fail}"
+            f" labelled fail, {m.indeterminate_expected_ok} labelled pass/n.a.): not "
+            "counted as pass or fail above; if every one were a failure, micro "
+            f"precision {_fmt(fc_p)}, recall {_fmt(fc_r)}",
+            soft_wrap=True,
+        )
     if show_mismatches and res.mismatches:
         console.print(f"{len(res.mismatches)} mismatch(es):")
         for mm in res.mismatches:
-            console.print(f"  {mm.document}  {mm.gate}: expected {mm.expected}, got {mm.actual}",
-                          markup=False, highlight=False)
+            console.print(
+                f"  {mm.document}  {mm.gate}: expected {mm.expected}, got {mm.actual}",
+                markup=False,
+                highlight=False,
+            )
     for w in res.warnings:
         console.print(f"warning: {w}", markup=False, highlight=False)
     console.print(f"{res.seconds:.1f} s")
@@ -494,25 +607,67 @@ def render_corpus(res: CorpusEvaluation, console: Any, show_mismatches: bool = T
 def render_t200(res: T200Evaluation, console: Any) -> None:
     from rich.table import Table
 
-    mode = ("deterministic checks only" if res.deterministic_only
-            else f"semantic provider {res.provider}")
-    console.print(f"GDPR-T-200 development split: {res.documents} documents, {mode} "
-                  "(positive class: disclosed)", soft_wrap=True, markup=False)
+    mode = (
+        "deterministic checks only"
+        if res.deterministic_only
+        else f"semantic provider {res.provider}"
+    )
+    console.print(
+        f"GDPR-T-200 development split: {res.documents} documents, {mode} "
+        "(positive class: disclosed)",
+        soft_wrap=True,
+        markup=False,
+    )
     table = Table()
-    for col in ("requirement", "gates", "disclosed", "TP", "FP", "FN", "TN", "indet.",
-                "bal. acc.", "precision", "recall"):
-        table.add_column(col, justify="left" if col in ("requirement", "gates") else "right",
-                         no_wrap=True)
+    for col in (
+        "requirement",
+        "gates",
+        "disclosed",
+        "TP",
+        "FP",
+        "FN",
+        "TN",
+        "indet.",
+        "bal. acc.",
+        "precision",
+        "recall",
+    ):
+        table.add_column(
+            col, justify="left" if col in ("requirement", "gates") else "right", no_wrap=True
+        )
     for s in res.scores.values():
-        table.add_row(s.requirement, " ".join(s.gates), str(s.tp + s.fn), str(s.tp), str(s.fp),
-                      str(s.fn), str(s.tn), str(s.indeterminate), _fmt(s.balanced_accuracy),
-                      _fmt(s.precision), _fmt(s.recall))
+        table.add_row(
+            s.requirement,
+            " ".join(s.gates),
+            str(s.tp + s.fn),
+            str(s.tp),
+            str(s.fp),
+            str(s.fn),
+            str(s.tn),
+            str(s.indeterminate),
+            _fmt(s.balanced_accuracy),
+            _fmt(s.precision),
+            _fmt(s.recall),
+        )
     mac = res.macro()
     table.add_section()
-    table.add_row("macro", "", "", "", "", "", "", "", _fmt(mac["balanced_accuracy"]),
-                  _fmt(mac["precision"]), _fmt(mac["recall"]))
+    table.add_row(
+        "macro",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        _fmt(mac["balanced_accuracy"]),
+        _fmt(mac["precision"]),
+        _fmt(mac["recall"]),
+    )
     console.print(table)
     for n in res.notes:
         console.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"macro balanced accuracy {_fmt(mac['balanced_accuracy'])} over "
-                  f"{len(res.scores)} requirements; {res.seconds:.1f} s")
+    console.print(
+        f"macro balanced accuracy {_fmt(mac['balanced_accuracy'])} over "
+        f"{len(res.scores)} requirements; {res.seconds:.1f} s"
+    )
