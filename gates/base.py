@@ -100,8 +100,9 @@ class Question:
     raw: bool = False
     gates: tuple[str, ...] = field(default=(), compare=False)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
+        # cached: the evaluator reads it for every semantic node of every gate per document
         blob = json.dumps([self.text, list(self.like), self.threshold, self.raw])
         return "q_" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -80,6 +80,8 @@ class Encoded:
             return offsets
         if not self._multibyte()[0]:
             return offsets
+        if len(offsets) < 64:  # numpy's per-call overhead outweighs a few bisects
+            return [self.char(off) for off in offsets]
         lead, extra = self._np
         offs = np.asarray(offsets, dtype=np.int64)
         return (offs - extra[np.searchsorted(lead, offs, side="left")]).tolist()
