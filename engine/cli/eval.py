@@ -85,8 +85,9 @@ def eval_command(
     show_progress = fmt == "text" and sys.stderr.isatty()
 
     def progress(name: str) -> None:
-        if show_progress:
-            progress_console.print(f"  {name}", end="\r", markup=False)
+        if show_progress:  # one line, overwritten per document and blanked before each table
+            width = max(20, progress_console.width - 1)
+            progress_console.print(f"  {name}"[:width].ljust(width), end="\r", markup=False)
 
     needs_engine = bool(corpora) or t200 is not None
     engine = None
@@ -99,6 +100,7 @@ def eval_command(
             from engine.evaluation.gates import evaluate_corpus, render_corpus
 
             results = [evaluate_corpus(c, engine, progress) for c in corpora]
+            progress("")
             out["corpora"] = [r.as_dict() for r in results]
             if fmt == "text":
                 for r in results:
@@ -114,6 +116,7 @@ def eval_command(
                 limit=limit,
                 progress=progress,
             )
+            progress("")
             out["t200"] = res.as_dict()
             if fmt == "text":
                 render_t200(res, console)
