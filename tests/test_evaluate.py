@@ -164,3 +164,21 @@ def test_gate_version_changes_with_behaviour_not_with_examples(tmp_path):
 
     assert version("a") == version("b")
     assert version("a") != version("c")
+
+
+def test_each_validation_starts_a_fresh_provider_budget(gates_dir):
+    class Budgeted(ScriptedProvider):
+        def __init__(self) -> None:
+            super().__init__({}, default="yes")
+            self.started = 0
+
+        def start_validation(self) -> None:
+            self.started += 1
+
+    provider = Budgeted()
+    eng = Engine(gate_paths=[gates_dir], include_builtin=False, provider=provider, cache=None,
+                 audit=None)
+    for _ in range(3):
+        eng.validate(document_from_text("Our retention rules are in the annex."))
+    eng.validate(document_from_text("The controller is at a@b.example."))
+    assert provider.started == 3  # the fourth needed no question, so no budget was opened
