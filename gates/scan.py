@@ -252,7 +252,7 @@ def anchor_of(pattern: str) -> Any:
     an unquantified group that holds no assertion and cannot match empty. ``None`` otherwise.
     Windowed gate regexes (``\\b(?:payment|billing)\\b(?:[^\\n]|...){0,250}?...``) cost a
     full DFA pass each; their keyword group is cheap to find."""
-    flags = _FLAGS.match(pattern).group()
+    flags = pattern[:_FLAGS.match(pattern).end()]  # type: ignore[union-attr]  # `*` always matches
     i = len(flags)
     lead = "\\b" if pattern.startswith("\\b", i) else ""
     i += len(lead)
@@ -296,9 +296,10 @@ def _group_end(p: str, i: int) -> int | None:
             j += 2
             continue
         if c == "[":
-            j = _class_end(p, j)
-            if j is None:
+            k = _class_end(p, j)
+            if k is None:
                 return None
+            j = k
         elif c == "(":
             depth += 1
         elif c == ")":
