@@ -231,6 +231,7 @@ class Engine:
             run.outcomes[g.code] = out
             for qid in out.pending:
                 run.questions[qid] = _question(g, qid)
+        scan.release()  # every check has run: drop the document's bytes and detector results
         return run, None
 
     def _report_key(self, run: _Run) -> str:
