@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {"rps": 500.0, "p99_ms": 100.0}
@@ -110,6 +111,66 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def breakdown(provider: str, n: int = 300, batch: int = 10) -> list[tuple[str, float]]:
+    """CPU ms per request of each stage of a cached validation, in this process, one stage at a
+    time (what the server does per request, minus HTTP, the framework and thread hand-offs)."""
+    from benchmarks.locustfile import documents
+    from engine.api import Engine
+    from engine.audit import AuditLog
+    from engine.ingest import document_from_bytes
+    from engine.keys import KeyStore
+    from engine.server import ValidateRequest
+
+    home = Path(tempfile.mkdtemp(prefix="clearance-breakdown-"))
+    os.environ.update(CLEARANCE_HOME=str(home), CLEARANCE_PROVIDER=provider)
+    for var in ("CLEARANCE_AUDIT_DB", "CLEARANCE_CACHE_DIR", "CLEARANCE_NO_AUDIT"):
+        os.environ.pop(var, None)
+    bodies = [json.dumps(d).encode() for d in documents()]
+    store = KeyStore(home / "audit.db")
+    raw = store.create("bench", "validator")[1]
+    log = AuditLog(home / "audit.db")
+
+    class Sink:  # the engine's side of recording (the gate sources it hands over), no writing
+        def record(self, report: Any, *, principal: str, gates: Any) -> int:
+            return 0
+
+        def waivers_for(self, doc_sha256: str) -> dict:
+            return {}
+
+    engine, sinked = Engine(audit=None), Engine(audit=Sink())
+    docs = [document_from_bytes(b, "d.txt") for b in bodies]
+    reports = [engine.validate(d) for d in docs]  # fills the cache; every call below is a hit
+
+    def cpu(fn: Any, reps: int = n) -> float:
+        t0 = time.process_time()
+        for i in range(reps):
+            fn(i)
+        return (time.process_time() - t0) * 1000 / reps
+
+    out = [
+        ("request JSON -> ValidateRequest",
+         cpu(lambda i: ValidateRequest.model_validate_json(bodies[i % len(bodies)]))),
+        ("API key check (SQLite lookup)", cpu(lambda i: store.authenticate(raw))),
+        ("document from bytes", cpu(lambda i: document_from_bytes(
+            bodies[i % len(bodies)], "d.txt"))),
+        ("engine.validate, report from the cache", cpu(lambda i: engine.validate(
+            docs[i % len(docs)]))),
+        ("  the same, handing gate sources to an audit sink", cpu(lambda i: sinked.validate(
+            docs[i % len(docs)]))),
+        ("waivers for the document (SQLite lookup)", cpu(lambda i: log.waivers_for(
+            reports[i % len(reports)].document.sha256))),
+        (f"audit record, group commit of {batch}", cpu(lambda i: log.record_many(
+            [(reports[(i + j) % len(reports)], "bench", []) for j in range(batch)]),
+            n // batch) / batch),
+        ("audit record alone (one transaction)", cpu(lambda i: log.record(
+            reports[i % len(reports)], principal="bench", gates=[]), n // 3)),
+        ("report -> JSON response body", cpu(lambda i: reports[i % len(reports)].model_dump_json())),
+    ]
+    log.close()
+    store.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--users", type=int, default=100)
@@ -122,7 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-audit", action="store_true",
                     help="diagnosis only: run the server with CLEARANCE_NO_AUDIT=1 to see what "
                     "the audit write costs (the row check is skipped)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="no server: time each stage of a cached validation in-process (CPU ms "
+                    "per request) and exit")
     args = ap.parse_args(argv)
+    if args.breakdown:
+        sys.path.insert(0, str(HERE.parent))
+        for name, ms in breakdown(args.provider):
+            print(f"{name:<44} {ms:6.2f} ms CPU")
+        return 0
     if not 1 <= args.seconds <= 600 or not 1 <= args.users <= 1000:
         ap.error("keep it bounded: 1-600 seconds, 1-1000 users")
 

@@ -7,9 +7,9 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,14 +201,20 @@ class CatchAll:
 class GroupCommitAudit:
     """An audit sink for a busy server: concurrent validations wait for one shared commit.
 
-    Each caller still blocks until its own row is durably written (or gets the error), so no
+    Each caller still waits until its own row is durably written (or gets the error), so no
     validation is answered unrecorded; a writer thread commits whatever queued meanwhile in one
-    transaction, so 100 concurrent requests cost one fsync, not 100."""
+    transaction, so 100 concurrent requests cost one fsync, not 100.
+
+    Inside :meth:`deferred`, :meth:`record` does not block its thread: the commit's future is
+    collected instead, and the request handler awaits it on the event loop before answering.
+    A validation thread is then free for the next request while the row is being committed,
+    so a few threads keep many commits in flight (and batches grow with the load)."""
 
     MAX_BATCH = 256
 
     def __init__(self, audit: AuditLog) -> None:
         self.log = audit
+        self._local = threading.local()
         self._closed = False
         self._lock = threading.Lock()
         self._q: queue.SimpleQueue[tuple[Report, str, list[GateSource], Future[int]] | None] = (
@@ -218,11 +224,27 @@ class GroupCommitAudit:
 
     def record(self, report: Report, *, principal: str, gates: list[GateSource]) -> int:
         fut: Future[int] = Future()
+        fut.set_running_or_notify_cancel()  # a waiter that gives up cannot cancel the write
         with self._lock:  # nothing is queued behind the shutdown marker
             if self._closed:  # e.g. a validation abandoned by a timeout, ending after shutdown
                 raise ClearanceError("the audit log was closed; the validation was not recorded")
             self._q.put((report, principal, gates, fut))
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:
+            pending.append(fut)
+            return 0  # the id is not known yet; the caller awaits the future for it
         return fut.result()
+
+    @contextmanager
+    def deferred(self) -> Iterator[list[Future[int]]]:
+        """Records made by this thread inside the block are queued without waiting; the list
+        yielded collects their futures, which the caller MUST wait for before answering."""
+        pending: list[Future[int]] = []
+        self._local.pending = pending
+        try:
+            yield pending
+        finally:
+            self._local.pending = None
 
     def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
         return self.log.waivers_for(doc_sha256)
@@ -465,19 +487,32 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
                              "retry shortly", kind="overloaded", headers={"Retry-After": "1"})
         engine = state.engine
         assert engine is not None
+        group = engine.audit if isinstance(engine.audit, GroupCommitAudit) else None
 
-        def work() -> Report:
+        def work() -> tuple[Report, list[Future[int]]]:
             doc = document_from_bytes(data, name, media_type=media,
                                       max_bytes=settings.max_document_bytes)
-            return engine.validate(doc, modules=modules, doc_type=doc_type, principal=key.name)
+            pending: list[Future[int]] = []
+            with group.deferred() if group else nullcontext(pending) as pending:
+                report = engine.validate(doc, modules=modules, doc_type=doc_type,
+                                         principal=key.name)
+            return report, pending
+
+        async def validated() -> Report:
+            # CPU-bound (parsing, regexes): off the event loop, in a bounded pool of threads.
+            report, pending = await anyio.to_thread.run_sync(
+                work, abandon_on_cancel=True, limiter=state.limiter())
+            # The audit row: awaited here, not in the thread, which is already free for the next
+            # request. Nothing is answered before its row is committed (a failure raises).
+            for fut in pending:
+                await asyncio.shield(asyncio.wrap_future(fut))
+            return report
 
         state.inflight += 1
         try:
-            # CPU-bound (parsing, regexes, the audit write): off the event loop. On timeout the
-            # thread is abandoned, not killed; its validation may still be recorded.
-            report = await asyncio.wait_for(
-                anyio.to_thread.run_sync(work, abandon_on_cancel=True,
-                                          limiter=state.limiter()), settings.timeout_s)
+            # On timeout the thread is abandoned, not killed; its validation may still be
+            # recorded.
+            report = await asyncio.wait_for(validated(), settings.timeout_s)
         except TimeoutError:
             raise ApiProblem(504, "Gateway timeout", f"the validation took longer than "
                              f"{settings.timeout_s:g} s", kind="timeout") from None

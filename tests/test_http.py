@@ -213,6 +213,53 @@ def test_group_commit_records_each_once_and_refuses_after_close(tmp_path):
         assert log.count() == 12 and log.verify().ok
 
 
+def test_deferred_records_free_the_thread_and_are_awaited(tmp_path):
+    from engine.audit import AuditLog
+    from engine.server import GroupCommitAudit
+
+    engine = Engine(provider=NullProvider(), cache=None, audit=None)
+    report = engine.validate(SAMPLES / "breach-letter.txt")
+    sink = GroupCommitAudit(AuditLog(tmp_path / "audit.db"))
+    with sink.deferred() as pending:
+        assert sink.record(report, principal="t", gates=[]) == 0  # queued, not waited for
+        sink.record(report, principal="t", gates=[])
+    assert [f.result(timeout=10) for f in pending] == [1, 2]
+    assert not pending[0].cancel()  # a request that gives up cannot cancel its row
+    assert sink.record(report, principal="t", gates=[]) == 3  # outside: waits, returns the id
+    sink.close()
+
+
+class _BrokenLog:
+    """An audit log whose disk is gone: every write fails."""
+
+    def record_many(self, items):  # type: ignore[no-untyped-def]
+        from engine.errors import ClearanceError
+
+        raise ClearanceError("audit log x.db: cannot record: disk I/O error")
+
+    def record(self, report, **kw):  # type: ignore[no-untyped-def]
+        return self.record_many([report])
+
+    def waivers_for(self, doc):  # type: ignore[no-untyped-def]
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def test_validation_is_not_answered_when_its_audit_row_cannot_be_written(serve):
+    from engine.server import GroupCommitAudit
+
+    sink = GroupCommitAudit(_BrokenLog())  # type: ignore[arg-type]
+    engine = Engine(provider=NullProvider(), cache=None, audit=sink)
+    url = serve(create_app(engine, settings=Settings(auth=False)))
+    with httpx.Client(base_url=url, timeout=10) as c:
+        r = c.post("/v1/validate", json={"text": "Email jane@example.com", "name": "m.txt"})
+    body = _assert_problem(r, 503)
+    assert "audit" in body["detail"] and "verdict" not in r.text and "x.db" not in r.text
+    sink.close()
+
+
 # -- errors and limits -----------------------------------------------------------------------
 
 
