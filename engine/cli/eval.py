@@ -80,7 +80,9 @@ def eval_command(
     from rich.console import Console
 
     # tables go to stdout; progress to stderr so that `--format json` stays parseable
-    console = Console(highlight=False, width=max(120, Console().width))
+    # piped output is not squeezed to 80 columns (the T-200 table needs about 150); a terminal
+    # keeps its width, and the tables wrap their name columns rather than hide numbers
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     progress_console = Console(stderr=True)
     show_progress = fmt == "text" and sys.stderr.isatty()
 

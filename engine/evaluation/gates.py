@@ -551,7 +551,14 @@ def render_corpus(res: CorpusEvaluation, console: Any, show_mismatches: bool = T
     )
     table = Table()
     for col in ("gate", "TP", "FP", "FN", "TN", "indet.", "precision", "recall", "F1"):
-        table.add_column(col, justify="left" if col == "gate" else "right", no_wrap=True)
+        # numbers never shrink away in a narrow terminal; only the name column may wrap
+        text = col == "gate"
+        table.add_column(
+            col,
+            justify="left" if text else "right",
+            no_wrap=not text,
+            min_width=None if text else len(col),
+        )
     for s in sorted(res.scores.values(), key=lambda s: s.gate):
         table.add_row(
             s.gate,
@@ -632,8 +639,12 @@ def render_t200(res: T200Evaluation, console: Any) -> None:
         "precision",
         "recall",
     ):
+        text = col in ("requirement", "gates")
         table.add_column(
-            col, justify="left" if col in ("requirement", "gates") else "right", no_wrap=True
+            col,
+            justify="left" if text else "right",
+            no_wrap=not text,
+            min_width=None if text else len(col),
         )
     for s in res.scores.values():
         table.add_row(
