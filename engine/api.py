@@ -17,8 +17,8 @@ from typing import Any
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
 from dsl.compile import CheckNode, Example, Gate, Module
 from dsl.diagnostics import Diagnostic, did_you_mean
-from engine.document import Document
 from engine.doctype import infer_doc_type
+from engine.document import Document
 from engine.errors import UserError
 from engine.evaluate import DocContext, GateOutcome, Hit, evaluate_gate
 from engine.hooks import AuditSink, GateSource, ResultCache
@@ -263,6 +263,9 @@ class Engine:
                 todo.append(q)
         if todo:
             provider = self.provider
+            start = getattr(provider, "start_validation", None)
+            if callable(start):  # a fresh call/token budget for each validation
+                start()
             try:
                 result = await asyncio.wait_for(provider.answer(run.doc, todo),
                                                 timeout=self.semantic_timeout)
@@ -315,6 +318,9 @@ class Engine:
         )
         if self._cache_warning:
             report.warnings.append(self._cache_warning)
+        # DiskCache degrades silently to no cache and keeps its reason in `.warnings`
+        report.warnings.extend(w for w in getattr(self.cache, "warnings", []) or []
+                               if w not in report.warnings)
         _settle(report)
         if run.cache_key is not None and self.cache is not None:
             self._cache_call("put_report", run.cache_key, report)
