@@ -58,6 +58,17 @@ def _describe_token(tok: Token) -> str:
     return f"'{tok}'"
 
 
+def _ends_early(text: str, path: str, expected: set[str], bag: DiagnosticBag) -> int:
+    """The file ended inside a declaration: point just past its last character."""
+    pos = len(text)
+    line = text.count("\n") + 1
+    col = pos - (text.rfind("\n") + 1) + 1
+    bag.error("DSL102", "the file ends in the middle of a declaration", path,
+              Loc(line, col, line, col + 1, pos, pos + 1),
+              help=f"expected {_expected_words(expected)}; is a '}}' missing?")
+    return pos
+
+
 def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: DiagnosticBag) -> int:
     """Record one syntax error; return the offset it happened at."""
     if isinstance(exc, UnexpectedCharacters):
@@ -77,23 +88,11 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
                       help=f"expected {allowed}" if allowed else None)
         return exc.pos_in_stream
     if isinstance(exc, UnexpectedEOF):
-        pos = len(text)
-        line = text.count("\n") + 1
-        col = pos - (text.rfind("\n") + 1) + 1
-        bag.error("DSL102", "the file ends in the middle of a declaration", path,
-                  Loc(line, col, line, col + 1, pos, pos + 1),
-                  help=f"expected {_expected_words(set(exc.expected))}; is a '}}' missing?")
-        return pos
+        return _ends_early(text, path, set(exc.expected), bag)
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     if tok.type == "$END":
-        pos = len(text)
-        line = text.count("\n") + 1
-        col = pos - (text.rfind("\n") + 1) + 1
-        bag.error("DSL102", "the file ends in the middle of a declaration", path,
-                  Loc(line, col, line, col + 1, pos, pos + 1),
-                  help=f"expected {_expected_words(exc.expected)}; is a '}}' missing?")
-        return pos
+        return _ends_early(text, path, set(exc.expected), bag)
     loc = Loc.from_token(tok)
     # `accepts` is what the parser can really take here, after pending reductions; `expected`
     # is the raw LALR lookahead of a possibly merged state.

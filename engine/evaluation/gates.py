@@ -44,25 +44,14 @@ def _round(v: float | None) -> float | None:
 # --- labelled corpora -------------------------------------------------------------------------
 
 
-@dataclass
-class GateScore:
-    """Confusion counts of one gate; the positive class is "the gate fails". Pass and
-    not_applicable are both negatives. An indeterminate outcome is neither: it is counted apart
-    (split by what was expected) so an undecided gate can never pass for a correct one."""
+@dataclass(kw_only=True)
+class Confusion:
+    """Confusion counts and the ratios derived from them (None where a ratio is undefined)."""
 
-    gate: str
     tp: int = 0
     fp: int = 0
     fn: int = 0
     tn: int = 0
-    indeterminate_expected_fail: int = 0
-    indeterminate_expected_ok: int = 0
-    #: decided correctly as a negative but pass vs not_applicable differs from the label.
-    applicability_mismatch: int = 0
-
-    @property
-    def indeterminate(self) -> int:
-        return self.indeterminate_expected_fail + self.indeterminate_expected_ok
 
     @property
     def precision(self) -> float | None:
@@ -75,6 +64,34 @@ class GateScore:
     @property
     def f1(self) -> float | None:
         return _f1(self.tp, self.fp, self.fn)
+
+    @property
+    def specificity(self) -> float | None:
+        return _ratio(self.tn, self.tn + self.fp)
+
+    @property
+    def balanced_accuracy(self) -> float | None:
+        r, s = self.recall, self.specificity
+        if r is None or s is None:
+            return r if s is None else s
+        return (r + s) / 2
+
+
+@dataclass
+class GateScore(Confusion):
+    """Confusion counts of one gate; the positive class is "the gate fails". Pass and
+    not_applicable are both negatives. An indeterminate outcome is neither: it is counted apart
+    (split by what was expected) so an undecided gate can never pass for a correct one."""
+
+    gate: str
+    indeterminate_expected_fail: int = 0
+    indeterminate_expected_ok: int = 0
+    #: decided correctly as a negative but pass vs not_applicable differs from the label.
+    applicability_mismatch: int = 0
+
+    @property
+    def indeterminate(self) -> int:
+        return self.indeterminate_expected_fail + self.indeterminate_expected_ok
 
     @property
     def support(self) -> int:
@@ -329,37 +346,14 @@ class T200Config:
 
 
 @dataclass
-class RequirementScore:
+class RequirementScore(Confusion):
     """Positive class: the requirement is disclosed (the annotators' label; all its gates pass).
     Balanced accuracy is symmetric, so it does not depend on that choice."""
 
     requirement: str
     gates: list[str]
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    tn: int = 0
     #: documents where some gate was indeterminate (counted as "not disclosed").
     indeterminate: int = 0
-
-    @property
-    def precision(self) -> float | None:
-        return _ratio(self.tp, self.tp + self.fp)
-
-    @property
-    def recall(self) -> float | None:
-        return _ratio(self.tp, self.tp + self.fn)
-
-    @property
-    def specificity(self) -> float | None:
-        return _ratio(self.tn, self.tn + self.fp)
-
-    @property
-    def balanced_accuracy(self) -> float | None:
-        r, s = self.recall, self.specificity
-        if r is None or s is None:
-            return r if s is None else s
-        return (r + s) / 2
 
     def as_dict(self) -> dict[str, Any]:
         return {
