@@ -28,6 +28,7 @@ _ANCHOR_START = re2._Anchor.ANCHOR_START
 
 
 def options(max_mem: int | None = None) -> re2.Options:
+    """RE2 options for every pattern the scanner compiles (errors become diagnostics)."""
     opts = re2.Options()
     opts.log_errors = False
     if max_mem is not None:
