@@ -310,9 +310,13 @@ def expand_results(validation_id: int, results: str | None) -> list[dict[str, An
     if not results:
         return []
     blank = dict.fromkeys(FINDINGS)
-    return [{**blank, "validation_id": validation_id, **dict(zip(RESULT_COLUMNS, entry,
-                                                                strict=True))}
-            for entry in json.loads(results)]
+    try:
+        return [{**blank, "validation_id": validation_id, **dict(zip(RESULT_COLUMNS, entry,
+                                                                    strict=True))}
+                for entry in json.loads(results)]
+    except (ValueError, TypeError):  # only an edit makes it so; verify names the row
+        raise ClearanceError(f"validation #{validation_id}: its results column is not what the "
+                             "log writes (edited?); run `clearance audit verify`") from None
 
 
 def validation_row(report: Report, principal: str) -> dict[str, Any]:

@@ -186,6 +186,11 @@ def test_plain_results_are_compact_and_complete(log: AuditLog) -> None:
     assert (by_gate["GDPR-0"]["passed"], by_gate["GDPR-0"]["failed"]) == (1, 2)
     assert by_gate["GDPR-1"]["passed"] == by_gate["GDPR-1"]["evaluated"] == 3
     assert "results" not in log.recent(1)[0]  # listing validations leaves the column out
+    with raw(log) as conn:
+        conn.execute("UPDATE validations SET results = '[[0, \"G\"]' WHERE id = 2")
+    with pytest.raises(ClearanceError, match="validation #2: its results column"):
+        log.findings(2)
+    assert log.verify().problems == ["validations #2: content does not match its row_hash (edited)"]
 
 
 def _rollups(db: object) -> dict[str, list[tuple]]:
