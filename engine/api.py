@@ -21,7 +21,7 @@ from engine.doctype import infer_doc_type
 from engine.document import Document
 from engine.errors import UserError
 from engine.evaluate import DocContext, GateOutcome, Hit, evaluate_gate
-from engine.hooks import AuditSink, GateSource, ResultCache
+from engine.hooks import AuditSink, ResultCache
 from engine.ingest import MAX_BYTES, document_from_text, load_document
 from engine.loader import Registry, Ruleset
 from engine.providers.base import Answer, NullProvider, Provider, Usage
@@ -412,8 +412,8 @@ class Engine:
 
     def _record(self, report: Report, run: _Run, principal: str | None) -> Report:
         if self.audit is not None:
-            sources = [GateSource(g.code, g.version, g.module, g.source) for g in run.ruleset.gates
-                       if any(r.gate == g.code for r in report.gates)]
+            known = run.ruleset.sources
+            sources = [known[r.gate] for r in report.gates if r.gate in known]
             self.audit.record(report, principal=principal or self.principal, gates=sources)
         return report
 

@@ -6,12 +6,14 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import modules as _builtin
 from dsl.compile import GATE_SUFFIX, Gate, Module, compile_paths
 from dsl.diagnostics import Diagnostic, DiagnosticBag, did_you_mean
 from engine.errors import GateFileError, UserError
+from engine.hooks import GateSource
 
 BUILTIN_DIR = Path(_builtin.__file__).resolve().parent
 LIB_DIR_NAME = "lib"
@@ -67,16 +69,24 @@ def discover(roots: list[Path]) -> tuple[dict[str, ModuleSource], list[Path]]:
 
 @dataclass
 class Ruleset:
+    """Compiled modules applied together. Immutable once built, so what is derived from it is
+    computed once (the registry hands out the same Ruleset while no gate file changes)."""
+
     modules: list[Module]
 
-    @property
+    @cached_property
     def gates(self) -> list[Gate]:
         return [g for m in self.modules for g in m.gates]
 
-    @property
+    @cached_property
     def hash(self) -> str:
         blob = json.dumps(sorted((g.code, g.version) for g in self.gates))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @cached_property
+    def sources(self) -> dict[str, GateSource]:
+        """Exactly which rule judged a document, by gate code (for the audit log)."""
+        return {g.code: GateSource(g.code, g.version, g.module, g.source) for g in self.gates}
 
 
 class Registry:
@@ -86,6 +96,7 @@ class Registry:
         self.roots = ([BUILTIN_DIR] if include_builtin else []) + [Path(r) for r in roots or []]
         self._lock = threading.Lock()
         self._compiled: dict[str, tuple[tuple, Module, list[Diagnostic], dict[str, str]]] = {}
+        self._rulesets: dict[tuple[int, ...], Ruleset] = {}
         self._sources: dict[str, ModuleSource] | None = None
         self._libs: list[Path] = []
 
@@ -148,4 +159,10 @@ class Registry:
         all_diags.extend(bag.items)
         if rendered:
             raise GateFileError("\n\n".join(rendered), all_diags)
-        return Ruleset(modules)
+        # compile() returns the same Module objects until a file changes, so identity is a key
+        key = tuple(id(m) for m in modules)
+        with self._lock:
+            found = self._rulesets.get(key)
+            if found is None or [id(m) for m in found.modules] != list(key):
+                found = self._rulesets[key] = Ruleset(modules)
+        return found
