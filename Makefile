@@ -27,7 +27,8 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format dsl gates engine tests
 
-bench: $(STAMP)
+bench: $(STAMP)  ## speed table (Presidio and locust come from the bench extra)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks
 
 schema: $(STAMP)  ## re-export the report JSON Schema
