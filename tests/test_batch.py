@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, write
 
+from conftest import SAMPLES, write
 from engine.audit import audit_db_path
 from engine.batch import collect, combine
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import pytest
-from conftest import ROOT, write
 
+from conftest import ROOT, write
 from engine.api import Engine
 from engine.providers.base import NullProvider
 

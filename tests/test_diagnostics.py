@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, write
 
+from conftest import ROOT, write
 from dsl.compile import compile_paths
 
 TEN = ROOT / "tests" / "fixtures" / "gates" / "ten_mistakes.gates"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SAMPLES
 
+from conftest import SAMPLES
 from engine.doctype import infer_doc_type
 from engine.ingest import load_document
 

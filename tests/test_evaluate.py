@@ -4,8 +4,8 @@ semantic questions whose answer can still change an outcome."""
 from __future__ import annotations
 
 import pytest
-from conftest import write
 
+from conftest import write
 from engine.api import Engine
 from engine.ingest import document_from_text
 from engine.providers.scripted import ScriptedProvider

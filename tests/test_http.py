@@ -15,8 +15,8 @@ import httpx
 import jsonschema
 import pytest
 import uvicorn
-from conftest import ROOT, SAMPLES
 
+from conftest import ROOT, SAMPLES
 from engine.api import Engine
 from engine.errors import GateFileError
 from engine.keys import KeyStore

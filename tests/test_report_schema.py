@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import jsonschema
-from conftest import ROOT, SAMPLES
 
+from conftest import ROOT, SAMPLES
 from engine.report import report_json_schema
 
 SCHEMA_FILE = ROOT / "engine" / "schema" / "report.schema.json"
