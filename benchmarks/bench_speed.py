@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dsl.compile import CheckNode
 from engine.api import Engine
 from engine.document import Document
 from engine.evaluate import DocContext, evaluate_gate
@@ -29,6 +28,7 @@ from engine.providers.base import NullProvider
 from gates import scan
 from gates.base import Check
 from gates.phrases import PhraseCheck
+from gates.pii import luhn_check_digit
 
 # ---------------------------------------------------------------------------------------------
 # A deterministic corpus: mixed prose with PII, PHI, secrets and disclosure wording at a known
@@ -69,15 +69,7 @@ _UNICODE = (
 
 
 def _luhn_complete(body: str) -> str:
-    total = 0
-    for i, c in enumerate(reversed(body)):
-        d = int(c)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return body + str((10 - total % 10) % 10)
+    return body + luhn_check_digit(body)
 
 
 def _iban(rng: random.Random) -> str:
@@ -183,16 +175,6 @@ def _timed(fn: Callable[[], object], *, budget: float = 0.5, most: int = 30) -> 
         fn()
         times.append(time.process_time() - t0)
     return statistics.median(times)
-
-
-def _checks(rs: Ruleset) -> list[Check]:
-    seen: dict[str, Check] = {}
-    for g in rs.gates:
-        for root in (*g.whens, *g.requires, *g.forbids):
-            for n in root.walk():
-                if isinstance(n, CheckNode):
-                    seen.setdefault(n.check.key, n.check)
-    return list(seen.values())
 
 
 def deterministic_layer(rs: Ruleset, doc: Document) -> Callable[[], object]:
@@ -378,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     rs = Registry().ruleset()
-    checks = _checks(rs)
+    checks = rs.checks
     counts = Counter(type(c).__name__ for c in checks)
     print(f"Clearance speed benchmark: {len(rs.gates)} gates in "
           f"{', '.join(m.id for m in rs.modules)}; {len(checks)} distinct checks "

@@ -10,10 +10,11 @@ from functools import cached_property
 from pathlib import Path
 
 import modules as _builtin
-from dsl.compile import GATE_SUFFIX, Gate, Module, compile_paths
+from dsl.compile import GATE_SUFFIX, CheckNode, Gate, Module, compile_paths
 from dsl.diagnostics import Diagnostic, DiagnosticBag, did_you_mean
 from engine.errors import GateFileError, UserError
 from engine.hooks import GateSource
+from gates.base import Check
 
 BUILTIN_DIR = Path(_builtin.__file__).resolve().parent
 LIB_DIR_NAME = "lib"
@@ -82,6 +83,17 @@ class Ruleset:
     def hash(self) -> str:
         blob = json.dumps(sorted((g.code, g.version) for g in self.gates))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @cached_property
+    def checks(self) -> list[Check]:
+        """Every distinct span-producing check of the ruleset (by key), in gate order."""
+        seen: dict[str, Check] = {}
+        for g in self.gates:
+            for root in (*g.whens, *g.requires, *g.forbids):
+                for n in root.walk():
+                    if isinstance(n, CheckNode):
+                        seen.setdefault(n.check.key, n.check)
+        return list(seen.values())
 
     @cached_property
     def sources(self) -> dict[str, GateSource]:

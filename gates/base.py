@@ -141,6 +141,20 @@ class Detector:
         return getattr(self.finder, "triggers", None)
 
 
+def keep_longest(found: list[Match]) -> list[Match]:
+    """One detector, several patterns: of overlapping spans keep the longest (the first of
+    equals). Sorts ``found`` in place."""
+    found.sort(key=lambda m: (m.start, -m.end))
+    out: list[Match] = []
+    for m in found:
+        if out and m.start < out[-1].end:
+            if m.end - m.start > out[-1].end - out[-1].start:
+                out[-1] = m
+            continue
+        out.append(m)
+    return out
+
+
 class DetectorCheck(Check):
     """``pii(...)`` / ``secret(...)``: the union of the matches of the named detectors."""
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 import re2
 
 from gates import scan
-from gates.base import Detector, DetectorCheck, Match
+from gates.base import Detector, DetectorCheck, Match, keep_longest
 
 _OPTS = re2.Options()
 _OPTS.log_errors = False
@@ -43,6 +43,11 @@ def luhn_ok(value: str) -> bool:
     if len(digits) < 12:
         return False
     return _luhn_sum(digits) % 10 == 0
+
+
+def luhn_check_digit(payload: str) -> str:
+    """The digit that makes ``payload + digit`` pass the Luhn check (cards, NPIs)."""
+    return str((10 - _luhn_sum([int(c) for c in payload] + [0]) % 10) % 10)
 
 
 def _luhn_sum(digits: Sequence[int]) -> int:
@@ -281,24 +286,11 @@ def _finder(name: str, patterns: str | Sequence[str], *, validate: Validator | N
                         sc = context_score
                 found.append(Match(s, e, detail=name, score=sc, display=display(value)))
                 last_end = e
-        return _dedupe(found) if len(rxs) > 1 else found
+        return keep_longest(found) if len(rxs) > 1 else found
 
     values = tuple((rx.pattern,) for rx in rxs)
     return scan.with_triggers(finder, scan.require(values, kw.rx.pattern)
                               if kw is not None and required else values)
-
-
-def _dedupe(found: list[Match]) -> list[Match]:
-    """One detector, several patterns: keep the longest of overlapping spans."""
-    found.sort(key=lambda m: (m.start, -(m.end - m.start)))
-    out: list[Match] = []
-    for m in found:
-        if out and m.start < out[-1].end:
-            if m.end - m.start > out[-1].end - out[-1].start:
-                out[-1] = m
-            continue
-        out.append(m)
-    return out
 
 
 def _in_context(base: Finder, name: str, context: str, window: int, score: float) -> Finder:
@@ -330,7 +322,7 @@ def _union(*finders: Finder) -> Finder:
         out: list[Match] = []
         for f in finders:
             out.extend(f(text))
-        return _dedupe(out)
+        return keep_longest(out)
 
     return scan.with_triggers(finder, scan.union_triggers(*finders))
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 import re2
 
 from gates import scan
-from gates.base import Detector, DetectorCheck, Match
+from gates.base import Detector, DetectorCheck, Match, keep_longest
 
 _OPTS = re2.Options()
 _OPTS.log_errors = False
@@ -68,27 +68,14 @@ def _secret_finder(name: str, patterns: str | Sequence[str], *, keep: int = 4,
                     continue
                 out.append(Match(s, e, detail=name, score=score,
                                  display=mask_secret(value, keep)))
-        return _longest(out) if len(rxs) > 1 else out
+        return keep_longest(out) if len(rxs) > 1 else out
 
     return scan.with_triggers(finder, tuple((rx.pattern,) for rx in rxs))
 
 
-def _longest(found: list[Match]) -> list[Match]:
-    """Several pattern families, one detector: keep the longest of overlapping spans."""
-    found.sort(key=lambda m: (m.start, -m.end))
-    out: list[Match] = []
-    for m in found:
-        if out and m.start < out[-1].end:
-            if m.end - m.start > out[-1].end - out[-1].start:
-                out[-1] = m
-            continue
-        out.append(m)
-    return out
-
-
 def _union(*finders: Finder) -> Finder:
     def finder(text: str) -> list[Match]:
-        return _longest([m for f in finders for m in f(text)])
+        return keep_longest([m for f in finders for m in f(text)])
 
     return scan.with_triggers(finder, scan.union_triggers(*finders))
 

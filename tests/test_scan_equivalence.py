@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from dsl.compile import CheckNode
 from engine.api import Engine, _scanner
 from engine.document import Document
 from engine.evaluate import DocContext, Hit, _near, _section_ranges, _subtree_ends
@@ -32,14 +31,7 @@ _TRAPS = [
 
 
 def _ruleset_checks() -> list[Check]:
-    rs = Engine(cache=None, audit=None, provider=None).ruleset()
-    seen: dict[str, Check] = {}
-    for g in rs.gates:
-        for root in (*g.whens, *g.requires, *g.forbids):
-            for n in root.walk():
-                if isinstance(n, CheckNode):
-                    seen.setdefault(n.check.key, n.check)
-    return list(seen.values())
+    return Engine(cache=None, audit=None, provider=None).ruleset().checks
 
 
 CHECKS = _ruleset_checks()
