@@ -90,3 +90,20 @@ def test_cli_eval(run_cli) -> None:
     data = json.loads(out)
     assert code == 0 and data["overall"]["recall"] >= 0.98
     assert {t["type"] for t in data["types"]} >= {"EMAIL_ADDRESS", "AWS_ACCESS_KEY"}
+
+
+def test_labelled_set_is_reproducible_from_its_generator(tmp_path):
+    """The committed set is exactly what the seeded generator writes (no clock, no hash order)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    script = tmp_path / "generate.py"
+    shutil.copy(root / "data" / "pii-eval" / "generate.py", script)
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": "random"}
+    subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True,
+                   capture_output=True, timeout=120)
+    committed = (root / "data" / "pii-eval" / "entities.jsonl").read_bytes()
+    assert (tmp_path / "entities.jsonl").read_bytes() == committed

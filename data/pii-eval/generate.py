@@ -24,11 +24,17 @@ import re
 import string
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from faker import Faker
 
+from gates.pii import luhn_check_digit
+
 SEED = 20261121
+# Faker draws dates relative to the clock; pin "now" so the same seed gives the same file.
+NOW = datetime(2026, 11, 21, 12, 0, 0)
+TODAY = NOW.date()
 OUT = Path(__file__).with_name("entities.jsonl")
 
 rng = random.Random(SEED)
@@ -171,21 +177,9 @@ def nino() -> str:
     return f"{first}{second}{digits}{suffix}"
 
 
-def _luhn_digit(payload: str) -> str:
-    total = 0
-    for i, c in enumerate(reversed(payload)):
-        d = int(c)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
-
-
 def npi() -> str:
     base = rng.choice("12") + "".join(rng.choice(string.digits) for _ in range(8))
-    return base + _luhn_digit("80840" + base)
+    return base + luhn_check_digit("80840" + base)
 
 
 def dea(last_name: str) -> str:
@@ -239,11 +233,11 @@ def date_text(d) -> str:
 
 
 def recent_date() -> str:
-    return date_text(fake.date_between("-3y", "today"))
+    return date_text(fake.date_between(TODAY - timedelta(days=3 * 365), TODAY))
 
 
 def dob() -> str:
-    return date_text(fake.date_of_birth(minimum_age=1, maximum_age=95))
+    return date_text(fake.date_between(TODAY - timedelta(days=95 * 365), TODAY - timedelta(days=365)))
 
 
 def icd10() -> str:
@@ -541,9 +535,9 @@ def device_log() -> dict:
          "{ts3} INFO  request {uuid} from {ip6} took 231 ms\n"
          "{ts3} DEBUG build {sha} version 4.{minor}.2\n")
     mac = ":".join(f"{rng.randrange(256):02X}" for _ in range(6))
-    return render(t, ts=L("DATE_TIME", fake.date_time_between("-1y", "now").strftime("%Y-%m-%d %H:%M:%S")),
-                  ts2=L("DATE_TIME", fake.date_time_between("-1y", "now").strftime("%Y-%m-%d %H:%M:%S")),
-                  ts3=L("DATE_TIME", fake.date_time_between("-1y", "now").strftime("%Y-%m-%d %H:%M:%S")),
+    return render(t, ts=L("DATE_TIME", fake.date_time_between(NOW - timedelta(days=365), NOW).strftime("%Y-%m-%d %H:%M:%S")),
+                  ts2=L("DATE_TIME", fake.date_time_between(NOW - timedelta(days=365), NOW).strftime("%Y-%m-%d %H:%M:%S")),
+                  ts3=L("DATE_TIME", fake.date_time_between(NOW - timedelta(days=365), NOW).strftime("%Y-%m-%d %H:%M:%S")),
                   ip4=L("IP_ADDRESS", fake.ipv4_public()), user=fake.user_name(),
                   serial=L("DEVICE_ID", f"PM{rng.randint(100000, 999999)}{rand_chars(string.ascii_uppercase, 2)}"),
                   mac=L("DEVICE_ID", mac), uuid=fake.uuid4(), ip6=L("IP_ADDRESS", fake.ipv6()),
@@ -669,7 +663,7 @@ def chat_transcript() -> dict:
         "[{ts}] customer: yes. and my password is {pw} if that helps\n"
         "[{ts}] agent: Please never share your password; I've flagged this chat for deletion.",
     ])
-    return render(t, ts=fake.time(pattern="%H:%M"), card=L("CREDIT_CARD", card()),
+    return render(t, ts=fake.date_time_between(NOW - timedelta(days=1), NOW).strftime("%H:%M"), card=L("CREDIT_CARD", card()),
                   email=L("EMAIL_ADDRESS", fake.email()), ip=L("IP_ADDRESS", fake.ipv4_public()),
                   user=fake.user_name(), phone=L("PHONE_NUMBER", us_phone()),
                   pw=L("PASSWORD", password()))
