@@ -194,7 +194,7 @@ class Engine:
                             f"{', '.join(DOC_TYPES)}).{did_you_mean(doc_type, DOC_TYPES)}")
         source = "given"
         if doc_type is None:
-            doc_type = _infer_type(doc)
+            doc_type = infer_doc_type(doc.text, doc.name)
             source = "inferred" if doc_type else "none"
         applicable, skipped = [], []
         for g in ruleset.gates:
@@ -485,29 +485,10 @@ class Engine:
         return ExampleResult(gate, ex, ok, status, problem)
 
 
-_INFERRED: dict[tuple[str, str], str | None] = {}
-
-
-def _infer_type(doc: Document) -> str | None:
-    """``infer_doc_type``, remembered per content hash and name, so a repeat validation (a cache
-    hit) skips its 4-5 ms of wording signals; bounded, and never holds the text."""
-    key = (doc.sha256, doc.name)
-    if key not in _INFERRED:
-        if len(_INFERRED) >= 4096:
-            _INFERRED.clear()
-        _INFERRED[key] = infer_doc_type(doc.text, doc.name)
-    return _INFERRED[key]
-
-
 def _scanner(ruleset: Ruleset) -> scan.Scanner:
     """The multi-pattern prefilter of every check of the ruleset, built once per ruleset hash
     (a gate's version hashes its checks, so equal hashes mean equal checks)."""
-    def checks() -> Iterable[Any]:
-        for g in ruleset.gates:
-            for root in (*g.whens, *g.requires, *g.forbids):
-                yield from (n.check for n in root.walk() if isinstance(n, CheckNode))
-
-    return scan.scanner_for(ruleset.hash, checks)
+    return scan.scanner_for(ruleset.hash, lambda: ruleset.checks)
 
 
 def _question(g: Gate, qid: str) -> Question:
