@@ -288,9 +288,10 @@ def anchor_worth_it(pattern: str) -> bool:
     return any(int(m.group(1)) >= 20 for m in _COUNTED.finditer(pattern))
 
 
-def _group_end(p: str, i: int) -> int | None:
-    """Index of the parenthesis closing the group opened at ``p[i]``."""
-    depth, j, n = 0, i, len(p)
+def _structure(p: str, j: int) -> Iterator[tuple[int, str]]:
+    """The grouping characters ``(``, ``)`` and ``|`` of pattern ``p`` from ``j`` on, skipping
+    escapes and character classes; a class left open yields ``(its index, "[")`` and ends."""
+    n = len(p)
     while j < n:
         c = p[j]
         if c == "\\":
@@ -299,15 +300,26 @@ def _group_end(p: str, i: int) -> int | None:
         if c == "[":
             k = _class_end(p, j)
             if k is None:
-                return None
+                yield j, "["
+                return
             j = k
-        elif c == "(":
+        elif c in "()|":
+            yield j, c
+        j += 1
+
+
+def _group_end(p: str, i: int) -> int | None:
+    """Index of the parenthesis closing the group opened at ``p[i]``."""
+    depth = 0
+    for j, c in _structure(p, i):
+        if c == "[":
+            return None
+        if c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
             if depth == 0:
                 return j
-        j += 1
     return None
 
 
@@ -334,26 +346,18 @@ def _class_end(p: str, j: int) -> int | None:
 
 
 def _top_level_bar(p: str, j: int) -> bool:
-    depth, n = 0, len(p)
-    while j < n:
-        c = p[j]
-        if c == "\\":
-            j += 2
-            continue
+    depth = 0
+    for _, c in _structure(p, j):
         if c == "[":
-            k = _class_end(p, j)
-            if k is None:
-                return True
-            j = k
-        elif c == "(":
+            return True
+        if c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
             if depth < 0:
                 return True
-        elif c == "|" and depth == 0:
+        elif depth == 0:  # "|"
             return True
-        j += 1
     return False
 
 
