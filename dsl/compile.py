@@ -3,6 +3,7 @@ metadata, and hash each gate's compiled form into its version."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -109,6 +110,11 @@ class AllNode(Node):
     @property
     def cost(self) -> int:
         return sum(c.cost for c in self.children)
+
+    @functools.cached_property
+    def ordered(self) -> list[Node]:
+        """The children cheapest first: the order the evaluator tries them in."""
+        return sorted(self.children, key=lambda c: c.cost)
 
     @property
     def spanning(self) -> bool:
@@ -247,6 +253,19 @@ class Gate:
             "when": [n.canonical() for n in self.whens],
             "fix": self.fix, "message": self.message, "version": self.declared_version,
         }
+
+    @functools.cached_property
+    def when_node(self) -> AllNode | None:
+        """The ``when`` conditions as one node (built once, not per document)."""
+        return AllNode(self.loc, list(self.whens)) if self.whens else None
+
+    @functools.cached_property
+    def require_node(self) -> AllNode | None:
+        return AllNode(self.loc, list(self.requires)) if self.requires else None
+
+    @functools.cached_property
+    def forbid_node(self) -> AnyNode | None:
+        return AnyNode(self.loc, list(self.forbids)) if self.forbids else None
 
     def semantic_nodes(self) -> list[SemanticNode]:
         return [n for root in (*self.whens, *self.requires, *self.forbids)

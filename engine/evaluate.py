@@ -59,14 +59,18 @@ class DocContext:
     """Per-document state shared by every gate: memoised check matches, section ranges and the
     semantic answers collected so far. Each check runs over the document at most once."""
 
-    def __init__(self, doc: Document, profile: bool = False) -> None:
+    def __init__(self, doc: Document, profile: bool = False, eager: bool = False) -> None:
         self.doc = doc
+        #: evaluate every node in full (every match, no short cut): the straightforward
+        #: evaluation the equivalence tests compare the demand-driven one against.
+        self.eager = eager
         self.answers: dict[str, Answer] = {}
         self.profile = profile
         self._matches: dict[str, list[Match]] = {}
         self._sections: dict[tuple[str, ...], tuple[tuple[int, int], ...]] = {}
         self._ends: list[int] | None = None
         self._hits: dict[tuple[str, str, Scope], list[Hit]] = {}
+        self._exists: dict[tuple[str, Scope], bool] = {}
         #: check key -> (label, kind, ms) for --profile
         self.timings: dict[str, tuple[str, str, float]] = {}
 
@@ -81,6 +85,35 @@ class DocContext:
                                      (time.perf_counter() - t0) * 1000)
             self._matches[key] = found
         return found
+
+    def exists(self, check: Check, scope: Scope) -> bool:
+        """Whether ``check`` matches at least once inside ``scope``, stopping at the first such
+        match when the check's matches are not known yet (a ``require`` or a ``when`` needs no
+        more). A run that reaches the end of the text has seen every match and keeps them."""
+        key = check.key
+        memo = (key, scope)
+        got = self._exists.get(memo)
+        if got is not None:
+            return got
+        found = self._matches.get(key)
+        if found is not None:
+            got = bool(found) if scope is None else any(_in_scope(m, scope) for m in found)
+        else:
+            t0 = time.perf_counter()
+            seen: list[Match] = []
+            got = False
+            for m in check.iter_find(self.doc.text):
+                seen.append(m)
+                if scope is None or _in_scope(m, scope):
+                    got = True
+                    break
+            if not got:
+                self._matches[key] = seen
+            if self.profile:
+                self.timings[key] = (check.describe(), check.kind,
+                                     (time.perf_counter() - t0) * 1000)
+        self._exists[memo] = got
+        return got
 
     def prime(self, key: str, matches: list[Match]) -> None:
         """Install matches computed elsewhere (e.g. by a multi-pattern scanner)."""
@@ -162,62 +195,83 @@ def _intersect(a: Scope, b: tuple[tuple[int, int], ...]) -> Scope:
     return tuple(out)
 
 
-def evaluate(node: Node, ctx: DocContext, scope: Scope = None) -> Value:
+def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True) -> Value:
+    """The node's value on the document. With ``hits=False`` only the truth value is needed
+    (a ``when``, a ``require``, anything under ``not``): checks stop at their first match and
+    the returned hits are empty. ``all`` stops at its first false child and, without hits,
+    ``any`` at its first true one: the value and the pending questions are the same as if
+    every child had been evaluated."""
+    if ctx.eager:
+        hits = True
     if isinstance(node, CheckNode):
+        if not hits:
+            return Value(True) if ctx.exists(node.check, scope) else _FALSE
         # one hit list per check, label and scope, however many gates share the define
         memo = (node.check.key, node.label, scope)
-        hits = ctx._hits.get(memo)
-        if hits is None:
+        found_hits = ctx._hits.get(memo)
+        if found_hits is None:
             kind = node.check.kind
             detector = kind in ("pii", "secret")
             found = ctx.matches(node.check)
-            hits = [Hit(m.start, m.end, node.label, kind,
-                        (f"{m.detail} {m.display}" if detector and m.display else m.detail)
-                        if kind != "regex" else None,  # a regex match may be PII: line:col only
-                        m.detail if detector else None)
-                    for m in (found if scope is None
-                              else [m for m in found if _in_scope(m, scope)])]
-            ctx._hits[memo] = hits
-        return Value(bool(hits), hits)
+            found_hits = [Hit(m.start, m.end, node.label, kind,
+                              (f"{m.detail} {m.display}" if detector and m.display else m.detail)
+                              if kind != "regex" else None,  # a regex match may be PII
+                              m.detail if detector else None)
+                          for m in (found if scope is None
+                                    else [m for m in found if _in_scope(m, scope)])]
+            ctx._hits[memo] = found_hits
+        return Value(bool(found_hits), found_hits)
     if isinstance(node, SemanticNode):
         qid = node.check.question.id
         ans = ctx.answers.get(qid)
         if ans is None:
             return Value(None, [], frozenset((qid,)))
         if ans.verdict == "yes":
-            hits = [Hit(ev.start, ev.end, node.label, "semantic", None) for ev in ans.evidence]
-            return Value(True, hits)
+            return Value(True, [Hit(ev.start, ev.end, node.label, "semantic", None)
+                                for ev in ans.evidence] if hits else [])
         if ans.verdict == "no":
-            return Value(False)
+            return _FALSE
         return Value(None)
     if isinstance(node, NotNode):
-        child = evaluate(node.child, ctx, scope)
+        child = evaluate(node.child, ctx, scope, False)
         return Value(None if child.v is None else not child.v, [], child.pending)
     if isinstance(node, AnyNode):  # before AllNode: AnyNode subclasses it
-        vals = [evaluate(c, ctx, scope) for c in sorted(node.children, key=lambda c: c.cost)]
+        vals = []
+        for c in node.ordered:
+            val = evaluate(c, ctx, scope, hits)
+            if val.v is True and not hits and not ctx.eager:
+                return val
+            vals.append(val)
         if any(v.v is True for v in vals):
             return Value(True, [h for v in vals if v.v is True for h in v.hits])
         if any(v.v is None for v in vals):
             return Value(None, [], frozenset().union(*(v.pending for v in vals if v.v is None)))
         return _FALSE
     if isinstance(node, AllNode):
-        vals = [evaluate(c, ctx, scope) for c in sorted(node.children, key=lambda c: c.cost)]
+        vals = []
+        for c in node.ordered:
+            val = evaluate(c, ctx, scope, hits)
+            if val.v is False and not ctx.eager:
+                return _FALSE
+            vals.append(val)
         if any(v.v is False for v in vals):
             return _FALSE
         if any(v.v is None for v in vals):
             return Value(None, [], frozenset().union(*(v.pending for v in vals if v.v is None)))
         return Value(True, [h for v in vals for h in v.hits])
     if isinstance(node, SectionNode):
-        return evaluate(node.child, ctx, _intersect(scope, ctx.section_scope(node.headings)))
+        return evaluate(node.child, ctx, _intersect(scope, ctx.section_scope(node.headings)),
+                        hits)
     if isinstance(node, NearNode):
-        return _near(evaluate(node.a, ctx, scope).hits, evaluate(node.b, ctx, scope).hits,
-                     node.within)
+        got = _near(evaluate(node.a, ctx, scope).hits, evaluate(node.b, ctx, scope).hits,
+                    node.within)
+        return got if hits or not got.v else Value(True)
     if isinstance(node, CountNode):
-        hits = evaluate(node.child, ctx, scope).hits
-        n = len({(h.start, h.end) for h in hits})
+        found = evaluate(node.child, ctx, scope).hits
+        n = len({(h.start, h.end) for h in found})
         ok = {">=": n >= node.n, "<=": n <= node.n, "==": n == node.n, ">": n > node.n,
               "<": n < node.n}[node.op]
-        return Value(ok, hits if ok else [])
+        return Value(ok, found if ok and hits else [])
     raise AssertionError(f"unknown node {node!r}")  # pragma: no cover
 
 
@@ -258,13 +312,14 @@ class GateOutcome:
 def evaluate_gate(gate: Gate, ctx: DocContext) -> GateOutcome:
     t0 = time.perf_counter()
     pending: frozenset[str] = frozenset()
-    if gate.whens:
-        w = evaluate(AllNode(gate.loc, list(gate.whens)), ctx)
+    if gate.when_node is not None:
+        w = evaluate(gate.when_node, ctx, None, False)
         if w.v is False:
             return GateOutcome(True, False, [], frozenset(), (time.perf_counter() - t0) * 1000)
         pending = w.pending  # an undecidable condition keeps the gate applicable (fail-closed)
-    req = evaluate(AllNode(gate.loc, list(gate.requires)), ctx) if gate.requires else Value(True)
-    forb = evaluate(AnyNode(gate.loc, list(gate.forbids)), ctx) if gate.forbids else Value(False)
+    req = Value(True) if gate.require_node is None else evaluate(gate.require_node, ctx, None,
+                                                                 False)
+    forb = Value(False) if gate.forbid_node is None else evaluate(gate.forbid_node, ctx)
     hits = sorted({(h.start, h.end, h.label): h for h in forb.hits}.values(),
                   key=lambda h: (h.start, h.end)) if forb.v else []
     if req.v is False or forb.v is True:

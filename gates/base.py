@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,6 +65,12 @@ class Check(ABC):
     @abstractmethod
     def find(self, text: str) -> list[Match]:
         """Every match in ``text``, ordered by start offset. Must run in linear time."""
+
+    def iter_find(self, text: str) -> Iterator[Match]:
+        """The matches of :meth:`find`, in the same order, produced lazily where the kind can:
+        the evaluator stops at the first one when a gate only needs to know whether there is
+        one (``require``, ``when``, ``not``)."""
+        return iter(self.find(text))
 
     @abstractmethod
     def canonical(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import re2
@@ -63,19 +64,26 @@ class PhraseCheck(Check):
     def find(self, text: str) -> list[Match]:
         if scan.is_reference():
             return [Match(m.start(), m.end(), detail=m.group()) for m in self._re.finditer(text)]
+        return list(self._confirm(text, scan.spans(self._pre, text)))
+
+    def iter_find(self, text: str) -> Iterator[Match]:
+        if scan.is_reference():
+            return iter(self.find(text))
+        return self._confirm(text, scan.iter_spans(self._pre, text))
+
+    def _confirm(self, text: str, candidates: Iterable[tuple[int, int]]) -> Iterator[Match]:
         # RE2 finds the candidate spans in linear time; Python `re` then decides at each
         # candidate position only. Every position where the Python pattern matches lies in a
         # candidate span (the prefilter is a superset and non-empty), and positions are tried in
         # order, resuming after each match, exactly as `finditer` would.
-        out: list[Match] = []
         match = self._re.match
         resume, n = 0, len(text)
-        for s, e in scan.spans(self._pre, text):
+        for s, e in candidates:
             if s >= resume and (s == 0 or not _word(text[s - 1])) and (
                     e == n or not _word(text[e])):
                 # Both sides are non-word: Python tries the same alternatives in the same order
                 # (each a subset of its prefilter twin), so it matches exactly [s, e) here.
-                out.append(Match(s, e, detail=text[s:e]))
+                yield Match(s, e, detail=text[s:e])
                 resume = e
                 continue
             pos = max(s, resume)
@@ -84,9 +92,8 @@ class PhraseCheck(Check):
                 if m is None:
                     pos += 1
                     continue
-                out.append(Match(m.start(), m.end(), detail=m.group()))
+                yield Match(m.start(), m.end(), detail=m.group())
                 pos = resume = m.end()
-        return out
 
     def triggers(self) -> tuple[tuple[str, ...], ...]:
         return ((self._pre.pattern,),)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import re2
@@ -68,13 +69,14 @@ class RegexCheck(Check):
         return cls(pattern, flags)
 
     def find(self, text: str) -> list[Match]:
-        out = []
+        return list(self.iter_find(text))
+
+    def iter_find(self, text: str) -> Iterator[Match]:
         # the document's bytes, encoded once; tried only where the leading group can match
         for m in scan.finditer(self._re, text, self._anchor):
             s, e = m.span()
             if e > s:  # zero-width matches carry no evidence
-                out.append(Match(s, e, detail=m.group()[:80]))
-        return out
+                yield Match(s, e, detail=m.group()[:80])
 
     def triggers(self) -> tuple[tuple[str, ...], ...]:
         return ((self._re.pattern,),)

@@ -160,6 +160,20 @@ def spans(rx: Any, text: str) -> list[tuple[int, int]]:
     return list(zip(it, it, strict=True))
 
 
+def iter_spans(rx: Any, text: str) -> Iterator[tuple[int, int]]:
+    """:func:`spans`, lazily: for a caller that may stop at the first one."""
+    if _state.reference:
+        yield from (m.span() for m in rx.finditer(text))
+        return
+    enc = encoded(text)
+    if rx.pattern in enc.absent:
+        return
+    char = enc.char
+    for found in _unanchored(rx, enc.data, 0):
+        s, e = found[0]
+        yield char(s), char(e)
+
+
 def memo(finder: Callable[[str], Any]) -> Callable[[str], Any]:
     """``finder`` with its result kept for the document being scanned: PHONE_NUMBER serves
     pii(PHONE_NUMBER), FAX_NUMBER and every pii(...) list naming it. Callers must not mutate
