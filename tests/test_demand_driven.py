@@ -7,13 +7,13 @@ import random
 from pathlib import Path
 
 import pytest
+from test_scan_equivalence import DOCS
 
 from engine.api import Engine, _scanner
 from engine.evaluate import DocContext, evaluate_gate
 from engine.ingest import document_from_text
 from engine.providers.base import Answer
 from gates.regex import RegexCheck
-from test_scan_equivalence import DOCS
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = sorted(p for d in ("gdpr", "hipaa") for p in (ROOT / "data" / "corpus" / d).iterdir()
