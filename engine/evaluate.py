@@ -10,7 +10,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dsl.compile import (
     AllNode,
@@ -85,6 +87,10 @@ class DocContext:
                                      (time.perf_counter() - t0) * 1000)
             self._matches[key] = found
         return found
+
+    def scoped(self, check: Check, scope: Scope) -> list[Match]:
+        found = self.matches(check)
+        return found if scope is None else [m for m in found if _in_scope(m, scope)]
 
     def exists(self, check: Check, scope: Scope) -> bool:
         """Whether ``check`` matches at least once inside ``scope``, stopping at the first such
@@ -210,16 +216,8 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
         memo = (node.check.key, node.label, scope)
         found_hits = ctx._hits.get(memo)
         if found_hits is None:
-            kind = node.check.kind
-            detector = kind in ("pii", "secret")
-            found = ctx.matches(node.check)
-            found_hits = [Hit(m.start, m.end, node.label, kind,
-                              (f"{m.detail} {m.display}" if detector and m.display else m.detail)
-                              if kind != "regex" else None,  # a regex match may be PII
-                              m.detail if detector else None)
-                          for m in (found if scope is None
-                                    else [m for m in found if _in_scope(m, scope)])]
-            ctx._hits[memo] = found_hits
+            to_hit = _hit_maker(node)
+            found_hits = ctx._hits[memo] = [to_hit(m) for m in ctx.scoped(node.check, scope)]
         return Value(bool(found_hits), found_hits)
     if isinstance(node, SemanticNode):
         qid = node.check.question.id
@@ -263,8 +261,11 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
         return evaluate(node.child, ctx, _intersect(scope, ctx.section_scope(node.headings)),
                         hits)
     if isinstance(node, NearNode):
-        got = _near(evaluate(node.a, ctx, scope).hits, evaluate(node.b, ctx, scope).hits,
-                    node.within)
+        # a side with nothing in scope decides it before either side's matches are all built
+        if not (evaluate(node.a, ctx, scope, False).v and evaluate(node.b, ctx, scope, False).v):
+            return _FALSE
+        (a, a_hit), (b, b_hit) = _spans(node.a, ctx, scope), _spans(node.b, ctx, scope)
+        got = _near(a, b, node.within, a_hit, b_hit)
         return got if hits or not got.v else Value(True)
     if isinstance(node, CountNode):
         found = evaluate(node.child, ctx, scope).hits
@@ -275,25 +276,51 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
     raise AssertionError(f"unknown node {node!r}")  # pragma: no cover
 
 
-def _near(a: list[Hit], b: list[Hit], within: int) -> Value:
-    """The `a` hits and the `b` hits that have a partner at most `within` characters away.
+def _hit_maker(node: CheckNode) -> Callable[[Match], Hit]:
+    label, kind = node.label, node.check.kind
+    if kind == "regex":  # a regex match may be PII: line:col only, no text
+        return lambda m: Hit(m.start, m.end, label, kind, None, None)
+    if kind in ("pii", "secret"):
+        return lambda m: Hit(m.start, m.end, label, kind,
+                             f"{m.detail} {m.display}" if m.display else m.detail, m.detail)
+    return lambda m: Hit(m.start, m.end, label, kind, m.detail, None)
+
+
+def _spans(node: Node, ctx: DocContext, scope: Scope) -> tuple[list[Any], Callable[[Any], Hit]]:
+    """What `near` pairs up: a check's own matches (made hits only if they find a partner, so
+    57,000 "retain" matches near no "indefinitely" build nothing), else the node's hits."""
+    if isinstance(node, CheckNode) and not ctx.eager:
+        return ctx.scoped(node.check, scope), _hit_maker(node)
+    return evaluate(node, ctx, scope).hits, _same
+
+
+def _same(h: Hit) -> Hit:
+    return h
+
+
+def _near(a: list[Any], b: list[Any], within: int, a_hit: Callable[[Any], Hit] = _same,
+          b_hit: Callable[[Any], Hit] = _same) -> Value:
+    """The `a` spans and the `b` spans that have a partner at most `within` characters away,
+    as hits.
 
     Two spans are that close exactly when ``b.start <= a.end + within`` and
-    ``b.end >= a.start - within``; so an `a` hit has a partner when, among the `b` hits starting
-    early enough (a prefix in start order, found by bisect), the furthest end reaches back far
-    enough, and symmetrically. O((A + B) log B), whatever the spans' lengths or density (the
-    pairwise scan was quadratic when one long span, such as a key block, widened every window)."""
+    ``b.end >= a.start - within``; so an `a` span has a partner when, among the `b` spans
+    starting early enough (a prefix in start order, found by bisect), the furthest end reaches
+    back far enough, and symmetrically. O((A + B) log B), whatever the spans' lengths or density
+    (the pairwise scan was quadratic when one long span, such as a key block, widened every
+    window)."""
     if not a or not b:
         return _FALSE
     out: dict[tuple[int, int, str], Hit] = {}
-    for this, other in ((a, b), (b, a)):
+    for this, to_hit, other in ((a, a_hit, b), (b, b_hit, a)):
         ordered = sorted(other, key=lambda h: h.start)
         starts = [h.start for h in ordered]
         reach = list(itertools.accumulate((h.end for h in ordered), max))
         for h in this:
             i = bisect.bisect_right(starts, h.end + within) - 1
             if i >= 0 and reach[i] >= h.start - within:
-                out[(h.start, h.end, h.label)] = h
+                hit = to_hit(h)
+                out[(hit.start, hit.end, hit.label)] = hit
     hits = sorted(out.values(), key=lambda h: (h.start, h.end))
     return Value(bool(hits), hits)
 
