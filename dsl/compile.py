@@ -267,9 +267,14 @@ class Gate:
     def forbid_node(self) -> AnyNode | None:
         return AnyNode(self.loc, list(self.forbids)) if self.forbids else None
 
-    def semantic_nodes(self) -> list[SemanticNode]:
-        return [n for root in (*self.whens, *self.requires, *self.forbids)
-                for n in root.walk() if isinstance(n, SemanticNode)]
+    def semantic_nodes(self) -> tuple[SemanticNode, ...]:
+        return self._semantic_nodes
+
+    @functools.cached_property
+    def _semantic_nodes(self) -> tuple[SemanticNode, ...]:
+        # asked for per gate per validation (reports list every question of a gate)
+        return tuple(n for root in (*self.whens, *self.requires, *self.forbids)
+                     for n in root.walk() if isinstance(n, SemanticNode))
 
 
 @dataclass

@@ -164,7 +164,7 @@ class Engine:
         never touch the event loop."""
         run, report = self._prepare(doc, modules, doc_type, profile)
         if report is None:
-            if run.questions:
+            if run.questions and not self._ask_now(run):
                 asyncio.run(self._ask(run))
             report = self._finish(run, profile)
         return self._record(report, run, principal)
@@ -174,7 +174,7 @@ class Engine:
                              principal: str | None = None) -> Report:
         run, report = self._prepare(doc, modules, doc_type, profile)
         if report is None:
-            if run.questions:
+            if run.questions and not self._ask_now(run):
                 await self._ask(run)
             report = self._finish(run, profile)
         return await asyncio.to_thread(self._record, report, run, principal)
@@ -251,8 +251,8 @@ class Engine:
             self.cache = None
             return None
 
-    async def _ask(self, run: _Run) -> None:
-        """Ask the provider every pending question of the document, in one call."""
+    def _unanswered(self, run: _Run) -> list[Question]:
+        """The pending questions of the document that the cache cannot answer."""
         todo: list[Question] = []
         for qid, q in run.questions.items():
             hit = self._cache_call("get_answer", self._answer_key(qid, run.doc)) if self.cache else None
@@ -261,6 +261,22 @@ class Engine:
                 run.cached.add(qid)
             else:
                 todo.append(q)
+        return todo
+
+    def _ask_now(self, run: _Run) -> bool:
+        """Answer without an event loop when the provider can (see ``Provider.answer_now``)."""
+        todo = self._unanswered(run)
+        result = self.provider.answer_now(run.doc, todo) if todo else None
+        if todo and result is None:
+            return False  # the cache lookups are not repeated: run.questions keeps them all
+        if result is not None:
+            self._take(run, todo, result.answers, result.usage)
+        self._reevaluate(run)
+        return True
+
+    async def _ask(self, run: _Run) -> None:
+        """Ask the provider every pending question of the document, in one call."""
+        todo = [q for qid, q in run.questions.items() if qid not in run.ctx.answers]
         if todo:
             provider = self.provider
             start = getattr(provider, "start_validation", None)
@@ -277,13 +293,20 @@ class Engine:
             except Exception as exc:  # a provider bug must not lose the validation
                 answers, usage = {}, Usage()
                 run.warnings.append(f"semantic provider failed: {type(exc).__name__}")
-            run.usage.add(usage)
-            for q in todo:
-                ans = answers.get(q.id) or Answer("unclear", 0.0, "the provider gave no answer")
-                run.ctx.answers[q.id] = ans
-                run.asked.add(q.id)
-                if ans.verdict != "unclear" and self.cache is not None:
-                    self._cache_call("put_answer", self._answer_key(q.id, run.doc), ans)
+            self._take(run, todo, answers, usage)
+        self._reevaluate(run)
+
+    def _take(self, run: _Run, todo: list[Question], answers: dict[str, Answer],
+              usage: Usage) -> None:
+        run.usage.add(usage)
+        for q in todo:
+            ans = answers.get(q.id) or Answer("unclear", 0.0, "the provider gave no answer")
+            run.ctx.answers[q.id] = ans
+            run.asked.add(q.id)
+            if ans.verdict != "unclear" and self.cache is not None:
+                self._cache_call("put_answer", self._answer_key(q.id, run.doc), ans)
+
+    def _reevaluate(self, run: _Run) -> None:
         for g in run.gates:
             if run.outcomes[g.code].pending:
                 run.outcomes[g.code] = evaluate_gate(g, run.ctx)

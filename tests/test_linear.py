@@ -133,3 +133,34 @@ def test_deterministic_validation_uses_no_event_loop_or_thread(
                              modules=["secrets"])
     assert report.verdict == "fail"
     assert report.llm.calls == 0
+
+
+def test_no_provider_answers_pending_questions_without_an_event_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no semantic provider (`--provider none`), pending questions are answered `unclear`
+    on the spot: the report is the one the asynchronous path gives, without its ~1 ms loop."""
+    import asyncio
+
+    from engine.providers.base import NullProvider
+
+    class AsyncOnly(NullProvider):
+        def answer_now(self, doc, questions):  # type: ignore[no-untyped-def]
+            return None
+
+    text = make_text(8_000)[0]
+    want = Engine(cache=None, audit=None, provider=AsyncOnly()).validate(
+        document_from_text(text), doc_type="privacy_notice")
+    assert any(g.status.value == "indeterminate" for g in want.gates)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("no event loop is needed to answer nothing")
+
+    monkeypatch.setattr(asyncio, "run", forbidden)
+    got = Engine(cache=None, audit=None, provider=NullProvider()).validate(
+        document_from_text(text), doc_type="privacy_notice")
+
+    def shape(report):  # type: ignore[no-untyped-def]
+        return ([(g.gate, g.status, g.spans, g.semantic) for g in report.gates], report.verdict,
+                report.llm.model_dump())
+
+    assert shape(got) == shape(want)

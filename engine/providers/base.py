@@ -64,6 +64,12 @@ class Provider(ABC):
     async def answer(self, doc: Document, questions: list[Question]) -> ProviderResult:
         ...
 
+    def answer_now(self, doc: Document, questions: list[Question]) -> ProviderResult | None:
+        """The answers, synchronously, when the provider can give them without waiting on
+        anything (no network, no model); ``None``: use :meth:`answer`. Spares the engine an
+        event loop (~1 ms a validation)."""
+        return None
+
     def identity(self) -> str:
         """Part of cache keys: a changed provider, model or prompt never returns a stale answer."""
         return f"{self.name}:{self.model}:{self.prompt_version}"
@@ -86,4 +92,7 @@ class NullProvider(Provider):
         self.reason = reason
 
     async def answer(self, doc: Document, questions: list[Question]) -> ProviderResult:
+        return unclear_all(questions, self.reason)
+
+    def answer_now(self, doc: Document, questions: list[Question]) -> ProviderResult:
         return unclear_all(questions, self.reason)
