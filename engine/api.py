@@ -268,7 +268,7 @@ class Engine:
         todo = self._unanswered(run)
         result = self.provider.answer_now(run.doc, todo) if todo else None
         if todo and result is None:
-            return False  # the cache lookups are not repeated: run.questions keeps them all
+            return False  # _ask asks what the cache did not answer (lookups not repeated)
         if result is not None:
             self._take(run, todo, result.answers, result.usage)
         self._reevaluate(run)
