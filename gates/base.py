@@ -80,6 +80,12 @@ class Check(ABC):
         """A short human label for findings, e.g. ``regex /foo/i``."""
         return self.kind
 
+    #: how the scanner learns whether this kind's trigger patterns can match: ``"set"``, run
+    #: in a multi-pattern ``re2.Set`` (exact: does the pattern match anywhere?), or ``"atoms"``,
+    #: only the literal strings it needs looked for (a superset; for patterns whose DFA is slow
+    #: to build in a Set). See ``gates.scan.Scanner``.
+    prefilter: ClassVar[str] = "set"
+
     def triggers(self) -> tuple[tuple[str, ...], ...] | None:
         """RE2 patterns that must match somewhere for :meth:`find` to find anything, as
         alternatives of conjunctions (see ``gates.scan``); ``None``: no prefilter, always run."""

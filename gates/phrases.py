@@ -43,6 +43,9 @@ def _word(ch: str) -> bool:
 class PhraseCheck(Check):
     kind: ClassVar[str] = "phrase"
     cost: ClassVar[int] = 1
+    #: Python's case folding and ``\s`` spelled out as classes make each DFA state of a Set
+    #: costly to build: 14-19 ms on the first 10 KB for the built-in lists, against 1 ms saved
+    prefilter: ClassVar[str] = "atoms"
 
     def __init__(self, phrases: tuple[str, ...]) -> None:
         self.phrases = phrases

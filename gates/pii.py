@@ -225,16 +225,6 @@ def _free(text: str, start: int, end: int) -> bool:
     return not ((start > 0 and _glued(text[start - 1])) or (end < len(text) and _glued(text[end])))
 
 
-def _value_span(m: re2._Match) -> tuple[int, int]:
-    """The span of the first capturing group that took part, else of the whole match: patterns
-    capture the value when they also match surrounding context."""
-    for i in range(1, (m.re.groups or 0) + 1):
-        s, e = m.span(i)
-        if s >= 0:
-            return s, e
-    return m.span()
-
-
 class _Keywords:
     """Where context keywords end in a text, so a value can ask 'is a keyword just before me?'
     in O(log k) instead of rescanning the text."""
@@ -243,7 +233,7 @@ class _Keywords:
         self.rx = _rx("(?i)" + pattern)
 
     def ends(self, text: str) -> list[int]:
-        return [m.end() for m in scan.finditer(self.rx, text)]
+        return [e for _, e in scan.spans(self.rx, text)]
 
     @staticmethod
     def near(ends: list[int], start: int, window: int) -> bool:
@@ -269,8 +259,7 @@ def _finder(name: str, patterns: str | Sequence[str], *, validate: Validator | N
         found: list[Match] = []
         for rx in rxs:
             last_end = -(10**9)
-            for m in scan.finditer(rx, text):  # the document's bytes, encoded once
-                s, e = _value_span(m)
+            for s, e in scan.value_spans(rx, text):  # the document's bytes, encoded once
                 if e <= s or (boundary and not _free(text, s, e)):
                     continue
                 value = text[s:e]

@@ -160,6 +160,45 @@ def spans(rx: Any, text: str) -> list[tuple[int, int]]:
     return list(zip(it, it, strict=True))
 
 
+def value_span(m: Any) -> tuple[int, int]:
+    """The span of ``m``'s first capturing group that took part, else of the whole match:
+    detector patterns capture the value when they also match the context around it."""
+    for i in range(1, (m.re.groups or 0) + 1):
+        s, e = m.span(i)
+        if s >= 0:
+            return s, e
+    return m.span()
+
+
+def value_spans(rx: Any, text: str) -> list[tuple[int, int]]:
+    """:func:`value_span` of each match ``rx.finditer(text)`` would give, without match objects
+    and with every byte offset mapped to characters in one go."""
+    if _state.reference:
+        return [value_span(m) for m in rx.finditer(text)]
+    enc = encoded(text)
+    if rx.pattern in enc.absent:
+        return []
+    data, match = enc.data, rx._regexp.Match
+    pos, end = 0, len(data)
+    flat: list[int] = []
+    while True:
+        found = match(_UNANCHORED, data, pos, end)
+        s, e = found[0]
+        if s < 0:
+            break
+        for gs, ge in itertools.islice(found, 1, None):
+            if gs >= 0:
+                flat += (gs, ge)
+                break
+        else:
+            flat += (s, e)
+        if pos == end:
+            break
+        pos = pos + _re2.CharLenToBytes(data, pos, 1) if pos == e else e
+    it = iter(enc.chars(flat))
+    return list(zip(it, it, strict=True))
+
+
 def iter_spans(rx: Any, text: str) -> Iterator[tuple[int, int]]:
     """:func:`spans`, lazily: for a caller that may stop at the first one."""
     if _state.reference:
@@ -262,11 +301,13 @@ _ASSERTIONS = ("\\b", "\\B", "\\A", "\\z", "^", "$")
 
 
 def anchor_of(pattern: str) -> Any:
-    """A regex every match of ``pattern`` starts with: its leading flags, an optional ``\\b``
-    and its first group, when the pattern is a concatenation (no top-level ``|``) opening with
-    an unquantified group that holds no assertion and cannot match empty. ``None`` otherwise.
-    Windowed gate regexes (``\\b(?:payment|billing)\\b(?:[^\\n]|...){0,250}?...``) cost a
-    full DFA pass each; their keyword group is cheap to find."""
+    """A regex every match of ``pattern`` starts with, or ``None``: the pattern's leading flags,
+    an optional ``\\b``, its first group, and then as many further items of its top-level
+    concatenation as come before the first wide counted repeat or open-ended run. The pattern
+    must be a concatenation (no top-level ``|``) opening with an unquantified group that holds
+    no assertion and cannot match empty, so the anchor's matches are never empty.
+    Windowed gate regexes (``\\b(?:we|I)\\s+(?:use|process)\\s+...[^.\\n]{0,80}?...``) cost a
+    full, slow DFA pass each; their prefix up to the window is cheap to find and rare."""
     flags = pattern[:_FLAGS.match(pattern).end()]  # type: ignore[union-attr]  # `*` always matches
     i = len(flags)
     lead = "\\b" if pattern.startswith("\\b", i) else ""
@@ -282,13 +323,55 @@ def anchor_of(pattern: str) -> Any:
     group = pattern[i:close + 1]
     if any(a in group for a in _ASSERTIONS):
         return None
+    end = close + 1
+    for _, item_end, item in _items(pattern, end):
+        if item is None or anchor_worth_it(item) or _LONG_RUN.search(item):
+            break
+        end = item_end
     try:
-        anchor = re2.compile(flags + lead + group, options())
+        anchor = re2.compile(flags + lead + pattern[i:end], options())
         if re2.compile(flags + group, options()).fullmatch("") is not None:
             return None
     except re2.error:
         return None
     return anchor
+
+
+#: an item whose matches can run on (``[^.\n]*``, ``.+``, ``\w{2,}``): kept out of an anchor,
+#: whose every span position is tried
+_LONG_RUN = re.compile(r"(?:\*|,\}|(?:^\.|^\[\^.*\]|\\[SWDP].*)\+)\??$")
+_QUANTIFIER = re.compile(r"(?:[?*+]|\{\d+(?:,\d*)?\})\??")
+_ESCAPE = re.compile(r"\\(?:[pP](?:\{[^}]*\}|.)|x(?:\{[^}]*\}|[0-9A-Fa-f]{2})|[0-7]{1,3}|.)", re.S)
+
+
+def _items(p: str, j: int) -> Iterator[tuple[int, int, str | None]]:
+    """The items of pattern ``p``'s top-level concatenation from ``j`` on, each with its
+    quantifier, as ``(start, end, text)``; an item it cannot read (``\\Q``, a stray ``)``,
+    an open class) is ``(j, j, None)`` and ends the walk."""
+    n = len(p)
+    while j < n:
+        c = p[j]
+        if c == "(":
+            k = _group_end(p, j)
+            k = None if k is None else k + 1
+        elif c == "[":
+            k = _class_end(p, j)
+            k = None if k is None else k + 1
+        elif c == "\\":
+            m = _ESCAPE.match(p, j)
+            k = None if m is None or p.startswith("\\Q", j) else m.end()
+        elif c in ")|":
+            k = None
+        else:
+            k = j + 1
+        if k is None:
+            yield j, j, None
+            return
+        q = _QUANTIFIER.match(p, k)
+        if q is not None:
+            k = q.end()
+        yield j, k, p[j:k]
+        j = k
 
 
 _COUNTED = re.compile(r"\{\d*,(\d+)\}")
@@ -409,65 +492,89 @@ def py_space_class() -> str:
 # The scanner
 
 
-#: a pattern whose only atom is a literal appended to every scanned text: if the atom pass fails
-#: part-way (RE2's DFA out of memory), the sentinel is missing and nothing is pruned.
+#: a pattern whose only atom is a literal appended to every text the atom pass reads: if that
+#: pass fails part-way (RE2's DFA out of memory), the sentinel is missing and it proves nothing.
+#: (The Set reads the text unchanged, so ``$`` and ``\z`` see its true end; its entry 0 is the
+#: empty pattern, which RE2 reports only when the whole pass completed.)
 _SENTINEL = "zqxj0clearance0scan0sentinel0zqxj"
 
 
 @dataclass
 class Scanner:
-    """The prefilter of one ruleset: RE2's FilteredRE2 over every trigger pattern.
+    """The prefilter of one ruleset: which trigger patterns match anywhere in a document.
 
-    FilteredRE2 extracts the literal strings ("atoms") each pattern needs; one pass of a
-    case-insensitive multi-literal automaton over the document's UTF-8 bytes finds the atoms
-    present, and a pattern whose atom requirement fails cannot match. A check whose every
-    conjunction needs such a pattern is primed with no matches. Patterns without atoms (digit
-    and name shapes) always pass and run exactly. One `re2.Set` of all the patterns themselves
-    was measured first: its DFA blows up on counted repeats and big classes (30 s per MB)."""
+    Passes over the document's UTF-8 bytes, each run once whatever the number of checks:
+
+    - ``re2.Set``\\ s of :data:`SET_SIZE` patterns each, for the checks whose kind asks for
+      one (detectors, regexes) and whose patterns have no wide counted repeat: one DFA runs
+      a group at once and says exactly which match somewhere (15 ms per MB for the built-in
+      modules' 115 such patterns, four Sets, once their DFA states are built; building them
+      costs 6 ms on the first 10 KB document and 46 ms on the first megabyte).
+    - RE2's FilteredRE2 over the rest (phrase lists, windowed ``{0,250}`` regexes): it extracts
+      the literal strings ("atoms") each pattern needs, finds the atoms present with one
+      multi-literal pass, and a pattern whose atom requirement fails cannot match.
+
+    A check whose every conjunction needs an absent pattern is primed with no matches; the
+    others run exactly, each pattern on its own. A pass that fails part-way (its DFA out of
+    memory) proves nothing: see :data:`_SENTINEL`. Smaller Sets, not one: a Set's DFA states
+    hold all its patterns at once, and one Set of all 200 patterns took 0.2-1 s per fresh
+    megabyte to build them (and at RE2's default 8 MiB budget, thrashed at 750 ms per MB)."""
 
     checks: list[Any]
     patterns: list[str] = field(default_factory=list)
-    _filter: Any = None
+    #: each pass: its engine and the pattern index of its entry k + 1 (entry 0 tells that the
+    #: pass completed); the last pass is the atom filter
+    _passes: list[tuple[Any, list[int]]] = field(default_factory=list)
     _plans: list[tuple[str, Triggers]] = field(default_factory=list)
     _masks: list[tuple[str, list[int]]] = field(default_factory=list)
-    _all: int = 0
 
     def __post_init__(self) -> None:
-        seen: dict[str, None] = {}
+        seen: dict[str, bool] = {}  # pattern -> may go in a Set
         for c in self.checks:
             trig = c.triggers()
             self._plans.append((c.key, trig))
             for conj in trig or ():
                 for p in conj:
-                    seen.setdefault(p)
+                    ok = c.prefilter == "set" and not anchor_worth_it(p)
+                    seen[p] = seen.get(p, True) and ok
         self.patterns = list(seen)
         index = {p: i for i, p in enumerate(self.patterns)}
-        self._all = (1 << len(self.patterns)) - 1
         # per check with a prefilter: one bit mask of needed patterns per conjunction
         self._masks = [(key, [sum(1 << index[p] for p in conj) for conj in trig])
                        for key, trig in self._plans if trig is not None]
-        f = re2.Filter()
-        try:
-            f.Add(_SENTINEL, options())
-            for p in self.patterns:
-                f.Add(p, options())
-            f.Compile()
-            self._filter = f
-        except re2.error:
-            self._filter = None  # no prefilter: every check runs, exactly
+        in_sets = [i for i, p in enumerate(self.patterns) if seen[p]]
+        atoms = [i for i, p in enumerate(self.patterns) if not seen[p]]
+        for k in range(0, len(in_sets), SET_SIZE):
+            group = in_sets[k:k + SET_SIZE]
+            engine = _compiled(re2.Set.SearchSet(options(SET_MEM)),
+                               ["", *(self.patterns[i] for i in group)])
+            if engine is None:  # e.g. over its memory budget: atoms for these
+                atoms += group
+            else:
+                self._passes.append((engine, group))
+        atoms.sort()
+        engine = _compiled(re2.Filter(), [_SENTINEL, *(self.patterns[i] for i in atoms)],
+                           options())
+        if engine is not None:
+            self._passes.append((engine, atoms))
 
     def absent(self, enc: Encoded) -> int:
         """Bit ``i`` set: trigger pattern ``i`` cannot match anywhere in the text."""
-        if self._filter is None or not self.patterns:
-            return 0
-        hits = self._filter.Match(enc.data + ("\n" + _SENTINEL).encode(), True) or []
-        if 0 not in hits:
-            return 0
         present = 0
-        for i in hits:
-            if i:  # 0 is the sentinel; pattern k was added as filter index k + 1
-                present |= 1 << (i - 1)
-        return self._all & ~present
+        proved = 0  # patterns a pass that completed speaks for
+        for engine, index in self._passes:
+            if isinstance(engine, re2.Set):
+                hits = engine.Match(enc.data) or []
+            else:
+                hits = engine.Match(enc.data + ("\n" + _SENTINEL).encode(), True) or []
+            if 0 not in hits:
+                continue  # failed part-way: no proof either way
+            for i in index:
+                proved |= 1 << i
+            for k in hits:
+                if k:
+                    present |= 1 << index[k - 1]
+        return proved & ~present
 
     def scan(self, text: str) -> list[str]:
         """Encode ``text`` (kept for the exact matchers), find the atoms once, and return the
@@ -479,6 +586,30 @@ class Scanner:
         # facts about the text, whichever ruleset found them
         enc.absent = enc.absent | {p for i, p in enumerate(self.patterns) if absent >> i & 1}
         return [key for key, conjs in self._masks if not any(m & absent == 0 for m in conjs)]
+
+
+#: patterns per Set: the built-in modules' 115 Set patterns in groups of 32, 16, 8 and 4 took
+#: 6.4, 6.1, 4.7 and 4.3 ms on a first 10 KB document, 151, 216, 322 and 572 ms on a first
+#: 10 MB one, and 15, 26, 32 and 69 ms per warm megabyte
+SET_SIZE = 32
+#: each Set's RE2 memory budget (its DFA states live in it; RE2's 8 MiB default made a large
+#: Set reset its DFA cache over and over)
+SET_MEM = 32 << 20
+
+
+def _compiled(engine: Any, patterns: list[str], *add_args: Any) -> Any:
+    """``engine`` (an ``re2.Set`` or ``re2.Filter``) holding ``patterns`` (entry 0: a pattern
+    that matches every text, found only by a pass that completes), compiled; ``None`` if there
+    is nothing else to hold or RE2 refuses (the checks then run without that pass)."""
+    if len(patterns) < 2:
+        return None
+    try:
+        for p in patterns:
+            engine.Add(p, *add_args)
+        engine.Compile()
+    except re2.error:
+        return None
+    return engine
 
 
 _scanners: OrderedDict[Hashable, Scanner] = OrderedDict()

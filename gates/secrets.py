@@ -38,14 +38,6 @@ def shannon_entropy(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
 
 
-def _first_group_span(m: re2._Match) -> tuple[int, int]:
-    for i in range(1, (m.re.groups or 0) + 1):
-        s, e = m.span(i)
-        if s >= 0:
-            return s, e
-    return m.span()
-
-
 _B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
 
 
@@ -59,8 +51,7 @@ def _secret_finder(name: str, patterns: str | Sequence[str], *, keep: int = 4,
     def finder(text: str) -> list[Match]:
         out: list[Match] = []
         for rx in rxs:
-            for m in scan.finditer(rx, text):  # the document's bytes, encoded once
-                s, e = _first_group_span(m)
+            for s, e in scan.value_spans(rx, text):  # the document's bytes, encoded once
                 if e <= s or (e < len(text) and text[e] in tail):
                     continue
                 value = text[s:e]

@@ -192,6 +192,10 @@ _ANCHORED = [
     r"(a+|b)(c|)",
     r"\b(?:a)[a ]*Z",  # long failing tails: the attempt budget falls back to one ordinary pass
     r"(?:ß|ss)\w?",
+    # longer prefixes: the anchor runs up to the window ({0,30}) or an open-ended run (*)
+    r"(?i)\b(?:a|ab)\s+(?:b\s+)?(?:c|é)\b[^.\n]{0,30}?\b(?:a|c)\s",
+    r"(?:a|b)c?\b[a-z ]*Z",
+    r"(?:a|b)(?:\s|é)+(?:c|Z)[ab ]{2,25}(?:a|$)",
 ]
 
 
@@ -217,3 +221,14 @@ def test_anchored_regex_matches_finditer(pattern: str) -> None:
                                      r"(?:\ba)b", r"[(](?:a)"])
 def test_no_anchor_when_the_group_is_not_a_necessary_prefix(pattern: str) -> None:
     assert scan.anchor_of(pattern) is None
+
+
+@pytest.mark.parametrize(("pattern", "anchor"), [
+    (r"(?i)\b(?:we|I)\s+(?:may\s+)?(?:use)\b[^.\n]{0,80}?x", r"(?i)\b(?:we|I)\s+(?:may\s+)?(?:use)\b"),
+    (r"(?:a|b)c?\b[a-z ]*Z", r"(?:a|b)c?\b"),
+    (r"(?:a)\x{41}\p{Lu}[^x]+y", r"(?:a)\x{41}\p{Lu}"),
+    (r"(?:a)b\Qx*\E", r"(?:a)b"),
+])
+def test_the_anchor_runs_up_to_the_window(pattern: str, anchor: str) -> None:
+    got = scan.anchor_of(pattern)
+    assert got is not None and got.pattern == anchor
