@@ -6,6 +6,7 @@ import random
 import re
 
 import pytest
+import re2
 
 from engine.api import Engine, _scanner
 from engine.document import Document
@@ -232,3 +233,43 @@ def test_no_anchor_when_the_group_is_not_a_necessary_prefix(pattern: str) -> Non
 def test_the_anchor_runs_up_to_the_window(pattern: str, anchor: str) -> None:
     got = scan.anchor_of(pattern)
     assert got is not None and got.pattern == anchor
+
+
+class _OutOfMemorySet(re2.Set):
+    """What `re2.Set.Match` returns when its DFA runs out of memory part-way: nothing (RE2
+    clears the list). RE2 resets and carries on under every budget tried here, so the failure
+    is simulated."""
+
+    __slots__ = ()
+
+    def Match(self, text):  # noqa: N802 - the wrapper's name
+        return None
+
+
+def test_a_set_pass_that_fails_proves_nothing() -> None:
+    checks = [c for c in CHECKS if c.prefilter == "set" and c.triggers()]
+    scanner = scan.Scanner(checks)
+    text = "Call 415-555-0134 today."
+    assert scanner.scan(text)  # a completed pass proves many patterns absent
+    scanner._passes = [(_OutOfMemorySet.__new__(_OutOfMemorySet), index) if
+                       isinstance(engine, re2.Set) else (engine, index)
+                       for engine, index in scanner._passes]
+    scan.release()
+    dead = set(scanner.scan(text))
+    for c in checks:
+        if not any(scan.anchor_worth_it(p) for conj in c.triggers() for p in conj):
+            assert c.key not in dead, c.describe()
+
+
+def test_sets_hold_detector_and_regex_patterns_and_phrases_stay_on_atoms() -> None:
+    scanner = _scanner(Engine(cache=None, audit=None, provider=None).ruleset())
+    in_sets = {scanner.patterns[i] for engine, index in scanner._passes
+               if isinstance(engine, re2.Set) for i in index}
+    set_ok: dict[str, bool] = {}
+    for c in CHECKS:
+        for conj in c.triggers() or ():
+            for p in conj:
+                ok = c.prefilter == "set" and not scan.anchor_worth_it(p)
+                set_ok[p] = set_ok.get(p, True) and ok
+    assert in_sets == {p for p, ok in set_ok.items() if ok}
+    assert len(in_sets) > 50 and not all(set_ok.values())
