@@ -505,14 +505,16 @@ class Scanner:
 
     Passes over the document's UTF-8 bytes, each run once whatever the number of checks:
 
-    - ``re2.Set``\\ s of :data:`SET_SIZE` patterns each, for the checks whose kind asks for
-      one (detectors, regexes) and whose patterns have no wide counted repeat: one DFA runs
-      a group at once and says exactly which match somewhere (15 ms per MB for the built-in
-      modules' 115 such patterns, four Sets, once their DFA states are built; building them
-      costs 6 ms on the first 10 KB document and 46 ms on the first megabyte).
-    - RE2's FilteredRE2 over the rest (phrase lists, windowed ``{0,250}`` regexes): it extracts
-      the literal strings ("atoms") each pattern needs, finds the atoms present with one
-      multi-literal pass, and a pattern whose atom requirement fails cannot match.
+    - RE2's FilteredRE2 over every pattern: it extracts the literal strings ("atoms") each
+      pattern needs, finds the atoms present with one multi-literal pass, and a pattern whose
+      atom requirement fails cannot match. Patterns without atoms (digit and name shapes), and
+      patterns whose atoms are common words, pass.
+    - On documents of :data:`SET_MIN_BYTES` or more, ``re2.Set``\\ s of :data:`SET_SIZE`
+      patterns each, for the checks whose kind asks for one (detectors, regexes) and whose
+      patterns have no wide counted repeat: one DFA runs a group at once and says exactly which
+      match somewhere (15 ms per MB for the built-in modules' 115 such patterns, four Sets,
+      once their DFA states are built; building them costs 46 ms on the first megabyte).
+      Phrase lists stay on atoms: their case-folding classes make Set states slow to build.
 
     A check whose every conjunction needs an absent pattern is primed with no matches; the
     others run exactly, each pattern on its own. A pass that fails part-way (its DFA out of
@@ -523,7 +525,7 @@ class Scanner:
     checks: list[Any]
     patterns: list[str] = field(default_factory=list)
     #: each pass: its engine and the pattern index of its entry k + 1 (entry 0 tells that the
-    #: pass completed); the last pass is the atom filter
+    #: pass completed); the atom filter first, then the Sets
     _passes: list[tuple[Any, list[int]]] = field(default_factory=list)
     _plans: list[tuple[str, Triggers]] = field(default_factory=list)
     _masks: list[tuple[str, list[int]]] = field(default_factory=list)
@@ -542,39 +544,35 @@ class Scanner:
         # per check with a prefilter: one bit mask of needed patterns per conjunction
         self._masks = [(key, [sum(1 << index[p] for p in conj) for conj in trig])
                        for key, trig in self._plans if trig is not None]
-        in_sets = [i for i, p in enumerate(self.patterns) if seen[p]]
-        atoms = [i for i, p in enumerate(self.patterns) if not seen[p]]
+        every = list(range(len(self.patterns)))
+        engine = _compiled(re2.Filter(), [_SENTINEL, *self.patterns], options())
+        if engine is not None:
+            self._passes.append((engine, every))
+        in_sets = [i for i in every if seen[self.patterns[i]]]
         for k in range(0, len(in_sets), SET_SIZE):
             group = in_sets[k:k + SET_SIZE]
             engine = _compiled(re2.Set.SearchSet(options(SET_MEM)),
                                ["", *(self.patterns[i] for i in group)])
-            if engine is None:  # e.g. over its memory budget: atoms for these
-                atoms += group
-            else:
+            if engine is not None:  # else (e.g. over its memory budget) atoms alone decide
                 self._passes.append((engine, group))
-        atoms.sort()
-        engine = _compiled(re2.Filter(), [_SENTINEL, *(self.patterns[i] for i in atoms)],
-                           options())
-        if engine is not None:
-            self._passes.append((engine, atoms))
 
     def absent(self, enc: Encoded) -> int:
         """Bit ``i`` set: trigger pattern ``i`` cannot match anywhere in the text."""
-        present = 0
-        proved = 0  # patterns a pass that completed speaks for
+        absent = 0
         for engine, index in self._passes:
             if isinstance(engine, re2.Set):
+                if len(enc.data) < SET_MIN_BYTES:
+                    continue
                 hits = engine.Match(enc.data) or []
             else:
                 hits = engine.Match(enc.data + ("\n" + _SENTINEL).encode(), True) or []
             if 0 not in hits:
                 continue  # failed part-way: no proof either way
+            present = {index[k - 1] for k in hits if k}
             for i in index:
-                proved |= 1 << i
-            for k in hits:
-                if k:
-                    present |= 1 << index[k - 1]
-        return proved & ~present
+                if i not in present:
+                    absent |= 1 << i
+        return absent
 
     def scan(self, text: str) -> list[str]:
         """Encode ``text`` (kept for the exact matchers), find the atoms once, and return the
@@ -592,6 +590,9 @@ class Scanner:
 #: 6.4, 6.1, 4.7 and 4.3 ms on a first 10 KB document, 151, 216, 322 and 572 ms on a first
 #: 10 MB one, and 15, 26, 32 and 69 ms per warm megabyte
 SET_SIZE = 32
+#: Sets run on documents of this many UTF-8 bytes or more; below, their fixed cost per call
+#: (0.2 ms for the built-in modules' four on 10 KB) outweighs the passes they save
+SET_MIN_BYTES = 64 << 10
 #: each Set's RE2 memory budget (its DFA states live in it; RE2's 8 MiB default made a large
 #: Set reset its DFA cache over and over)
 SET_MEM = 32 << 20

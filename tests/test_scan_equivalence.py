@@ -83,6 +83,13 @@ def corpus(seed: int, n: int = 40) -> list[str]:
 DOCS = corpus(2026)
 
 
+@pytest.fixture(autouse=True)
+def _sets_on_every_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The corpus documents are small; run the Set passes on them too (the default skips them
+    below ``scan.SET_MIN_BYTES``, which ``test_demand_driven.py`` exercises)."""
+    monkeypatch.setattr(scan, "SET_MIN_BYTES", 0)
+
+
 def _reference(check: Check, text: str) -> list:
     with scan.reference_mode():
         return check.find(text)
@@ -247,18 +254,29 @@ class _OutOfMemorySet(re2.Set):
 
 
 def test_a_set_pass_that_fails_proves_nothing() -> None:
-    checks = [c for c in CHECKS if c.prefilter == "set" and c.triggers()]
-    scanner = scan.Scanner(checks)
+    scanner = scan.Scanner(CHECKS)
+    atoms_only = scan.Scanner(CHECKS)
+    atoms_only._passes = [p for p in atoms_only._passes if not isinstance(p[0], re2.Set)]
     text = "Call 415-555-0134 today."
-    assert scanner.scan(text)  # a completed pass proves many patterns absent
+    with_sets = set(scanner.scan(text))
+    assert with_sets > set(atoms_only.scan(text))  # a completed Set pass proves more
     scanner._passes = [(_OutOfMemorySet.__new__(_OutOfMemorySet), index) if
                        isinstance(engine, re2.Set) else (engine, index)
                        for engine, index in scanner._passes]
     scan.release()
-    dead = set(scanner.scan(text))
-    for c in checks:
-        if not any(scan.anchor_worth_it(p) for conj in c.triggers() for p in conj):
-            assert c.key not in dead, c.describe()
+    assert set(scanner.scan(text)) == set(atoms_only.scan(text))
+
+
+def test_sets_run_only_on_documents_big_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "SET_MIN_BYTES", 1000)
+    scanner = scan.Scanner(CHECKS)
+    atoms_only = scan.Scanner(CHECKS)
+    atoms_only._passes = [p for p in atoms_only._passes if not isinstance(p[0], re2.Set)]
+    small = "Call 415-555-0134 today."
+    assert scanner.scan(small) == atoms_only.scan(small)
+    big = small + " Nothing else to say." * 50
+    assert len(big.encode()) >= 1000
+    assert set(scanner.scan(big)) > set(atoms_only.scan(big))
 
 
 def test_sets_hold_detector_and_regex_patterns_and_phrases_stay_on_atoms() -> None:
