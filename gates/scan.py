@@ -528,7 +528,10 @@ class Scanner:
     #: pass completed); the atom filter first, then the Sets
     _passes: list[tuple[Any, list[int]]] = field(default_factory=list)
     _plans: list[tuple[str, Triggers]] = field(default_factory=list)
-    _masks: list[tuple[str, list[int]]] = field(default_factory=list)
+    #: per check with a prefilter, a bit mask of the patterns each conjunction needs: the
+    #: check cannot match when every conjunction needs an absent pattern
+    _single: list[tuple[str, int]] = field(default_factory=list)
+    _multi: list[tuple[str, list[int]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         seen: dict[str, bool] = {}  # pattern -> may go in a Set
@@ -541,9 +544,10 @@ class Scanner:
                     seen[p] = seen.get(p, True) and ok
         self.patterns = list(seen)
         index = {p: i for i, p in enumerate(self.patterns)}
-        # per check with a prefilter: one bit mask of needed patterns per conjunction
-        self._masks = [(key, [sum(1 << index[p] for p in conj) for conj in trig])
-                       for key, trig in self._plans if trig is not None]
+        masks = [(key, [sum(1 << index[p] for p in conj) for conj in trig])
+                 for key, trig in self._plans if trig is not None]
+        self._single = [(key, conjs[0]) for key, conjs in masks if len(conjs) == 1]
+        self._multi = [(key, conjs) for key, conjs in masks if len(conjs) != 1]
         every = list(range(len(self.patterns)))
         engine = _compiled(re2.Filter(), [_SENTINEL, *self.patterns], options())
         if engine is not None:
@@ -556,9 +560,9 @@ class Scanner:
             if engine is not None:  # else (e.g. over its memory budget) atoms alone decide
                 self._passes.append((engine, group))
 
-    def absent(self, enc: Encoded) -> int:
-        """Bit ``i`` set: trigger pattern ``i`` cannot match anywhere in the text."""
-        absent = 0
+    def absent(self, enc: Encoded) -> set[int]:
+        """The indices of the trigger patterns that cannot match anywhere in the text."""
+        absent: set[int] = set()
         for engine, index in self._passes:
             if isinstance(engine, re2.Set):
                 if len(enc.data) < SET_MIN_BYTES:
@@ -569,21 +573,22 @@ class Scanner:
             if 0 not in hits:
                 continue  # failed part-way: no proof either way
             present = {index[k - 1] for k in hits if k}
-            for i in index:
-                if i not in present:
-                    absent |= 1 << i
+            absent.update(i for i in index if i not in present)
         return absent
 
     def scan(self, text: str) -> list[str]:
         """Encode ``text`` (kept for the exact matchers), find the atoms once, and return the
         keys of the checks that cannot match."""
         enc = begin(text)
-        absent = self.absent(enc)
-        if not absent:
+        gone = self.absent(enc)
+        if not gone:
             return []
         # facts about the text, whichever ruleset found them
-        enc.absent = enc.absent | {p for i, p in enumerate(self.patterns) if absent >> i & 1}
-        return [key for key, conjs in self._masks if not any(m & absent == 0 for m in conjs)]
+        enc.absent = enc.absent | {self.patterns[i] for i in gone}
+        bits = sum(1 << i for i in gone)  # distinct bits: the sum is their union
+        dead = [key for key, mask in self._single if mask & bits]
+        dead += [key for key, conjs in self._multi if all(m & bits for m in conjs)]
+        return dead
 
 
 #: patterns per Set: the built-in modules' 115 Set patterns in groups of 32, 16, 8 and 4 took
