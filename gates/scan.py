@@ -142,22 +142,7 @@ def spans(rx: Any, text: str) -> list[tuple[int, int]]:
     objects: for candidate passes that only need where."""
     if _state.reference:
         return [m.span() for m in rx.finditer(text)]
-    enc = encoded(text)
-    if rx.pattern in enc.absent:
-        return []
-    data, match = enc.data, rx._regexp.Match
-    pos, end = 0, len(data)
-    flat: list[int] = []
-    while True:
-        s, e = match(_UNANCHORED, data, pos, end)[0]
-        if s < 0:
-            break
-        flat += (s, e)
-        if pos == end:
-            break
-        pos = pos + _re2.CharLenToBytes(data, pos, 1) if pos == e else e
-    it = iter(enc.chars(flat))
-    return list(zip(it, it, strict=True))
+    return _batched(rx, text, values=False)
 
 
 def value_span(m: Any) -> tuple[int, int]:
@@ -171,10 +156,16 @@ def value_span(m: Any) -> tuple[int, int]:
 
 
 def value_spans(rx: Any, text: str) -> list[tuple[int, int]]:
-    """:func:`value_span` of each match ``rx.finditer(text)`` would give, without match objects
-    and with every byte offset mapped to characters in one go."""
+    """:func:`value_span` of each match ``rx.finditer(text)`` would give, without match
+    objects."""
     if _state.reference:
         return [value_span(m) for m in rx.finditer(text)]
+    return _batched(rx, text, values=True)
+
+
+def _batched(rx: Any, text: str, values: bool) -> list[tuple[int, int]]:
+    """The wrapper's finditer loop over the document's bytes, keeping of each match its span or
+    (``values``) its value span, with every byte offset mapped to characters in one go."""
     enc = encoded(text)
     if rx.pattern in enc.absent:
         return []
@@ -186,7 +177,7 @@ def value_spans(rx: Any, text: str) -> list[tuple[int, int]]:
         s, e = found[0]
         if s < 0:
             break
-        for gs, ge in itertools.islice(found, 1, None):
+        for gs, ge in itertools.islice(found, 1, None) if values else ():
             if gs >= 0:
                 flat += (gs, ge)
                 break
