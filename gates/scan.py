@@ -516,8 +516,11 @@ class Scanner:
     checks: list[Any]
     patterns: list[str] = field(default_factory=list)
     #: each pass: its engine and the pattern index of its entry k + 1 (entry 0 tells that the
-    #: pass completed); the atom filter first, then the Sets
+    #: pass completed): the atom filter here, the Sets in ``_sets`` once built
     _passes: list[tuple[Any, list[int]]] = field(default_factory=list)
+    _groups: list[list[int]] = field(default_factory=list)
+    _sets: list[tuple[Any, list[int]]] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _plans: list[tuple[str, Triggers]] = field(default_factory=list)
     #: per check with a prefilter, a bit mask of the patterns each conjunction needs: the
     #: check cannot match when every conjunction needs an absent pattern
@@ -544,20 +547,29 @@ class Scanner:
         if engine is not None:
             self._passes.append((engine, every))
         in_sets = [i for i in every if seen[self.patterns[i]]]
-        for k in range(0, len(in_sets), SET_SIZE):
-            group = in_sets[k:k + SET_SIZE]
-            engine = _compiled(re2.Set.SearchSet(options(SET_MEM)),
-                               ["", *(self.patterns[i] for i in group)])
-            if engine is not None:  # else (e.g. over its memory budget) atoms alone decide
-                self._passes.append((engine, group))
+        self._groups = [in_sets[k:k + SET_SIZE] for k in range(0, len(in_sets), SET_SIZE)]
+
+    def set_passes(self) -> list[tuple[Any, list[int]]]:
+        """The Sets, compiled on the first document big enough to use them (70 ms for the
+        built-in modules: a one-off that small documents, and so most CLI runs, never pay)."""
+        with self._lock:
+            if self._sets is None:
+                self._sets = []
+                for group in self._groups:
+                    engine = _compiled(re2.Set.SearchSet(options(SET_MEM)),
+                                       ["", *(self.patterns[i] for i in group)])
+                    if engine is not None:  # else (e.g. over its budget) atoms alone decide
+                        self._sets.append((engine, group))
+            return self._sets
 
     def absent(self, enc: Encoded) -> set[int]:
         """The indices of the trigger patterns that cannot match anywhere in the text."""
         absent: set[int] = set()
-        for engine, index in self._passes:
+        passes = self._passes
+        if len(enc.data) >= SET_MIN_BYTES:
+            passes = passes + self.set_passes()
+        for engine, index in passes:
             if isinstance(engine, re2.Set):
-                if len(enc.data) < SET_MIN_BYTES:
-                    continue
                 hits = engine.Match(enc.data) or []
             else:
                 hits = engine.Match(enc.data + ("\n" + _SENTINEL).encode(), True) or []

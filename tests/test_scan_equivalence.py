@@ -256,13 +256,12 @@ class _OutOfMemorySet(re2.Set):
 def test_a_set_pass_that_fails_proves_nothing() -> None:
     scanner = scan.Scanner(CHECKS)
     atoms_only = scan.Scanner(CHECKS)
-    atoms_only._passes = [p for p in atoms_only._passes if not isinstance(p[0], re2.Set)]
+    atoms_only._sets = []
     text = "Call 415-555-0134 today."
     with_sets = set(scanner.scan(text))
     assert with_sets > set(atoms_only.scan(text))  # a completed Set pass proves more
-    scanner._passes = [(_OutOfMemorySet.__new__(_OutOfMemorySet), index) if
-                       isinstance(engine, re2.Set) else (engine, index)
-                       for engine, index in scanner._passes]
+    scanner._sets = [(_OutOfMemorySet.__new__(_OutOfMemorySet), index)
+                     for _, index in scanner.set_passes()]
     scan.release()
     assert set(scanner.scan(text)) == set(atoms_only.scan(text))
 
@@ -271,9 +270,10 @@ def test_sets_run_only_on_documents_big_enough(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(scan, "SET_MIN_BYTES", 1000)
     scanner = scan.Scanner(CHECKS)
     atoms_only = scan.Scanner(CHECKS)
-    atoms_only._passes = [p for p in atoms_only._passes if not isinstance(p[0], re2.Set)]
+    atoms_only._sets = []
     small = "Call 415-555-0134 today."
     assert scanner.scan(small) == atoms_only.scan(small)
+    assert scanner._sets is None  # not even compiled
     big = small + " Nothing else to say." * 50
     assert len(big.encode()) >= 1000
     assert set(scanner.scan(big)) > set(atoms_only.scan(big))
@@ -281,7 +281,7 @@ def test_sets_run_only_on_documents_big_enough(monkeypatch: pytest.MonkeyPatch) 
 
 def test_sets_hold_detector_and_regex_patterns_and_phrases_stay_on_atoms() -> None:
     scanner = _scanner(Engine(cache=None, audit=None, provider=None).ruleset())
-    in_sets = {scanner.patterns[i] for engine, index in scanner._passes
+    in_sets = {scanner.patterns[i] for engine, index in scanner.set_passes()
                if isinstance(engine, re2.Set) for i in index}
     set_ok: dict[str, bool] = {}
     for c in CHECKS:
