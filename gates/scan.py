@@ -164,28 +164,19 @@ def value_spans(rx: Any, text: str) -> list[tuple[int, int]]:
 
 
 def _batched(rx: Any, text: str, values: bool) -> list[tuple[int, int]]:
-    """The wrapper's finditer loop over the document's bytes, keeping of each match its span or
-    (``values``) its value span, with every byte offset mapped to characters in one go."""
+    """Of each match over the document's bytes, its span or (``values``) its value span, with
+    every byte offset mapped to characters in one go."""
     enc = encoded(text)
     if rx.pattern in enc.absent:
         return []
-    data, match = enc.data, rx._regexp.Match
-    pos, end = 0, len(data)
     flat: list[int] = []
-    while True:
-        found = match(_UNANCHORED, data, pos, end)
-        s, e = found[0]
-        if s < 0:
-            break
-        for gs, ge in itertools.islice(found, 1, None) if values else ():
-            if gs >= 0:
-                flat += (gs, ge)
+    for found in _unanchored(rx, enc.data, 0):
+        for span in itertools.islice(found, 1, None) if values else ():
+            if span[0] >= 0:
+                flat += span
                 break
         else:
-            flat += (s, e)
-        if pos == end:
-            break
-        pos = pos + _re2.CharLenToBytes(data, pos, 1) if pos == e else e
+            flat += found[0]
     it = iter(enc.chars(flat))
     return list(zip(it, it, strict=True))
 
@@ -521,7 +512,6 @@ class Scanner:
     _groups: list[list[int]] = field(default_factory=list)
     _sets: list[tuple[Any, list[int]]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _plans: list[tuple[str, Triggers]] = field(default_factory=list)
     #: per check with a prefilter, a bit mask of the patterns each conjunction needs: the
     #: check cannot match when every conjunction needs an absent pattern
     _single: list[tuple[str, int]] = field(default_factory=list)
@@ -529,9 +519,10 @@ class Scanner:
 
     def __post_init__(self) -> None:
         seen: dict[str, bool] = {}  # pattern -> may go in a Set
+        plans: list[tuple[str, Triggers]] = []
         for c in self.checks:
             trig = c.triggers()
-            self._plans.append((c.key, trig))
+            plans.append((c.key, trig))
             for conj in trig or ():
                 for p in conj:
                     ok = c.prefilter == "set" and not anchor_worth_it(p)
@@ -539,7 +530,7 @@ class Scanner:
         self.patterns = list(seen)
         index = {p: i for i, p in enumerate(self.patterns)}
         masks = [(key, [sum(1 << index[p] for p in conj) for conj in trig])
-                 for key, trig in self._plans if trig is not None]
+                 for key, trig in plans if trig is not None]
         self._single = [(key, conjs[0]) for key, conjs in masks if len(conjs) == 1]
         self._multi = [(key, conjs) for key, conjs in masks if len(conjs) != 1]
         every = list(range(len(self.patterns)))
