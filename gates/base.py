@@ -8,12 +8,13 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """One span a check found, as character offsets into the document text."""
+class Match(NamedTuple):
+    """One span a check found, as character offsets into the document text. Immutable, and a
+    tuple so that building one costs a third of a frozen dataclass's ``__init__`` (a document
+    of 1 MB makes 15,000-25,000 of them)."""
 
     start: int
     end: int
