@@ -216,7 +216,7 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
         memo = (node.check.key, node.label, scope)
         found_hits = ctx._hits.get(memo)
         if found_hits is None:
-            to_hit = _hit_maker(node)
+            to_hit = _hit_maker(node, ctx.doc.text)
             found_hits = ctx._hits[memo] = [to_hit(m) for m in ctx.scoped(node.check, scope)]
         return Value(bool(found_hits), found_hits)
     if isinstance(node, SemanticNode):
@@ -276,13 +276,15 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
     raise AssertionError(f"unknown node {node!r}")  # pragma: no cover
 
 
-def _hit_maker(node: CheckNode) -> Callable[[Match], Hit]:
+def _hit_maker(node: CheckNode, text: str) -> Callable[[Match], Hit]:
     label, kind = node.label, node.check.kind
     if kind == "regex":  # a regex match may be PII: line:col only, no text
         return lambda m: Hit(m.start, m.end, label, kind, None, None)
     if kind in ("pii", "secret"):
         return lambda m: Hit(m.start, m.end, label, kind,
                              f"{m.detail} {m.display}" if m.display else m.detail, m.detail)
+    if kind == "phrase":  # the phrase as written, cut only for the matches that become hits
+        return lambda m: Hit(m.start, m.end, label, kind, text[m.start:m.end], None)
     return lambda m: Hit(m.start, m.end, label, kind, m.detail, None)
 
 
@@ -290,7 +292,7 @@ def _spans(node: Node, ctx: DocContext, scope: Scope) -> tuple[list[Any], Callab
     """What `near` pairs up: a check's own matches (made hits only if they find a partner, so
     57,000 "retain" matches near no "indefinitely" build nothing), else the node's hits."""
     if isinstance(node, CheckNode) and not ctx.eager:
-        return ctx.scoped(node.check, scope), _hit_maker(node)
+        return ctx.scoped(node.check, scope), _hit_maker(node, ctx.doc.text)
     return evaluate(node, ctx, scope).hits, _same
 
 

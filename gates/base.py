@@ -18,7 +18,8 @@ class Match(NamedTuple):
 
     start: int
     end: int
-    #: short machine-readable detail, e.g. the entity type ``US_SSN`` or the phrase matched.
+    #: short machine-readable detail, e.g. the entity type ``US_SSN`` (phrase matches leave it
+    #: empty: the report cuts the phrase as written from the text, for the matches it shows).
     detail: str = ""
     #: detector score in [0, 1] (1.0 for exact patterns).
     score: float = 1.0
@@ -82,9 +83,10 @@ class Check(ABC):
         return self.kind
 
     #: how the scanner learns whether this kind's trigger patterns can match: ``"set"``, run
-    #: in a multi-pattern ``re2.Set`` (exact: does the pattern match anywhere?), or ``"atoms"``,
-    #: only the literal strings it needs looked for (a superset; for patterns whose DFA is slow
-    #: to build in a Set). See ``gates.scan.Scanner``.
+    #: in a multi-pattern ``re2.Set`` on large documents (exact: does the pattern match
+    #: anywhere?); ``"late-set"``, the same in Sets of their own once the scanner has read
+    #: enough large documents to repay building their DFA states; ``"atoms"``, only the literal
+    #: strings it needs looked for (a superset). See ``gates.scan.Scanner``.
     prefilter: ClassVar[str] = "set"
 
     def triggers(self) -> tuple[tuple[str, ...], ...] | None:

@@ -8,6 +8,7 @@ import functools
 import itertools
 import re
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,11 +50,11 @@ class Encoded:
         self.absent = absent
         #: finder results for this text (one detector's finder serves several checks)
         self.memo: dict[int, Any] = {}
-        self._lead: list[int] | None = None
-        self._extra: list[int] = []
+        self._lead: array[int] | None = None
+        self._extra: array[int] = array("q")
         self._np: tuple[Any, Any] = (None, None)
 
-    def _multibyte(self) -> tuple[list[int], list[int]]:
+    def _multibyte(self) -> tuple[array[int], array[int]]:
         # Where each multi-byte character starts, and the bytes beyond the first that it and
         # all earlier ones take: a byte offset minus the extras before it is a char offset.
         # Vectorised, so mapping costs one bisect per offset and no C call per gap.
@@ -63,7 +64,9 @@ class Encoded:
             width = arr[lead]
             extra = 1 + (width >= 0xE0).astype(np.int64) + (width >= 0xF0)
             cum = np.cumsum(extra)
-            self._lead, self._extra = lead.tolist(), cum.tolist()
+            # int64 arrays, not lists: 16 bytes per character less (a 10 MB document with
+            # 94,000 of them: 0.75 MB each instead of 3.7), and bisect reads them as sequences
+            self._lead, self._extra = array("q", lead.tobytes()), array("q", cum.tobytes())
             self._np = (lead, np.concatenate(([0], cum)))
         return self._lead, self._extra
 
@@ -367,6 +370,33 @@ def anchor_worth_it(pattern: str) -> bool:
     return any(int(m.group(1)) >= 20 for m in _COUNTED.finditer(pattern))
 
 
+def set_form(pattern: str) -> str | None:
+    """What a Set holds for ``pattern``: the pattern itself, or, when it has a wide counted
+    repeat (whose counting DFA states make a Set slow and large), its top-level concatenation
+    cut before the first item holding one. Every match of the pattern starts with a match of
+    the cut form, so where the cut form is absent the pattern is too.
+    ``None`` when no cut is possible (the repeat is not at top level, a top-level ``|``, an
+    item it cannot read) or the cut form matches the empty string (it would prove nothing)."""
+    if not anchor_worth_it(pattern):
+        return pattern
+    if _top_level_bar(pattern, 0):
+        return None
+    for start, _, item in _items(pattern, 0):
+        if item is None:
+            return None
+        if anchor_worth_it(item):
+            cut = pattern[:start]
+            break
+    else:
+        return None
+    try:
+        if re2.compile(cut, options()).search("") is not None:
+            return None
+    except re2.error:
+        return None
+    return cut
+
+
 def _structure(p: str, j: int) -> Iterator[tuple[int, str]]:
     """The grouping characters ``(``, ``)`` and ``|`` of pattern ``p`` from ``j`` on, skipping
     escapes and character classes; a class left open yields ``(its index, "[")`` and ends."""
@@ -496,7 +526,11 @@ class Scanner:
       patterns have no wide counted repeat: one DFA runs a group at once and says exactly which
       match somewhere (15 ms per MB for the built-in modules' 115 such patterns, four Sets,
       once their DFA states are built; building them costs 46 ms on the first megabyte).
-      Phrase lists stay on atoms: their case-folding classes make Set states slow to build.
+    - Phrase lists (with the word edges their candidate patterns leave out) in Sets of their
+      own, once the scanner has read :data:`LATE_SET_BYTES` of such documents: their
+      case-folding classes make Set states slow to build (60-100 ms on a first megabyte), and
+      then each megabyte costs 15 ms and saves ~45 ms of passes of lists whose words occur
+      but never as the phrase, which the atoms cannot tell.
 
     A check whose every conjunction needs an absent pattern is primed with no matches; the
     others run exactly, each pattern on its own. A pass that fails part-way (its DFA out of
@@ -509,8 +543,14 @@ class Scanner:
     #: each pass: its engine and the pattern index of its entry k + 1 (entry 0 tells that the
     #: pass completed): the atom filter here, the Sets in ``_sets`` once built
     _passes: list[tuple[Any, list[int]]] = field(default_factory=list)
-    _groups: list[list[int]] = field(default_factory=list)
-    _sets: list[tuple[Any, list[int]]] | None = None
+    #: per kind of Set ("set", "late-set"), the pattern indices of each Set, and the Sets once
+    #: compiled
+    _groups: dict[str, list[list[int]]] = field(default_factory=dict)
+    _sets: dict[str, list[tuple[Any, list[int]]]] = field(default_factory=dict)
+    #: what a Set holds for each of its patterns (:func:`set_form`)
+    _forms: dict[int, str] = field(default_factory=dict)
+    #: UTF-8 bytes of the documents of SET_MIN_BYTES or more this scanner has read
+    _large_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: per check with a prefilter, a bit mask of the patterns each conjunction needs: the
     #: check cannot match when every conjunction needs an absent pattern
@@ -518,15 +558,18 @@ class Scanner:
     _multi: list[tuple[str, list[int]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        seen: dict[str, bool] = {}  # pattern -> may go in a Set
+        seen: dict[str, str] = {}  # pattern -> "set", "late-set" or "atoms"
+        forms: dict[str, str | None] = {}
         plans: list[tuple[str, Triggers]] = []
         for c in self.checks:
             trig = c.triggers()
             plans.append((c.key, trig))
             for conj in trig or ():
                 for p in conj:
-                    ok = c.prefilter == "set" and not anchor_worth_it(p)
-                    seen[p] = seen.get(p, True) and ok
+                    if p not in forms:
+                        forms[p] = set_form(p)
+                    kind = "atoms" if forms[p] is None else c.prefilter
+                    seen[p] = kind if seen.get(p, kind) == kind else "atoms"
         self.patterns = list(seen)
         index = {p: i for i, p in enumerate(self.patterns)}
         masks = [(key, [sum(1 << index[p] for p in conj) for conj in trig])
@@ -537,29 +580,43 @@ class Scanner:
         engine = _compiled(re2.Filter(), [_SENTINEL, *self.patterns], options())
         if engine is not None:
             self._passes.append((engine, every))
-        in_sets = [i for i in every if seen[self.patterns[i]]]
-        self._groups = [in_sets[k:k + SET_SIZE] for k in range(0, len(in_sets), SET_SIZE)]
+        for kind in ("set", "late-set"):
+            in_sets = [i for i in every if seen[self.patterns[i]] == kind]
+            self._groups[kind] = [in_sets[k:k + SET_SIZE]
+                                  for k in range(0, len(in_sets), SET_SIZE)]
+            self._forms.update((i, forms[self.patterns[i]] or "") for i in in_sets)
 
-    def set_passes(self) -> list[tuple[Any, list[int]]]:
-        """The Sets, compiled on the first document big enough to use them (70 ms for the
-        built-in modules: a one-off that small documents, and so most CLI runs, never pay)."""
+    def set_passes(self, kind: str = "set") -> list[tuple[Any, list[int]]]:
+        """The Sets of one kind of trigger (see ``Check.prefilter``), compiled on the first
+        document that uses them (70 ms for the built-in modules' detector and regex patterns,
+        40 ms for their phrase lists: a one-off that small documents, and so most CLI runs,
+        never pay)."""
         with self._lock:
-            if self._sets is None:
-                self._sets = []
-                for group in self._groups:
+            sets = self._sets.get(kind)
+            if sets is None:
+                sets = self._sets[kind] = []
+                for group in self._groups.get(kind, ()):
                     engine = _compiled(re2.Set.SearchSet(options(SET_MEM)),
-                                       ["", *(self.patterns[i] for i in group)])
+                                       ["", *(self._forms[i] for i in group)])
                     if engine is not None:  # else (e.g. over its budget) atoms alone decide
-                        self._sets.append((engine, group))
-            return self._sets
+                        sets.append((engine, group))
+            return sets
+
+    def _passes_for(self, size: int) -> list[tuple[Any, list[int]]]:
+        """The atom pass, and from :data:`SET_MIN_BYTES` on the Sets: the late ones once this
+        scanner has read :data:`LATE_SET_BYTES` of such documents, this one included."""
+        if size < SET_MIN_BYTES:
+            return self._passes
+        with self._lock:
+            self._large_bytes += size
+            late = self._large_bytes >= LATE_SET_BYTES
+        return self._passes + self.set_passes("set") + (self.set_passes("late-set") if late
+                                                        else [])
 
     def absent(self, enc: Encoded) -> set[int]:
         """The indices of the trigger patterns that cannot match anywhere in the text."""
         absent: set[int] = set()
-        passes = self._passes
-        if len(enc.data) >= SET_MIN_BYTES:
-            passes = passes + self.set_passes()
-        for engine, index in passes:
+        for engine, index in self._passes_for(len(enc.data)):
             if isinstance(engine, re2.Set):
                 hits = engine.Match(enc.data) or []
             else:
@@ -592,6 +649,11 @@ SET_SIZE = 32
 #: Sets run on documents of this many UTF-8 bytes or more; below, their fixed cost per call
 #: (0.2 ms for the built-in modules' four on 10 KB) outweighs the passes they save
 SET_MIN_BYTES = 64 << 10
+#: the "late-set" Sets (phrase lists) run once a scanner has read this many bytes of documents
+#: of SET_MIN_BYTES or more, the current one included: building their DFA states costs 60-100 ms
+#: on a first megabyte and each later megabyte saves ~30 ms, so a one-off 1 MB CLI run would
+#: lose by them and a server or batch run, or a single 2 MB document, gains
+LATE_SET_BYTES = 2 << 20
 #: each Set's RE2 memory budget (its DFA states live in it; RE2's 8 MiB default made a large
 #: Set reset its DFA cache over and over)
 SET_MEM = 32 << 20

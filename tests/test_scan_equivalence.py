@@ -85,9 +85,11 @@ DOCS = corpus(2026)
 
 @pytest.fixture(autouse=True)
 def _sets_on_every_document(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The corpus documents are small; run the Set passes on them too (the default skips them
-    below ``scan.SET_MIN_BYTES``, which ``test_demand_driven.py`` exercises)."""
+    """The corpus documents are small; run every Set pass on them too, the phrase lists' as
+    well (the defaults skip them below ``scan.SET_MIN_BYTES`` and until ``LATE_SET_BYTES`` are
+    read, which ``test_demand_driven.py`` exercises)."""
     monkeypatch.setattr(scan, "SET_MIN_BYTES", 0)
+    monkeypatch.setattr(scan, "LATE_SET_BYTES", 0)
 
 
 def _reference(check: Check, text: str) -> list:
@@ -253,41 +255,101 @@ class _OutOfMemorySet(re2.Set):
         return None
 
 
+_NO_SETS = {"set": [], "late-set": []}
+
+
 def test_a_set_pass_that_fails_proves_nothing() -> None:
     scanner = scan.Scanner(CHECKS)
     atoms_only = scan.Scanner(CHECKS)
-    atoms_only._sets = []
-    text = "Call 415-555-0134 today."
+    atoms_only._sets = dict(_NO_SETS)
+    text = "Call 415-555-0134 today. Our records show the patient list."
     with_sets = set(scanner.scan(text))
     assert with_sets > set(atoms_only.scan(text))  # a completed Set pass proves more
-    scanner._sets = [(_OutOfMemorySet.__new__(_OutOfMemorySet), index)
-                     for _, index in scanner.set_passes()]
+    scanner._sets = {kind: [(_OutOfMemorySet.__new__(_OutOfMemorySet), index)
+                            for _, index in scanner.set_passes(kind)] for kind in _NO_SETS}
+    assert all(scanner._sets.values())
     scan.release()
     assert set(scanner.scan(text)) == set(atoms_only.scan(text))
 
 
 def test_sets_run_only_on_documents_big_enough(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scan, "SET_MIN_BYTES", 1000)
+    monkeypatch.setattr(scan, "LATE_SET_BYTES", 1000)
     scanner = scan.Scanner(CHECKS)
     atoms_only = scan.Scanner(CHECKS)
-    atoms_only._sets = []
+    atoms_only._sets = dict(_NO_SETS)
     small = "Call 415-555-0134 today."
     assert scanner.scan(small) == atoms_only.scan(small)
-    assert scanner._sets is None  # not even compiled
+    assert scanner._sets == {}  # not even compiled
     big = small + " Nothing else to say." * 50
     assert len(big.encode()) >= 1000
     assert set(scanner.scan(big)) > set(atoms_only.scan(big))
 
 
-def test_sets_hold_detector_and_regex_patterns_and_phrases_stay_on_atoms() -> None:
+def test_phrase_sets_wait_until_enough_large_documents_are_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phrase list whose words occur, but never as the phrase, passes the atoms; its Set
+    proves it absent, once the scanner has read LATE_SET_BYTES of large documents."""
+    monkeypatch.setattr(scan, "SET_MIN_BYTES", 1000)
+    monkeypatch.setattr(scan, "LATE_SET_BYTES", 2500)
+    listed = PhraseCheck(("our patient", "data controller"))
+    scanner = scan.Scanner([listed])
+    # every word of both phrases, none as the phrase; "controllers" is a longer word
+    big = "Our records name the patient. The data controllers met. " * 20
+    assert len(big.encode()) >= 1000 and not listed._re.search(big)
+    assert scanner.scan(big) == []  # 1,140 bytes read: the atoms alone, which pass it
+    assert "late-set" not in scanner._sets
+    assert scanner.scan(big + " ") == []  # 2,281
+    assert scanner.scan(big + "  ") == [listed.key]  # 3,423: the phrase Sets run
+    assert scanner.scan(big + " data controller") == []
+    assert scanner.scan("Call our patient.") == []  # small documents: atoms only, as before
+
+
+def test_each_kind_of_set_holds_its_checks_patterns() -> None:
     scanner = _scanner(Engine(cache=None, audit=None, provider=None).ruleset())
-    in_sets = {scanner.patterns[i] for engine, index in scanner.set_passes()
-               if isinstance(engine, re2.Set) for i in index}
-    set_ok: dict[str, bool] = {}
+    kinds: dict[str, str] = {}
     for c in CHECKS:
         for conj in c.triggers() or ():
             for p in conj:
-                ok = c.prefilter == "set" and not scan.anchor_worth_it(p)
-                set_ok[p] = set_ok.get(p, True) and ok
-    assert in_sets == {p for p, ok in set_ok.items() if ok}
-    assert len(in_sets) > 50 and not all(set_ok.values())
+                kind = "atoms" if scan.set_form(p) is None else c.prefilter
+                kinds[p] = kind if kinds.get(p, kind) == kind else "atoms"
+    for kind in _NO_SETS:
+        held = {scanner.patterns[i] for engine, index in scanner.set_passes(kind)
+                if isinstance(engine, re2.Set) for i in index}
+        assert held == {p for p, k in kinds.items() if k == kind}
+        assert len(held) > 50
+    assert {scanner.patterns[i] for _, index in scanner.set_passes("late-set")
+            for i in index} == {c.triggers()[0][0] for c in CHECKS if isinstance(c, PhraseCheck)}
+    assert "atoms" in kinds.values()  # a windowed regex with a top-level "|"
+
+
+@pytest.mark.parametrize(("pattern", "cut"), [
+    (r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b", r"\bgh[pousr]_"),
+    (r"(?i:\bpwd)[ \t]*=[ \t]*([^\s\"'`,;]{6,200})", r"(?i:\bpwd)[ \t]*=[ \t]*"),
+    (r"(?i)\bwe\s+(?:get)\b[^.\n]{0,80}?\bfrom\b", r"(?i)\bwe\s+(?:get)\b"),
+    (r"\bDPO\b(?:[^\n]|\n[^\n]){0,250}?@", r"\bDPO\b"),
+    (r"[a-z]+\.[A-Za-z]{2,63}", r"[a-z]+\."),
+    (r"\d{3}-\d{4}", r"\d{3}-\d{4}"),  # nothing wide: the pattern itself
+    (r"a|b[^x]{0,40}c", None),  # a top-level "|"
+    (r"(?:x|y[^z]{0,40})z", None),  # the repeat is inside a group
+    (r"[^x]{0,40}y", None),  # the cut form would match the empty string
+])
+def test_the_set_form_cuts_before_the_wide_repeat(pattern: str, cut: str | None) -> None:
+    assert scan.set_form(pattern) == cut
+
+
+def test_the_set_form_matches_wherever_its_pattern_does() -> None:
+    """Absence of the cut form must prove absence of the pattern: on every corpus document,
+    every built-in trigger pattern that matches has a cut form that matches too."""
+    cut = {p: scan.set_form(p) for c in CHECKS for conj in c.triggers() or () for p in conj}
+    cut = {p: f for p, f in cut.items() if f is not None and f != p}
+    assert len(cut) >= 10
+    compiled = [(re2.compile(p, scan.options()), re2.compile(f, scan.options()))
+                for p, f in cut.items()]
+    found = 0
+    for text in DOCS:
+        for full, form in compiled:
+            if full.search(text) is not None:
+                found += 1
+                assert form.search(text) is not None, (full.pattern, form.pattern)
+    assert found > 0
