@@ -189,3 +189,23 @@ def test_cli_reports_an_unusable_cache(tmp_path: Path, capsys: pytest.CaptureFix
     blocker.write_text("x")
     assert main(["cache", "stats", "--dir", str(blocker / "c")]) == 4
     assert "cache disabled" in capsys.readouterr().err
+
+
+def test_a_hit_reads_one_row_and_never_splits_the_document(tmp_path: Path) -> None:
+    """A hit needs the document's hash, not its sections or line table (worked out lazily),
+    and a report of every built-in gate is kept in the SQLite file, not in a file of its own."""
+    from engine.api import Engine
+    from engine.ingest import document_from_text
+
+    engine = Engine(cache=DiskCache(tmp_path / "c"), audit=None, provider=None)
+    text = "# Privacy notice\n\nWe are Acme Ltd, the controller. Call 415-555-0134.\n" * 40
+    first = engine.validate(document_from_text(text), doc_type="privacy_notice")
+    assert not first.cache_hit and len(first.model_dump_json()) > 20_000
+    doc = document_from_text(text)
+    again = engine.validate(doc, doc_type="privacy_notice")
+    assert again.cache_hit and again.verdict == first.verdict
+    assert "sections" not in vars(doc) and "_line_starts" not in vars(doc)
+    assert doc.sections[0].heading == "Privacy notice" and doc.line_col(17) == (2, 1)
+    with sqlite3.connect(tmp_path / "c" / "cache.db") as conn:
+        files = [f for (f,) in conn.execute("SELECT filename FROM Cache") if f]
+    assert files == []
