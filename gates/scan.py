@@ -543,6 +543,8 @@ class Scanner:
     #: each pass: its engine and the pattern index of its entry k + 1 (entry 0 tells that the
     #: pass completed): the atom filter here, the Sets in ``_sets`` once built
     _passes: list[tuple[Any, list[int]]] = field(default_factory=list)
+    #: the atom filter of the patterns no Set holds, for when every Set runs
+    _leftover: list[tuple[Any, list[int]]] = field(default_factory=list)
     #: per kind of Set ("set", "late-set"), the pattern indices of each Set, and the Sets once
     #: compiled
     _groups: dict[str, list[list[int]]] = field(default_factory=dict)
@@ -577,13 +579,15 @@ class Scanner:
         self._single = [(key, conjs[0]) for key, conjs in masks if len(conjs) == 1]
         self._multi = [(key, conjs) for key, conjs in masks if len(conjs) != 1]
         every = list(range(len(self.patterns)))
-        engine = _compiled(re2.Filter(), [_SENTINEL, *self.patterns], options())
-        if engine is not None:
-            self._passes.append((engine, every))
+        self._passes = _filter_pass(self.patterns, every)
+        self._leftover = _filter_pass(self.patterns, [i for i in every
+                                                      if seen[self.patterns[i]] == "atoms"])
         for kind in ("set", "late-set"):
             in_sets = [i for i in every if seen[self.patterns[i]] == kind]
-            self._groups[kind] = [in_sets[k:k + SET_SIZE]
-                                  for k in range(0, len(in_sets), SET_SIZE)]
+            # as few Sets as SET_SIZE allows, equally full (134 patterns: 3 of 45, not 5 of
+            # 32 and one of 6: each pass reads the whole text, however few its patterns)
+            size = max(1, -(-len(in_sets) // max(1, -(-len(in_sets) // SET_SIZE))))
+            self._groups[kind] = [in_sets[k:k + size] for k in range(0, len(in_sets), size)]
             self._forms.update((i, forms[self.patterns[i]] or "") for i in in_sets)
 
     def set_passes(self, kind: str = "set") -> list[tuple[Any, list[int]]]:
@@ -610,8 +614,15 @@ class Scanner:
         with self._lock:
             self._large_bytes += size
             late = self._large_bytes >= LATE_SET_BYTES
-        return self._passes + self.set_passes("set") + (self.set_passes("late-set") if late
-                                                        else [])
+        sets = self.set_passes("set")
+        if not late:
+            return self._passes + sets
+        late_sets = self.set_passes("late-set")
+        # every pattern a Set holds is decided exactly by it, so with every Set compiled the
+        # atoms are needed for the rest only (a Set that fails part-way then leaves its
+        # patterns undecided: slower, never wrong)
+        complete = all(len(self._sets[k]) == len(self._groups[k]) for k in self._groups)
+        return (self._leftover if complete else self._passes) + sets + late_sets
 
     def absent(self, enc: Encoded) -> set[int]:
         """The indices of the trigger patterns that cannot match anywhere in the text."""
@@ -642,10 +653,12 @@ class Scanner:
         return dead
 
 
-#: patterns per Set: the built-in modules' 115 Set patterns in groups of 32, 16, 8 and 4 took
-#: 6.4, 6.1, 4.7 and 4.3 ms on a first 10 KB document, 151, 216, 322 and 572 ms on a first
-#: 10 MB one, and 15, 26, 32 and 69 ms per warm megabyte
-SET_SIZE = 32
+#: most patterns per Set. The built-in modules' 115 detector and regex patterns in groups of 32,
+#: 16, 8 and 4 took 6.4, 6.1, 4.7 and 4.3 ms on a first 10 KB document, 151, 216, 322 and 572 ms
+#: on a first 10 MB one, and 15, 26, 32 and 69 ms per warm megabyte; their 134 (windowed
+#: patterns cut) in 5, 4, 3 and 2 Sets: 26, 22, 18 and 14 ms per warm megabyte, 76-111 ms on a
+#: first one; the 87 phrase lists in 3, 2 and 1: 16, 12 and 7 ms warm, 79, 127 and 132 first
+SET_SIZE = 48
 #: Sets run on documents of this many UTF-8 bytes or more; below, their fixed cost per call
 #: (0.2 ms for the built-in modules' four on 10 KB) outweighs the passes they save
 SET_MIN_BYTES = 64 << 10
@@ -657,6 +670,13 @@ LATE_SET_BYTES = 2 << 20
 #: each Set's RE2 memory budget (its DFA states live in it; RE2's 8 MiB default made a large
 #: Set reset its DFA cache over and over)
 SET_MEM = 32 << 20
+
+
+def _filter_pass(patterns: list[str], index: list[int]) -> list[tuple[Any, list[int]]]:
+    """The atom pass over ``patterns[i] for i in index``, as a list of passes (empty when
+    there is nothing to filter or RE2 refuses)."""
+    engine = _compiled(re2.Filter(), [_SENTINEL, *(patterns[i] for i in index)], options())
+    return [] if engine is None else [(engine, index)]
 
 
 def _compiled(engine: Any, patterns: list[str], *add_args: Any) -> Any:
