@@ -521,16 +521,18 @@ class Scanner:
       pattern needs, finds the atoms present with one multi-literal pass, and a pattern whose
       atom requirement fails cannot match. Patterns without atoms (digit and name shapes), and
       patterns whose atoms are common words, pass.
-    - On documents of :data:`SET_MIN_BYTES` or more, ``re2.Set``\\ s of :data:`SET_SIZE`
-      patterns each, for the checks whose kind asks for one (detectors, regexes) and whose
-      patterns have no wide counted repeat: one DFA runs a group at once and says exactly which
-      match somewhere (15 ms per MB for the built-in modules' 115 such patterns, four Sets,
-      once their DFA states are built; building them costs 46 ms on the first megabyte).
+    - On documents of :data:`SET_MIN_BYTES` or more, ``re2.Set``\\ s of at most
+      :data:`SET_SIZE` patterns each, for the checks whose kind asks for one (detectors,
+      regexes), a windowed pattern cut before its window (:func:`set_form`): one DFA runs a
+      group at once and says exactly which match somewhere (18 ms per MB for the built-in
+      modules' 134 such patterns, three Sets, once their DFA states are built; ~80 ms on a
+      first megabyte).
     - Phrase lists (with the word edges their candidate patterns leave out) in Sets of their
       own, once the scanner has read :data:`LATE_SET_BYTES` of such documents: their
-      case-folding classes make Set states slow to build (60-100 ms on a first megabyte), and
-      then each megabyte costs 15 ms and saves ~45 ms of passes of lists whose words occur
-      but never as the phrase, which the atoms cannot tell.
+      case-folding classes make Set states slow to build (~100 ms on a first megabyte), and
+      then each megabyte costs 12 ms and saves ~35-45 ms of passes of lists whose words occur
+      but never as the phrase, which the atoms cannot tell. With every Set running, the atom
+      pass covers only the patterns no Set holds.
 
     A check whose every conjunction needs an absent pattern is primed with no matches; the
     others run exactly, each pattern on its own. A pass that fails part-way (its DFA out of
