@@ -32,7 +32,6 @@ class Document:
     sections: list[Section] = field(default_factory=list)
     #: for paged formats (PDF): character offset where each page starts.
     page_starts: list[int] = field(default_factory=list)
-    _line_starts: array[int] = field(default_factory=lambda: array("q"), repr=False)
 
     def __post_init__(self) -> None:
         if not self.sha256:
@@ -43,7 +42,6 @@ class Document:
         # the result cache needs neither (0.1 ms of a 10 KB document's ~1 ms hit).
         if not self.sections:
             del self.sections
-        del self._line_starts
 
     def __getattr__(self, name: str) -> Any:
         # only reached for an attribute not set yet: the lazy ones above

@@ -6,6 +6,7 @@ import bisect
 import contextlib
 import functools
 import itertools
+import math
 import re
 import threading
 from array import array
@@ -588,7 +589,8 @@ class Scanner:
             in_sets = [i for i in every if seen[self.patterns[i]] == kind]
             # as few Sets as SET_SIZE allows, equally full (134 patterns: 3 of 45, not 5 of
             # 32 and one of 6: each pass reads the whole text, however few its patterns)
-            size = max(1, -(-len(in_sets) // max(1, -(-len(in_sets) // SET_SIZE))))
+            groups = max(1, math.ceil(len(in_sets) / SET_SIZE))
+            size = max(1, math.ceil(len(in_sets) / groups))
             self._groups[kind] = [in_sets[k:k + size] for k in range(0, len(in_sets), size)]
             self._forms.update((i, forms[self.patterns[i]] or "") for i in in_sets)
 
