@@ -42,13 +42,6 @@ _EDGE_BEFORE = "(?:^|[^A-Za-z0-9_])"
 _EDGE_AFTER = "(?:$|[^A-Za-z0-9_])"
 
 
-def phrase_trigger(phrases: tuple[str, ...]) -> str:
-    """An RE2 pattern that matches wherever :func:`phrase_pattern` can, with the word edges the
-    candidate pattern leaves out: a list whose words occur only inside longer words ("pt" in
-    "except") or never as the phrase ("our" and "patient", not "our patient") has no match."""
-    return _EDGE_BEFORE + phrase_prefilter(phrases) + _EDGE_AFTER
-
-
 def _word(ch: str) -> bool:
     """Python's Unicode ``\\w``: alphanumeric (isalnum) or underscore."""
     return ch.isalnum() or ch == "_"
@@ -114,7 +107,10 @@ class PhraseCheck(Check):
                 pos = resume = m.end()
 
     def triggers(self) -> tuple[tuple[str, ...], ...]:
-        return ((phrase_trigger(self.phrases),),)
+        # the candidate pattern with the word edges it leaves out: a list whose words occur
+        # only inside longer words ("pt" in "except") or never as the phrase ("our" and
+        # "patient", not "our patient") has no match
+        return ((_EDGE_BEFORE + self._pre.pattern + _EDGE_AFTER,),)
 
     def canonical(self) -> dict[str, Any]:
         return {"kind": "phrase", "phrases": sorted({p.casefold() for p in self.phrases})}

@@ -596,9 +596,9 @@ class Scanner:
 
     def set_passes(self, kind: str = "set") -> list[tuple[Any, list[int]]]:
         """The Sets of one kind of trigger (see ``Check.prefilter``), compiled on the first
-        document that uses them (70 ms for the built-in modules' detector and regex patterns,
-        40 ms for their phrase lists: a one-off that small documents, and so most CLI runs,
-        never pay)."""
+        document that uses them (80-90 ms for the built-in modules' detector and regex
+        patterns, 40-50 ms for their phrase lists: a one-off that small documents, and so most
+        CLI runs, never pay)."""
         with self._lock:
             sets = self._sets.get(kind)
             if sets is None:
