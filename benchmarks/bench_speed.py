@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         "LOCATION/NRP are not detected and Presidio does less work than it would with spaCy"
         if presidio is not None else "Presidio: skipped" if args.no_baselines else
         "Presidio: not installed (pip install -e '.[bench]')",
-        f"P. rules: the same AnalyzerEngine running this engine's own rules instead, one "
+        "P. rules: the same AnalyzerEngine running this engine's own rules instead, one "
         f"PatternRecognizer per pattern of the re column ({len(patterns)} "
         "patterns; no validators, no gates): the same matching work in Presidio's pipeline"
         if presidio_rules is not None else "P. rules: skipped or not installed",
