@@ -409,7 +409,8 @@ class Engine:
                 prompt_version=p.prompt_version if p else "",
                 evidence=self._spans([Hit(e.start, e.end, n.label, "semantic") for e in ans.evidence],
                                      run.doc),
-                cached=q.id in run.cached))
+                cached=q.id in run.cached, score=ans.score, decided_above=ans.decided_above,
+                decided_below=ans.decided_below))
         return out
 
     def _apply_waivers(self, report: Report) -> Report:

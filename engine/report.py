@@ -43,6 +43,12 @@ class SemanticAnswer(BaseModel):
     prompt_version: str
     evidence: list[Span] = Field(default_factory=list)
     cached: bool = False
+    score: float | None = Field(default=None, description="score-based providers: the score")
+    decided_above: float | None = Field(
+        default=None, description="score-based providers: scores at or above this answer yes")
+    decided_below: float | None = Field(
+        default=None, description="score-based providers: scores below this answer no; in "
+        "between the answer is unclear")
 
 
 class Waiver(BaseModel):

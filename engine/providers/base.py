@@ -26,6 +26,12 @@ class Answer:
     rationale: str
     evidence: tuple[Evidence, ...] = ()
     cached: bool = False
+    #: score-based providers: the score, and the band around the decision. A score at or above
+    #: ``decided_above`` is "yes", below ``decided_below`` is "no"; in between the answer is
+    #: "unclear" (the gate is INDETERMINATE and its ``on_indeterminate`` policy decides).
+    score: float | None = None
+    decided_above: float | None = None
+    decided_below: float | None = None
 
 
 @dataclass
