@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import diskcache
 
 from engine.providers.base import Answer, Evidence
-from engine.report import Report
+from engine.report import Report, Status
 
 DEFAULT_SIZE_LIMIT = 256 * 1024 * 1024  # bytes
 DEFAULT_TTL = 30 * 24 * 3600  # seconds; answers from a model should not outlive a month
@@ -20,6 +20,7 @@ DEFAULT_TTL = 30 * 24 * 3600  # seconds; answers from a model should not outlive
 # Key prefixes keep the two levels apart in one store; the keys themselves are hashes already.
 _REPORT = "report:"
 _ANSWER = "answer:"
+_DECIDED = ("yes", "no")
 
 
 def _env_flag(name: str) -> bool:
@@ -36,6 +37,14 @@ def _env_int(name: str, default: int) -> int:
         from engine.errors import UserError
 
         raise UserError(f"{name} must be a whole number, got '{raw}'") from None
+
+
+def is_decided(report: Report) -> bool:
+    """Whether a report may be cached: no INDETERMINATE gate and no unclear semantic answer.
+    An undecided report records a moment (a provider outage, a timeout), not the document: a
+    cached copy would keep serving the outage after the provider is back."""
+    return not any(g.status == Status.indeterminate
+                   or any(a.verdict == "unclear" for a in g.semantic) for g in report.gates)
 
 
 def cache_dir() -> Path:
@@ -163,6 +172,8 @@ class DiskCache:
         return report.model_copy(update={"cache_hit": True})
 
     def put_report(self, key: str, report: Report) -> None:
+        if not is_decided(report):
+            return  # never cache what was not decided (see is_decided)
         self._set(_REPORT + key, report.model_dump_json())
 
     def get_answer(self, key: str) -> Answer | None:
@@ -171,16 +182,32 @@ class DiskCache:
             return None
         try:
             data = json.loads(raw)
+            if data.get("verdict") not in _DECIDED or not data.pop("by", None):
+                raise ValueError("undecided, or no provider recorded")  # written before both rules
             evidence = tuple(Evidence(**e) for e in data.pop("evidence", ()))
             return Answer(**{**data, "evidence": evidence, "cached": True})
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError):
             self._drop(_ANSWER + key)
             return None
 
-    def put_answer(self, key: str, answer: Answer) -> None:
+    def put_answer(self, key: str, answer: Answer, by: str = "") -> None:
+        """Store a decided answer with ``by``, the identity of the provider and model that gave
+        it (``name:model:prompt_version``); an unclear answer, or one of unknown origin, is not
+        stored."""
+        if answer.verdict not in _DECIDED or not by:
+            return
         data = asdict(answer)
         data.pop("cached", None)
+        data["by"] = by
         self._set(_ANSWER + key, json.dumps(data, separators=(",", ":")))
+
+    def answer_provenance(self, key: str) -> str | None:
+        """Which provider and model gave the cached answer under ``key`` (None: no entry)."""
+        raw = self._get(_ANSWER + key)
+        try:
+            return json.loads(raw).get("by") if raw is not None else None
+        except (ValueError, AttributeError):
+            return None
 
     # -- maintenance (``clearance cache stats|clear``) -------------------------------------
 

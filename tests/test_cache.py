@@ -23,6 +23,7 @@ except ImportError:  # tests/ collected as a package
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "0f" * 32
+PROVIDER = "anthropic:claude-test:p1"
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_report_round_trip_marks_a_hit(cache: DiskCache) -> None:
 
 def test_answer_round_trip(cache: DiskCache) -> None:
     answer = Answer("no", 0.7, "not stated", (Evidence("the quote", 3, 12),))
-    cache.put_answer(KEY, answer)
+    cache.put_answer(KEY, answer, PROVIDER)
     got = cache.get_answer(KEY)
     assert got == Answer("no", 0.7, "not stated", (Evidence("the quote", 3, 12),), cached=True)
     assert cache.get_answer("1" * 64) is None
@@ -52,7 +53,7 @@ def test_answer_round_trip(cache: DiskCache) -> None:
 
 def test_values_are_json_text_never_pickles(cache: DiskCache) -> None:
     cache.put_report(KEY, make_report())
-    cache.put_answer(KEY, Answer("yes", 1.0, "ok"))
+    cache.put_answer(KEY, Answer("yes", 1.0, "ok"), PROVIDER)
     with sqlite3.connect(cache.directory / "cache.db") as conn:
         modes = {m for (m,) in conn.execute("SELECT mode FROM Cache")}
     assert modes and 4 not in modes  # 4 is diskcache.core.MODE_PICKLE
@@ -69,7 +70,7 @@ def test_a_damaged_entry_is_a_miss_not_an_error(cache: DiskCache) -> None:
 
 def test_ttl_expires_entries(tmp_path: Path) -> None:
     c = DiskCache(tmp_path / "c", ttl=0.2)
-    c.put_answer(KEY, Answer("yes", 1.0, "ok"))
+    c.put_answer(KEY, Answer("yes", 1.0, "ok"), PROVIDER)
     assert c.get_answer(KEY) is not None
     time.sleep(0.3)
     assert c.get_answer(KEY) is None
@@ -120,7 +121,7 @@ def test_corrupt_database_degrades_to_no_cache_with_one_warning(tmp_path: Path) 
     assert not broken.enabled
     assert broken.get_report(KEY) is None
     broken.put_report(KEY, make_report())
-    broken.put_answer(KEY, Answer("yes", 1.0, "ok"))
+    broken.put_answer(KEY, Answer("yes", 1.0, "ok"), PROVIDER)
     assert broken.get_answer(KEY) is None
     assert len(broken.warnings) == 1 and "cache disabled" in broken.warnings[0]
 
@@ -209,3 +210,83 @@ def test_a_hit_reads_one_row_and_never_splits_the_document(tmp_path: Path) -> No
     with sqlite3.connect(tmp_path / "c" / "cache.db") as conn:
         files = [f for (f,) in conn.execute("SELECT filename FROM Cache") if f]
     assert files == []
+
+
+# -- an outage is not remembered (issue 16, part 5) --------------------------------------------
+
+try:  # tests/ may or may not be a package
+    from tests.fake_anthropic import Fault, fake_anthropic, fake_anthropic_server  # noqa: F401
+except ImportError:
+    from fake_anthropic import Fault, fake_anthropic, fake_anthropic_server  # noqa: F401
+
+NOTICE = """# Privacy notice
+
+Acme Ltd is the data controller. Write to privacy@acme.example with any request.
+
+# Retention
+
+We keep account records for two years after the account closes.
+"""
+
+
+def _provider(server):  # type: ignore[no-untyped-def]
+    from engine.providers.anthropic import AnthropicProvider
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    return AnthropicProvider(api_key="test-key", base_url=server.url, timeout_s=2.0,
+                             max_attempts=2, backoff_base_s=0.01, backoff_cap_s=0.02,
+                             sleep=no_wait)
+
+
+def test_an_outage_is_not_cached(tmp_path: Path, fake_anthropic) -> None:  # type: ignore[no-untyped-def]
+    """With the provider failing, the undecided report and answers are not stored: once it is
+    back, the next run asks it and gets decided answers, each cached with who gave them."""
+    from engine.api import Engine
+    from engine.ingest import document_from_text
+    from engine.report import Status
+
+    def validate():  # type: ignore[no-untyped-def]
+        engine = Engine(cache=DiskCache(tmp_path / "c"), audit=None,
+                        provider=_provider(fake_anthropic))
+        report = engine.validate(document_from_text(NOTICE, name="n.md"),
+                                 doc_type="privacy_notice", modules=["gdpr"])
+        return engine, report
+
+    fake_anthropic.always = Fault("error", status=500)
+    _, down = validate()
+    assert any(g.status == Status.indeterminate for g in down.gates)
+    assert fake_anthropic.requests  # it did try
+    fake_anthropic.always = None
+    asked_before = len(fake_anthropic.requests)
+    engine, up = validate()
+    assert not up.cache_hit  # the outage's report was not served again
+    assert len(fake_anthropic.requests) > asked_before  # the provider was asked
+    answers = [a for g in up.gates for a in g.semantic]
+    assert answers and all(a.verdict in ("yes", "no") and not a.cached for a in answers)
+    assert all(a.provider == "anthropic" and a.model for a in answers)
+    # the decided answers are cached, each naming the provider and model that gave it
+    cache = engine.cache
+    assert isinstance(cache, DiskCache)
+    keys = [k for k in cache._cache.iterkeys() if k.startswith("answer:")]  # type: ignore[union-attr]
+    assert keys
+    by = {cache.answer_provenance(k[len("answer:"):]) for k in keys}
+    assert by == {engine.provider.identity()}
+    # and a third run is a hit: decided reports are cached as before
+    _, again = validate()
+    assert again.cache_hit and again.verdict == up.verdict
+
+
+def test_undecided_reports_and_answers_are_refused_by_the_cache(cache: DiskCache) -> None:
+    from engine.report import Status
+
+    report = make_report()
+    undecided = report.model_copy(update={"gates": [
+        report.gates[0].model_copy(update={"status": Status.indeterminate}),
+        *report.gates[1:]]})
+    cache.put_report(KEY, undecided)
+    assert cache.get_report(KEY) is None
+    cache.put_answer(KEY, Answer("unclear", 0.0, "no answer"), PROVIDER)
+    cache.put_answer("1" * 64, Answer("yes", 1.0, "ok"))  # who answered is not known
+    assert cache.get_answer(KEY) is None and cache.get_answer("1" * 64) is None
