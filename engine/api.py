@@ -17,10 +17,11 @@ from typing import Any
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
 from dsl.compile import CheckNode, Example, Gate, Module
 from dsl.diagnostics import Diagnostic, did_you_mean
+from engine import budget
 from engine.doctype import infer_doc_type
 from engine.document import Document
 from engine.errors import UserError
-from engine.evaluate import DocContext, GateOutcome, Hit, evaluate_gate
+from engine.evaluate import DocContext, GateOutcome, Hit, cap_hits, evaluate_gate
 from engine.hooks import AuditSink, ResultCache
 from engine.ingest import MAX_BYTES, document_from_text, load_document
 from engine.loader import Registry, Ruleset
@@ -57,6 +58,13 @@ def _auto_provider() -> Provider:
     except ImportError:
         return NullProvider()
     return make_provider()
+
+
+def decided(report: Report) -> bool:
+    """Whether a report may be cached: no INDETERMINATE gate and no unclear semantic answer."""
+    from engine.cache import is_decided  # lazily, as _auto_cache: diskcache costs to import
+
+    return is_decided(report)
 
 
 def _auto_cache() -> ResultCache | None:
@@ -283,8 +291,9 @@ class Engine:
             if callable(start):  # a fresh call/token budget for each validation
                 start()
             try:
+                # bounded by the validation's deadline too (engine.budget), when it has one
                 result = await asyncio.wait_for(provider.answer(run.doc, todo),
-                                                timeout=self.semantic_timeout)
+                                                timeout=budget.bounded(self.semantic_timeout))
                 answers, usage = result.answers, result.usage
             except TimeoutError:
                 answers, usage = {}, Usage()
@@ -304,7 +313,9 @@ class Engine:
             run.ctx.answers[q.id] = ans
             run.asked.add(q.id)
             if ans.verdict != "unclear" and self.cache is not None:
-                self._cache_call("put_answer", self._answer_key(q.id, run.doc), ans)
+                # the entry names the provider and model that decided it (engine.cache)
+                self._cache_call("put_answer", self._answer_key(q.id, run.doc), ans,
+                                 self.provider.identity())
 
     def _reevaluate(self, run: _Run) -> None:
         for g in run.gates:
@@ -313,6 +324,10 @@ class Engine:
 
     def _finish(self, run: _Run, profile: bool) -> Report:
         doc = run.doc
+        # spans per gate and per report are capped (engine.budget.span_limits)
+        capped = cap_hits([run.outcomes[g.code] for g in run.gates])
+        if capped:
+            run.warnings.append(capped)
         results: list[GateResult] = []
         for g in run.gates:
             results.append(self._gate_result(g, run.outcomes[g.code], run, profile))
@@ -345,7 +360,8 @@ class Engine:
         report.warnings.extend(w for w in getattr(self.cache, "warnings", []) or []
                                if w not in report.warnings)
         _settle(report)
-        if run.cache_key is not None and self.cache is not None:
+        if run.cache_key is not None and self.cache is not None and decided(report):
+            # never cache what was not decided: an outage must not outlive itself
             self._cache_call("put_report", run.cache_key, report)
         report.ms = round((time.perf_counter() - run.t0) * 1000, 3)
         return self._apply_waivers(report)
@@ -361,6 +377,7 @@ class Engine:
             elif out.v is False:
                 res = self._result(g, Status.fail, g.severity.rank >= self.fail_on.rank,
                                    g.message or g.title, self._spans(out.hits, run.doc), semantic)
+                res.spans_omitted = out.hits_omitted
             else:
                 reasons = sorted({a.rationale for a in semantic if a.verdict == "unclear"})
                 why = "; ".join(reasons) or "a check could not be decided"

@@ -26,6 +26,7 @@ from dsl.compile import (
     SectionNode,
     SemanticNode,
 )
+from engine import budget
 from engine.document import Document, Section
 from engine.providers.base import Answer
 from gates import scan
@@ -75,11 +76,18 @@ class DocContext:
         self._exists: dict[tuple[str, Scope], bool] = {}
         #: check key -> (label, kind, ms) for --profile
         self.timings: dict[str, tuple[str, str, float]] = {}
+        #: the validation's deadline (see engine.budget), checked before each check runs
+        self.deadline = budget.current()
+
+    def _in_time(self, check: Check) -> None:
+        if self.deadline is not None:
+            self.deadline.check(f"before a {check.kind} check")
 
     def matches(self, check: Check) -> list[Match]:
         key = check.key
         found = self._matches.get(key)
         if found is None:
+            self._in_time(check)
             t0 = time.perf_counter()
             found = check.find(self.doc.text)
             if self.profile:
@@ -105,6 +113,7 @@ class DocContext:
         if found is not None:
             got = bool(found) if scope is None else any(_in_scope(m, scope) for m in found)
         else:
+            self._in_time(check)
             t0 = time.perf_counter()
             seen: list[Match] = []
             got = False
@@ -128,6 +137,8 @@ class DocContext:
     def prefilter(self, scanner: scan.Scanner) -> None:
         """One multi-pattern pass over the document: checks that cannot match are primed with
         no matches, and the rest run over the document's bytes, encoded once."""
+        if self.deadline is not None:
+            self.deadline.check("before the prefilter")
         for key in scanner.scan(self.doc.text):
             self._matches.setdefault(key, [])
 
@@ -225,7 +236,8 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
         if ans is None:
             return Value(None, [], frozenset((qid,)))
         if ans.verdict == "yes":
-            return Value(True, [Hit(ev.start, ev.end, node.label, "semantic", None)
+            label = budget.short_label(node.label)
+            return Value(True, [Hit(ev.start, ev.end, label, "semantic", None)
                                 for ev in ans.evidence] if hits else [])
         if ans.verdict == "no":
             return _FALSE
@@ -277,7 +289,9 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
 
 
 def _hit_maker(node: CheckNode, text: str) -> Callable[[Match], Hit]:
-    label, kind = node.label, node.check.kind
+    # one short label shared by every hit: the check's full description (a whole pattern)
+    # repeated on each span made reports of hundreds of MB
+    label, kind = budget.short_label(node.label), node.check.kind
     if kind == "regex":  # a regex match may be PII: line:col only, no text
         return lambda m: Hit(m.start, m.end, label, kind, None, None)
     if kind in ("pii", "secret"):
@@ -336,9 +350,13 @@ class GateOutcome:
     hits: list[Hit]
     pending: frozenset[str]
     ms: float = 0.0
+    #: hits found but not kept by :func:`cap_hits`
+    hits_omitted: int = 0
 
 
 def evaluate_gate(gate: Gate, ctx: DocContext) -> GateOutcome:
+    if ctx.deadline is not None:
+        ctx.deadline.check(f"before gate {gate.code}")
     t0 = time.perf_counter()
     pending: frozenset[str] = frozenset()
     if gate.when_node is not None:
@@ -361,3 +379,28 @@ def evaluate_gate(gate: Gate, ctx: DocContext) -> GateOutcome:
         pending = pending | (req.pending if req.v is None else frozenset()) | (
             forb.pending if forb.v is None else frozenset())
     return GateOutcome(v, True, hits, pending, (time.perf_counter() - t0) * 1000)
+
+
+def cap_hits(outcomes: list[GateOutcome], per_finding: int | None = None,
+             per_report: int | None = None) -> str | None:
+    """Keep at most ``per_finding`` hits on each outcome and ``per_report`` over all of them (in
+    the order given), counting the rest in ``hits_omitted``; returns the report's warning when
+    some were dropped. Defaults from :func:`engine.budget.span_limits`. The gate's status does
+    not change: a failure with 25,610 matches still fails, its report lists the first ones."""
+    if per_finding is None or per_report is None:
+        env_finding, env_report = budget.span_limits()
+        per_finding = env_finding if per_finding is None else per_finding
+        per_report = env_report if per_report is None else per_report
+    left, dropped = per_report, 0
+    for out in outcomes:
+        keep = min(len(out.hits), per_finding, left)
+        out.hits_omitted = len(out.hits) - keep
+        if out.hits_omitted:
+            out.hits = out.hits[:keep]
+            dropped += out.hits_omitted
+        left -= keep
+    if not dropped:
+        return None
+    return (f"{dropped:,} more spans found but not listed: a report lists at most {per_finding:,} "
+            f"per gate and {per_report:,} in all (CLEARANCE_MAX_SPANS, "
+            "CLEARANCE_MAX_REPORT_SPANS); each gate's spans_omitted says how many it has")

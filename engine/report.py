@@ -78,6 +78,8 @@ class GateResult(BaseModel):
     fix: str | None = None
     on_indeterminate: OnIndeterminate
     spans: list[Span] = Field(default_factory=list)
+    spans_omitted: int = Field(default=0, description="spans found but not listed (capped: "
+                               "CLEARANCE_MAX_SPANS per gate, CLEARANCE_MAX_REPORT_SPANS in all)")
     semantic: list[SemanticAnswer] = Field(default_factory=list)
     waiver: Waiver | None = None
     ms: float | None = Field(default=None, description="evaluation time (with --profile)")
