@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -24,19 +25,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.api import TOOL_VERSION, Engine
 from engine.audit import AuditLog, parse_when
+from engine.budget import Deadline, DeadlineExceeded, deadline_scope
 from engine.errors import ClearanceError, DocumentError, GateFileError, UserError
 from engine.hooks import GateSource
 from engine.ingest import document_from_bytes, media_type_for
 from engine.keys import ApiKey, KeyStore
 from engine.report import Report, Waiver
+from gates import scan
 
 log = logging.getLogger("clearance.server")
 
 DEFAULT_MAX_DOCUMENT = 5 * 1024 * 1024
 DEFAULT_MAX_BODY = 8 * 1024 * 1024  # a document plus multipart/JSON overhead
 DEFAULT_TIMEOUT_S = 30.0
-DEFAULT_MAX_INFLIGHT = 256
+DEFAULT_MAX_INFLIGHT = 64
 DEFAULT_THREADS = 4
+DEFAULT_RETRY_AFTER_S = 2
 PROBLEM = "application/problem+json"
 _TYPES = "https://clearance.dev/problems/"
 _FORMATS = {"json": "application/json", "sarif": "application/sarif+json",
@@ -205,10 +209,12 @@ class GroupCommitAudit:
     validation is answered unrecorded; a writer thread commits whatever queued meanwhile in one
     transaction, so 100 concurrent requests cost one fsync, not 100.
 
-    Inside :meth:`deferred`, :meth:`record` does not block its thread: the commit's future is
-    collected instead, and the request handler awaits it on the event loop before answering.
-    A validation thread is then free for the next request while the row is being committed,
-    so a few threads keep many commits in flight (and batches grow with the load)."""
+    Inside :meth:`deferred`, :meth:`record` does not write at all: the row is held, and the
+    request handler submits it (:meth:`submit`) and awaits the commit on the event loop, only once it
+    knows the verdict will be answered. A validation that ran past its deadline (answered 504)
+    is then never recorded: no row carries a verdict nobody received. A validation thread is
+    free for the next request while the row is being committed, so a few threads keep many
+    commits in flight (and batches grow with the load)."""
 
     MAX_BATCH = 256
 
@@ -223,28 +229,36 @@ class GroupCommitAudit:
         self._thread.start()
 
     def record(self, report: Report, *, principal: str, gates: list[GateSource]) -> int:
-        fut: Future[int] = Future()
-        fut.set_running_or_notify_cancel()  # a waiter that gives up cannot cancel the write
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            held.append((report, principal, gates))
+            return 0  # the id is not known yet: the caller submits the row, then awaits it
+        return self.submit([(report, principal, gates)])[0].result()
+
+    def submit(self, rows: list[tuple[Report, str, list[GateSource]]]) -> list[Future[int]]:
+        """Queue rows for the next group commit; returns their futures (ids or errors)."""
+        futures: list[Future[int]] = []
         with self._lock:  # nothing is queued behind the shutdown marker
-            if self._closed:  # e.g. a validation abandoned by a timeout, ending after shutdown
+            if self._closed:
                 raise ClearanceError("the audit log was closed; the validation was not recorded")
-            self._q.put((report, principal, gates, fut))
-        pending = getattr(self._local, "pending", None)
-        if pending is not None:
-            pending.append(fut)
-            return 0  # the id is not known yet; the caller awaits the future for it
-        return fut.result()
+            for report, principal, gates in rows:
+                fut: Future[int] = Future()
+                fut.set_running_or_notify_cancel()  # a waiter that gives up cannot cancel it
+                self._q.put((report, principal, gates, fut))
+                futures.append(fut)
+        return futures
 
     @contextmanager
-    def deferred(self) -> Iterator[list[Future[int]]]:
-        """Records made by this thread inside the block are queued without waiting; the list
-        yielded collects their futures, which the caller MUST wait for before answering."""
-        pending: list[Future[int]] = []
-        self._local.pending = pending
+    def deferred(self) -> Iterator[list[tuple[Report, str, list[GateSource]]]]:
+        """Records made by this thread inside the block are held, not written; the list
+        yielded collects them, and the caller MUST :meth:`submit` them and wait for the
+        futures before answering (or drop them: the verdict was not delivered)."""
+        held: list[tuple[Report, str, list[GateSource]]] = []
+        self._local.held = held
         try:
-            yield pending
+            yield held
         finally:
-            self._local.pending = None
+            self._local.held = None
 
     def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
         return self.log.waivers_for(doc_sha256)
@@ -313,9 +327,14 @@ class Settings:
     auth: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT
+    #: the deadline of one validation, from the moment its body is read: past it the client
+    #: gets 504 and the work stops at its next check (engine.budget)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    #: validations admitted and not yet finished (queued, running, or abandoned by a 504 and
+    #: still winding down) before new ones get 503 with Retry-After
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     threads: int = DEFAULT_THREADS
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -327,7 +346,8 @@ class Settings:
                                               DEFAULT_MAX_DOCUMENT)),
                    timeout_s=float(env("CLEARANCE_SERVE_TIMEOUT", DEFAULT_TIMEOUT_S)),
                    max_inflight=int(env("CLEARANCE_SERVE_MAX_INFLIGHT", DEFAULT_MAX_INFLIGHT)),
-                   threads=int(env("CLEARANCE_SERVE_THREADS", DEFAULT_THREADS)))
+                   threads=int(env("CLEARANCE_SERVE_THREADS", DEFAULT_THREADS)),
+                   retry_after_s=int(env("CLEARANCE_SERVE_RETRY_AFTER", DEFAULT_RETRY_AFTER_S)))
 
 
 class _State:
@@ -337,8 +357,16 @@ class _State:
         self.keys = keys
         self.settings = settings
         self.gate_paths = gate_paths
-        self.inflight = 0
-        self._limiter: anyio.CapacityLimiter | None = None
+        #: validations admitted and not finished: counted down when their thread ends (or their
+        #: queued job is cancelled), not when their request is answered, so work abandoned by a
+        #: 504 still counts against max_inflight until it has really stopped
+        self.running = 0
+        self._count = threading.Lock()
+        # CPU-bound work under the GIL: more threads than this only time-slice each other and
+        # grow the tail latency; waiting validations queue in order instead. A thread whose
+        # request was answered 504 keeps its worker until it reaches its next deadline check,
+        # so abandoned work can never occupy more than `threads` threads.
+        self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="validate")
         self.owned: list[Any] = []  # what this app opened and must close
 
     def start(self) -> None:
@@ -358,15 +386,19 @@ class _State:
         self.engine.ruleset(None)
         _ = self.engine.provider
 
-    def limiter(self) -> anyio.CapacityLimiter:
-        """Validation threads per worker. The work is CPU-bound under the GIL: more threads
-        than this only time-slice each other, and the tail latency grows with their number;
-        waiting requests queue in order instead."""
-        if self._limiter is None:  # created in the event loop that uses it
-            self._limiter = anyio.CapacityLimiter(self.settings.threads)
-        return self._limiter
+    def admit(self) -> bool:
+        with self._count:
+            if self.running >= self.settings.max_inflight:
+                return False
+            self.running += 1
+            return True
+
+    def finished(self, _: object = None) -> None:
+        with self._count:
+            self.running -= 1
 
     def stop(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
         for thing in self.owned:
             thing.close()
 
@@ -482,40 +514,49 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
             raise ApiProblem(422, "Invalid request", f"unknown format '{fmt}' (expected one of: "
                              f"{', '.join(_FORMATS)})", kind="invalid-request")
         data, name, media, modules, doc_type = await _read_document(request, settings)
-        if state.inflight >= settings.max_inflight:
-            raise ApiProblem(503, "Service unavailable", "too many validations in progress; "
-                             "retry shortly", kind="overloaded", headers={"Retry-After": "1"})
+        deadline = Deadline.after(settings.timeout_s)
+        if not state.admit():
+            raise ApiProblem(503, "Service unavailable", f"too many validations in progress "
+                             f"(limit {settings.max_inflight}); retry shortly", kind="overloaded",
+                             headers={"Retry-After": str(settings.retry_after_s)})
         engine = state.engine
         assert engine is not None
         group = engine.audit if isinstance(engine.audit, GroupCommitAudit) else None
+        Held = list[tuple[Report, str, list[GateSource]]]
 
-        def work() -> tuple[Report, list[Future[int]]]:
-            doc = document_from_bytes(data, name, media_type=media,
-                                      max_bytes=settings.max_document_bytes)
-            pending: list[Future[int]] = []
-            with group.deferred() if group else nullcontext(pending) as pending:
-                report = engine.validate(doc, modules=modules, doc_type=doc_type,
-                                         principal=key.name)
-            return report, pending
+        def work() -> tuple[Report, Held]:
+            # In a pool thread: every step checks the deadline (engine.budget) and stops there.
+            with deadline_scope(deadline):
+                try:
+                    deadline.check("before reading the document")  # queued past it
+                    doc = _ingest(data, name, media, settings.max_document_bytes, deadline)
+                    deadline.check("after reading the document")
+                    held: Held = []
+                    with group.deferred() if group else nullcontext(held) as held:
+                        report = engine.validate(doc, modules=modules, doc_type=doc_type,
+                                                 principal=key.name)
+                    return report, held
+                finally:
+                    scan.release()  # also when stopped midway: drop the document's bytes
 
-        async def validated() -> Report:
-            # CPU-bound (parsing, regexes): off the event loop, in a bounded pool of threads.
-            report, pending = await anyio.to_thread.run_sync(
-                work, abandon_on_cancel=True, limiter=state.limiter())
-            # The audit row: awaited here, not in the thread, which is already free for the next
-            # request. Nothing is answered before its row is committed (a failure raises).
-            for fut in pending:
-                await asyncio.shield(asyncio.wrap_future(fut))
-            return report
-
-        state.inflight += 1
+        job = state.pool.submit(work)
+        job.add_done_callback(state.finished)
         try:
-            # On timeout the thread is abandoned, not killed; its validation may still be
-            # recorded.
-            report = await asyncio.wait_for(validated(), settings.timeout_s)
-        except TimeoutError:
-            raise ApiProblem(504, "Gateway timeout", f"the validation took longer than "
-                             f"{settings.timeout_s:g} s", kind="timeout") from None
+            try:
+                # cancelling a job still queued removes it; a running one stops at its next
+                # deadline check and its held audit row is dropped with its result
+                report, held = await asyncio.wait_for(asyncio.wrap_future(job),
+                                                      deadline.remaining())
+            except (TimeoutError, DeadlineExceeded):
+                raise ApiProblem(504, "Gateway timeout", f"the validation took longer than "
+                                 f"{settings.timeout_s:g} s and was stopped", kind="timeout"
+                                 ) from None
+            # The verdict will be answered: now its audit row is written, and awaited here, not
+            # in the thread, which is already free for the next request. Nothing is answered
+            # before its row is committed (a failure raises).
+            if group is not None and held:
+                for fut in group.submit(held):
+                    await asyncio.shield(asyncio.wrap_future(fut))
         except DocumentError as exc:
             raise _document_problem(exc) from None
         except GateFileError as exc:
@@ -529,8 +570,6 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
             raise ApiProblem(503, "Service unavailable", "the validation could not be recorded "
                              "in the audit log; nothing was released", kind="audit-unavailable"
                              ) from None
-        finally:
-            state.inflight -= 1
         if fmt == "json":
             return Response(report.model_dump_json(), media_type=_FORMATS[fmt])
         from engine.formatters.base import get_formatter
@@ -689,6 +728,17 @@ async def _read_document(request: Request, settings: Settings
                          f"server's document limit of {settings.max_document_bytes:,} bytes",
                          kind="document-too-large")
     return data, name, media, modules, doc_type
+
+
+_INGEST_TAKES_DEADLINE = "deadline" in inspect.signature(document_from_bytes).parameters
+
+
+def _ingest(data: bytes, name: str, media: str | None, max_bytes: int,
+            deadline: Deadline) -> Any:
+    """Read the document; ingestion that accepts a ``deadline`` stops at it (hook for the
+    streaming limits of engine.ingest; without it, the deadline is checked right after)."""
+    extra: dict[str, Any] = {"deadline": deadline} if _INGEST_TAKES_DEADLINE else {}
+    return document_from_bytes(data, name, media_type=media, max_bytes=max_bytes, **extra)
 
 
 def app_from_env() -> FastAPI:

@@ -220,9 +220,11 @@ def test_deferred_records_free_the_thread_and_are_awaited(tmp_path):
     engine = Engine(provider=NullProvider(), cache=None, audit=None)
     report = engine.validate(SAMPLES / "breach-letter.txt")
     sink = GroupCommitAudit(AuditLog(tmp_path / "audit.db"))
-    with sink.deferred() as pending:
-        assert sink.record(report, principal="t", gates=[]) == 0  # queued, not waited for
+    with sink.deferred() as held:
+        assert sink.record(report, principal="t", gates=[]) == 0  # held, not waited for
         sink.record(report, principal="t", gates=[])
+    assert len(held) == 2 and sink.log.count() == 0  # nothing written before it is submitted
+    pending = sink.submit(held)
     assert [f.result(timeout=10) for f in pending] == [1, 2]
     assert not pending[0].cancel()  # a request that gives up cannot cancel its row
     assert sink.record(report, principal="t", gates=[]) == 3  # outside: waits, returns the id
