@@ -89,7 +89,14 @@ class DocContext:
         if found is None:
             self._in_time(check)
             t0 = time.perf_counter()
-            found = check.find(self.doc.text)
+            if self.deadline is None:
+                found = check.find(self.doc.text)
+            else:  # one check may find a million matches: look at the clock as they come
+                found = []
+                for i, m in enumerate(check.iter_find(self.doc.text), 1):
+                    if not i & 0xFFF:
+                        self.deadline.check(f"inside a {check.kind} check")
+                    found.append(m)
             if self.profile:
                 self.timings[key] = (check.describe(), check.kind,
                                      (time.perf_counter() - t0) * 1000)
@@ -117,7 +124,9 @@ class DocContext:
             t0 = time.perf_counter()
             seen: list[Match] = []
             got = False
-            for m in check.iter_find(self.doc.text):
+            for i, m in enumerate(check.iter_find(self.doc.text), 1):
+                if self.deadline is not None and not i & 0xFFF:
+                    self.deadline.check(f"inside a {check.kind} check")
                 seen.append(m)
                 if scope is None or _in_scope(m, scope):
                     got = True
