@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.api import TOOL_VERSION, Engine
@@ -101,6 +102,9 @@ def _install_error_handlers(app: FastAPI) -> None:
                        instance=request.url.path)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ClientDisconnect):  # nobody to answer, and nothing went wrong
+            _log_disconnect(request.method, request.url.path)
+            return Response(status_code=499)
         # The traceback goes to the server log only; clients learn nothing of the internals.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return problem(500, "Internal server error", "the server failed to handle the request; "
@@ -110,6 +114,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(ValidationError, on_invalid)
     app.add_exception_handler(Exception, on_crash)
+
+
+def _log_disconnect(method: object, path: object) -> None:
+    """A client that hangs up mid-request is routine: one line, no traceback."""
+    log.info("client disconnected before the request was answered: %s %s", method, path)
 
 
 def _describe(errors: Any) -> str:
@@ -188,6 +197,8 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            _log_disconnect(scope.get("method"), scope.get("path"))
         except Exception as exc:
             log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"),
                       exc_info=exc)
@@ -554,6 +565,9 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
             # The verdict will be answered: now its audit row is written, and awaited here, not
             # in the thread, which is already free for the next request. Nothing is answered
             # before its row is committed (a failure raises).
+            if group is not None and held and await request.is_disconnected():
+                _log_disconnect("POST", request.url.path)  # the verdict reaches no one:
+                return Response(status_code=499)  # so no row claims it was given
             if group is not None and held:
                 for fut in group.submit(held):
                     await asyncio.shield(asyncio.wrap_future(fut))
@@ -588,13 +602,15 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
         """One gate's metadata and DSL source."""
         from engine.catalog import gate_info
 
+        engine = _engine(state)
         try:
-            g = _engine(state).gate(code)
+            g = engine.gate(code)
         except GateFileError:
             raise
         except UserError as exc:
             raise ApiProblem(404, "Not found", str(exc), kind="unknown-gate") from None
-        return gate_info(g, source=True)
+        module = next((m for m in engine.list_modules() if m.id == g.module), None)
+        return gate_info(g, source=True, module=module)
 
     @app.get("/v1/audit/recent", tags=["audit"])
     def audit_recent(limit: int = Query(20, ge=1, le=1000),

@@ -19,8 +19,21 @@ def make_engine(gates: list[Path] | None = None, **kw) -> Engine:
 
 
 def emit(text: str) -> None:
+    """Write a rendered report to stdout. The formatters already show control characters in
+    names escaped; this is the last line of defence for anything else (document text in an HTML
+    report, say): no ESC, carriage return or bidi override reaches the terminal, only newlines
+    and tabs go out as they are."""
     if text:
+        text = terminal_safe(text)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character but newline and tab shown escaped (see
+    :func:`engine.formatters.base.shown`)."""
+    from engine.formatters.base import shown_lines
+
+    return shown_lines(text)
 
 
 def gate_file_errors(exc: GateFileError) -> int:

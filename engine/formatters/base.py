@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from engine.report import Report
+
+#: characters that must never reach a terminal or a line-oriented output as they are: C0 and
+#: C1 controls (newline, carriage return, ESC of ANSI sequences), DEL, Unicode line and paragraph
+#: separators, and the bidirectional overrides that make text read differently than it is.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = m.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+def shown(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\n``, ``\\x1b``,
+    ``\\u202e``), never emitted: a document named ``"a\\nb.txt: pass"`` must not print a
+    second, forged result line, and ANSI sequences in a name must not drive the terminal."""
+    return _CONTROL.sub(_escape, text)
+
+
+_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def shown_lines(text: str) -> str:
+    """:func:`shown` for output of several lines: newlines and tabs go out as they are."""
+    return _CONTROL_IN_LINES.sub(_escape, text)
 
 
 class Formatter(ABC):

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from html import escape
 
 from engine.document import Document
-from engine.formatters.base import Formatter, register
+from engine.formatters.base import Formatter, register, shown
 from engine.ingest import source_document
 from engine.report import GateResult, Report, Span, Status
 
@@ -136,7 +136,7 @@ class _Page:
             f'<section class="doc" id="{self.prefix}">',
             '<div class="doc-head">',
             f'<span class="badge v-{_e(verdict)}">{_e(verdict.upper())}</span>',
-            f"<h2>{_e(r.document.path or r.document.name)}</h2></div>",
+            f"<h2>{_e(shown(r.document.path or r.document.name))}</h2></div>",
             f'<p class="muted">{" · ".join(_e(x) for x in info)}</p>',
             '<ul class="counts">',
         ]
@@ -183,6 +183,8 @@ class _Page:
                 f'<a href="#{self.fid(k)}-s{j}">{_e(_span_label(s))}</a>'
                 for j, s in enumerate(g.spans)
             )
+            if g.spans_omitted:
+                links += f' <span class="muted">and {g.spans_omitted:,} more not listed</span>'
             out.append(f'<p class="where"><span class="label">Where</span>{links}</p>')
         elif g.status == Status.fail:
             out.append(
@@ -200,8 +202,8 @@ class _Page:
             w = g.waiver
             expires = f", expires {w.expires}" if w.expires else ""
             out.append(
-                f'<p><span class="label">Waiver</span>{_e(w.reason)} '
-                f"(approved by {_e(w.approver)}{_e(expires)})</p>"
+                f'<p><span class="label">Waiver</span>{_e(shown(w.reason))} '
+                f"(approved by {_e(shown(w.approver))}{_e(expires)})</p>"
             )
         out.append(f'<p class="muted">{_e(g.module)} · {_e(g.name)}</p></li>')
         return "\n".join(out)
@@ -356,14 +358,15 @@ class HtmlFormatter(Formatter):
             if "indeterminate" in verdicts
             else "pass"
         )
-        title = reports[0].document.name if len(reports) == 1 else f"{len(reports)} documents"
+        title = (shown(reports[0].document.name) if len(reports) == 1
+                 else f"{len(reports)} documents")
         version = reports[0].tool_version if reports else ""
         toc = ""
         if len(reports) > 1:
             toc = (
                 "<ul>"
                 + "".join(
-                    f'<li><a href="#d{i}">{_e(r.document.path or r.document.name)}</a> — '
+                    f'<li><a href="#d{i}">{_e(shown(r.document.path or r.document.name))}</a> — '
                     f"{_e(r.verdict)}</li>"
                     for i, r in enumerate(reports)
                 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from engine.formatters.base import Formatter, register
+from engine.formatters.base import Formatter, register, shown
 from engine.report import GateResult, Report, Status
 
 # XML 1.0 cannot carry most control characters, even escaped; ElementTree would write them
@@ -33,6 +33,8 @@ def _details(g: GateResult) -> str:
     for s in g.spans:
         page = f" page {s.page}" if s.page else ""
         lines.append(f"at line {s.line} col {s.col}{page}: {s.kind} {s.check}")
+    if g.spans_omitted:
+        lines.append(f"{g.spans_omitted:,} more spans not listed")
     for a in g.semantic:
         lines.append(f"semantic ({a.model}, {a.verdict}, {a.confidence:.2f}): {a.rationale}")
     return "\n".join(lines)
@@ -67,7 +69,7 @@ def _testcase(parent: ET.Element, g: GateResult, where: str) -> None:
         el.text = _clean(_details(g))
     elif g.status == Status.waived:
         w = g.waiver
-        why = f"waived by {w.approver}: {w.reason}" if w else "waived"
+        why = f"waived by {shown(w.approver)}: {shown(w.reason)}" if w else "waived"
         ET.SubElement(case, "skipped", message=_clean(why))
     elif g.status == Status.not_applicable:
         ET.SubElement(case, "skipped", message="not applicable to this document type")
@@ -93,7 +95,7 @@ class JunitFormatter(Formatter):
         root = ET.Element("testsuites", name="Clearance")
         totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
         for r in reports:
-            where = r.document.path or r.document.name
+            where = shown(r.document.path or r.document.name)  # a name is one line, shown
             counts = _counts(r)
             for key, count in counts.items():
                 totals[key] += int(count)

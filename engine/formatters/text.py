@@ -1,8 +1,11 @@
-"""Text: one grep-able line per finding (path:line:col: severity CODE message [name]) + summary."""
+"""Text: one grep-able line per finding (path:line:col: severity CODE message [name]) + summary.
+
+Every line goes out through :func:`engine.formatters.base.shown`: a name, a waiver reason or a
+matched phrase holding a newline or an ANSI sequence cannot forge a line or drive the terminal."""
 
 from __future__ import annotations
 
-from engine.formatters.base import Formatter, register
+from engine.formatters.base import Formatter, register, shown
 from engine.report import GateResult, Report, Status
 
 
@@ -23,10 +26,15 @@ def finding_lines(report: Report) -> list[str]:
                 detail = f" ({s.detail})" if s.detail else ""
                 rows.append((s.line, s.col, f"{where}:{s.line}:{s.col}: {g.severity.value} "
                              f"{g.gate} {g.message}{detail}{tag} [{g.name}]"))
+            if g.spans_omitted:
+                last = g.spans[-1]
+                rows.append((last.line, last.col + 1, f"{where}:{last.line}:{last.col}: "
+                             f"{g.severity.value} {g.gate} {g.spans_omitted:,} more spans not "
+                             f"listed [{g.name}]"))
         else:
             rows.append((0, 0, f"{where}:1:1: {g.severity.value} {g.gate} {g.message}{tag} "
                          f"[{g.name}]"))
-    return [r[2] for r in sorted(rows, key=lambda r: (r[0], r[1]))]
+    return [shown(r[2]) for r in sorted(rows, key=lambda r: (r[0], r[1]))]
 
 
 def _tag(g: GateResult) -> str:
@@ -49,8 +57,8 @@ def summary_line(report: Report) -> str:
     if s.not_applicable:
         parts.append(f"{s.not_applicable} not applicable")
     doc_type = report.document.doc_type or "untyped"
-    return (f"{_where(report)}: {report.verdict.upper()} ({doc_type}; {', '.join(parts)}; "
-            f"{s.blocking} blocking; {report.ms:.1f} ms)")
+    return shown(f"{_where(report)}: {report.verdict.upper()} ({doc_type}; {', '.join(parts)}; "
+                 f"{s.blocking} blocking; {report.ms:.1f} ms)")
 
 
 @register
@@ -62,7 +70,7 @@ class TextFormatter(Formatter):
         for r in reports:
             out.extend(finding_lines(r))
             for w in r.warnings:
-                out.append(f"{_where(r)}: warning: {w}")
+                out.append(shown(f"{_where(r)}: warning: {w}"))
             if r.gates and any(g.checks for g in r.gates):
                 out.extend(_profile(r))
         out.extend(summary_line(r) for r in reports)
@@ -71,8 +79,8 @@ class TextFormatter(Formatter):
 
 def _profile(r: Report) -> list[str]:
     rows = sorted((g for g in r.gates if g.ms is not None), key=lambda g: -(g.ms or 0))
-    out = [f"profile {_where(r)}: gate timings (slowest first)"]
+    out = [shown(f"profile {_where(r)}: gate timings (slowest first)")]
     for g in rows:
         checks = ", ".join(f"{c.check} {c.ms:.2f}ms" for c in (g.checks or []))
-        out.append(f"  {g.ms:8.2f} ms  {g.gate:<14} {checks}")
+        out.append(shown(f"  {g.ms:8.2f} ms  {g.gate:<14} {checks}"))
     return out
