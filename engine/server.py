@@ -585,7 +585,9 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
                              "in the audit log; nothing was released", kind="audit-unavailable"
                              ) from None
         if fmt == "json":
-            return Response(report.model_dump_json(), media_type=_FORMATS[fmt])
+            from engine.formatters.base import json_shown
+
+            return Response(json_shown(report.model_dump_json()), media_type=_FORMATS[fmt])
         from engine.formatters.base import get_formatter
 
         return Response(get_formatter(fmt).render([report]), media_type=_FORMATS[fmt])

@@ -35,6 +35,17 @@ def shown_lines(text: str) -> str:
     return _CONTROL_IN_LINES.sub(_escape, text)
 
 
+# JSON escapes C0 controls itself; these it leaves raw, valid inside strings but still able to
+# reorder or break what a terminal shows.
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_shown(text: str) -> str:
+    """JSON text with the characters JSON leaves raw written as ``\\uXXXX`` escapes: the same
+    data for a parser, nothing a terminal acts on. They occur only inside strings."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 class Formatter(ABC):
     name: ClassVar[str]
     #: file extension for --output defaults

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as _json
 
-from engine.formatters.base import Formatter, register
+from engine.formatters.base import Formatter, json_shown, register
 from engine.report import Report
 
 
@@ -14,6 +14,6 @@ class JsonFormatter(Formatter):
     suffix = ".json"
 
     def render(self, reports: list[Report]) -> str:
-        if len(reports) == 1:
-            return reports[0].model_dump_json(indent=2)
+        if len(reports) == 1:  # pydantic writes non-ASCII raw: bidi overrides included
+            return json_shown(reports[0].model_dump_json(indent=2))
         return _json.dumps([r.model_dump(mode="json") for r in reports], indent=2)
