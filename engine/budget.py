@@ -89,7 +89,9 @@ def short_label(label: str) -> str:
     25,610 spans made a report SQLite refused to store."""
     if len(label) <= MAX_LABEL_CHARS:
         return label
-    return f"{label[:MAX_LABEL_CHARS - 1]}\u2026 (+{len(label) - MAX_LABEL_CHARS + 1:,} chars)"
+    tail = f"\u2026 (+{len(label):,} chars)"  # at most 20 characters: room for a long head
+    head = MAX_LABEL_CHARS - len(tail)
+    return f"{label[:head]}\u2026 (+{len(label) - head:,} chars)"
 
 
 def _env_int(name: str, default: int) -> int:
