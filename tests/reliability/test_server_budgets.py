@@ -153,3 +153,24 @@ def test_the_deadline_also_stops_the_engine_between_and_inside_checks(tmp_path: 
     with deadline_scope(Deadline.after(0.3)), pytest.raises(DeadlineExceeded, match="0.3 s"):
         engine.validate(doc)
     assert time.monotonic() - t0 < 1.5
+
+
+def test_a_verdict_the_client_hung_up_on_is_not_recorded(heavy_server) -> None:
+    url, state, sink = heavy_server(timeout_s=30, threads=1)
+    port = int(url.rsplit(":", 1)[1])
+    body = ('{"text": "%s", "name": "gone.txt"}' % HEAVY[:20_000]).encode()
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        until = time.monotonic() + 10
+        while not state.running and time.monotonic() < until:
+            time.sleep(0.01)
+        assert state.running == 1  # the validation is under way when the client hangs up
+    until = time.monotonic() + 30
+    while state.running and time.monotonic() < until:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the handler decides after its thread is done
+    with httpx.Client(base_url=url, timeout=30) as c:
+        assert c.post("/v1/validate", json={"text": "short note", "name": "ok.txt"}
+                      ).status_code == 200
+    assert [row["doc_name"] for row in sink.log.recent(10)] == ["ok.txt"]
