@@ -28,10 +28,13 @@ def serve(
     max_document: Annotated[int | None, typer.Option(
         "--max-document", help="largest document in bytes [default: 5 MiB]")] = None,
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", help="seconds one validation may take before 504 [default: 30]")] = None,
+        "--timeout", help="seconds one validation may take: past it the client gets 504 and "
+        "the work stops at its next check [default: 30]")] = None,
     max_inflight: Annotated[int | None, typer.Option(
-        "--max-inflight", help="validations in progress per worker before 503 "
-        "[default: 256]")] = None,
+        "--max-inflight", help="validations admitted and not finished per worker (queued, "
+        "running, or stopping after a 504) before 503 [default: 64]")] = None,
+    retry_after: Annotated[int | None, typer.Option(
+        "--retry-after", min=0, help="seconds a 503 asks clients to wait [default: 2]")] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, help="validations running at once per worker (CPU-bound: more "
         "only time-slice) [default: 4]")] = None,
@@ -50,7 +53,7 @@ def serve(
            "CLEARANCE_SERVE_GATES": os.pathsep.join(str(g.resolve()) for g in gates or [])}
     for var, value in (("MAX_BODY", max_body), ("MAX_DOCUMENT", max_document),
                        ("TIMEOUT", timeout), ("MAX_INFLIGHT", max_inflight),
-                       ("THREADS", threads)):
+                       ("THREADS", threads), ("RETRY_AFTER", retry_after)):
         if value is not None:
             env[f"CLEARANCE_SERVE_{var}"] = str(value)
     os.environ.update(env)
