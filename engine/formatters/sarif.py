@@ -154,6 +154,8 @@ def _result(
     if g.status == Status.indeterminate:
         props["indeterminate"] = True
         props["onIndeterminate"] = g.on_indeterminate.value
+    if g.spans_omitted:  # the report lists only the first spans (engine.budget caps)
+        props["spansOmitted"] = g.spans_omitted
     message = g.message.rstrip(". ") + (f". Fix: {g.fix}" if g.fix else "")
     result: dict = {
         "ruleId": g.gate,

@@ -3,6 +3,7 @@ answered 504 AND stops working, is never recorded, and too many at once get 503 
 
 from __future__ import annotations
 
+import json
 import resource
 import socket
 import sys
@@ -158,7 +159,7 @@ def test_the_deadline_also_stops_the_engine_between_and_inside_checks(tmp_path: 
 def test_a_verdict_the_client_hung_up_on_is_not_recorded(heavy_server) -> None:
     url, state, sink = heavy_server(timeout_s=30, threads=1)
     port = int(url.rsplit(":", 1)[1])
-    body = ('{"text": "%s", "name": "gone.txt"}' % HEAVY[:20_000]).encode()
+    body = json.dumps({"text": HEAVY[:20_000], "name": "gone.txt"}).encode()
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
                      b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)

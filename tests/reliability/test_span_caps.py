@@ -49,6 +49,10 @@ def test_spans_are_capped_per_gate_and_the_rest_counted(tmp_path: Path) -> None:
     text_out = get_formatter("text").render([report])
     assert "21,900 more spans not listed" in text_out
     assert "21,900 more not listed" in get_formatter("html").render([report])
+    sarif = json.loads(get_formatter("sarif").render([report]))
+    assert {r["properties"].get("spansOmitted") for r in sarif["runs"][0]["results"]
+            if r["ruleId"] == "DENSE-1"} == {21_900}
+    assert "21,900 more spans not listed" in get_formatter("junit").render([report])
 
 
 def test_the_report_cap_spans_gates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
