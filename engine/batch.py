@@ -98,14 +98,19 @@ class Job:
     profile: bool = False
     fail_on: str = "low"
     max_bytes: int | None = None
+    jurisdictions: tuple[str, ...] | None = None
+    untyped: str | None = None
+    config_path: str | None = None  # the settings file the run was started with, if any
 
     def engine(self) -> Any:
         from engine.api import Engine
+        from engine.config import Config, load_config
 
         kw: dict[str, Any] = {"fail_on": self.fail_on}
         if self.max_bytes is not None:
             kw["max_bytes"] = self.max_bytes
-        return Engine(gate_paths=list(self.gate_paths), **kw)
+        config = load_config(Path(self.config_path)) if self.config_path else Config()
+        return Engine(gate_paths=list(self.gate_paths), config=config, **kw)
 
 
 def validate_one(engine: Any, path: Path, job: Job) -> Outcome:
@@ -113,7 +118,10 @@ def validate_one(engine: Any, path: Path, job: Job) -> Outcome:
     exception. Failures on our side (:class:`ClearanceError`) propagate."""
     try:
         report = engine.validate(path, modules=list(job.modules) if job.modules else None,
-                                 doc_type=job.doc_type, profile=job.profile)
+                                 doc_type=job.doc_type, profile=job.profile,
+                                 jurisdictions=(list(job.jurisdictions)
+                                                if job.jurisdictions is not None else None),
+                                 untyped=job.untyped)
     except DocumentError as exc:
         return Outcome(path, None, str(exc), 2)
     return Outcome(path, report, None, report.exit_code)
@@ -211,7 +219,8 @@ def summary_table(outcomes: list[Outcome]) -> Any:
     table.add_column("verdict", no_wrap=True)
     for col in ("failed", "blocking", "ms"):
         table.add_column(col, justify="right", no_wrap=True)
-    style = {"pass": "green", "fail": "red", "indeterminate": "yellow", "error": "magenta"}
+    style = {"pass": "green", "fail": "red", "indeterminate": "yellow", "review": "yellow",
+             "error": "magenta"}
     for o in outcomes:
         r = o.report
         verdict = r.verdict if r else "error"
