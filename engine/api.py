@@ -4,6 +4,7 @@ The CLI, the HTTP server and the tests are thin shells over :class:`Engine`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -50,6 +51,9 @@ except metadata.PackageNotFoundError:  # running from a source tree without inst
 
 #: how long one validation may wait for semantic answers before they count as unclear.
 DEFAULT_SEMANTIC_TIMEOUT = float(os.environ.get("CLEARANCE_SEMANTIC_TIMEOUT", "120"))
+#: a yes or no below this confidence is a coin flip: it counts as unclear (INDETERMINATE, and
+#: the gate's on_indeterminate decides). Score-based answers carry their own band instead.
+MIN_CONFIDENCE = float(os.environ.get("CLEARANCE_MIN_CONFIDENCE", "0.6"))
 _AUTO: Any = object()
 
 
@@ -141,6 +145,7 @@ class Engine:
         self.max_bytes = max_bytes
         self.semantic_timeout = semantic_timeout
         self._cache_warning: str | None = None
+        self.min_confidence = MIN_CONFIDENCE
 
     @property
     def provider(self) -> Provider:
@@ -287,7 +292,8 @@ class Engine:
     def _report_key(self, run: _Run) -> str:
         blob = json.dumps([run.doc.sha256, run.ruleset.hash, run.doc_type, run.doc_type_source,
                            self.fail_on.value, self.provider.identity(), TOOL_VERSION,
-                           run.jurisdictions, run.untyped and run.untyped.value, run.type_glob])
+                           run.jurisdictions, run.untyped and run.untyped.value, run.type_glob,
+                           self.min_confidence])
         return "report:" + hashlib.sha256(blob.encode()).hexdigest()
 
     def _answer_key(self, qid: str, doc: Document) -> str:
@@ -308,7 +314,7 @@ class Engine:
         for qid, q in run.questions.items():
             hit = self._cache_call("get_answer", self._answer_key(qid, run.doc)) if self.cache else None
             if hit is not None:
-                run.ctx.answers[qid] = hit
+                run.ctx.answers[qid] = self._sure(hit)
                 run.cached.add(qid)
             else:
                 todo.append(q)
@@ -352,10 +358,20 @@ class Engine:
         run.usage.add(usage)
         for q in todo:
             ans = answers.get(q.id) or Answer("unclear", 0.0, "the provider gave no answer")
-            run.ctx.answers[q.id] = ans
+            run.ctx.answers[q.id] = self._sure(ans)
             run.asked.add(q.id)
             if ans.verdict != "unclear" and self.cache is not None:
                 self._cache_call("put_answer", self._answer_key(q.id, run.doc), ans)
+
+    def _sure(self, ans: Answer) -> Answer:
+        """An answer as the gates may use it: a yes or no given with less confidence than
+        ``min_confidence`` (and no score band of its own) is unclear, never a confident no."""
+        if ans.verdict == "unclear" or ans.score is not None or ans.confidence >= self.min_confidence:
+            return ans
+        return dataclasses.replace(
+            ans, verdict="unclear", evidence=(),
+            rationale=f"unsure (would be {ans.verdict} at confidence {ans.confidence:.2f}, below "
+                      f"{self.min_confidence:.2f}): {ans.rationale}")
 
     def _reevaluate(self, run: _Run) -> None:
         for g in run.gates:
@@ -541,7 +557,7 @@ class Engine:
             try:
                 result = asyncio.run(asyncio.wait_for(self.provider.answer(doc, questions),
                                                       timeout=self.semantic_timeout))
-                ctx.answers.update(result.answers)
+                ctx.answers.update({k: self._sure(a) for k, a in result.answers.items()})
             except Exception:  # noqa: S110 - unanswered questions stay unclear below
                 pass
             for q in questions:
