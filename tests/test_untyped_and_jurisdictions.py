@@ -19,6 +19,8 @@ from engine.config import (
 )
 from engine.errors import UserError
 from engine.ingest import document_from_text
+from engine.providers.base import Answer, ProviderResult, Usage
+from engine.providers.scripted import ScriptedProvider
 
 # A UK notice missing its retention period and the ICO, headed so that nothing in the heading
 # names its type (the issue's reproduction).
@@ -182,3 +184,59 @@ def test_cli_explain_type_for_an_untyped_document(tmp_path, run_cli):
 
 def test_engine_default_config_is_the_built_in_one():
     assert Engine(cache=None, audit=None).config == Config()
+
+
+# -- honest uncertainty ----------------------------------------------------------------------
+
+class _Unsure(ScriptedProvider):
+    """Answers every question with a fixed verdict and confidence (or a scored band)."""
+
+    def __init__(self, verdict, confidence, score=None):
+        super().__init__()
+        self.answer_args = (verdict, confidence, score)
+
+    async def answer(self, doc, questions):
+        verdict, confidence, score = self.answer_args
+        band = {"score": score, "decided_above": 0.62, "decided_below": 0.55} if score else {}
+        return ProviderResult({q.id: Answer(verdict, confidence, "because", **band)
+                               for q in questions}, Usage(calls=1))
+
+
+SEMANTIC_GATE = """module u { title "u" version "1" }
+gate U-1 purposes {
+  title "Says why data is used" cite "c" severity high applies privacy_notice
+  require semantic "Does it say why data is used?"
+  example pass "x" example fail "y"
+}
+"""
+
+
+@pytest.mark.parametrize("verdict, confidence, score, status", [
+    ("no", 0.53, None, "indeterminate"),   # a coin-flip no is not a confident failure
+    ("yes", 0.55, None, "indeterminate"),  # nor a coin-flip yes a pass
+    ("no", 0.9, None, "fail"),
+    ("yes", 0.9, None, "pass"),
+    ("no", 0.5, 0.50, "fail"),             # a scored answer carries its own band: trusted
+])
+def test_unsure_answers_are_indeterminate(tmp_path, verdict, confidence, score, status):
+    write(tmp_path / "u" / "module.gates", SEMANTIC_GATE)
+    eng = Engine(gate_paths=[tmp_path / "u"], include_builtin=False, cache=None, audit=None,
+                 provider=_Unsure(verdict, confidence, score))
+    report = eng.validate(document_from_text("We use your email.", name="n.txt"),
+                          doc_type="privacy_notice")
+    gate = report.gates[0]
+    assert gate.status.value == status
+    if status == "indeterminate":
+        assert gate.blocking and report.exit_code == 3  # on_indeterminate block (the default)
+        assert f"unsure (would be {verdict} at confidence {confidence:.2f}" in gate.message
+        assert gate.semantic[0].verdict == "unclear"
+
+
+def test_cite_matching_for_the_heldout_harness():
+    from engine.evaluation.heldout import cites_match, provisions
+
+    assert provisions("45 CFR 164.502(b), 164.514(d)") == {"164.502(b)", "164.514(d)"}
+    assert cites_match("UK GDPR Art. 13(2)(d)", "GDPR Art. 13(2)(d); UK GDPR")
+    assert cites_match("45 CFR 164.514(d)", "45 CFR 164.514(d)(3)")
+    assert not cites_match("GDPR Art. 13(2)(a)", "GDPR Art. 13(2)(b)")
+    assert not cites_match("45 CFR 164.502(a)", "45 CFR 164.502(b)")
