@@ -97,7 +97,7 @@ def test_record_round_trip(log: AuditLog) -> None:
     assert (first["status"], first["span_start"], first["line"], first["check_kind"]) == (
         "fail", 10, 2, "regex")
     assert (first["provider"], first["model"], first["confidence"]) == ("scripted", "m1", 0.82)
-    rules = list(log.db().query("SELECT * FROM rulesets"))
+    rules = list(log.db().query("SELECT gate, version, module, source FROM rulesets"))
     assert rules == [{"gate": "GDPR-0", "version": "v0", "module": "gdpr",
                       "source": "gate GDPR-0 x { ... }"}]
     assert log.db().journal_mode == "wal"
@@ -190,7 +190,10 @@ def test_plain_results_are_compact_and_complete(log: AuditLog) -> None:
         conn.execute("UPDATE validations SET results = '[[0, \"G\"]' WHERE id = 2")
     with pytest.raises(ClearanceError, match="validation #2: its results column"):
         log.findings(2)
-    assert log.verify().problems == ["validations #2: content does not match its row_hash (edited)"]
+    problems = log.verify().problems
+    assert problems[0] == "validations #2: content does not match its row_hash (edited)"
+    # the figures the rollups hold no longer follow from the (edited) records either
+    assert all(p.startswith("daily_gates ") for p in problems[1:]) and problems[1:]
 
 
 def _rollups(db: object) -> dict[str, list[tuple]]:
@@ -224,6 +227,8 @@ def test_schema_1_log_is_upgraded_and_its_rows_still_verify(tmp_path: Path) -> N
     with AuditLog(path) as log:
         db = log.db()
         db.execute("ALTER TABLE validations DROP COLUMN results")
+        db.execute("ALTER TABLE validations DROP COLUMN ruleset_head")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         prev = audit_mod.GENESIS
         for i in (1, 2):  # rows as schema 1 wrote them: every result a findings row
             report = make_report(fail=i == 1)
@@ -300,8 +305,10 @@ def test_deleting_rows_is_one_problem_naming_the_gap(log: AuditLog) -> None:
     problems = log.verify().problems
     assert problems[0] == "validations #5: row(s) #2..#4 before it are missing (deleted)"
     # #3's findings row (its failed gate; #2 and #4 passed: no rows) is left behind, and named.
-    assert problems[1:] == ["findings #2: belongs to no validation (inserted, or its "
-                            "validation was deleted)"]
+    assert problems[1] == ("findings #2: belongs to no validation (inserted, or its "
+                           "validation was deleted)")
+    # and the rollups still count the deleted rows: named too
+    assert problems[2].startswith("daily 20") and "validations=6 (records: 3)" in problems[2]
 
 
 def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: AuditLog) -> None:
@@ -316,9 +323,11 @@ def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: Aud
         forged = row_hash("validations", row, findings)
         conn.execute("UPDATE validations SET verdict = 'pass', row_hash = ? WHERE id = 1",
                      [forged])
-    assert log.verify().problems == [
-        "validations #2: prev_hash does not match the row before it "
-        "(a row was deleted, inserted or reordered)"]
+    problems = log.verify().problems
+    assert problems[0] == ("validations #2: prev_hash does not match the row before it "
+                           "(a row was deleted, inserted or reordered)")
+    day = log.trends()[0]["day"]  # the forged verdict no longer adds up in the rollups
+    assert [p.split(":")[0] for p in problems[1:]] == [f"daily {day}", f"daily_modules {day} gdpr"]
 
 
 def test_prune_writes_checkpoint_and_chain_still_verifies(
