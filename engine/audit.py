@@ -14,7 +14,7 @@ import sqlite3
 import struct
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -381,6 +381,37 @@ def parse_when(text: str, *, end_of_day: bool = False) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# -- waivers --------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab and newline are text
+
+
+def check_waiver(gate: str, *, reason: str, approver: str, expires: str | None,
+                 no_expiry: bool, known_gates: Collection[str] | None) -> None:
+    """Raise :class:`UserError` for a waiver the log must not record (see AuditLog.waive)."""
+    if not reason.strip() or not approver.strip():
+        raise UserError("a waiver needs a reason and an approver")
+    if len(reason) > MAX_WAIVER_REASON:
+        raise UserError(f"a waiver's reason is {len(reason):,} characters; at most "
+                        f"{MAX_WAIVER_REASON:,} (link to a longer justification instead)")
+    if len(approver) > MAX_WAIVER_APPROVER:
+        raise UserError(f"a waiver's approver is {len(approver):,} characters; at most "
+                        f"{MAX_WAIVER_APPROVER}")
+    for what, text in (("reason", reason), ("approver", approver), ("gate", gate)):
+        if _CONTROL.search(text):
+            raise UserError(f"a waiver's {what} contains control characters")
+    if known_gates is not None and gate not in known_gates:
+        from dsl.diagnostics import did_you_mean
+
+        raise UserError(f"unknown gate '{gate}': no gate of the loaded ruleset has that code."
+                        f"{did_you_mean(gate, sorted(known_gates))} (see `clearance modules`)")
+    if expires is None and not no_expiry:
+        raise UserError("a waiver needs an expiry (--expires YYYY-MM-DD); one that never "
+                        "expires must say so (--no-expiry)")
+    if expires is not None and no_expiry:
+        raise UserError("a waiver has an expiry or --no-expiry, not both")
+
+
 # -- verification result -------------------------------------------------------------------
 
 
@@ -719,10 +750,17 @@ class AuditLog:
         return 0, GENESIS
 
     def waive(self, gate: str, doc_sha256: str, *, reason: str, approver: str,
-              expires: str | None = None) -> int:
-        """Record a waiver (itself a hash-chained audit record); returns its id."""
-        if not reason.strip() or not approver.strip():
-            raise UserError("a waiver needs a reason and an approver")
+              expires: str | None = None, no_expiry: bool = False,
+              known_gates: Collection[str] | None = None) -> int:
+        """Record a waiver (itself a hash-chained audit record); returns its id.
+
+        Rules (see docs/reliability-audit.md): the gate must be one of ``known_gates`` (the
+        loaded ruleset's codes; callers that have a ruleset pass it); the reason is 1 to
+        MAX_WAIVER_REASON characters without control characters; an approver is named; and
+        the waiver expires (``expires``, a future date) unless ``no_expiry`` says, explicitly,
+        that it never does."""
+        check_waiver(gate, reason=reason, approver=approver, expires=expires,
+                     no_expiry=no_expiry, known_gates=known_gates)
         doc = doc_sha256.lower()
         if not re.fullmatch(r"[0-9a-f]{64}", doc):
             raise UserError(f"'{doc_sha256}' is not a document sha256 (64 hex digits)")

@@ -287,7 +287,7 @@ def test_bad_synchronous_setting_is_a_clear_error(tmp_path: Path,
 ])
 def test_verify_names_the_tampered_row(log: AuditLog, sql: str, expected: str) -> None:
     fill(log, 5)
-    log.waive("GDPR-0", DOC, reason="legal said so", approver="ann")
+    log.waive("GDPR-0", DOC, reason="legal said so", approver="ann", expires="2099-12-31")
     assert log.verify().ok
     with raw(log) as conn:
         conn.execute("PRAGMA foreign_keys = OFF")
@@ -371,9 +371,9 @@ def test_tampered_checkpoint_is_named(log: AuditLog) -> None:
 def test_waivers(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
     assert log.waivers_for(DOC) == {}
     log.waive("GDPR-0", DOC, reason="first", approver="ann", expires="2099-12-31")
-    log.waive("GDPR-0", DOC.upper(), reason="second", approver="bob")
+    log.waive("GDPR-0", DOC.upper(), reason="second", approver="bob", no_expiry=True)
     log.waive("GDPR-1", DOC, reason="short", approver="cy", expires="2099-01-01")
-    log.waive("GDPR-2", "cd" * 32, reason="other doc", approver="dee")
+    log.waive("GDPR-2", "cd" * 32, reason="other doc", approver="dee", no_expiry=True)
     active = log.waivers_for(DOC)
     assert sorted(active) == ["GDPR-0", "GDPR-1"]
     assert (active["GDPR-0"].reason, active["GDPR-0"].approver) == ("second", "bob")
@@ -383,16 +383,40 @@ def test_waivers(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
     assert log.verify().waivers == 4
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"reason": " ", "approver": "ann"}, "reason and an approver"),
-    ({"reason": "r", "approver": "ann", "expires": "2001-01-01"}, "in the past"),
-    ({"reason": "r", "approver": "ann", "expires": "soon"}, "not a date"),
+KNOWN = {"GDPR-0", "GDPR-1", "GDPR-2"}
+
+
+@pytest.mark.parametrize(("gate", "kwargs", "message"), [
+    ("GDPR-0", {"reason": " ", "approver": "ann"}, "reason and an approver"),
+    ("GDPR-0", {"reason": "r", "approver": "ann", "expires": "2001-01-01"}, "in the past"),
+    ("GDPR-0", {"reason": "r", "approver": "ann", "expires": "soon"}, "not a date"),
+    # issue 16: a waiver needed no expiry, took a 1 MB reason and any gate code at all
+    ("GDPR-0", {"reason": "r", "approver": "ann"}, "needs an expiry"),
+    ("GDPR-0", {"reason": "r", "approver": "ann", "expires": "2099-01-01", "no_expiry": True},
+     "not both"),
+    ("GDPR-0", {"reason": "x" * 1_000_000, "approver": "ann", "expires": "2099-01-01"},
+     "1,000,000 characters; at most 2,000"),
+    ("GDPR-0", {"reason": "r", "approver": "a" * 201, "no_expiry": True}, "at most 200"),
+    ("GDPR-0", {"reason": "ok\x1b[31m", "approver": "ann", "no_expiry": True},
+     "control characters"),
+    ("GDPR-9", {"reason": "r", "approver": "ann", "no_expiry": True, "known_gates": KNOWN},
+     "unknown gate 'GDPR-9'.*Did you mean"),
+    ("NOPE", {"reason": "r", "approver": "ann", "no_expiry": True, "known_gates": set()},
+     "unknown gate 'NOPE'"),
 ])
-def test_waiver_input_errors(log: AuditLog, kwargs: dict, message: str) -> None:
+def test_waiver_input_errors(log: AuditLog, gate: str, kwargs: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        log.waive("GDPR-0", DOC, **kwargs)
+        log.waive(gate, DOC, **kwargs)
+    assert log.verify().waivers == 0  # nothing was recorded
     with pytest.raises(UserError, match="not a document sha256"):
-        log.waive("GDPR-0", "abc", reason="r", approver="a")
+        log.waive("GDPR-0", "abc", reason="r", approver="a", no_expiry=True)
+
+
+def test_waiver_at_the_bounds_is_recorded(log: AuditLog) -> None:
+    wid = log.waive("GDPR-1", DOC, reason="x" * 2000, approver="a" * 200,
+                    known_gates=KNOWN, no_expiry=True)
+    waiver = log.waivers_for(DOC)["GDPR-1"]
+    assert wid == 1 and len(waiver.reason) == 2000 and waiver.expires is None
 
 
 def test_queries(log: AuditLog) -> None:
