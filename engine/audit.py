@@ -458,35 +458,67 @@ class Rollups:
 
     daily: dict[str, list[Any]] = field(default_factory=dict)  # day -> _DAILY_COLS
     modules: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (day, module)
+    # (day, gate, module, status) -> results; folded into ``gates`` by finish()
+    outcomes: dict[tuple[Any, Any, Any, Any], int] = field(default_factory=dict)
     gates: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (day, gate)
     gate_modules: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    _module_ids: dict[Any, frozenset[str]] = field(default_factory=dict)
 
-    def add(self, row: dict[str, Any], statuses: Iterable[tuple[Any, Any, Any]]) -> None:
-        """One validation row and its results' (gate, module, status)."""
+    def add(self, row: dict[str, Any], findings: list[tuple[Any, ...]]) -> None:
+        """One validation row as stored, and its findings rows (``_FINDING_HASHED`` tuples)."""
         day, verdict = str(row.get("time") or "")[:10], row.get("verdict")
         outcome = (int(verdict == "pass"), int(verdict == "fail"),
                    int(verdict == "indeterminate"))
-        d = self.daily.setdefault(day, [0, 0, 0, 0, 0, 0.0, 0, 0])
+        d = self.daily.get(day)
+        if d is None:
+            d = self.daily[day] = [0, 0, 0, 0, 0, 0.0, 0, 0]
         values = (1, *outcome, _int(row.get("cache_hit")), _num(row.get("duration_ms")),
                   _int(row.get("llm_calls")),
                   _int(row.get("llm_input_tokens")) + _int(row.get("llm_output_tokens")))
         for k, v in enumerate(values):
             d[k] += v
-        try:
-            modules = {str(m).split("@", 1)[0] for m in json.loads(row.get("modules") or "[]")}
-        except (ValueError, TypeError):
-            modules = set()  # an edited column; the row's hash says so
-        for m in modules:
-            c = self.modules.setdefault((day, m), [0, 0, 0, 0])
+        for m in self._modules_of(row.get("modules")):
+            c = self.modules.get((day, m))
+            if c is None:
+                c = self.modules[day, m] = [0, 0, 0, 0]
             for k, v in enumerate((1, *outcome)):
                 c[k] += v
-        for gate, module, status in statuses:
+        counts = self.outcomes
+        for f in findings:
+            key = (day, f[_FIND_GATE], f[_FIND_MODULE], f[_FIND_STATUS])
+            counts[key] = counts.get(key, 0) + 1
+        if results := row.get("results"):
+            # An edited column fails to parse: the row's hash already says so.
+            with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
+                for e in json.loads(results):
+                    key = (day, e[_RES_GATE], e[_RES_MODULE], e[_RES_STATUS])
+                    counts[key] = counts.get(key, 0) + 1
+
+    def _modules_of(self, text: Any) -> frozenset[str]:
+        # Most validations name the same few module lists: parse each once.
+        ids = self._module_ids.get(text)
+        if ids is None:
+            try:
+                ids = frozenset(str(m).split("@", 1)[0] for m in json.loads(text or "[]"))
+            except (ValueError, TypeError):
+                ids = frozenset()  # an edited column; the row's hash says so
+            self._module_ids[text] = ids
+        return ids
+
+    def finish(self) -> Rollups:
+        """Fold the per-status counts into per-(day, gate) rows."""
+        for (day, gate, module, status), n in self.outcomes.items():
             key = (day, str(gate))
-            g = self.gates.setdefault(key, [0] * len(_GATE_COLS))
-            g[0] += 1
+            g = self.gates.get(key)
+            if g is None:
+                g = self.gates[key] = [0] * len(_GATE_COLS)
+            g[0] += n
             if (i := _GATE_STATUS.get(str(status))) is not None:
-                g[1 + i] += 1
+                g[1 + i] += n
             self.gate_modules.setdefault(key, set()).add(str(module))
+        self.outcomes = {}
+        self._module_ids = {}
+        return self
 
     def stats(self, since: str | None = None) -> dict[str, Any]:
         """What :meth:`AuditLog.stats` returns, from these figures."""
@@ -1093,7 +1125,7 @@ def _walk(db: sqlite_utils.Database, result: VerifyResult) -> None:
         if heads is not None and head is not None and head not in heads:
             problems.append(f"validations #{row['id']}: the gate sources it was judged by are "
                             "not in the rulesets chain (rulesets rows edited or deleted)")
-        derived.add(row, _statuses(findings, row.get("results")))
+        derived.add(row, findings)
         prev, prev_id = row["row_hash"], row["id"]
         result.head_id, result.head_hash = row["id"], row["row_hash"]
         intact = intact and len(problems) == before
@@ -1111,7 +1143,7 @@ def _walk(db: sqlite_utils.Database, result: VerifyResult) -> None:
         _check_row(problems, "waivers", w, prev, row_hash("waivers", w))
         prev = w["row_hash"]
 
-    result.derived = derived
+    result.derived = derived.finish()
     # Logs from before schema 3 are checked once a writer has upgraded them (and rebuilt
     # their rollups): until then a mid-day prune could leave a day out of step.
     if schema >= 3 and {"daily", "daily_modules", "daily_gates"} <= tables:
@@ -1120,16 +1152,6 @@ def _walk(db: sqlite_utils.Database, result: VerifyResult) -> None:
 
 def _columns(db: sqlite_utils.Database, table: str) -> set[str]:
     return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-
-
-def _statuses(findings: list[tuple[Any, ...]], results: str | None
-              ) -> list[tuple[Any, Any, Any]]:
-    out = [(f[_FIND_GATE], f[_FIND_MODULE], f[_FIND_STATUS]) for f in findings]
-    if results:
-        # An edited column fails to parse: the row's hash already says so.
-        with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
-            out.extend((e[_RES_GATE], e[_RES_MODULE], e[_RES_STATUS]) for e in json.loads(results))
-    return out
 
 
 def _same(stored: Any, derived: Any) -> bool:
