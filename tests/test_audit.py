@@ -502,3 +502,15 @@ def test_settings_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     opened.close()
     monkeypatch.setenv("CLEARANCE_NO_AUDIT", "1")
     assert audit_mod.open_audit() is None
+
+
+def test_prune_in_the_middle_of_a_day_keeps_rollups_equal_to_the_records(
+        log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(f"2026-01-01T{h:02d}:00:00.000000Z" for h in range(0, 24, 2))
+    monkeypatch.setattr(audit_mod, "now_iso", lambda: next(clock))
+    fill(log, 6)  # 00:00 .. 10:00 on one day
+    assert log.prune("2026-01-01T05:00:00Z") == 3
+    result = log.verify()
+    assert result.ok, result.problems  # the day's rollup rows now count only what is left
+    assert (log.stats()["validations"], log.trends()[0]["validations"]) == (3, 3)
+    assert sum(g["evaluated"] for g in log.stats()["by_gate"]) == 3 * 3
