@@ -97,12 +97,13 @@ def test_kill9_of_validate_j2_leaves_no_worker_and_a_verifiable_log(
         # issue 16: the workers lived on (blocked on the dead parent's queue, for ever) after
         # writing the rows of the documents already handed to them
         wait_for("the workers to die", lambda: not any(alive(w) for w in workers), 5)
-        time.sleep(0.5)
-        after = rows(db)
-        assert after - at_kill <= 2, (at_kill, after)  # at most a commit in flight per worker
-        assert after < 400
+        # A worker killed between writing its commit to the WAL and publishing it leaves a
+        # row that the next opening of the file recovers: at most one such commit per worker.
         result = AuditLog(db, readonly=True).verify()
-        assert result.ok and result.validations == after, result.problems
+        assert result.ok, result.problems
+        assert result.validations - at_kill <= len(workers), (at_kill, result.validations)
+        time.sleep(1.0)
+        assert rows(db) == result.validations < 400  # and nothing written since
     finally:
         if proc.poll() is None:
             proc.kill()
