@@ -913,7 +913,7 @@ class AuditLog:
         damaged file (truncated, overwritten) is a failed verification that names the last
         row that verified, not an error."""
         try:
-            return self._guard("verify", self._verify_snapshot, self.db())
+            return self._guard("verify", lambda: self._verify_snapshot(self.db()))
         except ClearanceError as exc:
             if not _is_damage(exc.__cause__):
                 raise
