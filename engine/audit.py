@@ -446,6 +446,9 @@ class VerifyResult:
                 "problems": self.problems}
 
 
+#: verdicts the rollups count as undecided: a document whose type could not be told (review)
+#: is counted with the validations a person must look at, never as passed
+_UNDECIDED = ("indeterminate", "review")
 _DAILY_COLS = ("validations", "passed", "failed", "indeterminate", "cache_hits", "duration_ms",
                "llm_calls", "llm_tokens")
 _MODULE_COLS = ("validations", "passed", "failed", "indeterminate")
@@ -468,7 +471,7 @@ class Rollups:
         """One validation row as stored, and its findings rows (``_FINDING_HASHED`` tuples)."""
         day, verdict = str(row.get("time") or "")[:10], row.get("verdict")
         outcome = (int(verdict == "pass"), int(verdict == "fail"),
-                   int(verdict == "indeterminate"))
+                   int(verdict in _UNDECIDED))
         d = self.daily.get(day)
         if d is None:
             d = self.daily[day] = [0, 0, 0, 0, 0, 0.0, 0, 0]
@@ -1303,7 +1306,7 @@ def _add_rollups(conn: sqlite3.Connection, written: list[_Prepared]) -> None:
         row = p.stamped
         assert row is not None
         day, verdict = row["time"][:10], row["verdict"]
-        outcome = (int(verdict == "pass"), int(verdict == "fail"), int(verdict == "indeterminate"))
+        outcome = (int(verdict == "pass"), int(verdict == "fail"), int(verdict in _UNDECIDED))
         d = daily.setdefault(day, [0, 0, 0, 0, 0, 0.0, 0, 0])
         for k, v in enumerate((1, *outcome, row["cache_hit"], row["duration_ms"] or 0.0,
                                row["llm_calls"] or 0, (row["llm_input_tokens"] or 0)
@@ -1332,14 +1335,14 @@ def rebuild_rollups(db: sqlite_utils.Database, day: str | None = None) -> None:
         db.execute(f"DELETE FROM {table}" + (" WHERE day = :day" if day else ""), {"day": day})
     db.execute(f"""
     INSERT INTO daily SELECT substr(v.time, 1, 10), count(*), sum(v.verdict = 'pass'),
-      sum(v.verdict = 'fail'), sum(v.verdict = 'indeterminate'), sum(v.cache_hit),
+      sum(v.verdict = 'fail'), sum(v.verdict IN ('indeterminate', 'review')), sum(v.cache_hit),
       total(v.duration_ms), total(v.llm_calls),
       total(v.llm_input_tokens) + total(v.llm_output_tokens)
       FROM validations v {only} GROUP BY 1""", {"day": day})
     # Each module once per validation, as record() counts them.
     db.execute(f"""
     INSERT INTO daily_modules SELECT day, module, count(*), sum(verdict = 'pass'),
-      sum(verdict = 'fail'), sum(verdict = 'indeterminate')
+      sum(verdict = 'fail'), sum(verdict IN ('indeterminate', 'review'))
       FROM (SELECT DISTINCT v.id, substr(v.time, 1, 10) AS day, v.verdict,
               substr(m.value, 1, instr(m.value || '@', '@') - 1) AS module
             FROM validations v, json_each(v.modules) m {only})
