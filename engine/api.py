@@ -4,6 +4,7 @@ The CLI, the HTTP server and the tests are thin shells over :class:`Engine`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,7 +19,8 @@ from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
 from dsl.compile import CheckNode, Example, Gate, Module
 from dsl.diagnostics import Diagnostic, did_you_mean
 from engine import budget
-from engine.doctype import infer_doc_type
+from engine.config import Config, UntypedPolicy, module_applies, module_jurisdictions
+from engine.doctype import TypeGuess, explain_doc_type
 from engine.document import Document
 from engine.errors import UserError
 from engine.evaluate import DocContext, GateOutcome, Hit, cap_hits, evaluate_gate
@@ -31,6 +33,7 @@ from engine.report import (
     DocumentInfo,
     GateResult,
     LLMUsage,
+    ModuleChoice,
     ModuleRef,
     Report,
     SemanticAnswer,
@@ -49,6 +52,9 @@ except metadata.PackageNotFoundError:  # running from a source tree without inst
 
 #: how long one validation may wait for semantic answers before they count as unclear.
 DEFAULT_SEMANTIC_TIMEOUT = float(os.environ.get("CLEARANCE_SEMANTIC_TIMEOUT", "120"))
+#: a yes or no below this confidence is a coin flip: it counts as unclear (INDETERMINATE, and
+#: the gate's on_indeterminate decides). Score-based answers carry their own band instead.
+MIN_CONFIDENCE = float(os.environ.get("CLEARANCE_MIN_CONFIDENCE", "0.6"))
 _AUTO: Any = object()
 
 
@@ -102,6 +108,11 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
     cache_key: str | None = None
     t0: float = field(default_factory=time.perf_counter)
+    guess: TypeGuess | None = None
+    type_glob: str | None = None
+    jurisdictions: list[str] = field(default_factory=list)
+    selection: list[ModuleChoice] = field(default_factory=list)
+    untyped: UntypedPolicy | None = None  # set when the type is unknown and gates need one
 
 
 @dataclass
@@ -130,7 +141,9 @@ class Engine:
         principal: str | None = None,
         max_bytes: int = MAX_BYTES,
         semantic_timeout: float = DEFAULT_SEMANTIC_TIMEOUT,
+        config: Config | None = None,
     ) -> None:
+        self.config = config or Config()
         self.registry = Registry([Path(p) for p in gate_paths or []], include_builtin)
         self._provider = provider
         self.cache = _auto_cache() if cache is _AUTO else cache
@@ -140,6 +153,7 @@ class Engine:
         self.max_bytes = max_bytes
         self.semantic_timeout = semantic_timeout
         self._cache_warning: str | None = None
+        self.min_confidence = MIN_CONFIDENCE
 
     @property
     def provider(self) -> Provider:
@@ -167,10 +181,12 @@ class Engine:
 
     def validate(self, doc: Document | str | Path, *, modules: list[str] | None = None,
                  doc_type: str | None = None, profile: bool = False,
-                 principal: str | None = None) -> Report:
+                 principal: str | None = None, jurisdictions: list[str] | None = None,
+                 untyped: UntypedPolicy | str | None = None) -> Report:
         """Validate one document (synchronously). Documents whose gates need no semantic answer
-        never touch the event loop."""
-        run, report = self._prepare(doc, modules, doc_type, profile)
+        never touch the event loop. ``modules``, ``jurisdictions`` and ``untyped`` default to
+        the engine's settings (``clearance.toml``)."""
+        run, report = self._prepare(doc, modules, doc_type, profile, jurisdictions, untyped)
         if report is None:
             if run.questions and not self._ask_now(run):
                 asyncio.run(self._ask(run))
@@ -179,8 +195,9 @@ class Engine:
 
     async def validate_async(self, doc: Document | str | Path, *, modules: list[str] | None = None,
                              doc_type: str | None = None, profile: bool = False,
-                             principal: str | None = None) -> Report:
-        run, report = self._prepare(doc, modules, doc_type, profile)
+                             principal: str | None = None, jurisdictions: list[str] | None = None,
+                             untyped: UntypedPolicy | str | None = None) -> Report:
+        run, report = self._prepare(doc, modules, doc_type, profile, jurisdictions, untyped)
         if report is None:
             if run.questions and not self._ask_now(run):
                 await self._ask(run)
@@ -192,17 +209,49 @@ class Engine:
             return doc
         return self.load(doc)
 
+    def select_modules(self, modules: list[str] | None, jurisdictions: list[str]
+                       ) -> tuple[list[str] | None, list[ModuleChoice]]:
+        """The modules to apply: those named (always applied), else every known module whose
+        declared jurisdictions meet the document's; with the reason for each."""
+        named = modules if modules is not None else self.config.modules
+        if named is None and not jurisdictions:
+            return None, []  # every module, nothing to explain beyond the module list
+        choices: list[ModuleChoice] = []
+        for m in self.list_modules():
+            declared = module_jurisdictions(m.jurisdiction)
+            if named is not None:
+                ok = m.id in named
+                why = "named in the request or settings" if ok else "not named"
+            else:
+                ok, why = module_applies(declared, jurisdictions)
+            choices.append(ModuleChoice(id=m.id, applied=ok, jurisdictions=declared, why=why))
+        chosen = [c.id for c in choices if c.applied]
+        if named is not None:
+            chosen = list(named)  # unknown names fail in ruleset() with a did-you-mean
+        return chosen, choices
+
     def _prepare(self, doc_in: Document | str | Path, modules: list[str] | None,
-                 doc_type: str | None, profile: bool) -> tuple[_Run, Report | None]:
+                 doc_type: str | None, profile: bool, jurisdictions: list[str] | None = None,
+                 untyped: UntypedPolicy | str | None = None) -> tuple[_Run, Report | None]:
         t0 = time.perf_counter()
         doc = self._coerce(doc_in)
-        ruleset = self.ruleset(modules)
+        wanted = (jurisdictions if jurisdictions is not None
+                  else self.config.jurisdictions) or []
+        chosen, selection = self.select_modules(modules, wanted)
+        if chosen == []:
+            raise UserError(f"no module applies to jurisdiction {', '.join(wanted)} (modules: "
+                            + ", ".join(f"{c.id} [{', '.join(c.jurisdictions) or 'any'}]"
+                                        for c in selection) + ")")
+        ruleset = self.ruleset(chosen)
         if doc_type is not None and doc_type not in DOC_TYPES:
             raise UserError(f"unknown document type '{doc_type}' (expected one of: "
                             f"{', '.join(DOC_TYPES)}).{did_you_mean(doc_type, DOC_TYPES)}")
-        source = "given"
+        source, guess, glob = "given", None, None
+        if doc_type is None and (hit := self.config.doc_type_for(doc.path)) is not None:
+            (doc_type, glob), source = hit, "config"
         if doc_type is None:
-            doc_type = infer_doc_type(doc.text, doc.name)
+            guess = explain_doc_type(doc.text, doc.name)
+            doc_type = guess.doc_type
             source = "inferred" if doc_type else "none"
         applicable, skipped = [], []
         for g in ruleset.gates:
@@ -211,11 +260,17 @@ class Engine:
             else:
                 skipped.append(g)
         run = _Run(doc, ruleset, doc_type, source, applicable, skipped, DocContext(doc, profile),
-                   t0=t0)
+                   t0=t0, guess=guess, type_glob=glob, jurisdictions=list(wanted),
+                   selection=selection)
         if source == "none" and skipped:
+            run.untyped = UntypedPolicy(untyped) if untyped is not None else self.config.untyped
+            likely = ", ".join(guess.likely()) if guess and guess.scores else "no type had a signal"
             run.warnings.append(
-                f"document type not given and not recognised: {len(skipped)} gates that need a "
-                "type were not applied (pass --doc-type)")
+                f"document type not given and not recognised (likely: {likely}): "
+                f"{len(skipped)} gates that need a type were not applied; policy "
+                f"'{run.untyped.value}'{_UNTYPED_EFFECT[run.untyped]}. Set the type with "
+                "--doc-type TYPE, a [doc-types] glob in clearance.toml, or the request's "
+                "doc_type field")
 
         key = self._report_key(run) if self.cache is not None and not profile else None
         if key is not None:
@@ -244,7 +299,9 @@ class Engine:
 
     def _report_key(self, run: _Run) -> str:
         blob = json.dumps([run.doc.sha256, run.ruleset.hash, run.doc_type, run.doc_type_source,
-                           self.fail_on.value, self.provider.identity(), TOOL_VERSION])
+                           self.fail_on.value, self.provider.identity(), TOOL_VERSION,
+                           run.jurisdictions, run.untyped and run.untyped.value, run.type_glob,
+                           self.min_confidence])
         return "report:" + hashlib.sha256(blob.encode()).hexdigest()
 
     def _answer_key(self, qid: str, doc: Document) -> str:
@@ -265,7 +322,7 @@ class Engine:
         for qid, q in run.questions.items():
             hit = self._cache_call("get_answer", self._answer_key(qid, run.doc)) if self.cache else None
             if hit is not None:
-                run.ctx.answers[qid] = hit
+                run.ctx.answers[qid] = self._sure(hit)
                 run.cached.add(qid)
             else:
                 todo.append(q)
@@ -310,12 +367,22 @@ class Engine:
         run.usage.add(usage)
         for q in todo:
             ans = answers.get(q.id) or Answer("unclear", 0.0, "the provider gave no answer")
-            run.ctx.answers[q.id] = ans
+            run.ctx.answers[q.id] = self._sure(ans)
             run.asked.add(q.id)
             if ans.verdict != "unclear" and self.cache is not None:
                 # the entry names the provider and model that decided it (engine.cache)
                 self._cache_call("put_answer", self._answer_key(q.id, run.doc), ans,
                                  self.provider.identity())
+
+    def _sure(self, ans: Answer) -> Answer:
+        """An answer as the gates may use it: a yes or no given with less confidence than
+        ``min_confidence`` (and no score band of its own) is unclear, never a confident no."""
+        if ans.verdict == "unclear" or ans.score is not None or ans.confidence >= self.min_confidence:
+            return ans
+        return dataclasses.replace(
+            ans, verdict="unclear", evidence=(),
+            rationale=f"unsure (would be {ans.verdict} at confidence {ans.confidence:.2f}, below "
+                      f"{self.min_confidence:.2f}): {ans.rationale}")
 
     def _reevaluate(self, run: _Run) -> None:
         for g in run.gates:
@@ -348,9 +415,13 @@ class Engine:
             document=DocumentInfo(name=doc.name, path=doc.path, sha256=doc.sha256, size=doc.size,
                                   media_type=doc.media_type, doc_type=run.doc_type,
                                   doc_type_source=run.doc_type_source,  # type: ignore[arg-type]
-                                  chars=len(doc.text), lines=lines, sections=len(doc.sections)),
+                                  chars=len(doc.text), lines=lines, sections=len(doc.sections),
+                                  **_type_explanation(run)),
             verdict="pass", exit_code=0,
             modules=[ModuleRef(id=m.id, version=m.version) for m in run.ruleset.modules],
+            jurisdictions=run.jurisdictions, module_selection=run.selection,
+            untyped_policy=run.untyped.value if run.untyped else None,
+            config=self.config.path.name if self.config.path else None,
             ruleset=run.ruleset.hash, gates=results,
             summary=_summarise(results), llm=llm, ms=0.0, warnings=list(run.warnings),
         )
@@ -375,8 +446,11 @@ class Engine:
             if out.v is True:
                 res = self._result(g, Status.pass_, False, g.title, [], semantic)
             elif out.v is False:
+                # the finding states the failure: the gate's own message, or its title (which
+                # says what a good document does) marked as not met
                 res = self._result(g, Status.fail, g.severity.rank >= self.fail_on.rank,
-                                   g.message or g.title, self._spans(out.hits, run.doc), semantic)
+                                   g.message or f"Not met: {g.title}",
+                                   self._spans(out.hits, run.doc), semantic)
                 res.spans_omitted = out.hits_omitted
             else:
                 reasons = sorted({a.rationale for a in semantic if a.verdict == "unclear"})
@@ -384,7 +458,7 @@ class Engine:
                 blocking = (g.on_indeterminate == OnIndeterminate.block
                             and g.severity.rank >= self.fail_on.rank)
                 res = self._result(g, Status.indeterminate, blocking,
-                                   f"{g.message or g.title} -- could not be decided: {why}",
+                                   f"Could not be decided: {g.title} -- {why}",
                                    [], semantic)
         if profile:
             res.ms = round(out.ms, 4)
@@ -500,7 +574,7 @@ class Engine:
             try:
                 result = asyncio.run(asyncio.wait_for(self.provider.answer(doc, questions),
                                                       timeout=self.semantic_timeout))
-                ctx.answers.update(result.answers)
+                ctx.answers.update({k: self._sure(a) for k, a in result.answers.items()})
             except Exception:  # noqa: S110 - unanswered questions stay unclear below
                 pass
             for q in questions:
@@ -553,13 +627,35 @@ def _summarise(results: list[GateResult]) -> Summary:
                    blocking=sum(1 for r in results if r.blocking), by_severity=by_sev)
 
 
+_UNTYPED_EFFECT = {
+    UntypedPolicy.review: " (never passes: verdict review, exit 3, for a person to set the type)",
+    UntypedPolicy.fail: " (blocks: verdict fail, exit 1)",
+    UntypedPolicy.universal: " (only the gates that need no type decide; chosen in the settings)",
+}
+
+
+def _type_explanation(run: _Run) -> dict[str, Any]:
+    if run.type_glob is not None:
+        return {"doc_type_signals": [f"settings glob {run.type_glob}"]}
+    g = run.guess
+    if g is None:
+        return {}
+    lead = g.doc_type or (g.scores[0][0] if g.scores else None)
+    return {"doc_type_confidence": g.confidence, "doc_type_likely": g.likely(),
+            "doc_type_signals": g.signals.get(lead, []) if lead else []}
+
+
 def _settle(report: Report) -> None:
     """Verdict and exit code from the gate results: a blocking failure (1) outranks a blocking
-    undecided check (3)."""
-    if any(g.blocking and g.status == Status.fail for g in report.gates):
+    undecided check (3). A document whose type could not be told never passes silently: under
+    the default policy it goes to review (3); under ``fail`` it blocks (1)."""
+    blocked = any(g.blocking and g.status == Status.fail for g in report.gates)
+    if blocked or report.untyped_policy == UntypedPolicy.fail.value:
         report.verdict, report.exit_code = "fail", 1
     elif any(g.blocking and g.status == Status.indeterminate for g in report.gates):
         report.verdict, report.exit_code = "indeterminate", 3
+    elif report.untyped_policy == UntypedPolicy.review.value:
+        report.verdict, report.exit_code = "review", 3
     else:
         report.verdict, report.exit_code = "pass", 0
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from dsl.ast import OnIndeterminate, Severity
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Status(str, Enum):
@@ -93,7 +93,15 @@ class DocumentInfo(BaseModel):
     size: int
     media_type: str
     doc_type: str | None
-    doc_type_source: Literal["given", "inferred", "none"]
+    doc_type_source: Literal["given", "config", "inferred", "none"] = Field(
+        description="given (flag or request), config (a doc-types glob), inferred, none")
+    doc_type_confidence: float | None = Field(
+        default=None, description="inference only: 0-1, how far past its bars the type won")
+    doc_type_likely: list[str] = Field(
+        default_factory=list, description="inference: the leading types, best first")
+    doc_type_signals: list[str] = Field(
+        default_factory=list, description="inference: the signals found for the chosen (or, if "
+        "none was chosen, the leading) type; config: the glob that matched")
     chars: int
     lines: int
     sections: int
@@ -102,6 +110,16 @@ class DocumentInfo(BaseModel):
 class ModuleRef(BaseModel):
     id: str
     version: str
+
+
+class ModuleChoice(BaseModel):
+    """Whether a known module was applied to the document, and why."""
+
+    id: str
+    applied: bool
+    jurisdictions: list[str] = Field(default_factory=list,
+                                     description="what the module declares; empty = any")
+    why: str
 
 
 class LLMUsage(BaseModel):
@@ -130,9 +148,18 @@ class Report(BaseModel):
     schema_version: str = SCHEMA_VERSION
     tool_version: str
     document: DocumentInfo
-    verdict: Literal["pass", "fail", "indeterminate"]
-    exit_code: int = Field(description="0 pass, 1 blocking findings, 3 blocking indeterminate")
+    verdict: Literal["pass", "fail", "indeterminate", "review"]
+    exit_code: int = Field(description="0 pass, 1 blocking findings, 3 blocking indeterminate "
+                           "or a document whose type could not be told (review)")
     modules: list[ModuleRef]
+    jurisdictions: list[str] = Field(default_factory=list,
+                                     description="the document's jurisdictions; empty = not set")
+    module_selection: list[ModuleChoice] = Field(
+        default_factory=list, description="every known module, applied or not, and why")
+    untyped_policy: Literal["review", "fail", "universal"] | None = Field(
+        default=None, description="set when the document's type was neither given nor "
+        "inferred: what was done about the gates that need a type")
+    config: str | None = Field(default=None, description="the settings file used, if any")
     ruleset: str = Field(description="hash over the versions of every gate evaluated")
     gates: list[GateResult]
     summary: Summary

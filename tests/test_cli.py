@@ -49,8 +49,9 @@ def test_untyped_document_only_gets_untyped_gates(tmp_path, run_cli):
 
     untyped = {g.code for g in Engine(cache=None, audit=None).ruleset().gates if g.applies is None}
     assert untyped and {g["gate"] for g in applied} == untyped
-    assert any("pass --doc-type" in w for w in report["warnings"])
-    assert code == 0
+    # never a silent pass: the default policy sends it to review, says so and how to set a type
+    assert any("--doc-type TYPE" in w and "policy 'review'" in w for w in report["warnings"])
+    assert (code, report["verdict"], report["untyped_policy"]) == (3, "review", "review")
 
 
 def test_bad_documents_are_one_line_errors_with_exit_2(tmp_path, run_cli):

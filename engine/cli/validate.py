@@ -10,11 +10,29 @@ import typer
 from engine.batch import Job, Outcome, collect, combine, default_jobs, progress_for, run
 from engine.cli._common import GatesOpt, ModuleOpt, emit, gate_file_errors, make_engine
 from engine.cli.app import app
+from engine.config import normalise_jurisdictions, parse_untyped, resolve_config
 from engine.errors import GateFileError
 from engine.formatters.base import get_formatter
 from engine.ingest import MAX_BYTES
+from engine.report import Report
 
-__all__ = ["combine", "expand", "validate"]
+__all__ = ["combine", "expand", "type_explanation", "validate"]
+
+
+def type_explanation(report: Report) -> str:
+    """One line on how the document's type was told, for --explain-type."""
+    d = report.document
+    where = d.path or d.name
+    if d.doc_type_source == "given":
+        return f"{where}: type {d.doc_type} (given)"
+    if d.doc_type_source == "config":
+        return f"{where}: type {d.doc_type} (settings: {', '.join(d.doc_type_signals)})"
+    signals = "; ".join(d.doc_type_signals) or "none"
+    if d.doc_type:
+        return (f"{where}: type {d.doc_type} (inferred, confidence {d.doc_type_confidence:.2f}; "
+                f"signals: {signals}; runners-up: {', '.join(d.doc_type_likely[1:]) or 'none'})")
+    return (f"{where}: type not told (likely: {', '.join(d.doc_type_likely) or 'none'}; "
+            f"signals of the leader: {signals}); policy {report.untyped_policy or 'n/a'}")
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -30,7 +48,18 @@ def validate(
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, sarif, junit or html"),
     output: Path = typer.Option(None, "--output", "-o", help="write the report to a file"),
     profile: bool = typer.Option(False, "--profile", help="per-gate and per-check timings"),
-    fail_on: str = typer.Option("low", "--fail-on", help="lowest severity that blocks"),
+    fail_on: str = typer.Option(None, "--fail-on", help="lowest severity that blocks "
+                                "[default: the settings' fail-on, else low]"),
+    jurisdiction: list[str] = typer.Option(None, "--jurisdiction", "-J", help="the documents' "
+                                           "jurisdiction, e.g. us, us-ca, eu, uk (repeatable): "
+                                           "only modules declaring it apply"),
+    untyped: str = typer.Option(None, "--untyped", help="when no type is given or inferred: "
+                                "review (default: exit 3), fail (exit 1) or universal (only the "
+                                "gates that need no type decide)"),
+    config: Path = typer.Option(None, "--config", help="settings file [default: the nearest "
+                                "clearance.toml, or [tool.clearance] in pyproject.toml]"),
+    explain_type: bool = typer.Option(False, "--explain-type", help="print how each document's "
+                                      "type was told (to stderr)"),
     gates: list[Path] = GatesOpt,
     max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", help="largest document accepted"),
     include: list[str] = typer.Option(None, "--include", "-i", help="in folders, only files "
@@ -45,18 +74,23 @@ def validate(
     recursively; several documents are validated in parallel across processes."""
     from dsl.ast import Severity
 
+    settings = resolve_config(config)
     try:
-        sev = Severity(fail_on)
+        sev = Severity(fail_on) if fail_on else settings.fail_on or Severity.low
     except ValueError:
         raise typer.BadParameter(f"must be one of {', '.join(s.value for s in Severity)}",
                                  param_hint="--fail-on") from None
+    wanted = normalise_jurisdictions(jurisdiction) if jurisdiction else None
+    policy = parse_untyped(untyped).value if untyped else None
+    gates = [*(gates or []), *settings.gates]
     formatter = get_formatter(fmt)
     files = collect(paths, include, exclude)
     workers = min(jobs or default_jobs(), len(files))
     # In-process runs use this engine; a pool's workers build their own, so here only the
     # gates are checked (and nothing is opened that this process would not use).
-    engine = (make_engine(gates, fail_on=sev, max_bytes=max_bytes) if workers <= 1
-              else make_engine(gates, fail_on=sev, max_bytes=max_bytes, cache=None, audit=None))
+    engine = (make_engine(gates, fail_on=sev, max_bytes=max_bytes, config=settings)
+              if workers <= 1 else make_engine(gates, fail_on=sev, max_bytes=max_bytes,
+                                               cache=None, audit=None, config=settings))
     try:
         engine.ruleset(module or None)
     except GateFileError as exc:
@@ -65,12 +99,16 @@ def validate(
         sys.stderr.write("clearance: error: no documents found\n")
         raise typer.Exit(2)
     job = Job(gate_paths=tuple(str(g) for g in gates or []), modules=tuple(module or ()) or None,
-              doc_type=doc_type, profile=profile, fail_on=sev.value, max_bytes=max_bytes)
+              doc_type=doc_type, profile=profile, fail_on=sev.value, max_bytes=max_bytes,
+              jurisdictions=tuple(wanted) if wanted is not None else None, untyped=policy,
+              config_path=str(settings.path) if settings.path else None)
 
     progress = progress_for(len(files))
     task = None
 
     def done(out: Outcome) -> None:
+        if explain_type and out.report is not None:
+            sys.stderr.write(type_explanation(out.report) + "\n")
         if out.error:
             line = f"clearance: error: {out.error}"
             if progress is not None:

@@ -34,6 +34,10 @@ def finding_lines(report: Report) -> list[str]:
         else:
             rows.append((0, 0, f"{where}:1:1: {g.severity.value} {g.gate} {g.message}{tag} "
                          f"[{g.name}]"))
+        if g.fix and g.status in (Status.fail, Status.indeterminate):
+            # indented, so `grep path:` still finds one line per finding
+            first = min(((s.line, s.col) for s in g.spans), default=(0, 0))
+            rows.append((*first, f"    fix ({g.gate}): {g.fix}"))
     return [shown(r[2]) for r in sorted(rows, key=lambda r: (r[0], r[1]))]
 
 
@@ -57,6 +61,10 @@ def summary_line(report: Report) -> str:
     if s.not_applicable:
         parts.append(f"{s.not_applicable} not applicable")
     doc_type = report.document.doc_type or "untyped"
+    if report.untyped_policy:
+        doc_type += f", policy {report.untyped_policy}"
+    if report.jurisdictions:
+        doc_type += f"; {'/'.join(report.jurisdictions)}"
     return shown(f"{_where(report)}: {report.verdict.upper()} ({doc_type}; {', '.join(parts)}; "
                  f"{s.blocking} blocking; {report.ms:.1f} ms)")
 
