@@ -438,7 +438,9 @@ class WaiverRequest(BaseModel):
     doc_sha256: str = Field(description="the document's sha256 (64 hex digits)")
     reason: str
     approver: str | None = Field(None, description="defaults to the API key's name")
-    expires: str | None = Field(None, description="last day the waiver applies (YYYY-MM-DD)")
+    expires: str | None = Field(None, description="last day the waiver applies (YYYY-MM-DD); "
+                                "required unless no_expiry")
+    no_expiry: bool = Field(False, description="the waiver never expires (said explicitly)")
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -668,11 +670,13 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
         """Waive one gate for one document (admin); later reports show it as `waived`."""
         audit = state.audit_log()
         approver = body.approver or key.name
+        known = {g.code for g in _engine(state).ruleset(None).gates}  # the gate must exist
         wid = _user(lambda: audit.waive(body.gate, body.doc_sha256, reason=body.reason,
-                                        approver=approver, expires=body.expires))
+                                        approver=approver, expires=body.expires,
+                                        no_expiry=body.no_expiry, known_gates=known))
         return {"id": wid, "gate": body.gate, "doc_sha256": body.doc_sha256.lower(),
                 "reason": body.reason, "approver": approver, "expires": body.expires,
-                "recorded_by": key.name}
+                "no_expiry": body.no_expiry, "recorded_by": key.name}
 
     app.state.clearance = state
     return app

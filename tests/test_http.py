@@ -387,8 +387,15 @@ def test_audit_endpoints_and_waivers(server):
         _assert_problem(c.post("/v1/waivers", json={"gate": failing, "doc_sha256": sha,
                                                     "reason": "r"}), 403)
     with server.client("admin") as c:
+        no_expiry = c.post("/v1/waivers", json={"gate": failing, "doc_sha256": sha,
+                                                "reason": "legal approved the wording"})
+        assert "expiry" in _assert_problem(no_expiry, 422)["detail"]
+        unknown = c.post("/v1/waivers", json={"gate": failing + "X", "doc_sha256": sha,
+                                              "reason": "r", "no_expiry": True})
+        assert "unknown gate" in _assert_problem(unknown, 422)["detail"]
         w = c.post("/v1/waivers", json={"gate": failing, "doc_sha256": sha,
-                                        "reason": "legal approved the wording"})
+                                        "reason": "legal approved the wording",
+                                        "expires": "2999-12-31"})
         assert w.status_code == 201 and w.json()["approver"] == "admin-bot"
         again = c.post("/v1/validate", json={"text": text, "name": "pn.md"}).json()
         assert next(g for g in again["gates"] if g["gate"] == failing)["status"] == "waived"

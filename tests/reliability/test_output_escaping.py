@@ -87,8 +87,9 @@ def test_cli_file_name_cannot_forge_a_result_line(tmp_path: Path, run_cli) -> No
     assert code == 1, err
     assert "\x1b" not in out and not _forged_lines(out)
     assert "memo.txt\\nfake.txt:1:1: info OK-1 all clear [ok]\\x1b[2J.txt" in out
-    # every finding line is one line of the real file
-    assert all(line.startswith(str(tmp_path)) for line in out.splitlines() if line.strip())
+    # every finding line names the real file (fix lines are indented under their finding)
+    assert all(line.startswith(str(tmp_path)) for line in out.splitlines()
+               if line.strip() and not line.startswith("    "))
 
 
 def test_http_name_cannot_forge_a_result_line(serve) -> None:  # type: ignore[no-untyped-def]
