@@ -757,9 +757,9 @@ _INGEST_TAKES_DEADLINE = "deadline" in inspect.signature(document_from_bytes).pa
 
 def _ingest(data: bytes, name: str, media: str | None, max_bytes: int,
             deadline: Deadline) -> Any:
-    """Read the document; ingestion that accepts a ``deadline`` stops at it (hook for the
-    streaming limits of engine.ingest; without it, the deadline is checked right after)."""
-    extra: dict[str, Any] = {"deadline": deadline} if _INGEST_TAKES_DEADLINE else {}
+    """Read the document; ingestion that accepts a ``deadline`` (a ``time.monotonic()`` value)
+    stops at it, raising DeadlineExceeded; without it, the deadline is checked right after."""
+    extra: dict[str, Any] = {"deadline": deadline.at} if _INGEST_TAKES_DEADLINE else {}
     return document_from_bytes(data, name, media_type=media, max_bytes=max_bytes, **extra)
 
 
