@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, Query, Request
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.api import TOOL_VERSION, Engine
 from engine.audit import AuditLog, parse_when
 from engine.budget import Deadline, DeadlineExceeded, deadline_scope
+from engine.config import normalise_jurisdictions, parse_untyped, resolve_config
 from engine.errors import ClearanceError, DocumentError, GateFileError, UserError
 from engine.hooks import GateSource
 from engine.ingest import document_from_bytes, media_type_for
@@ -388,8 +390,12 @@ class _State:
             if not audit_disabled():
                 audit = GroupCommitAudit(AuditLog())
                 self.owned.append(audit)
-            self.engine = Engine(gate_paths=self.gate_paths, audit=audit,
-                                 max_bytes=self.settings.max_document_bytes)
+            # the project settings: CLEARANCE_CONFIG, else the nearest clearance.toml
+            named = os.environ.get("CLEARANCE_CONFIG")
+            config = resolve_config(Path(named) if named else None)
+            self.engine = Engine(gate_paths=[*self.gate_paths, *map(str, config.gates)],
+                                 audit=audit, max_bytes=self.settings.max_document_bytes,
+                                 config=config)
         if self.keys is None and self.settings.auth:
             self.keys = KeyStore()
             self.owned.append(self.keys)
@@ -431,6 +437,12 @@ class ValidateRequest(BaseModel):
     media_type: str | None = Field(None, description="text/plain, text/markdown or text/html")
     modules: list[str] | None = Field(None, description="module ids to apply (default: all)")
     doc_type: str | None = Field(None, description="document type (default: inferred)")
+    jurisdictions: list[str] | None = Field(
+        None, description="the document's jurisdictions, e.g. ['us-ca']: only modules declaring "
+        "them apply (default: the server's settings, else every module)")
+    untyped: Literal["review", "fail", "universal"] | None = Field(
+        None, description="when no type is given or inferred (default: the server's settings, "
+        "else review)")
 
 
 class WaiverRequest(BaseModel):
@@ -517,16 +529,18 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
                                                "properties": {
                 "file": {"type": "string", "format": "binary"},
                 "modules": {"type": "array", "items": {"type": "string"}},
-                "doc_type": {"type": "string"}}}}}}})
+                "doc_type": {"type": "string"},
+                "jurisdictions": {"type": "array", "items": {"type": "string"}},
+                "untyped": {"type": "string", "enum": ["review", "fail", "universal"]}}}}}}})
     async def validate(request: Request, key: ApiKey = Depends(validator),
                        fmt: str = Query("json", alias="format",
                                         description="json, sarif, junit, html or text")) -> Response:
-        """Validate one document: JSON `{text, name?, media_type?, modules?, doc_type?}` or a
-        multipart upload (`file`, plus `modules` and `doc_type` form fields)."""
+        """Validate one document: JSON `{text, name?, media_type?, modules?, doc_type?,
+        jurisdictions?, untyped?}` or a multipart upload (`file`, plus the same form fields)."""
         if fmt not in _FORMATS:
             raise ApiProblem(422, "Invalid request", f"unknown format '{fmt}' (expected one of: "
                              f"{', '.join(_FORMATS)})", kind="invalid-request")
-        data, name, media, modules, doc_type = await _read_document(request, settings)
+        data, name, media, opts = await _read_document(request, settings)
         deadline = Deadline.after(settings.timeout_s)
         if not state.admit():
             raise ApiProblem(503, "Service unavailable", f"too many validations in progress "
@@ -546,8 +560,7 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
                     deadline.check("after reading the document")
                     held: Held = []
                     with group.deferred() if group else nullcontext(held) as held:
-                        report = engine.validate(doc, modules=modules, doc_type=doc_type,
-                                                 principal=key.name)
+                        report = engine.validate(doc, principal=key.name, **opts)
                     return report, held
                 finally:
                     scan.release()  # also when stopped midway: drop the document's bytes
@@ -715,7 +728,8 @@ def _document_problem(exc: DocumentError) -> ApiProblem:
 
 
 async def _read_document(request: Request, settings: Settings
-                         ) -> tuple[bytes, str, str | None, list[str] | None, str | None]:
+                         ) -> tuple[bytes, str, str | None, dict[str, Any]]:
+    """The document's bytes, name and claimed media type, and the validation options."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         body = ValidateRequest.model_validate_json(await request.body())
@@ -727,6 +741,7 @@ async def _read_document(request: Request, settings: Settings
                              f"supported (expected one of: {', '.join(sorted(_KNOWN_MEDIA))})",
                              kind="unsupported-document")
         modules, doc_type = body.modules, body.doc_type
+        jurisdictions, untyped = body.jurisdictions, body.untyped
     elif ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=32)
         upload = form.get("file")
@@ -741,6 +756,10 @@ async def _read_document(request: Request, settings: Settings
                    for m in v.split(",") if m.strip()] or None
         dt = form.get("doc_type")
         doc_type = dt if isinstance(dt, str) and dt else None
+        jurisdictions = [j for v in form.getlist("jurisdictions") if isinstance(v, str)
+                         for j in v.split(",") if j.strip()] or None
+        ut = form.get("untyped")
+        untyped = ut if isinstance(ut, str) and ut else None
     else:
         raise ApiProblem(415, "Unsupported media type", "send application/json "
                          "({text, name?, ...}) or multipart/form-data with a 'file' part",
@@ -749,7 +768,14 @@ async def _read_document(request: Request, settings: Settings
         raise ApiProblem(413, "Content too large", f"{name}: {len(data):,} bytes is over the "
                          f"server's document limit of {settings.max_document_bytes:,} bytes",
                          kind="document-too-large")
-    return data, name, media, modules, doc_type
+    try:
+        opts = {"modules": modules, "doc_type": doc_type, "untyped": untyped and
+                parse_untyped(untyped, "untyped").value,
+                "jurisdictions": jurisdictions and normalise_jurisdictions(jurisdictions,
+                                                                           "jurisdictions")}
+    except UserError as exc:
+        raise ApiProblem(422, "Invalid request", str(exc), kind="invalid-request") from None
+    return data, name, media, opts
 
 
 _INGEST_TAKES_DEADLINE = "deadline" in inspect.signature(document_from_bytes).parameters

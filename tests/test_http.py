@@ -412,3 +412,40 @@ def test_openapi_and_health(server):
         content = spec["paths"]["/v1/validate"]["post"]["requestBody"]["content"]
         assert {"application/json", "multipart/form-data"} <= set(content)
         assert "swagger" in c.get("/docs").text.lower()
+
+
+def test_jurisdictions_and_untyped_policy_over_http(server):
+    text = (SAMPLES / "privacy-notice.md").read_text()
+    with server.client("validator") as c:
+        us = c.post("/v1/validate", json={"text": text, "name": "n.md",
+                                          "jurisdictions": ["California"]}).json()
+        form = c.post("/v1/validate", files={"file": ("n.md", text.encode())},
+                      data={"jurisdictions": "uk", "untyped": "fail"}).json()
+        untyped = c.post("/v1/validate", json={"text": "Lunch is at noon.", "name": "n.txt",
+                                               "untyped": "fail"}).json()
+        default = c.post("/v1/validate", json={"text": "Lunch is at noon.", "name": "n.txt"})
+        bad = c.post("/v1/validate", json={"text": "x", "jurisdictions": ["not a place!"]})
+        bad_policy = c.post("/v1/validate", json={"text": "x", "untyped": "ignore"})
+    assert us["jurisdictions"] == ["us-ca", "us"]
+    assert "gdpr" not in {g["module"] for g in us["gates"]}
+    assert {c["id"]: c["applied"] for c in us["module_selection"]}["gdpr"] is False
+    assert form["jurisdictions"] == ["uk"] and "gdpr" in {g["module"] for g in form["gates"]}
+    assert (untyped["verdict"], untyped["exit_code"], untyped["untyped_policy"]) == ("fail", 1,
+                                                                                      "fail")
+    assert default.status_code == 200 and default.json()["verdict"] == "review"
+    assert "not a jurisdiction code" in _assert_problem(bad, 422)["detail"]
+    _assert_problem(bad_policy, 422)
+
+
+def test_server_reads_its_settings_file(serve, tmp_path):
+    settings = tmp_path / "clearance.toml"
+    settings.write_text('jurisdictions = ["us"]\nuntyped = "fail"\n', encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARANCE_HOME", str(tmp_path / "home"))
+        mp.setenv("CLEARANCE_PROVIDER", "none")
+        mp.setenv("CLEARANCE_CONFIG", str(settings))
+        url = serve(create_app(settings=Settings(auth=False)))
+    with httpx.Client(base_url=url, timeout=60) as c:
+        report = c.post("/v1/validate", json={"text": "Lunch is at noon.", "name": "n.txt"}).json()
+    assert report["config"] == "clearance.toml" and report["jurisdictions"] == ["us"]
+    assert (report["verdict"], report["untyped_policy"]) == ("fail", "fail")

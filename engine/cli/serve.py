@@ -39,6 +39,9 @@ def serve(
         "--threads", min=1, help="validations running at once per worker (CPU-bound: more "
         "only time-slice) [default: 4]")] = None,
     gates: list[Path] = GatesOpt,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="settings file [default: CLEARANCE_CONFIG, else the nearest "
+        "clearance.toml or [tool.clearance]]")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "info",
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
                                              help="log every request")] = True,
@@ -56,6 +59,11 @@ def serve(
                        ("THREADS", threads), ("RETRY_AFTER", retry_after)):
         if value is not None:
             env[f"CLEARANCE_SERVE_{var}"] = str(value)
+    if config is not None:
+        if not config.is_file():
+            sys.stderr.write(f"clearance: error: {config}: no such settings file\n")
+            raise typer.Exit(2)
+        env["CLEARANCE_CONFIG"] = str(config.resolve())
     os.environ.update(env)
     if no_auth:
         where = "" if host in ("127.0.0.1", "localhost", "::1") else (
