@@ -103,6 +103,7 @@ class Job:
     jurisdictions: tuple[str, ...] | None = None
     untyped: str | None = None
     config_path: str | None = None  # the settings file the run was started with, if any
+    timeout: float | None = None  # seconds one document may take (reading it included)
 
     def engine(self) -> Any:
         from engine.api import Engine
@@ -117,15 +118,21 @@ class Job:
 
 def validate_one(engine: Any, path: Path, job: Job) -> Outcome:
     """Validate one document; a document that cannot be read is an outcome (exit 2), not an
-    exception. Failures on our side (:class:`ClearanceError`) propagate."""
+    exception; nor is one stopped at its time limit (exit 3: it could not be decided, so it
+    never passes). Failures on our side (:class:`ClearanceError`) propagate."""
+    from engine.budget import Deadline, DeadlineExceeded, deadline_scope
+
     try:
-        report = engine.validate(path, modules=list(job.modules) if job.modules else None,
-                                 doc_type=job.doc_type, profile=job.profile,
-                                 jurisdictions=(list(job.jurisdictions)
-                                                if job.jurisdictions is not None else None),
-                                 untyped=job.untyped)
+        with deadline_scope(Deadline.after(job.timeout) if job.timeout else None):
+            report = engine.validate(path, modules=list(job.modules) if job.modules else None,
+                                     doc_type=job.doc_type, profile=job.profile,
+                                     jurisdictions=(list(job.jurisdictions)
+                                                    if job.jurisdictions is not None else None),
+                                     untyped=job.untyped)
     except DocumentError as exc:
         return Outcome(path, None, str(exc), 2)
+    except DeadlineExceeded as exc:
+        return Outcome(path, None, f"{path}: {exc}; not decided", 3)
     return Outcome(path, report, None, report.exit_code)
 
 

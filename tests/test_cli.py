@@ -169,3 +169,11 @@ def test_a_broken_cache_degrades_with_a_warning(tmp_path, run_cli, monkeypatch):
     assert code == 1, err  # the validation itself still runs and blocks on the key
     report = json.loads(out)
     assert any("cache" in w.lower() for w in report["warnings"]), report["warnings"]
+
+
+def test_timeout_stops_a_document_and_it_never_passes(tmp_path, run_cli):
+    big = write(tmp_path / "big.md", "# Privacy notice\n" + "We keep your personal data "
+                "safe and share it with couriers at privacy@x.example. " * 40_000)
+    code, out, err = run_cli("validate", big, "--timeout", "0.2", "-m", "gdpr")
+    assert code == 3, (out, err)
+    assert "limit and was stopped" in err and "not decided" in err and "Traceback" not in err

@@ -60,6 +60,10 @@ def validate(
                                 "clearance.toml, or [tool.clearance] in pyproject.toml]"),
     explain_type: bool = typer.Option(False, "--explain-type", help="print how each document's "
                                       "type was told (to stderr)"),
+    timeout: float = typer.Option(None, "--timeout", min=0.1, envvar="CLEARANCE_TIMEOUT",
+                                  help="seconds one document may take; past it the work stops "
+                                  "and the document counts as undecided (exit 3) [default: no "
+                                  "limit]"),
     gates: list[Path] = GatesOpt,
     max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", help="largest document accepted"),
     include: list[str] = typer.Option(None, "--include", "-i", help="in folders, only files "
@@ -101,7 +105,7 @@ def validate(
     job = Job(gate_paths=tuple(str(g) for g in gates or []), modules=tuple(module or ()) or None,
               doc_type=doc_type, profile=profile, fail_on=sev.value, max_bytes=max_bytes,
               jurisdictions=tuple(wanted) if wanted is not None else None, untyped=policy,
-              config_path=str(settings.path) if settings.path else None)
+              config_path=str(settings.path) if settings.path else None, timeout=timeout)
 
     progress = progress_for(len(files))
     task = None
