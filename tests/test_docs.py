@@ -202,6 +202,16 @@ def test_cli_reference_lists_every_command(generated):
         assert f"`clearance {name.replace('_', '-')}" in page or f"`clearance {name}" in page, name
 
 
+def test_http_reference_lists_every_endpoint(generated):
+    from engine.server import create_app
+
+    _, out = generated
+    page = (out / "http.md").read_text(encoding="utf-8")
+    for path, methods in create_app().openapi()["paths"].items():
+        for method in methods:
+            assert f"## {method.upper()} `{path}`" in page
+
+
 def test_readme_is_short_and_links_into_the_docs():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= 300
