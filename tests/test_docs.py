@@ -1,14 +1,15 @@
-"""The documentation checks itself: every shell example of the getting-started pages runs and
-prints what the page says, the generated reference covers every gate and diagnostic code, and
-the README stays short.
+"""The documentation checks itself: every shell example of the README and the getting-started
+pages runs and prints what the page says, the generated reference covers every gate, diagnostic
+code, command and endpoint, and the README stays short.
 
-An example is a fenced ``console`` block in ``docs/getting-started/``: lines starting ``$ `` are
-commands (``clearance ...``, optionally after ``VAR=value`` assignments; no pipes), the lines
-after each are its expected output, stdout and stderr together. Timings (``12.3 ms``),
+An example is a fenced ``console`` block in ``README.md`` or ``docs/getting-started/``: lines
+starting ``$ `` are commands (``clearance ...``, optionally after ``VAR=value`` assignments; no
+pipes), the lines after each are its expected output, stdout and stderr together. Timings (``12.3 ms``),
 timestamps and 64-hex hashes are normalised, and runs of spaces and of table rules are folded,
 so Rich tables that widen with a longer timing still match. A line ``...`` matches any number of
-lines. The commands of one page share a fresh ``CLEARANCE_HOME``, in page order, so the auditor's
-page sees the validations recorded earlier on it.
+lines. The commands of a getting-started page share a fresh ``CLEARANCE_HOME``, in page order, so
+the auditor's page sees the validations recorded earlier on it; each block of the README has its
+own.
 
 To refresh the recorded output after a deliberate change of the CLI's wording, run
 ``CLEARANCE_DOCS_UPDATE=1 pytest tests/test_docs.py`` and read the diff before committing.
@@ -38,6 +39,7 @@ UPDATE = bool(os.environ.get("CLEARANCE_DOCS_UPDATE"))
 @dataclass
 class Example:
     page: Path
+    block: int  # which console block of the page, from 0
     line: int  # 1-based line of the command in the page
     command: str
     expected: list[str]
@@ -47,12 +49,12 @@ def examples(page: Path) -> list[Example]:
     """Every ``$ clearance ...`` command of the page's console blocks, with its output."""
     text = page.read_text(encoding="utf-8")
     out: list[Example] = []
-    for block in BLOCK_RE.finditer(text):
+    for n, block in enumerate(BLOCK_RE.finditer(text)):
         first = text.count("\n", 0, block.start(1)) + 1
         current: Example | None = None
         for i, line in enumerate(block.group(1).splitlines()):
             if line.startswith("$ "):
-                current = Example(page, first + i, line[2:], [])
+                current = Example(page, n, first + i, line[2:], [])
                 out.append(current)
             elif current is not None:
                 current.expected.append(line)
@@ -113,6 +115,7 @@ def run(command: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return (err.getvalue() + out.getvalue()).splitlines()
 
 
+README = ROOT / "README.md"
 PAGES = sorted(GETTING_STARTED.glob("*.md"))
 
 
@@ -123,11 +126,15 @@ def test_getting_started_pages_have_examples():
             assert examples(page), f"{page.name} has no console example"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_getting_started_examples_print_what_the_page_says(page, tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", [README, *PAGES], ids=lambda p: p.name)
+def test_examples_print_what_the_page_says(page, tmp_path, monkeypatch):
     failures = []
     lines = page.read_text(encoding="utf-8").split("\n")
-    results = [(ex, run(ex.command, tmp_path / "home", monkeypatch)) for ex in examples(page)]
+    # the README's blocks stand alone (each its own CLEARANCE_HOME); a guide's build on each other
+    per_block = page == README
+    results = [(ex, run(ex.command, tmp_path / (f"home{ex.block}" if per_block else "home"),
+                        monkeypatch))
+               for ex in examples(page)]
     for ex, actual in reversed(results):  # from the bottom, so earlier line numbers hold
         if not matches(ex.expected, actual):
             failures.append(f"{page.relative_to(ROOT)}:{ex.line}: $ {ex.command}\n"
