@@ -27,10 +27,10 @@ lint: $(STAMP)  ## ruff, mypy, import contracts, and the gate files' own diagnos
 	$(BIN)/clearance lint modules/
 
 docs: $(STAMP)  ## the documentation site in site/ (gate catalogue and diagnostics generated from the code)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 docs-serve: $(STAMP)
-	$(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 fmt: $(STAMP)
 	$(BIN)/ruff format dsl gates engine tests
