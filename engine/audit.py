@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import math
 import os
 import re
+import shutil
 import sqlite3
+import struct
+import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -22,7 +27,10 @@ from engine.hooks import GateSource
 from engine.report import GateResult, Report, Severity, Span, Status, Waiver
 
 GENESIS = "0" * 64
-SCHEMA_VERSION = 2  # 2: pass / not-applicable results kept compactly in validations.results
+# 2: pass / not-applicable results kept compactly in validations.results; 3: rulesets rows
+# hash-chained, each validation names the rulesets head it was written with (ruleset_head), and
+# the per-day rollups are checked against the records by verify (rebuilt once on upgrade).
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 
 # Column types are fixed (not inferred) so a value hashes the same when written as when read
@@ -37,6 +45,9 @@ VALIDATIONS: dict[str, type] = {
     "duration_ms": float, "cache_hit": int,
     "llm_calls": int, "llm_input_tokens": int, "llm_output_tokens": int,
     "prev_hash": str, "row_hash": str,
+    # The rulesets chain's head when this row was written: the gate sources are covered by
+    # the validations chain (schema 3; NULL on older rows).
+    "ruleset_head": str,
     # Last, so queries that leave it out never read its overflow pages; see RESULT_COLUMNS.
     "results": str,
 }
@@ -56,7 +67,10 @@ CHECKPOINTS: dict[str, type] = {
     "id": int, "time": str, "chain": str, "before": str, "last_id": int, "last_hash": str,
     "pruned": int, "prev_hash": str, "row_hash": str,
 }
-RULESETS: dict[str, type] = {"gate": str, "version": str, "module": str, "source": str}
+# Each (gate, version) once, in a hash chain of its own (id order) whose head every later
+# validation row carries: editing a source, or deleting or adding a row, breaks a link.
+RULESETS: dict[str, type] = {"id": int, "gate": str, "version": str, "module": str,
+                             "source": str, "prev_hash": str, "row_hash": str}
 # A gate result with nothing to say beyond its outcome (pass or not applicable, not blocking, no
 # span, no semantic answer, no waiver) is not a findings row but one entry of its validation's
 # ``results`` column, a JSON array of arrays with these columns (the findings columns it would
@@ -65,18 +79,25 @@ RULESETS: dict[str, type] = {"gate": str, "version": str, "module": str, "source
 RESULT_COLUMNS = ("seq", "gate", "gate_version", "module", "status", "severity", "blocking")
 # What each row's hash covers, in this order: every column but row_hash (prev_hash included);
 # a validation's findings add every column but their surrogate key and the link to the parent,
-# and then its ``results`` text as stored (absent for rows written before schema 2).
-_HASHED = {name: [c for c in cols if c not in ("row_hash", "results")] for name, cols in (
-    ("validations", VALIDATIONS), ("waivers", WAIVERS), ("checkpoints", CHECKPOINTS))}
+# and then its ``results`` text as stored (absent for rows written before schema 2) and its
+# ``ruleset_head`` (absent before schema 3).
+_HASHED = {name: [c for c in cols if c not in ("row_hash", "results", "ruleset_head")]
+           for name, cols in (("validations", VALIDATIONS), ("waivers", WAIVERS),
+                              ("checkpoints", CHECKPOINTS), ("rulesets", RULESETS))}
 _FINDING_HASHED = [c for c in FINDINGS if c not in ("id", "validation_id")]
 _FINDING_COLS = ["validation_id", *_FINDING_HASHED]
 _INSERT_VALIDATION = (f"INSERT INTO validations ({', '.join(VALIDATIONS)}) "
                       f"VALUES ({', '.join('?' * len(VALIDATIONS))})")
 _INSERT_FINDING = (f"INSERT INTO findings ({', '.join(_FINDING_COLS)}) "
                    f"VALUES ({', '.join('?' * len(_FINDING_COLS))})")
-_INSERT_SOURCE = "INSERT OR IGNORE INTO rulesets (gate, version, module, source) VALUES (?, ?, ?, ?)"
-# Listing validations never needs the (kilobytes long) results column.
-_LISTED = ", ".join(c for c in VALIDATIONS if c != "results")
+_INSERT_SOURCE = (f"INSERT INTO rulesets ({', '.join(RULESETS)}) "
+                  f"VALUES ({', '.join('?' * len(RULESETS))})")
+# Listing validations never needs the (kilobytes long) results column, nor ruleset_head (which
+# an upgraded log stores after it).
+_LISTED = ", ".join(c for c in VALIDATIONS if c not in ("results", "ruleset_head"))
+# A waiver's reason is read by people and shown in every report it applies to.
+MAX_WAIVER_REASON = 2000
+MAX_WAIVER_APPROVER = 200
 
 # Rollups are derived, per-day totals kept in the same transaction as each record, so that
 # auditors' questions over 100,000s of validations and millions of findings stay fast.
@@ -103,6 +124,7 @@ _INDEXES: list[tuple[str, list[str]]] = [
     ("findings", ["validation_id", "seq"]),
     ("waivers", ["doc_sha256", "gate"]),
     ("checkpoints", ["chain", "id"]),
+    ("rulesets", ["id"]),
 ]
 
 # Every auditor query, named, so tests can check each one's plan uses an index.
@@ -232,6 +254,8 @@ def row_hash(table: str, row: dict[str, Any],
     # row, blanking it changes the hash like any other edit.
     if (results := row.get("results")) is not None:
         payload.append(results)
+    if (head := row.get("ruleset_head")) is not None:
+        payload.append(["ruleset_head", head])
     return hashlib.sha256(canonical(payload)).hexdigest()
 
 
@@ -357,6 +381,37 @@ def parse_when(text: str, *, end_of_day: bool = False) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# -- waivers --------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab and newline are text
+
+
+def check_waiver(gate: str, *, reason: str, approver: str, expires: str | None,
+                 no_expiry: bool, known_gates: Collection[str] | None) -> None:
+    """Raise :class:`UserError` for a waiver the log must not record (see AuditLog.waive)."""
+    if not reason.strip() or not approver.strip():
+        raise UserError("a waiver needs a reason and an approver")
+    if len(reason) > MAX_WAIVER_REASON:
+        raise UserError(f"a waiver's reason is {len(reason):,} characters; at most "
+                        f"{MAX_WAIVER_REASON:,} (link to a longer justification instead)")
+    if len(approver) > MAX_WAIVER_APPROVER:
+        raise UserError(f"a waiver's approver is {len(approver):,} characters; at most "
+                        f"{MAX_WAIVER_APPROVER}")
+    for what, text in (("reason", reason), ("approver", approver), ("gate", gate)):
+        if _CONTROL.search(text):
+            raise UserError(f"a waiver's {what} contains control characters")
+    if known_gates is not None and gate not in known_gates:
+        from dsl.diagnostics import did_you_mean
+
+        raise UserError(f"unknown gate '{gate}': no gate of the loaded ruleset has that code."
+                        f"{did_you_mean(gate, sorted(known_gates))} (see `clearance modules`)")
+    if expires is None and not no_expiry:
+        raise UserError("a waiver needs an expiry (--expires YYYY-MM-DD); one that never "
+                        "expires must say so (--no-expiry)")
+    if expires is not None and no_expiry:
+        raise UserError("a waiver has an expiry or --no-expiry, not both")
+
+
 # -- verification result -------------------------------------------------------------------
 
 
@@ -365,14 +420,149 @@ class VerifyResult:
     validations: int = 0
     waivers: int = 0
     checkpoints: int = 0
+    rulesets: int = 0
     head_id: int | None = None
     head_hash: str | None = None
+    #: the last validation that verified before the first problem (None: none did, or the
+    #: chain starts at a checkpoint and that is all there is)
+    last_good_id: int | None = None
+    last_good_hash: str | None = None
     #: one line per row that does not match, first problem first: "validations #12: ..."
     problems: list[str] = field(default_factory=list)
+    #: per-day figures computed from the rows read (not from the rollup tables); what a report
+    #: shows when the log does not verify
+    derived: Rollups | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def summary(self) -> dict[str, Any]:
+        """The result as the CLI's and the API's JSON."""
+        return {"ok": self.ok, "validations": self.validations, "waivers": self.waivers,
+                "checkpoints": self.checkpoints, "rulesets": self.rulesets,
+                "head_id": self.head_id, "head_hash": self.head_hash,
+                "last_good_id": self.last_good_id, "last_good_hash": self.last_good_hash,
+                "problems": self.problems}
+
+
+#: verdicts the rollups count as undecided: a document whose type could not be told (review)
+#: is counted with the validations a person must look at, never as passed
+_UNDECIDED = ("indeterminate", "review")
+_DAILY_COLS = ("validations", "passed", "failed", "indeterminate", "cache_hits", "duration_ms",
+               "llm_calls", "llm_tokens")
+_MODULE_COLS = ("validations", "passed", "failed", "indeterminate")
+_GATE_COLS = ("evaluated", "passed", "failed", "indeterminate", "waived", "not_applicable")
+
+
+@dataclass
+class Rollups:
+    """The three per-day rollup tables, recomputed from validation rows as verify reads them."""
+
+    daily: dict[str, list[Any]] = field(default_factory=dict)  # day -> _DAILY_COLS
+    modules: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (day, module)
+    # (day, gate, module, status) -> results; folded into ``gates`` by finish()
+    outcomes: dict[tuple[Any, Any, Any, Any], int] = field(default_factory=dict)
+    gates: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (day, gate)
+    gate_modules: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    _module_ids: dict[Any, frozenset[str]] = field(default_factory=dict)
+
+    def add(self, row: dict[str, Any], findings: list[tuple[Any, ...]]) -> None:
+        """One validation row as stored, and its findings rows (``_FINDING_HASHED`` tuples)."""
+        day, verdict = str(row.get("time") or "")[:10], row.get("verdict")
+        outcome = (int(verdict == "pass"), int(verdict == "fail"),
+                   int(verdict in _UNDECIDED))
+        d = self.daily.get(day)
+        if d is None:
+            d = self.daily[day] = [0, 0, 0, 0, 0, 0.0, 0, 0]
+        values = (1, *outcome, _int(row.get("cache_hit")), _num(row.get("duration_ms")),
+                  _int(row.get("llm_calls")),
+                  _int(row.get("llm_input_tokens")) + _int(row.get("llm_output_tokens")))
+        for k, v in enumerate(values):
+            d[k] += v
+        for m in self._modules_of(row.get("modules")):
+            c = self.modules.get((day, m))
+            if c is None:
+                c = self.modules[day, m] = [0, 0, 0, 0]
+            for k, v in enumerate((1, *outcome)):
+                c[k] += v
+        counts = self.outcomes
+        for f in findings:
+            key = (day, f[_FIND_GATE], f[_FIND_MODULE], f[_FIND_STATUS])
+            counts[key] = counts.get(key, 0) + 1
+        if results := row.get("results"):
+            # An edited column fails to parse: the row's hash already says so.
+            with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
+                for e in json.loads(results):
+                    key = (day, e[_RES_GATE], e[_RES_MODULE], e[_RES_STATUS])
+                    counts[key] = counts.get(key, 0) + 1
+
+    def _modules_of(self, text: Any) -> frozenset[str]:
+        # Most validations name the same few module lists: parse each once.
+        ids = self._module_ids.get(text)
+        if ids is None:
+            try:
+                ids = frozenset(str(m).split("@", 1)[0] for m in json.loads(text or "[]"))
+            except (ValueError, TypeError):
+                ids = frozenset()  # an edited column; the row's hash says so
+            self._module_ids[text] = ids
+        return ids
+
+    def finish(self) -> Rollups:
+        """Fold the per-status counts into per-(day, gate) rows."""
+        for (day, gate, module, status), n in self.outcomes.items():
+            key = (day, str(gate))
+            g = self.gates.get(key)
+            if g is None:
+                g = self.gates[key] = [0] * len(_GATE_COLS)
+            g[0] += n
+            if (i := _GATE_STATUS.get(str(status))) is not None:
+                g[1 + i] += n
+            self.gate_modules.setdefault(key, set()).add(str(module))
+        self.outcomes = {}
+        self._module_ids = {}
+        return self
+
+    def stats(self, since: str | None = None) -> dict[str, Any]:
+        """What :meth:`AuditLog.stats` returns, from these figures."""
+        day = since[:10] if since else ""
+        totals = dict.fromkeys(_DAILY_COLS, 0)
+        for d, v in self.daily.items():
+            if d >= day:
+                for k, x in zip(_DAILY_COLS, v, strict=True):
+                    totals[k] += x
+        n = totals["validations"]
+        totals["pass_rate"] = round(totals["passed"] / n, 4) if n else None
+        totals["fail_rate"] = round(totals["failed"] / n, 4) if n else None
+        return {"since": day or None, "module": None, **totals}
+
+    def trends(self, since: str | None = None) -> list[dict[str, Any]]:
+        day = since[:10] if since else ""
+        return [{"day": d, **dict(zip(_DAILY_COLS, v, strict=True)),
+                 "avg_ms": round(v[5] / max(v[0], 1), 1)}
+                for d, v in sorted(self.daily.items()) if d >= day]
+
+    def top_failing(self, limit: int = 10, since: str | None = None) -> list[dict[str, Any]]:
+        day = since[:10] if since else ""
+        per: dict[str, list[Any]] = {}
+        for (d, gate), v in self.gates.items():
+            if d >= day:
+                t = per.setdefault(gate, [min(self.gate_modules[d, gate]), 0, 0])
+                t[1] += v[2]
+                t[2] += v[0]
+        rows = [{"gate": g, "module": m, "failed": f, "evaluated": e,
+                 "fail_pct": round(100.0 * f / max(e, 1), 1)}
+                for g, (m, f, e) in per.items() if f > 0]
+        rows.sort(key=lambda r: (-r["failed"], r["gate"]))
+        return rows[:limit]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 # -- the log -------------------------------------------------------------------------------
@@ -495,15 +685,17 @@ class AuditLog:
 
         def create(db: sqlite_utils.Database) -> None:
             db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            db.table("meta").insert({"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                              ignore=True)
+            stored = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            upgrading = stored is not None and _int_or(stored[0], SCHEMA_VERSION) < SCHEMA_VERSION
             db.table("validations").create(VALIDATIONS, pk="id", if_not_exists=True,
                                      not_null=["time", "doc_sha256", "prev_hash", "row_hash"])
             columns = {r[1] for r in db.execute("PRAGMA table_info(validations)")}
-            if "results" not in columns:  # a schema 1 log: its rows keep verifying (row_hash)
+            # Older logs gain the new columns; their rows keep verifying (a column a row was
+            # written without is left out of its hash).
+            if "results" not in columns:  # schema 1
                 db.execute("ALTER TABLE validations ADD COLUMN results TEXT")
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
-                           "('schema_version', ?)", [str(SCHEMA_VERSION)])
+            if "ruleset_head" not in columns:  # schema 1 and 2
+                db.execute("ALTER TABLE validations ADD COLUMN ruleset_head TEXT")
             db.table("findings").create(FINDINGS, pk="id", if_not_exists=True,
                                   foreign_keys=[("validation_id", "validations", "id")],
                                   not_null=["validation_id", "gate", "status"])
@@ -511,9 +703,18 @@ class AuditLog:
                                  not_null=["gate", "doc_sha256", "reason", "approver"])
             db.table("checkpoints").create(CHECKPOINTS, pk="id", if_not_exists=True)
             db.table("rulesets").create(RULESETS, pk=("gate", "version"), if_not_exists=True)
+            if "row_hash" not in {r[1] for r in db.execute("PRAGMA table_info(rulesets)")}:
+                _chain_legacy_rulesets(db)
             for table, cols in _INDEXES:
                 db.table(table).create_index(cols, if_not_exists=True)
             db.executescript(_ROLLUPS)
+            if upgrading:
+                # Rollups were never checked before schema 3: rebuild them from the records
+                # once, so verify compares like with like from now on.
+                rebuild_rollups(db)
+            if stored is None or upgrading:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
+                           "('schema_version', ?)", [str(SCHEMA_VERSION)])
 
         self._transaction(create)
 
@@ -548,6 +749,7 @@ class AuditLog:
 
         def write(db: sqlite_utils.Database) -> list[int]:
             conn = db.conn
+            ruleset_head = _add_sources(conn, sources.values())
             head_id, prev = self._head(db)
             ids: list[int] = []
             rows: list[tuple[Any, ...]] = []
@@ -555,7 +757,7 @@ class AuditLog:
             for p in prepared:
                 head_id += 1
                 row = {**p.row, "id": head_id, "time": now_iso(), "prev_hash": prev,
-                       "results": p.results}
+                       "ruleset_head": ruleset_head, "results": p.results}
                 row["row_hash"] = prev = row_hash("validations", row, p.findings)
                 rows.append(tuple(row[c] for c in VALIDATIONS))
                 finding_rows.extend((head_id, *f) for f in p.findings)
@@ -564,9 +766,6 @@ class AuditLog:
             conn.executemany(_INSERT_VALIDATION, rows)
             if finding_rows:
                 conn.executemany(_INSERT_FINDING, finding_rows)
-            if sources:
-                conn.executemany(_INSERT_SOURCE, [(g.code, g.version, g.module, g.source)
-                                                  for g in sources.values()])
             _add_rollups(conn, prepared)
             return ids
 
@@ -586,10 +785,17 @@ class AuditLog:
         return 0, GENESIS
 
     def waive(self, gate: str, doc_sha256: str, *, reason: str, approver: str,
-              expires: str | None = None) -> int:
-        """Record a waiver (itself a hash-chained audit record); returns its id."""
-        if not reason.strip() or not approver.strip():
-            raise UserError("a waiver needs a reason and an approver")
+              expires: str | None = None, no_expiry: bool = False,
+              known_gates: Collection[str] | None = None) -> int:
+        """Record a waiver (itself a hash-chained audit record); returns its id.
+
+        Rules (see docs/reliability-audit.md): the gate must be one of ``known_gates`` (the
+        loaded ruleset's codes; callers that have a ruleset pass it); the reason is 1 to
+        MAX_WAIVER_REASON characters without control characters; an approver is named; and
+        the waiver expires (``expires``, a future date) unless ``no_expiry`` says, explicitly,
+        that it never does."""
+        check_waiver(gate, reason=reason, approver=approver, expires=expires,
+                     no_expiry=no_expiry, known_gates=known_gates)
         doc = doc_sha256.lower()
         if not re.fullmatch(r"[0-9a-f]{64}", doc):
             raise UserError(f"'{doc_sha256}' is not a document sha256 (64 hex digits)")
@@ -705,56 +911,55 @@ class AuditLog:
     # -- tamper evidence --------------------------------------------------------------------
 
     def verify(self) -> VerifyResult:
-        return self._guard("verify", self._verify)
+        """Walk every hash chain (checkpoints, rulesets, validations with their findings,
+        waivers) and check the per-day rollups against the records, in one read snapshot. A
+        damaged file (truncated, overwritten) is a failed verification that names the last
+        row that verified, not an error."""
+        try:
+            return self._guard("verify", lambda: self._verify_snapshot(self.db()))
+        except ClearanceError as exc:
+            if not _is_damage(exc.__cause__):
+                raise
+            return self._guard("verify", self._verify_damaged, exc.__cause__)
 
-    def _verify(self) -> VerifyResult:
-        db = self.db()
+    def _verify_snapshot(self, db: sqlite_utils.Database) -> VerifyResult:
+        # One read transaction: rows, findings and rollups from the same moment, however many
+        # writers commit meanwhile (each statement would otherwise see its own snapshot).
+        db.execute("BEGIN")
+        try:
+            result = VerifyResult()
+            _walk(db, result)
+            return result
+        finally:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+
+    def _verify_damaged(self, cause: BaseException) -> VerifyResult:
+        """Read what can still be read, from a copy whose header no longer claims the file's
+        original size (SQLite then reads the pages that are there and fails at the first one
+        that is not), and report the last row that verified."""
         result = VerifyResult()
-        problems = result.problems
-
-        # Checkpoints chain, then validations from the last checkpoint, then waivers.
-        last_cp: dict[str, Any] | None = None
-        prev = GENESIS
-        for cp in db.query("SELECT * FROM checkpoints ORDER BY id"):
-            result.checkpoints += 1
-            # Rows are hashed as read, not coerced: a value whose type was changed is an edit.
-            _check_row(problems, "checkpoints", cp, prev, row_hash("checkpoints", cp))
-            prev = cp["row_hash"]
-            if cp["chain"] == "validations":
-                last_cp = cp
-
-        prev = last_cp["last_hash"] if last_cp else GENESIS
-        prev_id = last_cp["last_id"] if last_cp else 0
-        if last_cp:  # everything pruned so far: the checkpoint is the head
-            result.head_id, result.head_hash = prev_id, prev
-        finds = _FindingStream(db)
-        cur = db.execute("SELECT * FROM validations ORDER BY id")
-        cols = [d[0] for d in cur.description]
-        for values in cur:
-            row = dict(zip(cols, values, strict=True))
-            result.validations += 1
-            findings = finds.take(row["id"])
-            expected = row_hash("validations", row, findings)
-            if row["id"] > prev_id + 1 and row["prev_hash"] != prev:
-                gap = f"#{prev_id + 1}" + (f"..#{row['id'] - 1}" if row["id"] - prev_id > 2 else "")
-                problems.append(f"validations #{row['id']}: row(s) {gap} before it are missing "
-                                "(deleted)")
-                if row["row_hash"] != expected:
-                    problems.append(f"validations #{row['id']}: content does not match its "
-                                    "row_hash (edited)")
-            else:
-                _check_row(problems, "validations", row, prev, expected)
-            prev, prev_id = row["row_hash"], row["id"]
-            result.head_id, result.head_hash = row["id"], row["row_hash"]
-        for orphan in finds.orphans():
-            problems.append(f"findings #{orphan}: belongs to no validation (inserted, or its "
-                            "validation was deleted)")
-
-        prev = GENESIS
-        for w in db.query("SELECT * FROM waivers ORDER BY id"):
-            result.waivers += 1
-            _check_row(problems, "waivers", w, prev, row_hash("waivers", w))
-            prev = w["row_hash"]
+        detail = _damage_detail(self.path, cause)
+        with tempfile.TemporaryDirectory(prefix="clearance-verify-") as tmp:
+            copy = Path(tmp) / "copy.db"
+            shutil.copyfile(self.path, copy)
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists():
+                shutil.copyfile(wal, Path(tmp) / "copy.db-wal")
+            _forget_header_size(copy)
+            conn = sqlite3.connect(copy)
+            try:
+                _walk(sqlite_utils.Database(conn), result)
+                stopped = "yet every row read verified up to the damage"
+            except sqlite3.DatabaseError as exc:
+                stopped = f"reading stopped there: {exc}"
+            finally:
+                conn.close()
+        last = (f"validations #{result.last_good_id} (row_hash {result.last_good_hash})"
+                if result.last_good_id is not None else "none")
+        result.problems.insert(0, f"the database file is damaged ({detail}); {stopped}; "
+                                  f"last good row: {last}")
+        result.derived = None  # figures from part of a file are not figures
         return result
 
     # -- retention --------------------------------------------------------------------------
@@ -782,6 +987,9 @@ class AuditLog:
             day = cutoff[:10]
             for table in ("daily", "daily_modules", "daily_gates"):
                 db.execute(f"DELETE FROM {table} WHERE day < ?", [day])
+            # The cutoff day keeps only what is left of it: rollups always match the records
+            # (verify checks that they do).
+            rebuild_rollups(db, day=day)
             prev = db.execute("SELECT row_hash FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
             cp_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[0]
             cp = _typed({"id": cp_id, "time": now_iso(), "chain": "validations", "before": cutoff,
@@ -798,6 +1006,49 @@ class AuditLog:
             "SELECT count(*) FROM validations").fetchone()[0])
 
 
+def _int_or(text: Any, default: int) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def _rulesets_head(conn: sqlite3.Connection) -> tuple[int, str]:
+    last = conn.execute("SELECT id, row_hash FROM rulesets ORDER BY id DESC LIMIT 1").fetchone()
+    return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
+
+def _add_sources(conn: sqlite3.Connection, sources: Iterable[GateSource]) -> str:
+    """Append the gate sources not stored yet to the rulesets chain (inside the write
+    transaction); returns the chain's head, which the validations written with it carry."""
+    head_id, head = _rulesets_head(conn)
+    for g in sources:
+        if conn.execute("SELECT 1 FROM rulesets WHERE gate = ? AND version = ?",
+                        (g.code, g.version)).fetchone():
+            continue  # another process stored it first
+        head_id += 1
+        row = _typed({"id": head_id, "gate": g.code, "version": g.version, "module": g.module,
+                      "source": g.source, "prev_hash": head}, RULESETS)
+        row["row_hash"] = head = row_hash("rulesets", row)
+        conn.execute(_INSERT_SOURCE, [row[c] for c in RULESETS])
+    return head
+
+
+def _chain_legacy_rulesets(db: sqlite_utils.Database) -> None:
+    """Schema 3: give the rows an older log stored their place in the rulesets chain (in the
+    order they were written). Whatever they hold now is what the chain vouches for from here."""
+    for column in ("id INTEGER", "prev_hash TEXT", "row_hash TEXT"):
+        db.execute(f"ALTER TABLE rulesets ADD COLUMN {column}")
+    prev = GENESIS
+    old = db.execute("SELECT rowid, gate, version, module, source FROM rulesets ORDER BY rowid")
+    for n, (rowid, gate, version, module, source) in enumerate(old.fetchall(), start=1):
+        row = {"id": n, "gate": gate, "version": version, "module": module, "source": source,
+               "prev_hash": prev}
+        prev = row_hash("rulesets", row)
+        db.execute("UPDATE rulesets SET id = ?, prev_hash = ?, row_hash = ? WHERE rowid = ?",
+                   [n, row["prev_hash"], prev, rowid])
+
+
 def _check_row(problems: list[str], table: str, row: dict[str, Any], prev: str,
                expected: str) -> None:
     where = f"{table} #{row['id']}"
@@ -806,6 +1057,194 @@ def _check_row(problems: list[str], table: str, row: dict[str, Any], prev: str,
                         "(a row was deleted, inserted or reordered)")
     elif row["row_hash"] != expected:
         problems.append(f"{where}: content does not match its row_hash (edited)")
+
+
+_FIND_GATE, _FIND_MODULE, _FIND_STATUS = (_FINDING_HASHED.index(c)
+                                          for c in ("gate", "module", "status"))
+_RES_GATE, _RES_MODULE, _RES_STATUS = (RESULT_COLUMNS.index(c) for c in ("gate", "module", "status"))
+
+
+def _walk(db: sqlite_utils.Database, result: VerifyResult) -> None:
+    """Check everything the log reports from into ``result``: checkpoints, the rulesets chain,
+    validations (with findings, results and the rulesets head they name), waivers, and the
+    rollups against figures recomputed from the validations read."""
+    problems = result.problems
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"validations", "findings", "waivers", "checkpoints"} <= tables:
+        problems.append("the file holds no audit log (its tables are missing): it is empty, "
+                        "was truncated to nothing, or is another database")
+        return
+    schema = 0
+    if "meta" in tables:
+        got = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        schema = _int_or(got[0], 0) if got else 0
+
+    # Checkpoints chain, then rulesets, then validations from the last checkpoint, then waivers.
+    last_cp: dict[str, Any] | None = None
+    prev = GENESIS
+    for cp in db.query("SELECT * FROM checkpoints ORDER BY id"):
+        result.checkpoints += 1
+        # Rows are hashed as read, not coerced: a value whose type was changed is an edit.
+        _check_row(problems, "checkpoints", cp, prev, row_hash("checkpoints", cp))
+        prev = cp["row_hash"]
+        if cp["chain"] == "validations":
+            last_cp = cp
+
+    heads: set[str] | None = None  # every hash in the rulesets chain (schema 3)
+    if "rulesets" in tables and "row_hash" in _columns(db, "rulesets"):
+        heads = {GENESIS}
+        prev = GENESIS
+        for r in db.query("SELECT * FROM rulesets ORDER BY id"):
+            result.rulesets += 1
+            _check_row(problems, "rulesets", r, prev, row_hash("rulesets", r))
+            prev = r["row_hash"]
+            heads.add(r["row_hash"])
+
+    prev = last_cp["last_hash"] if last_cp else GENESIS
+    prev_id = last_cp["last_id"] if last_cp else 0
+    if last_cp:  # everything pruned so far: the checkpoint is the head
+        result.head_id, result.head_hash = prev_id, prev
+    derived = Rollups()
+    intact = True  # no validation problem yet: the row read is the last good one
+    finds = _FindingStream(db)
+    cur = db.execute("SELECT * FROM validations ORDER BY id")
+    cols = [d[0] for d in cur.description]
+    for values in cur:
+        row = dict(zip(cols, values, strict=True))
+        before = len(problems)
+        result.validations += 1
+        findings = finds.take(row["id"])
+        expected = row_hash("validations", row, findings)
+        if row["id"] > prev_id + 1 and row["prev_hash"] != prev:
+            gap = f"#{prev_id + 1}" + (f"..#{row['id'] - 1}" if row["id"] - prev_id > 2 else "")
+            problems.append(f"validations #{row['id']}: row(s) {gap} before it are missing "
+                            "(deleted)")
+            if row["row_hash"] != expected:
+                problems.append(f"validations #{row['id']}: content does not match its "
+                                "row_hash (edited)")
+        else:
+            _check_row(problems, "validations", row, prev, expected)
+        head = row.get("ruleset_head")
+        if heads is not None and head is not None and head not in heads:
+            problems.append(f"validations #{row['id']}: the gate sources it was judged by are "
+                            "not in the rulesets chain (rulesets rows edited or deleted)")
+        derived.add(row, findings)
+        prev, prev_id = row["row_hash"], row["id"]
+        result.head_id, result.head_hash = row["id"], row["row_hash"]
+        intact = intact and len(problems) == before
+        if intact:
+            result.last_good_id, result.last_good_hash = row["id"], row["row_hash"]
+    if intact and result.last_good_id is None and last_cp:
+        result.last_good_id, result.last_good_hash = prev_id, prev
+    for orphan in finds.orphans():
+        problems.append(f"findings #{orphan}: belongs to no validation (inserted, or its "
+                        "validation was deleted)")
+
+    prev = GENESIS
+    for w in db.query("SELECT * FROM waivers ORDER BY id"):
+        result.waivers += 1
+        _check_row(problems, "waivers", w, prev, row_hash("waivers", w))
+        prev = w["row_hash"]
+
+    result.derived = derived.finish()
+    # Logs from before schema 3 are checked once a writer has upgraded them (and rebuilt
+    # their rollups): until then a mid-day prune could leave a day out of step.
+    if schema >= 3 and {"daily", "daily_modules", "daily_gates"} <= tables:
+        _compare_rollups(db, derived, problems)
+
+
+def _columns(db: sqlite_utils.Database, table: str) -> set[str]:
+    return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _same(stored: Any, derived: Any) -> bool:
+    if isinstance(derived, float):  # a sum of durations, added up in another order
+        return isinstance(stored, int | float) and math.isclose(stored, derived, rel_tol=1e-9,
+                                                                abs_tol=1e-6)
+    return type(stored) is type(derived) and stored == derived
+
+
+def _compare_rollups(db: sqlite_utils.Database, derived: Rollups, problems: list[str]) -> None:
+    """One problem per rollup row that differs from the figures recomputed from the records:
+    ``audit stats`` and the report read the rollups, so a forged rollup is a forged report."""
+
+    def compare(what: str, cols: tuple[str, ...], stored: dict[Any, list[Any]],
+                recomputed: dict[Any, list[Any]]) -> None:
+        for key in sorted(set(stored) | set(recomputed), key=str):
+            name = " ".join(map(str, key)) if isinstance(key, tuple) else str(key)
+            s, d = stored.get(key), recomputed.get(key)
+            if s is None:
+                problems.append(f"{what} {name}: no rollup row, yet {d[0]} recorded "
+                                f"(rollup row deleted)")
+            elif d is None:
+                problems.append(f"{what} {name}: a rollup row with {cols[0]}={s[0]}, yet "
+                                "nothing recorded (rollup row inserted, or its records deleted)")
+            elif diff := [f"{c}={sv} (records: {dv})"
+                          for c, sv, dv in zip(cols, s, d, strict=True) if not _same(sv, dv)]:
+                problems.append(f"{what} {name}: the rollup says {', '.join(diff)} (the "
+                                "rollup was edited, or records were deleted)")
+
+    q = db.execute
+    compare("daily", _DAILY_COLS,
+            {r[0]: list(r[1:]) for r in q(f"SELECT day, {', '.join(_DAILY_COLS)} FROM daily")},
+            {k: [*v[:5], float(v[5]), *v[6:]] for k, v in derived.daily.items()})
+    compare("daily_modules", _MODULE_COLS,
+            {(r[0], r[1]): list(r[2:]) for r in
+             q(f"SELECT day, module, {', '.join(_MODULE_COLS)} FROM daily_modules")},
+            derived.modules)
+    stored_gates: dict[Any, list[Any]] = {}
+    for r in q(f"SELECT day, gate, module, {', '.join(_GATE_COLS)} FROM daily_gates"):
+        stored_gates[r[0], r[1]] = list(r[3:])
+        modules = derived.gate_modules.get((r[0], r[1]))
+        if modules is not None and r[2] not in modules:
+            problems.append(f"daily_gates {r[0]} {r[1]}: the rollup says module={r[2]} "
+                            f"(records: {', '.join(sorted(modules))}) (the rollup was edited)")
+    compare("daily_gates", _GATE_COLS, stored_gates, derived.gates)
+
+
+_DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ")
+
+
+def _is_damage(exc: BaseException | None) -> bool:
+    """Whether SQLite failed because the file's bytes are wrong (not busy, not permissions)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(_DAMAGE) or "malformed" in str(exc) or "not a database" in str(exc)
+
+
+_MAGIC = b"SQLite format 3\x00"
+
+
+def _header(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(100)
+
+
+def _damage_detail(path: Path, cause: BaseException) -> str:
+    size = path.stat().st_size
+    head = _header(path)
+    if len(head) < 100 or not head.startswith(_MAGIC):
+        return f"{cause}; the file is {size:,} bytes and has no SQLite header"
+    page = struct.unpack(">H", head[16:18])[0]
+    page = 65536 if page == 1 else page
+    pages = struct.unpack(">I", head[28:32])[0]
+    if head[24:28] == head[92:96] and pages * page > size:
+        return (f"{cause}; the file is {size:,} bytes, its header says {pages * page:,}: "
+                "truncated")
+    return str(cause)
+
+
+def _forget_header_size(path: Path) -> None:
+    """Make SQLite take a copy's size from the file, not from its header: the header's page
+    count only counts while bytes 92-95 equal the change counter at 24-27."""
+    head = _header(path)
+    if len(head) < 100 or not head.startswith(_MAGIC):
+        return
+    counter = struct.unpack(">I", head[24:28])[0]
+    with path.open("r+b") as fh:
+        fh.seek(92)
+        fh.write(struct.pack(">I", (counter + 1) & 0xFFFFFFFF))
 
 
 class _FindingStream:
@@ -867,7 +1306,7 @@ def _add_rollups(conn: sqlite3.Connection, written: list[_Prepared]) -> None:
         row = p.stamped
         assert row is not None
         day, verdict = row["time"][:10], row["verdict"]
-        outcome = (int(verdict == "pass"), int(verdict == "fail"), int(verdict == "indeterminate"))
+        outcome = (int(verdict == "pass"), int(verdict == "fail"), int(verdict in _UNDECIDED))
         d = daily.setdefault(day, [0, 0, 0, 0, 0, 0.0, 0, 0])
         for k, v in enumerate((1, *outcome, row["cache_hit"], row["duration_ms"] or 0.0,
                                row["llm_calls"] or 0, (row["llm_input_tokens"] or 0)
@@ -888,28 +1327,37 @@ def _add_rollups(conn: sqlite3.Connection, written: list[_Prepared]) -> None:
     conn.executemany(_UPSERT_GATES, [(day, gate, *v) for (day, gate), v in gates.items()])
 
 
-def rebuild_rollups(db: sqlite_utils.Database) -> None:
-    """Recompute the per-day rollups from the records (after a bulk load)."""
-    db.executescript("""
-    DELETE FROM daily; DELETE FROM daily_modules; DELETE FROM daily_gates;
-    INSERT INTO daily SELECT substr(time, 1, 10), count(*), sum(verdict = 'pass'),
-      sum(verdict = 'fail'), sum(verdict = 'indeterminate'), sum(cache_hit),
-      total(duration_ms), total(llm_calls), total(llm_input_tokens) + total(llm_output_tokens)
-      FROM validations GROUP BY 1;
-    INSERT INTO daily_modules SELECT substr(v.time, 1, 10), substr(m.value, 1, instr(m.value, '@') - 1),
-      count(*), sum(v.verdict = 'pass'), sum(v.verdict = 'fail'), sum(v.verdict = 'indeterminate')
-      FROM validations v, json_each(v.modules) m GROUP BY 1, 2;
+def rebuild_rollups(db: sqlite_utils.Database, day: str | None = None) -> None:
+    """Recompute the per-day rollups from the records (after a bulk load, an upgrade), or
+    only one day's (after a prune cut into it). Runs inside the caller's transaction."""
+    only = "WHERE substr(v.time, 1, 10) = :day" if day else ""
+    for table in ("daily", "daily_modules", "daily_gates"):
+        db.execute(f"DELETE FROM {table}" + (" WHERE day = :day" if day else ""), {"day": day})
+    db.execute(f"""
+    INSERT INTO daily SELECT substr(v.time, 1, 10), count(*), sum(v.verdict = 'pass'),
+      sum(v.verdict = 'fail'), sum(v.verdict IN ('indeterminate', 'review')), sum(v.cache_hit),
+      total(v.duration_ms), total(v.llm_calls),
+      total(v.llm_input_tokens) + total(v.llm_output_tokens)
+      FROM validations v {only} GROUP BY 1""", {"day": day})
+    # Each module once per validation, as record() counts them.
+    db.execute(f"""
+    INSERT INTO daily_modules SELECT day, module, count(*), sum(verdict = 'pass'),
+      sum(verdict = 'fail'), sum(verdict IN ('indeterminate', 'review'))
+      FROM (SELECT DISTINCT v.id, substr(v.time, 1, 10) AS day, v.verdict,
+              substr(m.value, 1, instr(m.value || '@', '@') - 1) AS module
+            FROM validations v, json_each(v.modules) m {only})
+      GROUP BY day, module""", {"day": day})
+    db.execute(f"""
     INSERT INTO daily_gates SELECT day, gate, max(module), count(*),
       sum(status = 'pass'), sum(status = 'fail'), sum(status = 'indeterminate'),
       sum(status = 'waived'), sum(status = 'not_applicable')
       FROM (SELECT substr(v.time, 1, 10) AS day, f.gate, f.module, f.status
-              FROM findings f JOIN validations v ON v.id = f.validation_id
+              FROM findings f JOIN validations v ON v.id = f.validation_id {only}
             UNION ALL
             SELECT substr(v.time, 1, 10), json_extract(r.value, '$[1]'),
               json_extract(r.value, '$[3]'), json_extract(r.value, '$[4]')
-              FROM validations v, json_each(v.results) r)
-      GROUP BY day, gate;
-    """)
+              FROM validations v, json_each(v.results) r {only})
+      GROUP BY day, gate""", {"day": day})
 
 
 def _explain(exc: BaseException) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from engine.audit import AuditLog, now_iso
+from engine.audit import AuditLog, VerifyResult, now_iso
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1f2933;
@@ -27,6 +27,12 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px}
 .ok{color:#18794e;font-weight:600}.bad{color:#c62828;font-weight:600}
+.alarm{background:#c62828;color:#fff;border-radius:8px;padding:16px 20px;margin:0 0 20px}
+.alarm h2{margin:0 0 6px;font-size:19px;color:#fff}.alarm p{margin:4px 0}
+.alarm ol{margin:8px 0 0;padding-left:22px;font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace;
+max-height:420px;overflow:auto}
+.card.unverified{outline:2px dashed #c62828}.card .u{color:#c62828;font-size:11px;font-weight:600;
+text-transform:uppercase}
 """
 
 _COLORS = {"passed": "#2f9e69", "failed": "#d64545", "indeterminate": "#e8a33d"}
@@ -81,13 +87,42 @@ def trend_svg(days: list[dict[str, Any]], width: int = 1040, height: int = 240) 
     return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
+def _banner(check: VerifyResult) -> str:
+    """The page's first element when the log does not verify: every problem, in full."""
+    items = "".join(f"<li>{escape(p)}</li>" for p in check.problems)
+    last = (f"validations #{check.last_good_id} (row_hash <code>{escape(check.last_good_hash or '')}"
+            "</code>)" if check.last_good_id is not None else "none")
+    figures = ("The figures below are recomputed from the rows that are present, not read from "
+               "the rollup tables, and are marked unverified: rows were deleted, edited or "
+               "inserted, so they are not a record." if check.derived is not None else
+               "The file is damaged: no figures are shown.")
+    return (f'<section class="alarm" role="alert"><h2>The audit log does NOT verify: '
+            f"{len(check.problems):,} problem{'s' if len(check.problems) != 1 else ''}</h2>"
+            f"<p>Last good row: {last}. {figures}</p><ol>{items}</ol></section>")
+
+
 def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: int = 10,
-           verify: bool = True) -> str:
-    stats = log.stats(since=since)
-    days = log.trends(since=since)
-    failing = log.top_failing(limit=top, since=since)
-    rows = log.recent(recent)
-    check = log.verify() if verify else None
+           verify: bool = True, check: VerifyResult | None = None) -> str:
+    """The page. ``check`` is a verification already run (else one is run when ``verify``).
+    When the log does not verify, the page opens with a red banner listing every problem and
+    every figure comes from the rows read during verification, marked unverified."""
+    if check is None and verify:
+        check = log.verify()
+    trusted = check is None or check.ok
+    if trusted:
+        stats = log.stats(since=since)
+        days = log.trends(since=since)
+        failing = log.top_failing(limit=top, since=since)
+        rows = log.recent(recent)
+    elif check is not None and check.derived is not None:
+        stats = check.derived.stats(since)
+        days = check.derived.trends(since)
+        failing = check.derived.top_failing(top, since)
+        rows = log.recent(recent)
+    else:  # a damaged file: nothing in it can be read as figures
+        stats = {"validations": None, "pass_rate": None, "failed": None, "indeterminate": None,
+                 "duration_ms": None, "cache_hits": None, "llm_calls": None}
+        days, failing, rows = [], [], []
     n = stats["validations"]
     avg_ms = stats["duration_ms"] / n if n else None
     hit_rate = stats["cache_hits"] / n if n else None
@@ -97,7 +132,8 @@ def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: in
         integrity = (f'<span class="ok">chain verified</span> ({check.validations:,} validations,'
                      f' head <code>{escape((check.head_hash or "")[:16])}</code>)')
     else:
-        integrity = f'<span class="bad">chain does NOT verify</span>: {escape(check.problems[0])}'
+        integrity = (f'<span class="bad">chain does NOT verify</span>: '
+                     f"{len(check.problems):,} problem(s), listed above")
 
     cards = [
         ("Validations", _num(n), ""), ("Pass rate", _pct(stats["pass_rate"]), "pass"),
@@ -106,8 +142,10 @@ def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: in
         ("Avg duration", f"{_num(avg_ms, 1)} <small>ms</small>", ""), ("Cache hits", _pct(hit_rate), ""),
         ("LLM calls", _num(stats["llm_calls"]), ""),
     ]
-    card_html = "".join(f'<div class="card"><div class="k">{k}</div><div class="v {c}">{v}</div>'
-                        "</div>" for k, v, c in cards)
+    mark = "" if trusted else '<div class="u">unverified</div>'
+    card_html = "".join(f'<div class="card{"" if trusted else " unverified"}"><div class="k">{k}'
+                        f'</div><div class="v {c}">{v}</div>{mark}</div>' for k, v, c in cards)
+    banner = "" if trusted or check is None else _banner(check)
     worst = max((g["failed"] for g in failing), default=1) or 1
     gate_rows = "".join(
         f'<tr><td><code>{escape(g["gate"])}</code></td><td>{escape(g["module"])}</td>'
@@ -127,7 +165,7 @@ def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: in
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>Clearance audit report</title><style>{_CSS}</style></head>
 <body><main>
-<h1>Clearance audit report</h1>
+{banner}<h1>Clearance audit report</h1>
 <div class="sub">{escape(str(log.path))} · {scope} · generated {escape(now_iso()[:19])} UTC ·
 {integrity}</div>
 <div class="cards">{card_html}</div>

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -130,10 +132,37 @@ def validate_one(engine: Any, path: Path, job: Job) -> Outcome:
 # Worker state: one engine per process, built once by the pool's initializer.
 _worker_engine: Any = None
 _worker_error: str | None = None
+_worker_parent: int | None = None
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _init_worker(job: Job) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Make this worker die with the process that started it. A pool's workers outlive a
+    parent killed with SIGKILL (nothing runs to stop them) and would go on validating, and
+    writing audit rows for verdicts nobody receives. On Linux the kernel sends SIGKILL when
+    the parent goes (PR_SET_PDEATHSIG); elsewhere, and for a parent that died before the
+    request took effect, ``_work`` checks the parent before each document."""
+    global _worker_parent
+    _worker_parent = parent
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the check in _work still holds
+            pass
+    _exit_if_orphaned()
+
+
+def _exit_if_orphaned() -> None:
+    if _worker_parent is not None and os.getppid() != _worker_parent:
+        os._exit(1)  # the parent is gone: nobody will read this worker's results
+
+
+def _init_worker(job: Job, parent: int | None = None) -> None:
     global _worker_engine, _worker_error
+    if parent is not None:
+        _die_with_parent(parent)
     try:
         _worker_engine = job.engine()
         # Compile the gates now: every worker would otherwise pay for it in its first document.
@@ -144,6 +173,7 @@ def _init_worker(job: Job) -> None:
 
 def _work(path: str, job: Job) -> tuple[str, str | None, str | None, int]:
     """Runs in a worker. The report travels back as JSON (the contract), not as a pickle."""
+    _exit_if_orphaned()
     if _worker_error is not None:
         return path, None, _worker_error, 4
     try:
@@ -189,8 +219,10 @@ def run(files: list[Path], job: Job, *, jobs: int | None = None, engine: Any = N
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     ctx = multiprocessing.get_context(method)
     results: dict[int, Outcome] = {}
+    # The workers are forked by this thread, which waits for them below: PR_SET_PDEATHSIG
+    # (which follows the forking thread, not the process) fires only when this process dies.
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(job,)) as pool:
+                             initargs=(job, os.getpid())) as pool:
         futures: dict[Future, int] = {pool.submit(_work, str(f), job): i
                                       for i, f in enumerate(files)}
         from concurrent.futures import as_completed

@@ -54,6 +54,9 @@ def decide(question: str, document: str) -> dict[str, Any]:
     }
 
 
+MISSING = object()  # Fault(kind="bad_usage", usage=MISSING): a reply without a usage key
+
+
 @dataclass
 class Fault:
     """What the server does to one request instead of (or before) answering it properly.
@@ -61,12 +64,14 @@ class Fault:
     kinds: ``rate_limit`` (429 with Retry-After ``retry_after``), ``error`` (HTTP ``status``),
     ``slow`` (wait ``delay`` seconds, then answer), ``truncated`` (cut the JSON body in half),
     ``invalid_json`` (a body that is not JSON), ``wrong_schema`` (a tool call whose input lacks
-    the required fields), ``no_tool`` (a plain text reply)."""
+    the required fields), ``no_tool`` (a plain text reply), ``bad_usage`` (a proper answer
+    whose ``usage`` block is replaced by ``usage``; ``MISSING`` leaves the key out)."""
 
     kind: str
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
+    usage: Any = None
 
 
 @dataclass
@@ -218,6 +223,11 @@ def _handler(state: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             reply = state.answer(body)
             if fault is not None and fault.kind == "wrong_schema":
                 reply["content"][0]["input"] = {"results": [{"question": "Q1", "ok": True}]}
+            if fault is not None and fault.kind == "bad_usage":
+                if fault.usage is MISSING:
+                    del reply["usage"]
+                else:
+                    reply["usage"] = fault.usage
             if fault is not None and fault.kind == "no_tool":
                 reply["content"] = [{"type": "text", "text": "Yes, it does."}]
                 reply["stop_reason"] = "end_turn"

@@ -97,7 +97,7 @@ def test_record_round_trip(log: AuditLog) -> None:
     assert (first["status"], first["span_start"], first["line"], first["check_kind"]) == (
         "fail", 10, 2, "regex")
     assert (first["provider"], first["model"], first["confidence"]) == ("scripted", "m1", 0.82)
-    rules = list(log.db().query("SELECT * FROM rulesets"))
+    rules = list(log.db().query("SELECT gate, version, module, source FROM rulesets"))
     assert rules == [{"gate": "GDPR-0", "version": "v0", "module": "gdpr",
                       "source": "gate GDPR-0 x { ... }"}]
     assert log.db().journal_mode == "wal"
@@ -190,7 +190,10 @@ def test_plain_results_are_compact_and_complete(log: AuditLog) -> None:
         conn.execute("UPDATE validations SET results = '[[0, \"G\"]' WHERE id = 2")
     with pytest.raises(ClearanceError, match="validation #2: its results column"):
         log.findings(2)
-    assert log.verify().problems == ["validations #2: content does not match its row_hash (edited)"]
+    problems = log.verify().problems
+    assert problems[0] == "validations #2: content does not match its row_hash (edited)"
+    # the figures the rollups hold no longer follow from the (edited) records either
+    assert all(p.startswith("daily_gates ") for p in problems[1:]) and problems[1:]
 
 
 def _rollups(db: object) -> dict[str, list[tuple]]:
@@ -224,6 +227,8 @@ def test_schema_1_log_is_upgraded_and_its_rows_still_verify(tmp_path: Path) -> N
     with AuditLog(path) as log:
         db = log.db()
         db.execute("ALTER TABLE validations DROP COLUMN results")
+        db.execute("ALTER TABLE validations DROP COLUMN ruleset_head")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         prev = audit_mod.GENESIS
         for i in (1, 2):  # rows as schema 1 wrote them: every result a findings row
             report = make_report(fail=i == 1)
@@ -282,7 +287,7 @@ def test_bad_synchronous_setting_is_a_clear_error(tmp_path: Path,
 ])
 def test_verify_names_the_tampered_row(log: AuditLog, sql: str, expected: str) -> None:
     fill(log, 5)
-    log.waive("GDPR-0", DOC, reason="legal said so", approver="ann")
+    log.waive("GDPR-0", DOC, reason="legal said so", approver="ann", expires="2099-12-31")
     assert log.verify().ok
     with raw(log) as conn:
         conn.execute("PRAGMA foreign_keys = OFF")
@@ -300,8 +305,10 @@ def test_deleting_rows_is_one_problem_naming_the_gap(log: AuditLog) -> None:
     problems = log.verify().problems
     assert problems[0] == "validations #5: row(s) #2..#4 before it are missing (deleted)"
     # #3's findings row (its failed gate; #2 and #4 passed: no rows) is left behind, and named.
-    assert problems[1:] == ["findings #2: belongs to no validation (inserted, or its "
-                            "validation was deleted)"]
+    assert problems[1] == ("findings #2: belongs to no validation (inserted, or its "
+                           "validation was deleted)")
+    # and the rollups still count the deleted rows: named too
+    assert problems[2].startswith("daily 20") and "validations=6 (records: 3)" in problems[2]
 
 
 def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: AuditLog) -> None:
@@ -316,9 +323,11 @@ def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: Aud
         forged = row_hash("validations", row, findings)
         conn.execute("UPDATE validations SET verdict = 'pass', row_hash = ? WHERE id = 1",
                      [forged])
-    assert log.verify().problems == [
-        "validations #2: prev_hash does not match the row before it "
-        "(a row was deleted, inserted or reordered)"]
+    problems = log.verify().problems
+    assert problems[0] == ("validations #2: prev_hash does not match the row before it "
+                           "(a row was deleted, inserted or reordered)")
+    day = log.trends()[0]["day"]  # the forged verdict no longer adds up in the rollups
+    assert [p.split(":")[0] for p in problems[1:]] == [f"daily {day}", f"daily_modules {day} gdpr"]
 
 
 def test_prune_writes_checkpoint_and_chain_still_verifies(
@@ -362,9 +371,9 @@ def test_tampered_checkpoint_is_named(log: AuditLog) -> None:
 def test_waivers(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
     assert log.waivers_for(DOC) == {}
     log.waive("GDPR-0", DOC, reason="first", approver="ann", expires="2099-12-31")
-    log.waive("GDPR-0", DOC.upper(), reason="second", approver="bob")
+    log.waive("GDPR-0", DOC.upper(), reason="second", approver="bob", no_expiry=True)
     log.waive("GDPR-1", DOC, reason="short", approver="cy", expires="2099-01-01")
-    log.waive("GDPR-2", "cd" * 32, reason="other doc", approver="dee")
+    log.waive("GDPR-2", "cd" * 32, reason="other doc", approver="dee", no_expiry=True)
     active = log.waivers_for(DOC)
     assert sorted(active) == ["GDPR-0", "GDPR-1"]
     assert (active["GDPR-0"].reason, active["GDPR-0"].approver) == ("second", "bob")
@@ -374,16 +383,40 @@ def test_waivers(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
     assert log.verify().waivers == 4
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"reason": " ", "approver": "ann"}, "reason and an approver"),
-    ({"reason": "r", "approver": "ann", "expires": "2001-01-01"}, "in the past"),
-    ({"reason": "r", "approver": "ann", "expires": "soon"}, "not a date"),
+KNOWN = {"GDPR-0", "GDPR-1", "GDPR-2"}
+
+
+@pytest.mark.parametrize(("gate", "kwargs", "message"), [
+    ("GDPR-0", {"reason": " ", "approver": "ann"}, "reason and an approver"),
+    ("GDPR-0", {"reason": "r", "approver": "ann", "expires": "2001-01-01"}, "in the past"),
+    ("GDPR-0", {"reason": "r", "approver": "ann", "expires": "soon"}, "not a date"),
+    # issue 16: a waiver needed no expiry, took a 1 MB reason and any gate code at all
+    ("GDPR-0", {"reason": "r", "approver": "ann"}, "needs an expiry"),
+    ("GDPR-0", {"reason": "r", "approver": "ann", "expires": "2099-01-01", "no_expiry": True},
+     "not both"),
+    ("GDPR-0", {"reason": "x" * 1_000_000, "approver": "ann", "expires": "2099-01-01"},
+     "1,000,000 characters; at most 2,000"),
+    ("GDPR-0", {"reason": "r", "approver": "a" * 201, "no_expiry": True}, "at most 200"),
+    ("GDPR-0", {"reason": "ok\x1b[31m", "approver": "ann", "no_expiry": True},
+     "control characters"),
+    ("GDPR-9", {"reason": "r", "approver": "ann", "no_expiry": True, "known_gates": KNOWN},
+     "unknown gate 'GDPR-9'.*Did you mean"),
+    ("NOPE", {"reason": "r", "approver": "ann", "no_expiry": True, "known_gates": set()},
+     "unknown gate 'NOPE'"),
 ])
-def test_waiver_input_errors(log: AuditLog, kwargs: dict, message: str) -> None:
+def test_waiver_input_errors(log: AuditLog, gate: str, kwargs: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        log.waive("GDPR-0", DOC, **kwargs)
+        log.waive(gate, DOC, **kwargs)
+    assert log.verify().waivers == 0  # nothing was recorded
     with pytest.raises(UserError, match="not a document sha256"):
-        log.waive("GDPR-0", "abc", reason="r", approver="a")
+        log.waive("GDPR-0", "abc", reason="r", approver="a", no_expiry=True)
+
+
+def test_waiver_at_the_bounds_is_recorded(log: AuditLog) -> None:
+    wid = log.waive("GDPR-1", DOC, reason="x" * 2000, approver="a" * 200,
+                    known_gates=KNOWN, no_expiry=True)
+    waiver = log.waivers_for(DOC)["GDPR-1"]
+    assert wid == 1 and len(waiver.reason) == 2000 and waiver.expires is None
 
 
 def test_queries(log: AuditLog) -> None:
@@ -469,3 +502,15 @@ def test_settings_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     opened.close()
     monkeypatch.setenv("CLEARANCE_NO_AUDIT", "1")
     assert audit_mod.open_audit() is None
+
+
+def test_prune_in_the_middle_of_a_day_keeps_rollups_equal_to_the_records(
+        log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(f"2026-01-01T{h:02d}:00:00.000000Z" for h in range(0, 24, 2))
+    monkeypatch.setattr(audit_mod, "now_iso", lambda: next(clock))
+    fill(log, 6)  # 00:00 .. 10:00 on one day
+    assert log.prune("2026-01-01T05:00:00Z") == 3
+    result = log.verify()
+    assert result.ok, result.problems  # the day's rollup rows now count only what is left
+    assert (log.stats()["validations"], log.trends()[0]["validations"]) == (3, 3)
+    assert sum(g["evaluated"] for g in log.stats()["by_gate"]) == 3 * 3

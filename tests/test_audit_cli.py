@@ -146,22 +146,55 @@ def test_html_report_is_self_contained(db: Path, tmp_path: Path,
 
 def test_waive_then_waivers_for(db: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "waive", "GDPR-0", "--doc", DOC, "--reason", "counsel approved",
+    code, out, _ = run(capsys, "waive", "SEC-001", "--doc", DOC, "--reason", "counsel approved",
                        "--approver", "ann", "--expires", "2099-06-30", "--db", str(db))
-    assert code == 0 and "waiver #1: GDPR-0 waived for abababababab until 2099-06-30" in out
+    assert code == 0 and "waiver #1: SEC-001 waived for abababababab until 2099-06-30" in out
     doc = tmp_path / "d.txt"
     doc.write_text("hello")
-    code, _, _ = run(capsys, "waive", "GDPR-1", "--doc", str(doc), "--reason", "n/a",
-                     "--approver", "bob", "--db", str(db))
-    assert code == 0
+    code, out, _ = run(capsys, "waive", "SEC-002", "--doc", str(doc), "--reason", "n/a",
+                       "--approver", "bob", "--no-expiry", "--db", str(db))
+    assert code == 0 and "with no expiry (approved by bob)" in out
     with AuditLog(db) as log:
-        waiver = log.waivers_for(DOC)["GDPR-0"]
+        waiver = log.waivers_for(DOC)["SEC-001"]
         assert (waiver.reason, waiver.approver) == ("counsel approved", "ann")
-        assert list(log.waivers_for(hashlib.sha256(b"hello").hexdigest())) == ["GDPR-1"]
+        assert list(log.waivers_for(hashlib.sha256(b"hello").hexdigest())) == ["SEC-002"]
         assert log.verify().waivers == 2
-    code, _, err = run(capsys, "waive", "GDPR-0", "--doc", "abc", "--reason", "r",
-                       "--approver", "a", "--db", str(db))
+    code, _, err = run(capsys, "waive", "SEC-001", "--doc", "abc", "--reason", "r",
+                       "--approver", "a", "--no-expiry", "--db", str(db))
     assert code == 2 and "not a document sha256" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    # issue 16: each of these was recorded
+    (["GDPR-0", "--reason", "r", "--no-expiry"], "unknown gate 'GDPR-0'"),
+    (["SEC-01", "--reason", "r", "--no-expiry"], "Did you mean 'SEC-001'?"),
+    (["SEC-001", "--reason", "x" * 1_000_000, "--expires", "2099-01-01"], "at most 2,000"),
+    (["SEC-001", "--reason", "r"], "needs an expiry"),
+])
+def test_waive_refuses_bad_waivers(db: Path, args: list[str], message: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "waive", *args, "--doc", DOC, "--approver", "ann",
+                         "--db", str(db))
+    assert code == 2 and message in err and "Traceback" not in err + out
+    with AuditLog(db) as log:
+        assert log.verify().waivers == 0
+
+
+def test_waive_a_gate_from_an_extra_gate_file(db: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    module = tmp_path / "house"
+    module.mkdir()
+    (module / "house.gates").write_text(
+        'module house { title "House rules" version "1" }\n'
+        'gate HOUSE-1 no_secrets {\n  title "No word secret"\n  cite "House rule 1"\n'
+        '  severity low\n  forbid regex /secret/\n  fix "Remove it."\n'
+        '  example fail "a secret"\n  example pass "nothing"\n}\n')
+    args = ["waive", "HOUSE-1", "--doc", DOC, "--reason", "r", "--approver", "ann",
+            "--no-expiry", "--db", str(db)]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "unknown gate 'HOUSE-1'" in err
+    code, out, err = run(capsys, *args, "--gates", str(module))
+    assert code == 0, err
 
 
 def test_environment_default_and_errors(db: Path, tmp_path: Path,
@@ -174,7 +207,7 @@ def test_environment_default_and_errors(db: Path, tmp_path: Path,
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code, _, err = run(capsys, "waive", "G", "--doc", DOC, "--reason", "r", "--approver", "a",
-                       "--db", str(blocker / "audit.db"))
+                       "--no-expiry", "--db", str(blocker / "audit.db"))
     assert code == 4 and "cannot open" in err
 
 

@@ -99,3 +99,39 @@ def test_parallel_exit_codes_and_summary_table(tree, run_cli, monkeypatch):
     assert code == 0 and "2 pass" in out
     code, _, err = run_cli("validate", tree, "-i", "*.docx")
     assert code == 2 and "no documents found" in err
+
+
+def _probe_worker(parent: int, report) -> None:  # type: ignore[no-untyped-def]
+    """Runs in a forked child: the pool initializer's parent handling, then what it set."""
+    import ctypes
+    import os
+
+    from engine import batch
+
+    batch._die_with_parent(parent)  # exits here when ``parent`` is not this process's parent
+    libc = ctypes.CDLL(None, use_errno=True)
+    sig = ctypes.c_int(0)
+    libc.prctl(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
+    report.send((os.getppid(), sig.value))
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="prctl is Linux only")
+def test_pool_workers_are_tied_to_their_parent():
+    """Workers ask to be SIGKILLed with their parent, and one whose parent is already gone
+    exits at once (tests/reliability/test_kill9.py kills a real run)."""
+    import multiprocessing
+    import os
+    import signal
+
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_probe_worker, args=(os.getpid(), send))
+    child.start()
+    assert receive.poll(20)
+    assert receive.recv() == (os.getpid(), int(signal.SIGKILL))
+    child.join(10)
+    assert child.exitcode == 0
+    orphan = ctx.Process(target=_probe_worker, args=(1, send))  # "my parent was pid 1": gone
+    orphan.start()
+    orphan.join(10)
+    assert orphan.exitcode == 1 and not receive.poll(0.1)

@@ -14,9 +14,21 @@ from engine.providers.base import ProviderResult
 from gates.base import Question
 
 try:  # tests/ may or may not be a package, depending on who adds an __init__.py
-    from tests.fake_anthropic import FakeAnthropic, Fault, fake_anthropic, fake_anthropic_server  # noqa: F401
+    from tests.fake_anthropic import (  # noqa: F401
+        MISSING,
+        FakeAnthropic,
+        Fault,
+        fake_anthropic,
+        fake_anthropic_server,
+    )
 except ImportError:
-    from fake_anthropic import FakeAnthropic, Fault, fake_anthropic, fake_anthropic_server  # noqa: F401
+    from fake_anthropic import (  # noqa: F401
+        MISSING,
+        FakeAnthropic,
+        Fault,
+        fake_anthropic,
+        fake_anthropic_server,
+    )
 
 SSN = "536-22-8471"
 EMAIL = "jane.doe@mail.example"
@@ -346,3 +358,73 @@ def test_parse_retry_after_forms():
     assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
     assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert parse_retry_after({}) is None
+
+
+@pytest.mark.parametrize(
+    ("usage", "tokens", "bad"),
+    [
+        # issue 16: a TypeError, not retried, every answer unclear and 0 LLM calls reported
+        ({"input_tokens": "lots", "output_tokens": 7}, (0, 7), "input_tokens"),
+        ({"input_tokens": 12, "output_tokens": [1]}, (12, 0), "output_tokens"),
+        ({"input_tokens": -5, "output_tokens": 1e300}, (0, 0), "input_tokens, output_tokens"),
+        ({"input_tokens": True, "output_tokens": 3.0}, (0, 3), "input_tokens"),
+        ({"input_tokens": 10, "output_tokens": 2, "cache_read_input_tokens": {"n": 1}},
+         (10, 2), "cache_read_input_tokens"),
+        ("garbage", (0, 0), "input_tokens, output_tokens"),
+        (None, (0, 0), "input_tokens, output_tokens"),
+        (MISSING, (0, 0), "input_tokens, output_tokens"),
+    ],
+    ids=["string", "list", "negative-and-huge", "bool-and-float", "cache-field", "not-an-object",
+         "null", "missing"],
+)
+def test_malformed_usage_is_a_counted_call_with_unknown_tokens(fake_anthropic, caplog, usage,
+                                                               tokens, bad):
+    fake_anthropic.faults.append(Fault("bad_usage", usage=usage))
+    provider = make(fake_anthropic)
+    with caplog.at_level("WARNING", logger="clearance.providers.anthropic"):
+        result = ask(provider, NOTICE, [Q_CONTROLLER, Q_COOKIES])
+    assert [a.verdict for a in result.answers.values()] == ["yes", "no"]  # answered, once
+    assert len(fake_anthropic.requests) == 1
+    assert result.usage.calls == 1
+    assert (result.usage.input_tokens, result.usage.output_tokens) == tokens
+    assert result.usage.cached_input_tokens == 0
+    (record,) = [r for r in caplog.records if r.name == "clearance.providers.anthropic"]
+    assert f"{bad} not a token count" in record.getMessage()
+    assert "Acme" not in record.getMessage()  # field names only, never the reply's text
+    assert provider.budget.tokens == sum(tokens)
+
+
+def test_well_formed_usage_logs_nothing(fake_anthropic, caplog):
+    with caplog.at_level("WARNING", logger="clearance.providers.anthropic"):
+        result = ask(make(fake_anthropic), NOTICE, [Q_CONTROLLER])
+    assert result.usage.calls == 1 and result.usage.input_tokens > 0
+    assert not [r for r in caplog.records if r.name == "clearance.providers.anthropic"]
+
+
+def test_malformed_usage_through_the_engine_is_counted_in_report_and_audit(fake_anthropic,
+                                                                           tmp_path):
+    from engine.api import Engine
+    from engine.audit import AuditLog
+
+    gates = tmp_path / "mod"
+    gates.mkdir()
+    (gates / "m.gates").write_text(
+        'module probe { title "Probe" version "1" }\n'
+        "gate PROBE-1 controller {\n"
+        '  title "Names the controller"\n  cite "GDPR Art. 13(1)(a)"\n  severity high\n'
+        '  require semantic "Does the notice say who the data controller is?"\n'
+        '  fix "Name the controller."\n'
+        '  example pass "Acme Ltd is the data controller."\n'
+        '  example fail "We sell shoes."\n}\n'
+    )
+    fake_anthropic.always = Fault("bad_usage", usage={"input_tokens": "n/a", "output_tokens": None})
+    with AuditLog(tmp_path / "audit.db") as log:
+        engine = Engine(gate_paths=[gates], include_builtin=False, provider=make(fake_anthropic),
+                        cache=None, audit=log)
+        report = engine.validate(Document(NOTICE, media_type="text/markdown", name="n.md"))
+        gate = next(g for g in report.gates if g.gate == "PROBE-1")
+        assert gate.status.value == "pass"
+        assert report.llm.calls == 1 and report.llm.input_tokens == 0
+        row = log.recent(1)[0]
+        assert (row["llm_calls"], row["llm_input_tokens"]) == (1, 0)
+        assert log.verify().ok

@@ -240,3 +240,16 @@ def test_cite_matching_for_the_heldout_harness():
     assert cites_match("45 CFR 164.514(d)", "45 CFR 164.514(d)(3)")
     assert not cites_match("GDPR Art. 13(2)(a)", "GDPR Art. 13(2)(b)")
     assert not cites_match("45 CFR 164.502(a)", "45 CFR 164.502(b)")
+
+
+def test_review_verdicts_are_audited_as_undecided_and_verify(tmp_path):
+    from engine.audit import AuditLog
+
+    with AuditLog(tmp_path / "audit.db") as log:
+        eng = Engine(cache=None, audit=log)
+        report = eng.validate(document_from_text("Lunch is at noon on Friday.\n", name="n.txt"))
+        assert report.verdict == "review"
+        assert log.recent(1)[0]["verdict"] == "review"
+        stats = log.stats()
+        assert (stats["validations"], stats["passed"], stats["indeterminate"]) == (1, 0, 1)
+        assert log.verify().ok

@@ -229,22 +229,24 @@ def export(fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json"
 
 @audit.command()
 def verify(db: DbOpt = None, fmt: FormatOpt = "text") -> None:
-    """Walk the hash chains; name every row that was edited, deleted or inserted (exit 1)."""
+    """Walk the hash chains and check the rollups; name every row that was edited, deleted or
+    inserted, and the last good row of a damaged file (exit 1)."""
     _check_format(fmt)
     with _open(db) as log:
         result = log.verify()
     if fmt == "json":
-        _json({"ok": result.ok, "validations": result.validations, "waivers": result.waivers,
-               "checkpoints": result.checkpoints, "head_id": result.head_id,
-               "head_hash": result.head_hash, "problems": result.problems})
+        _json(result.summary())
     elif result.ok:
         print(f"OK: {result.validations} validations, {result.waivers} waivers, "
-              f"{result.checkpoints} checkpoints verified; head #{result.head_id} "
-              f"{result.head_hash}")
+              f"{result.checkpoints} checkpoints, {result.rulesets} gate sources verified; "
+              f"rollups match; head #{result.head_id} {result.head_hash}")
     else:
         print(f"FAILED: the audit log does not verify ({len(result.problems)} problem(s)):")
         for problem in result.problems:
             print(f"  {problem}")
+        last = (f"validations #{result.last_good_id} {result.last_good_hash}"
+                if result.last_good_id is not None else "none")
+        print(f"last good row: {last}")
     if not result.ok:
         raise SystemExit(1)
 
@@ -269,10 +271,16 @@ def report(html: Annotated[Path, typer.Option("--html", help="write the HTML pag
                "--verify/--no-verify", help="walk the hash chain and show the result "
                "(seconds on 100,000s of validations)")] = True,
            db: DbOpt = None) -> None:
-    """A self-contained HTML report: figures, a trend chart, failing gates, recent validations."""
+    """A self-contained HTML report: figures, a trend chart, failing gates, recent validations.
+    Exit 1 when the log does not verify (the page then opens with every problem)."""
     from engine.audit_html import render
 
     with _open(db) as log:
-        page = render(log, since=_since(since), recent=limit, verify=verify)
+        check = log.verify() if verify else None
+        page = render(log, since=_since(since), recent=limit, verify=False, check=check)
     html.write_text(page, encoding="utf-8")
     print(f"wrote {html}")
+    if check is not None and not check.ok:
+        print(f"FAILED: the audit log does not verify ({len(check.problems)} problem(s), "
+              "listed at the top of the page); run `clearance audit verify`", file=sys.stderr)
+        raise SystemExit(1)

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +22,8 @@ from engine.providers.chunking import chunk_ranges, locate
 from engine.providers.deid import Deidentified, deidentify, passthrough
 from engine.providers.resilience import Budget, CircuitBreaker, backoff_delay
 from gates.base import Question
+
+log = logging.getLogger("clearance.providers.anthropic")
 
 DEFAULT_MODEL = "claude-sonnet-4-6"  # not on the installed SDK's deprecation list
 TOOL_NAME = "record_answers"
@@ -115,6 +119,35 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_tz(raw)
         return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+#: more tokens than any one request can use: a count above it is garbage, not a count (and
+#: would overflow the audit log's INTEGER columns further on)
+MAX_TOKENS_PER_CALL = 10**9
+_REQUIRED_USAGE = ("input_tokens", "output_tokens")
+_OPTIONAL_USAGE = ("cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def usage_tokens(usage: Any) -> tuple[dict[str, int], list[str]]:
+    """Token counts from a reply's ``usage`` block, by field name, and the fields that were
+    not a count. A reply is an answer whatever its bookkeeping says: a count that is missing,
+    of the wrong type, negative or absurd is 0 (unknown), never an exception."""
+    counts: dict[str, int] = {}
+    bad: list[str] = []
+    for name in (*_REQUIRED_USAGE, *_OPTIONAL_USAGE):
+        value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+        if value is None and name in _OPTIONAL_USAGE:
+            counts[name] = 0  # absent when no prompt caching happened
+            continue
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and (
+                0 <= value <= MAX_TOKENS_PER_CALL):
+            counts[name] = value
+        else:
+            counts[name] = 0
+            bad.append(name)
+    return counts, bad
 
 
 def _one_sentence(text: str, limit: int = 300) -> str:
@@ -394,12 +427,18 @@ class AnthropicProvider(Provider):
             else:
                 usage.calls += 1
                 usage.latency_ms += (time.perf_counter() - started) * 1000
-                u = getattr(message, "usage", None)
-                fresh = (getattr(u, "input_tokens", 0) or 0) + (
-                    getattr(u, "cache_creation_input_tokens", 0) or 0
-                )
-                cached = getattr(u, "cache_read_input_tokens", 0) or 0
-                out = getattr(u, "output_tokens", 0) or 0
+                counts, bad = usage_tokens(getattr(message, "usage", None))
+                if bad:
+                    # Counted as a call with unknown tokens: the answer is still good. Logged
+                    # by field name only (never the reply's content).
+                    log.warning(
+                        "anthropic reply with a malformed usage block: %s not a token count; "
+                        "counted as 0 (the call is counted)",
+                        ", ".join(bad),
+                    )
+                fresh = counts["input_tokens"] + counts["cache_creation_input_tokens"]
+                cached = counts["cache_read_input_tokens"]
+                out = counts["output_tokens"]
                 usage.input_tokens += fresh
                 usage.cached_input_tokens += cached
                 usage.output_tokens += out
