@@ -33,7 +33,7 @@ docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 fmt: $(STAMP)
-	$(BIN)/ruff format dsl gates engine tests
+	$(BIN)/ruff format dsl gates engine tests scripts
 
 bench: $(STAMP)  ## speed table (Presidio and locust come from the bench extra)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
