@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint fmt bench schema clean
+.PHONY: setup demo test lint docs docs-serve fmt bench schema clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -20,12 +20,20 @@ demo: $(STAMP)  ## validate the sample documents against the built-in modules
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-lint: $(STAMP)
-	$(BIN)/ruff check dsl gates engine tests
+lint: $(STAMP)  ## ruff, mypy, import contracts, and the gate files' own diagnostics
+	$(BIN)/ruff check dsl gates engine tests scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/clearance lint modules/
 
+docs: $(STAMP)  ## the documentation site in site/ (gate catalogue and diagnostics generated from the code)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 fmt: $(STAMP)
-	$(BIN)/ruff format dsl gates engine tests
+	$(BIN)/ruff format dsl gates engine tests scripts
 
 bench: $(STAMP)  ## speed table (Presidio and locust come from the bench extra)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
@@ -35,4 +43,4 @@ schema: $(STAMP)  ## re-export the report JSON Schema
 	$(BIN)/python -c "import json,engine.report as r; print(json.dumps(r.report_json_schema(), indent=2))" > engine/schema/report.schema.json
 
 clean:
-	rm -rf $(VENV) data/runtime build *.egg-info
+	rm -rf $(VENV) data/runtime build site *.egg-info

@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # usage errors and anything unexpected: one line, no traceback
         # Typer vendors its own click, so its exceptions are matched by shape, not class.
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            return exc.exit_code
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         if isinstance(exc, typer.Abort):
             return 130
         print(f"clearance: internal error: {type(exc).__name__}: {exc} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -14,7 +15,7 @@ GatesOpt = typer.Option(None, "--gates", "-g", help="extra gate file or module f
 ModuleOpt = typer.Option(None, "--module", "-m", help="module id to apply (repeatable; default all)")
 
 
-def make_engine(gates: list[Path] | None = None, **kw) -> Engine:
+def make_engine(gates: list[Path] | None = None, **kw: Any) -> Engine:
     return Engine(gate_paths=gates or [], **kw)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,8 +12,11 @@ from engine.cli._common import make_engine
 from engine.cli.app import app
 from engine.loader import discover
 
+if TYPE_CHECKING:  # the CLI imports the engine lazily where it can
+    from engine.api import Engine
 
-def module_ids_for(engine, paths: list[Path]) -> list[str] | None:
+
+def module_ids_for(engine: Engine, paths: list[Path]) -> list[str] | None:
     """The module ids found under ``paths`` (None = every built-in module)."""
     if not paths:
         return None
@@ -20,7 +24,7 @@ def module_ids_for(engine, paths: list[Path]) -> list[str] | None:
     return sorted(found)
 
 
-def engine_for(paths: list[Path]):
+def engine_for(paths: list[Path]) -> Engine:
     from engine.loader import BUILTIN_DIR
 
     builtin = any(p.resolve() == BUILTIN_DIR or BUILTIN_DIR in p.resolve().parents for p in paths)
