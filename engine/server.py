@@ -731,6 +731,7 @@ async def _read_document(request: Request, settings: Settings
                          ) -> tuple[bytes, str, str | None, dict[str, Any]]:
     """The document's bytes, name and claimed media type, and the validation options."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    untyped_given: str | None
     if ctype == "application/json":
         body = ValidateRequest.model_validate_json(await request.body())
         data = body.text.encode("utf-8")
@@ -741,7 +742,7 @@ async def _read_document(request: Request, settings: Settings
                              f"supported (expected one of: {', '.join(sorted(_KNOWN_MEDIA))})",
                              kind="unsupported-document")
         modules, doc_type = body.modules, body.doc_type
-        jurisdictions, untyped = body.jurisdictions, body.untyped
+        jurisdictions, untyped_given = body.jurisdictions, body.untyped
     elif ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=32)
         upload = form.get("file")
@@ -759,7 +760,7 @@ async def _read_document(request: Request, settings: Settings
         jurisdictions = [j for v in form.getlist("jurisdictions") if isinstance(v, str)
                          for j in v.split(",") if j.strip()] or None
         ut = form.get("untyped")
-        untyped = ut if isinstance(ut, str) and ut else None
+        untyped_given = ut if isinstance(ut, str) and ut else None
     else:
         raise ApiProblem(415, "Unsupported media type", "send application/json "
                          "({text, name?, ...}) or multipart/form-data with a 'file' part",
@@ -769,8 +770,8 @@ async def _read_document(request: Request, settings: Settings
                          f"server's document limit of {settings.max_document_bytes:,} bytes",
                          kind="document-too-large")
     try:
-        opts = {"modules": modules, "doc_type": doc_type, "untyped": untyped and
-                parse_untyped(untyped, "untyped").value,
+        opts = {"modules": modules, "doc_type": doc_type, "untyped": untyped_given and
+                parse_untyped(untyped_given, "untyped").value,
                 "jurisdictions": jurisdictions and normalise_jurisdictions(jurisdictions,
                                                                            "jurisdictions")}
     except UserError as exc:
