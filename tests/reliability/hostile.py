@@ -255,8 +255,19 @@ def text_long_line(size: int = 19_000_000) -> bytes:
     return b"Acme Ltd is the controller " * (size // 27)
 
 
+def md_heading_spaces(spaces: int = 1_000_000) -> bytes:
+    """A Markdown heading line with a long run of spaces before its last word."""
+    return b"# a" + b" " * spaces + b"b\n"
+
+
+def txt_heading_spaces(spaces: int = 1_000_000) -> bytes:
+    """A plain-text line that starts like a heading, then a long run of spaces."""
+    return b"A" + b" " * spaces + b"x\n"
+
+
 HOSTILE = {
     "pdf-shared-stream": pdf_shared_stream,
+    "pdf-shared-stream-own-resources": lambda: pdf_shared_stream(shared_resources=False),
     "pdf-100k-pages": pdf_many_pages,
     "docx-lying-headers": docx_lying_headers,
     "docx-empty-paragraphs": docx_empty_paragraphs,
@@ -265,9 +276,11 @@ HOSTILE = {
     "html-nested-100k": html_nested,
     "html-2m-siblings": html_wide,
     "txt-19mb-one-line": text_long_line,
+    "md-heading-1m-spaces": md_heading_spaces,
+    "txt-heading-1m-spaces": txt_heading_spaces,
 }
 
-_SUFFIX = {"pdf": ".pdf", "docx": ".docx", "html": ".html", "txt": ".txt"}
+_SUFFIX = {"pdf": ".pdf", "docx": ".docx", "html": ".html", "txt": ".txt", "md": ".md"}
 
 _CHILD = r"""
 import json, sys, time, resource
@@ -279,7 +292,7 @@ if kw.pop("deadline_in", None) is not None:
     kw["deadline"] = time.monotonic() + json.loads(sys.argv[2])["deadline_in"]
 try:
     doc = load_document(sys.argv[1], **kw)
-    outcome = f"ok: {len(doc.text):,} characters"
+    outcome = f"ok: {len(doc.text):,} characters, {len(doc.sections):,} sections"
 except ClearanceError as exc:
     outcome = f"{type(exc).__name__} (exit {exc.exit_code}): {exc}"
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -140,6 +140,59 @@ def test_html_misnesting_patterns_are_bounded(unit: str) -> None:
     assert time.monotonic() - t0 < 6 + 2
 
 
+@pytest.mark.parametrize(
+    ("data", "name", "media_type"),
+    [
+        # before: "# a" + 40,000 spaces took 28 s (quadratic), a million would take hours
+        (hostile.md_heading_spaces(), "long.md", "text/markdown"),
+        # before: "A" + 8,000 spaces took 63 s
+        (hostile.txt_heading_spaces(), "long.txt", "text/plain"),
+    ],
+)
+def test_heading_lines_with_long_runs_of_spaces_are_linear(
+    data: bytes, name: str, media_type: str
+) -> None:
+    t0 = time.monotonic()
+    doc = document_from_bytes(data, name)
+    assert doc.media_type == media_type
+    assert len(doc.sections) >= 1
+    assert time.monotonic() - t0 < 2
+
+
+def test_heading_rules_are_unchanged() -> None:
+    """The linear heading rules find exactly what the previous regexes found (random lines)."""
+    import re
+
+    from engine.document import split_sections
+
+    md = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+    txt = re.compile(r"^(?:(?P<num>\d+(?:\.\d+)*\.?)[ \t]+)?(?P<title>[A-Z][^\n]{1,78}?)"
+                     r"[ \t]*:?[ \t]*$", re.MULTILINE)
+
+    def before(text: str, media_type: str) -> list[tuple[int, int, str]]:
+        heads = [(m.start(), len(m.group(1)), m.group(2).strip()) for m in md.finditer(text)]
+        if heads or media_type == "text/markdown":
+            return heads
+        for m in txt.finditer(text):
+            line, title = m.group(0).strip(), m.group("title").strip()
+            prev = text[max(0, m.start() - 2) : m.start()]
+            standalone = m.start() == 0 or prev.endswith("\n\n") or prev == "\n"
+            looks = (title.isupper() and len(title) > 3) or (line.endswith(":") and len(line) < 60)
+            if standalone and looks and not title.endswith("."):
+                level = 1 + (m.group("num") or "").count(".") if m.group("num") else 1
+                heads.append((m.start(), level, title.rstrip(":")))
+        return heads
+
+    rnd = random.Random(16)
+    alphabet = ["#", "A", "B", "C", "a", " ", " ", "\t", ":", ".", "1", "2", "\n", "\n"]
+    for _ in range(20_000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 60)))
+        for media_type in ("text/markdown", "text/plain"):
+            now = [(s.start, s.level, s.heading) for s in split_sections(text, media_type)
+                   if s.heading is not None]
+            assert now == before(text, media_type), (text, media_type)
+
+
 def test_deadline_stops_ingestion_while_it_runs() -> None:
     data = hostile.pdf_shared_stream(pages=40, stream_bytes=60_000, shared_resources=False)
     t0 = time.monotonic()
