@@ -50,8 +50,9 @@ class IngestLimits:
     #: PDF: pages read.
     max_pages: int = 5_000
     #: PDF: bytes of decoded page content interpreted, all pages together. pypdf reads about
-    #: 0.5-1 MB of content a second, so this is also the bound on a PDF's reading time.
-    max_pdf_content: int = 16 * 1024 * 1024
+    #: 0.5 MB of content a second on an idle core, so this is the bound on a PDF's reading time
+    #: (a text page holds 2-20 KB; pages that share their content are read once).
+    max_pdf_content: int = 4 * 1024 * 1024
     #: .docx: entries in the ZIP package.
     max_parts: int = 2_000
     #: .docx: the parts read may inflate to this multiple of ``max_bytes``, counted as they
@@ -256,7 +257,16 @@ def document_from_bytes(
         text, sections = _read_docx(data, name, max_bytes, work, limits)
     elif media_type == HTML:
         source = _normalise_newlines(_decode_html(data, name))
-        _check_html_shape(source, name, work, limits)
+        # A page of a few hundred tags cannot cost much whatever its shape (at most ~250,000
+        # elements even if every tag re-opened all the others): only larger ones are modelled.
+        tags = source.count("<")
+        if tags > _HTML_SMALL:
+            # each start tag makes an element: too many is known before any Python-level work
+            starts = tags - source.count("</") - source.count("<!")
+            if starts > limits.max_html_elements:
+                raise _over_limit(name, f"the page has {starts:,} tags", limits,
+                                  "max_html_elements")
+            _check_html_shape(source, name, work, limits)
         text, sections = _read_html(source, work)
     else:
         text = _normalise_newlines(decode_text(data, name))
@@ -521,6 +531,8 @@ _CLOSES_P = _words(
     "section summary table ul li dd dt listing xmp plaintext"
 )
 _HEADINGS = _words("h1 h2 h3 h4 h5 h6")
+_KEEP_OPEN = _words("html body head br")  # their end tags never pop the element
+_HTML_SMALL = 500  # tags
 _TABLE_PARTS = _words("caption col colgroup tbody td tfoot th thead tr")
 _FOREIGN = frozenset(("svg", "math"))
 # where SVG or MathML content holds HTML again
@@ -541,6 +553,22 @@ _RAW_END: dict[str, re.Pattern[str]] = {
 }
 
 
+_K_SCOPE, _K_SPECIAL, _K_BLOCK_LI, _K_FOREIGN = 1, 2, 4, 8
+_KIND: dict[str, int] = {}
+
+
+def _kind(tag: str) -> int:
+    """Which position lists an open element of this name belongs to (a bit mask)."""
+    kind = _KIND.get(tag)
+    if kind is None:
+        kind = ((_K_SCOPE if tag in _SCOPE else 0) | (_K_FOREIGN if tag in _FOREIGN else 0)
+                | (_K_SPECIAL if tag in _SPECIAL else 0)
+                | (_K_BLOCK_LI if tag in _SPECIAL and tag not in ("address", "div", "p") else 0))
+        if len(_KIND) < 10_000:  # a page may invent any number of tag names
+            _KIND[tag] = kind
+    return kind
+
+
 class _OpenElements:
     """A model of the HTML5 tree builder's stack of open elements and list of active
     formatting elements, each question answered in constant time: per tag name and per kind
@@ -549,6 +577,7 @@ class _OpenElements:
     def __init__(self, name: str, limits: IngestLimits, work: _Work) -> None:
         self.name, self.limits, self.work = name, limits, work
         self.stack: list[str] = ["html", "body"]
+        self.kinds: list[int] = [_kind("html"), _kind("body")]
         self.at: dict[str, list[int]] = {"html": [0], "body": [1]}
         self.scope: list[int] = [0]  # positions of scope boundaries
         self.special: list[int] = [0, 1]
@@ -569,23 +598,32 @@ class _OpenElements:
     def push(self, tag: str) -> None:
         pos = len(self.stack)
         self.stack.append(tag)
-        self.at.setdefault(tag, []).append(pos)
-        if tag in _SCOPE:
-            self.scope.append(pos)
-        if tag in _SPECIAL:
-            self.special.append(pos)
-            if tag not in ("address", "div", "p"):
-                self.block_li.append(pos)
-        if tag in _FOREIGN:
+        positions = self.at.get(tag)
+        if positions is None:
+            self.at[tag] = [pos]
+        else:
+            positions.append(pos)
+        kind = _kind(tag)
+        self.kinds.append(kind)
+        if kind:
+            if kind & _K_SCOPE:
+                self.scope.append(pos)
+            if kind & _K_SPECIAL:
+                self.special.append(pos)
+                if kind & _K_BLOCK_LI:
+                    self.block_li.append(pos)
+        if kind & _K_FOREIGN:
             self.foreign.append(pos)
         elif self.foreign and self.foreign[-1] > 0 and tag in _INTEGRATION[
                 self.stack[self.foreign[-1]]]:
             self.foreign.append(-pos)
         self.elements += 1
-        self.deepest = max(self.deepest, pos + 1)
-        if pos + 1 > self.limits.max_html_depth:
-            raise _over_limit(self.name, f"the page nests elements deeper than "
-                              f"{self.limits.max_html_depth:,}", self.limits, "max_html_depth")
+        if pos >= self.deepest:
+            self.deepest = pos + 1
+            if pos + 1 > self.limits.max_html_depth:
+                raise _over_limit(self.name, f"the page nests elements deeper than "
+                                  f"{self.limits.max_html_depth:,}", self.limits,
+                                  "max_html_depth")
         if self.elements > self.limits.max_html_elements:
             raise _over_limit(self.name, f"the page makes more than "
                               f"{self.limits.max_html_elements:,} elements", self.limits,
@@ -593,19 +631,25 @@ class _OpenElements:
 
     def pop_to(self, pos: int) -> None:
         """Pop every element at ``pos`` and above."""
-        stack, at = self.stack, self.at
+        stack, at, kinds, foreign = self.stack, self.at, self.kinds, self.foreign
         while len(stack) > pos:
             tag = stack.pop()
+            kind = kinds.pop()
             top = len(stack)
             at[tag].pop()
-            for kind in (self.scope, self.special, self.block_li):
-                if kind and kind[-1] == top:
-                    kind.pop()
-            if self.foreign and abs(self.foreign[-1]) == top:
-                self.foreign.pop()
-            entry = self.open_at.pop(top, None)
-            if entry is not None:
-                entry[2] = -1
+            if kind:
+                if kind & _K_SCOPE:
+                    self.scope.pop()
+                if kind & _K_SPECIAL:
+                    self.special.pop()
+                    if kind & _K_BLOCK_LI:
+                        self.block_li.pop()
+            if foreign and abs(foreign[-1]) == top:
+                foreign.pop()
+            if self.open_at:
+                entry = self.open_at.pop(top, None)
+                if entry is not None:
+                    entry[2] = -1
 
     def walk(self, to: int) -> None:
         """Charge a look down the stack from the current element to position ``to``."""
@@ -637,6 +681,8 @@ class _OpenElements:
     def reconstruct(self) -> None:
         """Re-open the formatting elements closed by something other than their end tag."""
         entries = self.formatting
+        if not entries or (entries[-1][2] >= 0 and not entries[-1][3]):
+            return  # nothing closed at the end of the list: the common case
         while entries and entries[-1][3]:
             entries.pop()
             self.removed -= 1
@@ -650,9 +696,8 @@ class _OpenElements:
                 self.open_at[entry[2]] = entry
 
     def add_formatting(self, tag: str, key: str) -> None:
-        same = self.by_key.setdefault(key, [])
-        while same and same[0][3]:
-            same.pop(0)
+        same = [e for e in self.by_key.get(key, ()) if not e[3]]
+        self.by_key[key] = same
         if len(same) >= 3:  # the "Noah's Ark" clause: at most three alike
             self._remove(same.pop(0))
         entry = [key, tag, len(self.stack) - 1, False]
@@ -776,6 +821,16 @@ class _OpenElements:
             self.pop_to(pos)
 
     def end(self, tag: str) -> None:
+        stack = self.stack
+        if stack[-1] == tag and tag not in _KEEP_OPEN and not self.at.get("select"):
+            # the current element's own end tag, the common case: it closes just that
+            top = len(stack) - 1
+            self.walk(top)
+            entry = self.open_at.get(top)
+            if entry is not None:
+                self._remove(entry)
+            self.pop_to(top)
+            return
         if self.in_foreign():
             pos = self.top(tag)
             if pos >= abs(self.foreign[-1]):
@@ -840,14 +895,14 @@ def _check_html_shape(
             else:
                 pos = lt + 1
             continue
-        if not m.group(4):
+        slash, tag, attrs, closed = m.groups()
+        if not closed:
             break  # a tag that never ends (e.g. an unclosed quote) runs to the end of the page
         pos = m.end()
-        tag = m.group(2).lower()
-        if m.group(1):
+        tag = tag.lower()
+        if slash:
             model.end(tag)
             continue
-        attrs = m.group(3)
         raw = tag in _RAW_TEXT and not model.in_foreign()  # <title> in SVG is markup
         model.start(tag, attrs, attrs.endswith("/"))
         if raw:
@@ -1332,7 +1387,9 @@ def _pdf_page_key(page: Any) -> tuple[Any, ...] | None:
     def ident(obj: Any) -> Any:
         if isinstance(obj, IndirectObject):
             return ("ref", obj.idnum, obj.generation)
-        return ("obj", id(obj))
+        # A small inline dictionary (resources naming their fonts by reference) is its text.
+        text = repr(obj) if isinstance(obj, dict) and len(obj) <= 16 else ""
+        return ("repr", text) if 0 < len(text) <= 2_000 else ("obj", id(obj))
 
     contents = page.get("/Contents")
     if isinstance(contents, IndirectObject):

@@ -153,10 +153,11 @@ def docx_many_parts(parts: int = 60_000) -> bytes:
 
 
 def pdf_shared_stream(
-    pages: int = 200, stream_bytes: int = 1_400_000, shared_resources: bool = True
+    pages: int = 200, stream_bytes: int = 1_400_000, shared_font: bool = True
 ) -> bytes:
     """A small PDF whose ``pages`` pages all draw one large FlateDecode content stream, with one
-    resource dictionary for all (as a PDF writer makes it) or a copy in each page."""
+    font for all (as a PDF writer makes it), or a font object of its own on each page (so no
+    page's text can be assumed to be another's)."""
     lines: list[bytes] = []
     size, i = 0, 0
     while size < stream_bytes:
@@ -166,20 +167,21 @@ def pdf_shared_stream(
         size += len(line)
         i += 1
     content = zlib.compress(b"".join(lines), 9)
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
     objs: dict[int, bytes] = {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         3: b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content)
         + content + b"\nendstream",
-        4: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        5: b"<< /Font << /F1 4 0 R >> >>",
+        4: font,
     }
-    resources = b"5 0 R" if shared_resources else b"<< /Font << /F1 4 0 R >> >>"
     kids = []
     for p in range(pages):
-        n = 6 + p
+        n = 5 + 2 * p
+        font_ref = 4 if shared_font else n + 1
+        objs[n + 1] = font
         kids.append(b"%d 0 R" % n)
         objs[n] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
-                   b"/Resources " + resources + b" >>")
+                   b"/Resources << /Font << /F1 %d 0 R >> >> >>" % font_ref)
     objs[2] = b"<< /Type /Pages /Kids [" + b" ".join(kids) + b"] /Count %d >>" % pages
     return _pdf(objs)
 
@@ -267,7 +269,7 @@ def txt_heading_spaces(spaces: int = 1_000_000) -> bytes:
 
 HOSTILE = {
     "pdf-shared-stream": pdf_shared_stream,
-    "pdf-shared-stream-own-resources": lambda: pdf_shared_stream(shared_resources=False),
+    "pdf-shared-stream-font-per-page": lambda: pdf_shared_stream(shared_font=False),
     "pdf-100k-pages": pdf_many_pages,
     "docx-lying-headers": docx_lying_headers,
     "docx-empty-paragraphs": docx_empty_paragraphs,
