@@ -178,7 +178,8 @@ def pdf_shared_stream(
     for p in range(pages):
         n = 5 + 2 * p
         font_ref = 4 if shared_font else n + 1
-        objs[n + 1] = font
+        if not shared_font:
+            objs[n + 1] = font
         kids.append(b"%d 0 R" % n)
         objs[n] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
                    b"/Resources << /Font << /F1 %d 0 R >> >> >>" % font_ref)
@@ -297,8 +298,9 @@ try:
     outcome = f"ok: {len(doc.text):,} characters, {len(doc.sections):,} sections"
 except ClearanceError as exc:
     outcome = f"{type(exc).__name__} (exit {exc.exit_code}): {exc}"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - t0, "peak": peak}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - t0,
+                  "peak": use.ru_maxrss * 1024, "cpu": use.ru_utime + use.ru_stime}))
 """
 
 
@@ -308,6 +310,7 @@ class Probe:
     seconds: float
     peak: int  # bytes
     timed_out: bool = False
+    cpu: float = 0.0  # seconds of CPU the child used (the machine may be shared)
 
 
 def _vm_hwm(pid: int) -> int:
@@ -318,6 +321,14 @@ def _vm_hwm(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def probe(data: bytes, suffix: str, *, timeout: float, root: Path = ROOT,
@@ -343,11 +354,11 @@ def probe(data: bytes, suffix: str, *, timeout: float, root: Path = ROOT,
             peak = max(peak, _vm_hwm(proc.pid))
             time.sleep(0.05)
         if proc.poll() is None:
-            peak = max(peak, _vm_hwm(proc.pid))
+            peak, cpu = max(peak, _vm_hwm(proc.pid)), _cpu(proc.pid)
             proc.kill()
             proc.wait()
             return Probe(f"still running after {timeout:.0f} s (killed)",
-                         time.monotonic() - t0, peak, timed_out=True)
+                         time.monotonic() - t0, peak, timed_out=True, cpu=cpu)
         out, err = proc.communicate()
         elapsed = time.monotonic() - t0
         lines = out.decode().strip().splitlines()
@@ -355,7 +366,7 @@ def probe(data: bytes, suffix: str, *, timeout: float, root: Path = ROOT,
             tail = err.decode().strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
             return Probe(f"crashed: {tail[0][:200]}", elapsed, peak)
         result = json.loads(lines[-1])
-        return Probe(result["outcome"], elapsed, max(peak, result["peak"]))
+        return Probe(result["outcome"], elapsed, max(peak, result["peak"]), cpu=result["cpu"])
 
 
 def main(argv: list[str]) -> int:
@@ -363,16 +374,16 @@ def main(argv: list[str]) -> int:
     root = Path(argv[argv.index("--root") + 1]) if "--root" in argv else ROOT
     timeout = float(argv[argv.index("--timeout") + 1]) if "--timeout" in argv else 120.0
     only = [a for a in argv if a in HOSTILE]
-    print("| input | size | time | peak RSS | outcome |")
-    print("|---|---|---|---|---|")
+    print("| input | size | wall time | CPU time | peak RSS | outcome |")
+    print("|---|---|---|---|---|---|")
     for name, make in HOSTILE.items():
         if only and name not in only:
             continue
         data = make()
         r = probe(data, _SUFFIX[name.split("-")[0]], timeout=timeout, root=root)
         outcome = r.outcome.replace("|", "\\|").replace(str(root), "<root>")
-        print(f"| {name} | {len(data) / 1024:,.0f} KB | {r.seconds:.1f} s | "
-              f"{r.peak / 2**20:,.0f} MB | {outcome[:160]} |", flush=True)
+        print(f"| {name} | {len(data) / 1024:,.0f} KB | {r.seconds:.1f} s | {r.cpu:.1f} s | "
+              f"{r.peak / 2**20:,.0f} MB | {outcome[:200]} |", flush=True)
     return 0
 
 
