@@ -603,7 +603,9 @@ class _OpenElements:
             self.at[tag] = [pos]
         else:
             positions.append(pos)
-        kind = _kind(tag)
+        kind = _KIND.get(tag)
+        if kind is None:
+            kind = _kind(tag)
         self.kinds.append(kind)
         if kind:
             if kind & _K_SCOPE:
@@ -711,7 +713,7 @@ class _OpenElements:
             for old in self.formatting[: len(self.formatting) // 2]:
                 self._remove(old)
         if self.removed > 64 and 2 * self.removed > len(self.formatting):
-            self.formatting = [e for e in self.formatting if not e[3]]
+            self.formatting[:] = [e for e in self.formatting if not e[3]]  # same list object
             self.removed = 0
 
     def _remove(self, entry: list[Any]) -> None:
@@ -751,7 +753,7 @@ class _OpenElements:
 
     # --- tokens ------------------------------------------------------------------------------
     def start(self, tag: str, attrs: str, self_closing: bool) -> None:
-        if self.in_foreign():
+        if self.foreign and self.foreign[-1] > 0:
             if tag in _BREAKOUT or (tag == "font" and re.search(r"color|face|size", attrs)):
                 self.pop_to(self.foreign[-1])
             else:
@@ -876,14 +878,17 @@ def _check_html_shape(
     """Refuse, before parsing, a page whose tree would be too deep or too large to build."""
     model = _OpenElements(name, limits, work)
     find, match = source.find, _TAG.match
-    pos, n = 0, len(source)
+    formatting = model.formatting
+    pos, n, ticks = 0, len(source), 0
     while pos < n:
         lt = find("<", pos)
         if lt < 0:
             break
-        if lt > pos:
+        if lt > pos and formatting and (formatting[-1][2] < 0 or formatting[-1][3]):
             model.reconstruct()  # text re-opens closed formatting elements
-        work.tick()
+        ticks += 1
+        if not ticks & 1023:
+            work.check_time()
         m = match(source, lt)
         if m is None:
             if source.startswith("<!--", lt):

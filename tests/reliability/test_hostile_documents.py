@@ -119,10 +119,10 @@ def test_html_nested_100k_deep_is_refused_fast() -> None:
 
 def test_html_with_millions_of_tags_is_refused_before_parsing() -> None:
     # before: 17 s and 689 MB for 2,000,000 empty siblings (14 MB)
-    t0 = time.monotonic()
+    t0 = time.process_time()
     with pytest.raises(DocumentError, match="has 2,000,003 tags, over the limit of 1,000,000"):
         document_from_bytes(hostile.html_wide(), "wide.html")
-    assert time.monotonic() - t0 < 2
+    assert time.process_time() - t0 < 2
 
 
 @pytest.mark.parametrize(
@@ -140,14 +140,15 @@ def test_html_with_millions_of_tags_is_refused_before_parsing() -> None:
 )
 def test_html_misnesting_patterns_are_bounded(unit: str) -> None:
     page = "<html><body><p>start</p>" + "".join(unit.format(i=i) for i in range(20_000))
-    t0 = time.monotonic()
+    # CPU time: the test machine is shared, and the bound is about the work done here
+    t0 = time.process_time()
     try:
         doc = document_from_bytes(page.encode(), "x.html")
     except DocumentError as exc:
         assert "CLEARANCE_INGEST_MAX_HTML_" in str(exc)
     else:
         assert doc.text.startswith("start")
-    assert time.monotonic() - t0 < 6 + 2
+    assert time.process_time() - t0 < 6 + 2
 
 
 @pytest.mark.parametrize(
@@ -162,11 +163,11 @@ def test_html_misnesting_patterns_are_bounded(unit: str) -> None:
 def test_heading_lines_with_long_runs_of_spaces_are_linear(
     data: bytes, name: str, media_type: str
 ) -> None:
-    t0 = time.monotonic()
+    t0 = time.process_time()
     doc = document_from_bytes(data, name)
     assert doc.media_type == media_type
     assert len(doc.sections) >= 1
-    assert time.monotonic() - t0 < 2
+    assert time.process_time() - t0 < 2
 
 
 def test_heading_rules_are_unchanged() -> None:
