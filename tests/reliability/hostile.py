@@ -369,8 +369,59 @@ def probe(data: bytes, suffix: str, *, timeout: float, root: Path = ROOT,
         return Probe(result["outcome"], elapsed, max(peak, result["peak"]), cpu=result["cpu"])
 
 
+def ordinary_page(size: int, seed: int = 1) -> str:
+    """An ordinary HTML page: paragraphs with links, small tables, lists, unclosed <p>."""
+    import random
+
+    rnd = random.Random(seed)
+    parts = ["<html><head><title>T</title><style>p{}</style></head><body>"]
+    total = 0
+    while total < size:
+        r = rnd.random()
+        if r < 0.5:
+            chunk = (f"<p>Some <b>bold</b> text with a <a href='/x/{rnd.randrange(1000)}'>link"
+                     "</a> and more words here.</p>\n")
+        elif r < 0.7:
+            chunk = ("<table><tr><td>cell one</td><td>cell two</td></tr><tr><td>a</td><td>b</td>"
+                     "</tr></table>\n")
+        elif r < 0.8:
+            chunk = "<ul><li>item<li>item two<li>three</ul>\n"
+        elif r < 0.9:
+            chunk = "<div class=x><div><span>nested <i>text</i></span></div></div>\n"
+        else:
+            chunk = "<h2>Heading</h2><p>unclosed para <p>another\n"
+        parts.append(chunk)
+        total += len(chunk)
+    return "".join(parts)
+
+
+def html_cost() -> None:
+    """CPU time of the HTML shape model next to lexbor's parse plus the text walk."""
+    from engine.ingest import IngestLimits, _check_html_shape, _read_html, _Work
+
+    print("| page | `<` count | model | parse + text walk |")
+    print("|---|---|---|---|")
+    for size in (50_000, 500_000, 2_000_000):
+        src, work = ordinary_page(size), _Work("x", 10**9, None)
+        reps = max(1, 2_000_000 // size)
+        t0 = time.process_time()
+        for _ in range(reps):
+            _check_html_shape(src, "x", work, IngestLimits())
+        model = (time.process_time() - t0) / reps
+        t0 = time.process_time()
+        for _ in range(reps):
+            _read_html(src, work)
+        read = (time.process_time() - t0) / reps
+        print(f"| {size // 1000:,} KB | {src.count('<'):,} | {model * 1000:,.0f} ms | "
+              f"{read * 1000:,.0f} ms |")
+
+
 def main(argv: list[str]) -> int:
     """Print the table for docs/reliability-ingest.md: each hostile input, ingested afresh."""
+    if "--html-cost" in argv:
+        sys.path.insert(0, str(ROOT))
+        html_cost()
+        return 0
     root = Path(argv[argv.index("--root") + 1]) if "--root" in argv else ROOT
     timeout = float(argv[argv.index("--timeout") + 1]) if "--timeout" in argv else 120.0
     only = [a for a in argv if a in HOSTILE]
