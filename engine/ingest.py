@@ -257,8 +257,8 @@ def document_from_bytes(
         text, sections = _read_docx(data, name, max_bytes, work, limits)
     elif media_type == HTML:
         source = _normalise_newlines(_decode_html(data, name))
-        # A page of a few hundred tags cannot cost much whatever its shape (at most ~250,000
-        # elements even if every tag re-opened all the others): only larger ones are modelled.
+        # A page of a few hundred tags cannot cost much whatever its shape (some 30,000
+        # elements even if every tag re-opened all before it): only larger ones are modelled.
         tags = source.count("<")
         if tags > _HTML_SMALL:
             # each start tag makes an element: too many is known before any Python-level work
@@ -574,8 +574,8 @@ class _OpenElements:
     formatting elements, each question answered in constant time: per tag name and per kind
     (scope boundary, special) the stack positions where such elements are open."""
 
-    def __init__(self, name: str, limits: IngestLimits, work: _Work) -> None:
-        self.name, self.limits, self.work = name, limits, work
+    def __init__(self, name: str, limits: IngestLimits) -> None:
+        self.name, self.limits = name, limits
         self.stack: list[str] = ["html", "body"]
         self.kinds: list[int] = [_kind("html"), _kind("body")]
         self.at: dict[str, list[int]] = {"html": [0], "body": [1]}
@@ -592,7 +592,7 @@ class _OpenElements:
         self.removed = 0
         self.elements = 2
         self.deepest = 2
-        self.work = 0  # stack steps the builder takes to answer "which element does this close?"
+        self.steps = 0  # stack steps the builder takes to answer "which element does this close?"
 
     # --- the stack ---------------------------------------------------------------------------
     def push(self, tag: str) -> None:
@@ -655,8 +655,8 @@ class _OpenElements:
 
     def walk(self, to: int) -> None:
         """Charge a look down the stack from the current element to position ``to``."""
-        self.work += len(self.stack) - max(to, 0)
-        if self.work > self.limits.max_html_work:
+        self.steps += len(self.stack) - max(to, 0)
+        if self.steps > self.limits.max_html_work:
             raise _over_limit(self.name, "the page's elements are nested and misnested so that "
                               f"parsing it takes more than {self.limits.max_html_work:,} steps",
                               self.limits, "max_html_work")
@@ -876,7 +876,7 @@ def _check_html_shape(
     source: str, name: str, work: _Work, limits: IngestLimits
 ) -> _OpenElements:
     """Refuse, before parsing, a page whose tree would be too deep or too large to build."""
-    model = _OpenElements(name, limits, work)
+    model = _OpenElements(name, limits)
     find, match = source.find, _TAG.match
     formatting = model.formatting
     pos, n, ticks = 0, len(source), 0
@@ -936,6 +936,7 @@ def _read_html(source: str, work: _Work) -> tuple[str, list[Section]]:
     pre_depth = 0
     open_heading: list[tuple[int, int, int]] = []  # (offset, level, first part) of open headings
     while stack:
+        work.tick()
         node, entering = stack.pop()
         tag = node.tag
         if not entering:
