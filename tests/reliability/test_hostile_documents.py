@@ -24,10 +24,13 @@ SAMPLES = Path(__file__).resolve().parents[2] / "data/samples/formats"
 
 
 def bounded(data: bytes, suffix: str, budget: float, **kw: object) -> hostile.Probe:
-    """Ingest in a fresh interpreter; assert it ends within budget + 2 s and under 1 GB."""
-    result = hostile.probe(data, suffix, timeout=budget + 2, memory_cap=2 * GB, **kw)
-    assert not result.timed_out, f"still running after {budget + 2} s"
-    assert result.seconds <= budget + 2, result
+    """Ingest in a fresh interpreter; assert it used at most budget + 2 s of CPU and stayed
+    under 1 GB. CPU time, because the test machine is shared (on 2 cores with 7 other jobs the
+    wall time was 7-10x the CPU time); the wall clock only catches a hang."""
+    wall = max(60.0, 10 * (budget + 2))
+    result = hostile.probe(data, suffix, timeout=wall, memory_cap=2 * GB, **kw)
+    assert not result.timed_out, f"still running after {wall:.0f} s"
+    assert result.cpu <= budget + 2, result
     assert result.peak < GB, f"peak RSS {result.peak / 2**20:.0f} MB"
     assert not result.outcome.startswith("crashed"), result.outcome
     return result
@@ -40,7 +43,7 @@ def test_pdf_pages_sharing_one_big_content_stream_stop_at_the_text_cap() -> None
     # before: 200 pages x one 1.4 MB stream ran past 330 s (killed), the text cap checked last;
     # this one, 200 pages x 200 KB, ran past 150 s. Each page's text is counted as it is read (and a
     # page that draws the same content with the same font is read once).
-    r = bounded(hostile.pdf_shared_stream(stream_bytes=200_000), ".pdf", budget=6)
+    r = bounded(hostile.pdf_shared_stream(stream_bytes=200_000), ".pdf", budget=3)
     assert "DocumentError (exit 2)" in r.outcome
     assert "over the 20,971,520-character limit at page 1" in r.outcome
     assert "--max-bytes" in r.outcome
@@ -57,7 +60,7 @@ def test_pdf_content_budget_counts_every_page_that_is_read() -> None:
 
 def test_pdf_with_a_huge_page_tree_is_refused_before_it_is_walked() -> None:
     # before: 95 s to walk 100,000 pages, then "damaged PDF"
-    r = bounded(hostile.pdf_many_pages(), ".pdf", budget=8)
+    r = bounded(hostile.pdf_many_pages(), ".pdf", budget=3)
     assert "the PDF declares 100,000 pages, over the limit of 5,000" in r.outcome
     assert "CLEARANCE_INGEST_MAX_PAGES" in r.outcome
 
@@ -70,7 +73,7 @@ def test_pdf_page_tree_that_lies_about_its_count_is_bounded_too() -> None:
 
 def test_docx_with_lying_zip_headers_is_bounded() -> None:
     # before: 12 s and 2.1 GB (zipfile inflates up to 2 GB in one read() call)
-    r = bounded(hostile.docx_lying_headers(), ".docx", budget=5)
+    r = bounded(hostile.docx_lying_headers(), ".docx", budget=2)
     assert "DocumentError (exit 2)" in r.outcome
 
 
@@ -95,7 +98,7 @@ def test_docx_inflate_budget_counts_what_is_read() -> None:
 
 def test_docx_of_empty_paragraphs_is_bounded() -> None:
     # before: 29 s and 4.1 GB for a 276 KB file (190 MB of <w:p/>, a tree in python-docx)
-    r = bounded(hostile.docx_empty_paragraphs(), ".docx", budget=10)
+    r = bounded(hostile.docx_empty_paragraphs(), ".docx", budget=4)
     assert "more than 500,000 paragraphs and table rows" in r.outcome
     assert "CLEARANCE_INGEST_MAX_PARAGRAPHS" in r.outcome
 
@@ -112,7 +115,7 @@ def test_docx_with_too_many_parts_is_refused() -> None:
 
 def test_html_nested_100k_deep_is_refused_fast() -> None:
     # before: over 330 s (the parser's work is quadratic in the depth)
-    r = bounded(hostile.html_nested(), ".html", budget=5)
+    r = bounded(hostile.html_nested(), ".html", budget=2)
     assert "nests elements deeper than 10,000" in r.outcome
     assert "CLEARANCE_INGEST_MAX_HTML_DEPTH" in r.outcome
 
@@ -196,7 +199,7 @@ def test_heading_rules_are_unchanged() -> None:
 
     rnd = random.Random(16)
     alphabet = ["#", "A", "B", "C", "a", " ", " ", "\t", ":", ".", "1", "2", "\n", "\n"]
-    for _ in range(20_000):
+    for _ in range(8_000):
         text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 60)))
         for media_type in ("text/markdown", "text/plain"):
             now = [(s.start, s.level, s.heading) for s in split_sections(text, media_type)
@@ -320,7 +323,7 @@ def _rich_docx(seed: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(8))
 def test_streamed_docx_text_is_what_python_docx_read(seed: int) -> None:
     data = _rich_docx(seed)
     assert document_from_bytes(data, "n.docx").text == _python_docx_text(data)
@@ -361,7 +364,7 @@ def test_html_model_never_nests_shallower_than_the_parser() -> None:
     linear time. Random tag soup, fixed seed."""
     rnd = random.Random(16)
     tags = ["div", "span", "p", "b", "i", "a", "table", "tr", "td", "li", "ul", "svg", "math", "button", "em", "font", "h1", "select", "option", "form", "nobr", "dd", "dt", "tbody", "pre", "mi", "foreignObject", "title", "script", "textarea"]
-    for _ in range(150):
+    for _ in range(100):
         parts = []
         for _ in range(rnd.randrange(20, 200)):
             tag, r = rnd.choice(tags), rnd.random()
