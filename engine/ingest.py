@@ -702,8 +702,9 @@ class _OpenElements:
         self.by_key[key] = same
         if len(same) >= 3:  # the "Noah's Ark" clause: at most three alike
             self._remove(same.pop(0))
-        entry = [key, tag, len(self.stack) - 1, False]
-        self.open_at[entry[2]] = entry
+        top = len(self.stack) - 1
+        entry: list[Any] = [key, tag, top, False]
+        self.open_at[top] = entry
         same.append(entry)
         self.by_tag.setdefault(tag, []).append(entry)
         self.formatting.append(entry)
