@@ -19,6 +19,10 @@ class DocumentError(UserError):
     """A document that cannot be read as text (binary, undecodable, too large, unsupported)."""
 
 
+class DeadlineExceeded(ClearanceError):
+    """The work did not finish before its deadline and was stopped (the server answers 504)."""
+
+
 class GateFileError(UserError):
     """Gate files with errors; carries the rendered diagnostics."""
 
