@@ -177,7 +177,9 @@ class Engine:
 
     # --- validation ---------------------------------------------------------------------
     def load(self, path: str | Path) -> Document:
-        return load_document(path, max_bytes=self.max_bytes)
+        """Read a document; within a validation's deadline (engine.budget), reading obeys it."""
+        d = budget.current()
+        return load_document(path, max_bytes=self.max_bytes, deadline=d.at if d else None)
 
     def validate(self, doc: Document | str | Path, *, modules: list[str] | None = None,
                  doc_type: str | None = None, profile: bool = False,

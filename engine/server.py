@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import queue
@@ -779,15 +778,11 @@ async def _read_document(request: Request, settings: Settings
     return data, name, media, opts
 
 
-_INGEST_TAKES_DEADLINE = "deadline" in inspect.signature(document_from_bytes).parameters
-
-
 def _ingest(data: bytes, name: str, media: str | None, max_bytes: int,
             deadline: Deadline) -> Any:
-    """Read the document; ingestion that accepts a ``deadline`` (a ``time.monotonic()`` value)
-    stops at it, raising DeadlineExceeded; without it, the deadline is checked right after."""
-    extra: dict[str, Any] = {"deadline": deadline.at} if _INGEST_TAKES_DEADLINE else {}
-    return document_from_bytes(data, name, media_type=media, max_bytes=max_bytes, **extra)
+    """Read the document; reading stops at the deadline, raising DeadlineExceeded."""
+    return document_from_bytes(data, name, media_type=media, max_bytes=max_bytes,
+                               deadline=deadline.at)
 
 
 def app_from_env() -> FastAPI:
