@@ -46,19 +46,63 @@ def best_threshold(scores: list[float], labels: list[bool]) -> float:
     return round(best, 3)
 
 
-def cross_validated(scores: list[float], labels: list[bool], folds: int = 5) -> float:
+def fold_thresholds(
+    scores: list[float], labels: list[bool], fold_of: list[int], folds: int = 5
+) -> list[float]:
+    """For each document, the threshold chosen on the other folds (split by document)."""
+    out = [0.0] * len(scores)
+    for f in range(folds):
+        train = [i for i in range(len(scores)) if fold_of[i] != f]
+        t = best_threshold([scores[i] for i in train], [labels[i] for i in train])
+        for i in range(len(scores)):
+            if fold_of[i] == f:
+                out[i] = t
+    return out
+
+
+def cross_validated(
+    scores: list[float], labels: list[bool], fold_of: list[int] | None = None, folds: int = 5
+) -> float:
     """Balanced accuracy with each fold's threshold chosen on the other folds (an honest
     estimate: the in-sample figure is optimistic)."""
-    preds: list[bool] = [False] * len(scores)
-    for f in range(folds):
-        train = [i for i in range(len(scores)) if i % folds != f]
-        t = best_threshold([scores[i] for i in train], [labels[i] for i in train])
-        for i in range(f, len(scores), folds):
-            preds[i] = scores[i] >= t
-    return metrics([1.0 if p else 0.0 for p in preds], labels, 0.5)["balanced_accuracy"]
+    fold_of = fold_of or [i % folds for i in range(len(scores))]
+    thr = fold_thresholds(scores, labels, fold_of, folds)
+    preds = [1.0 if s >= t else 0.0 for s, t in zip(scores, thr, strict=True)]
+    return metrics(preds, labels, 0.5)["balanced_accuracy"]
 
 
-def calibrate(corpus: Path, limit: int | None, write: bool) -> dict:
+#: the band's rule: a side of the band ends where held-out decisions beyond it are right at
+#: least this often (see docs/offline-judge.md)
+BAND_TARGET = 0.9
+BAND_FILE = ROOT / "data" / "calibration" / "offline_band.json"
+
+
+def band_from_margins(margins: list[float], right: list[bool], target: float = BAND_TARGET) -> dict:
+    """Per side, the smallest distance from the threshold beyond which cross-validated
+    decisions are right at least ``target`` of the time."""
+    out: dict = {}
+    for side, sign in (("above", 1), ("below", -1)):
+        pairs = [(sign * m, r) for m, r in zip(margins, right, strict=True) if sign * m >= 0]
+        width = None
+        for k in range(0, 101):
+            w = k / 1000
+            kept = [r for d, r in pairs if d >= w]
+            if kept and sum(kept) / len(kept) >= target:
+                width = w
+                break
+        inside = [r for d, r in pairs if d < (width if width is not None else 0.1)]
+        beyond = [r for d, r in pairs if d >= (width if width is not None else 0.1)]
+        out[side] = {
+            "width": width if width is not None else 0.1,
+            "decisions": len(pairs),
+            "inside_band": len(inside),
+            "accuracy_inside": round(sum(inside) / len(inside), 3) if inside else None,
+            "accuracy_beyond": round(sum(beyond) / len(beyond), 3) if beyond else None,
+        }
+    return out
+
+
+def calibrate(corpus: Path, limit: int | None, write: bool, write_band: bool = False) -> dict:
     labels_doc = json.loads((corpus / "labels.json").read_text())
     requirements: list[str] = labels_doc["requirements"]
     statements = json.loads(STATEMENTS.read_text())
@@ -66,7 +110,7 @@ def calibrate(corpus: Path, limit: int | None, write: bool) -> dict:
     questions = {
         r: Question(statements[r]["question"], tuple(statements[r]["like"])) for r in requirements
     }
-    provider = OfflineProvider()
+    provider = OfflineProvider(heads={})  # similarity only: what the thresholds steer
 
     embedder, why = offline.load_embedder()
     if embedder is None:
@@ -99,18 +143,36 @@ def calibrate(corpus: Path, limit: int | None, write: bool) -> dict:
             bare_scores[r].append(got_bare[bare[r].id].value)
             labels[r].append(r in disclosed)
 
+    from engine.providers.heads import folds_by_document
+
+    fold_map = folds_by_document(names)
+    fold_of = [fold_map[n] for n in names]
     rows = {}
+    margins: list[float] = []
+    right: list[bool] = []
     for r in requirements:
         t = best_threshold(scores[r], labels[r])
         m = metrics(scores[r], labels[r], t)
+        thr = fold_thresholds(scores[r], labels[r], fold_of)
+        for s, ft, y in zip(scores[r], thr, labels[r], strict=True):
+            margins.append(s - ft)
+            right.append((s >= ft) == y)
         rows[r] = {
             "question": statements[r]["question"],
             "like": statements[r]["like"],
             "threshold": t,
             "positives": sum(labels[r]),
             **{k: round(v, 3) for k, v in m.items()},
-            "cv_balanced_accuracy": round(cross_validated(scores[r], labels[r]), 3),
+            "cv_balanced_accuracy": round(cross_validated(scores[r], labels[r], fold_of), 3),
         }
+    band = band_from_margins(margins, right)
+    print(
+        f"unsure band (5-fold CV by document, {len(margins)} held-out decisions): "
+        f"below {band['below']['width']:.3f}, above {band['above']['width']:.3f} "
+        f"(decisions beyond it right {band['below']['accuracy_beyond']} / "
+        f"{band['above']['accuracy_beyond']}; inside {band['below']['accuracy_inside']} / "
+        f"{band['above']['accuracy_inside']})"
+    )
 
     # one threshold for questions written without one: the best single cut across requirements
     def single_cut(table: dict[str, list[float]]) -> tuple[float, float]:
@@ -183,6 +245,26 @@ def calibrate(corpus: Path, limit: int | None, write: bool) -> dict:
         "timing": timing,
         "requirements": rows,
     }
+    if write_band:
+        BAND_FILE.write_text(json.dumps({
+            "about": (
+                "The offline provider's unsure band around a similarity threshold: a score at or "
+                "above threshold + above is yes, below threshold - below is no, in between "
+                "unclear. Each side ends where 5-fold cross-validated decisions (split by "
+                "document, threshold chosen on the other folds) on GDPR-T-200 beyond it are "
+                f"right at least {BAND_TARGET:.0%} of the time, pooled over the 21 requirements. "
+                "Regenerate with: python benchmarks/bench_semantic.py --band --skip-api "
+                "--skip-engine"
+            ),
+            "model": offline.MODEL_ID,
+            "similarity": {
+                "below": band["below"]["width"],
+                "above": band["above"]["width"],
+                "method": f"5-fold CV by document, beyond-band accuracy >= {BAND_TARGET}",
+                "detail": band,
+            },
+        }, indent=2) + "\n")
+        print(f"wrote {BAND_FILE.relative_to(ROOT)}")
     if write:
         THRESHOLDS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {THRESHOLDS.relative_to(ROOT)}")
@@ -297,6 +379,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--limit", type=int, default=None, help="only the first N documents")
     parser.add_argument("--write", action="store_true", help=f"save {THRESHOLDS.name}")
+    parser.add_argument("--band", action="store_true", help=f"save {BAND_FILE.name}")
     parser.add_argument("--skip-offline", action="store_true")
     parser.add_argument("--skip-api", action="store_true")
     parser.add_argument("--skip-engine", action="store_true")
@@ -307,7 +390,7 @@ def main() -> None:
     if not args.corpus.is_dir():
         raise SystemExit(f"corpus not found: {args.corpus}")
     if not args.skip_offline:
-        calibrate(args.corpus, args.limit, args.write)
+        calibrate(args.corpus, args.limit, args.write, args.band)
     if not args.skip_api:
         print()
         api_calls(args.corpus)
