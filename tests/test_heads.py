@@ -134,7 +134,7 @@ def test_a_question_with_a_head_is_answered_by_it_one_without_by_similarity():
     doc = Document(NOTICE, media_type="text/markdown")
     result = asyncio.run(provider.answer(doc, [asked, other])).answers
     yes, sim = result[asked.id], result[other.id]
-    assert yes.verdict == "yes" and yes.rationale.startswith("yes (head TEST-1, score ")
+    assert yes.verdict == "yes" and yes.rationale.startswith("yes (score ") and "by head TEST-1" in yes.rationale
     assert (yes.decided_above, yes.decided_below) == (0.6, 0.4)
     assert yes.evidence[0].quote.startswith("We keep your personal data")
     assert 0.6 <= yes.score <= 1.0 and yes.confidence == round(yes.score, 3)

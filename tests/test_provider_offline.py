@@ -90,7 +90,7 @@ def test_a_score_inside_the_band_is_unsure_and_says_why():
     above, below = round(hair.threshold + 0.03, 3), round(hair.threshold - 0.04, 3)
     assert (answer.decided_above, answer.decided_below) == (above, below)
     assert answer.rationale.startswith(
-        f"unsure (similarity, score {score:.2f}, decided above {above:.2f} / below {below:.2f})"
+        f"unsure (score {score:.2f}, decided above {above:.2f} / below {below:.2f}) by similarity"
     )
     assert 'line 7: "We keep your personal data for two years' in answer.rationale
     assert RETENTION.like[0] not in answer.rationale

@@ -34,8 +34,10 @@ def train(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
 ) -> None:
     """Train one calibrated logistic-regression head per semantic question over passage
-    embeddings, with 5-fold cross-validation by document, and write them with their metrics.
-    Same corpus, same seed: the same heads. Exit 2 when the corpus is missing."""
+    embeddings, with 5-fold cross-validation by document; write those that beat similarity on
+    the same folds, with their metrics. Same corpus, same seed: the same heads. Exit 2 when the
+    corpus is missing."""
+
     from engine.evaluation.gates import REPO_ROOT, load_t200_config
     from engine.providers import heads as H
     from engine.providers.offline import OfflineProvider, load_embedder
@@ -63,6 +65,7 @@ def train(
         if unknown:
             raise UserError(f"no semantic gate to train: {', '.join(unknown)}")
         targets = [t for t in targets if t.gate in gate]
+    H.single_thread_blas()
     provider = OfflineProvider(heads={})
     started = time.perf_counter()
     interactive = fmt == "text" and sys.stderr.isatty()
@@ -76,24 +79,37 @@ def train(
     if interactive:
         sys.stderr.write("\r" + " " * 72 + "\r")
     directory = out or H.HEADS_DIR
+    cvs = [H.cross_validate(ts, t, provider) for t in targets]
+    band = H.pooled_band(cvs)
     rows = []
-    for t in targets:
-        head, cv = H.train_target(ts, t, provider)
-        H.write_head(head, directory)
-        m = cv.metrics()
+    written = 0
+    for cv in cvs:
+        t = cv.target
+        m = cv.metrics(band)
         rows.append({"gate": t.gate, "requirements": t.requirements, **m})
+        stale = directory / f"{t.gate}.json"
+        if cv.prefers_head(band):
+            H.write_head(H.final_head(ts, cv, provider, band), directory)
+            written += 1
+        elif stale.exists():
+            stale.unlink()  # similarity judges this question better: no head ships for it
         if fmt == "text":
             a, b = m["at_threshold"], m["with_band"]
+            sim, sb = m["similarity_at_threshold"], m["similarity_with_band"]
             print(
-                f"{t.gate:24} cv BA {a['balanced_accuracy']:.3f} P {a['precision'] or 0:.3f} "
-                f"R {a['recall'] or 0:.3f} | with unsure band: BA {b['balanced_accuracy']:.3f}, "
-                f"{b['unsure']} unsure",
+                f"{t.gate:24} head BA {a['balanced_accuracy']:.3f} (banded {b['balanced_accuracy']:.3f},"
+                f" {b['unsure']:3} unsure) | similarity BA {sim['balanced_accuracy']:.3f} (banded "
+                f"{sb['balanced_accuracy']:.3f}, {sb['unsure']:3} unsure) -> {m['prefer']}",
                 flush=True,
             )
     seconds = time.perf_counter() - started
     if fmt == "json":
-        sys.stdout.write(json.dumps({"heads": rows, "seconds": round(seconds, 1),
+        sys.stdout.write(json.dumps({"heads": rows, "band": {"below": band[0], "above": band[1]},
+                                     "seconds": round(seconds, 1),
                                      "training_set_sha256": ts.sha256}, indent=2) + "\n")
     else:
-        print(f"wrote {len(targets)} head(s) to {directory} in {seconds:.0f} s "
-              f"(training set {ts.sha256[:12]}, {len(ts.names)} documents)")
+        print(f"unsure band (pooled out-of-fold): {band[0]:.2f} below / {band[1]:.2f} above "
+              "each head's threshold")
+        print(f"wrote {written} head(s) to {directory} ({len(targets) - written} question(s) "
+              f"stay with similarity) in {seconds:.0f} s (training set {ts.sha256[:12]}, "
+              f"{len(ts.names)} documents, 5-fold CV by document)")

@@ -10,6 +10,10 @@ from typing import Any
 
 HEADS_DIR = Path(__file__).resolve().parents[2] / "data" / "heads"
 FORMAT = 1
+EMBED_DIM = 384
+#: the similarity feature's scale: a cosine spread of ~0.3 becomes ~1.5, so the L2 penalty does
+#: not silence it next to 384 embedding weights
+SIM_SCALE = 5.0
 
 
 def question_hash(text: str) -> str:
@@ -34,11 +38,18 @@ class Head:
     decided_above: float
     decided_below: float
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the reference statements whose best cosine with a passage is the head's 385th feature
+    statements: tuple[str, ...] = ()
 
-    def passage_probabilities(self, vectors: Any) -> Any:
+    def passage_probabilities(self, vectors: Any, similarity: Any = None) -> Any:
+        """Calibrated probability per passage; ``similarity``: each passage's best cosine with
+        :attr:`statements` (needed when the head was trained with that feature)."""
         import numpy as np
 
-        z = self.platt_a * (vectors @ self.weights + self.bias) + self.platt_b
+        x = vectors
+        if len(self.weights) == EMBED_DIM + 1:
+            x = np.hstack([vectors, SIM_SCALE * np.asarray(similarity)[:, None]])
+        z = self.platt_a * (x @ self.weights + self.bias) + self.platt_b
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def as_dict(self) -> dict[str, Any]:
@@ -48,6 +59,7 @@ class Head:
             "question": self.question,
             "question_sha": self.question_sha,
             "model": self.model,
+            "statements": list(self.statements),
             **self.meta,
             "decided_above": round(self.decided_above, 4),
             "decided_below": round(self.decided_below, 4),
@@ -62,11 +74,14 @@ class Head:
 
         known = {
             "format", "gate", "question", "question_sha", "model", "decided_above",
-            "decided_below", "platt", "bias", "weights",
+            "decided_below", "platt", "bias", "weights", "statements",
         }
         weights = np.asarray(d["weights"], dtype=np.float32)
-        if weights.shape != (384,):
-            raise ValueError(f"expected 384 weights, got {weights.shape}")
+        statements = tuple(str(t) for t in d.get("statements", ()))
+        if weights.shape not in ((EMBED_DIM,), (EMBED_DIM + 1,)):
+            raise ValueError(f"expected {EMBED_DIM} or {EMBED_DIM + 1} weights, got {weights.shape}")
+        if len(weights) == EMBED_DIM + 1 and not statements:
+            raise ValueError("a head with a similarity feature needs its statements")
         return cls(
             gate=str(d["gate"]),
             question=str(d["question"]),
@@ -79,6 +94,7 @@ class Head:
             decided_above=float(d["decided_above"]),
             decided_below=float(d["decided_below"]),
             meta={k: v for k, v in d.items() if k not in known},
+            statements=statements,
         )
 
 
@@ -155,33 +171,79 @@ SEED = 0
 FOLDS = 5
 L2 = 1.0  # ridge on the weights (not the bias), in units of the summed sample weight
 TOP_K = 2  # positives re-picked per disclosing document
-NEG_PER_DOC = 24  # negatives sampled per document (all passages of short documents)
+NEG_PER_DOC = 16  # negatives sampled per document (all passages of short documents)
 ROUNDS = 2
-#: a decision is "unsure" when its calibrated probability is within this of the threshold;
-#: measured, not chosen: see docs/offline-judge.md and the heads' own cv.band_errors
+#: a decision is "unsure" when its calibrated probability is within this of the threshold:
+#: the widest band whose held-out decisions (outer CV, pooled over the heads) are right less
+#: than 3 times in 4 -- the rule the similarity band follows too (see band_width)
 PROB_BAND = 0.1
+BAND_INSIDE_ACCURACY = 0.75
+
+
+def band_width(distances: Any, right: Any, step: float, limit: float) -> float:
+    """The widest ``w`` (on a grid of ``step`` up to ``limit``) such that the held-out decisions
+    closer than ``w`` to their threshold are right less than ``BAND_INSIDE_ACCURACY`` of the
+    time: an answer that close is closer to a coin than to a finding."""
+    import numpy as np
+
+    d, r = np.asarray(distances, dtype=float), np.asarray(right, dtype=bool)
+    best = 0.0
+    for k in range(1, int(round(limit / step)) + 1):
+        w = round(k * step, 6)
+        inside = d < w
+        if inside.any() and r[inside].mean() < BAND_INSIDE_ACCURACY:
+            best = w
+    return best
+
+
+def single_thread_blas() -> bool:
+    """Ask numpy's OpenBLAS for one thread (best effort, Linux): the matrices here are small,
+    and on a busy 2-core machine BLAS threads cost 5-10x more in hand-offs than they gain.
+    threadpoolctl does this in general; it is not a dependency, and this is its one call."""
+    import ctypes
+
+    import numpy  # noqa: F401 - loads the library whose thread count is set
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            libs = sorted({ln.split()[-1] for ln in maps if "openblas" in ln.lower()})
+        for path in libs:
+            lib = ctypes.CDLL(path)
+            for name in (
+                "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                "openblas_set_num_threads",
+            ):
+                if hasattr(lib, name):
+                    getattr(lib, name)(1)
+                    return True
+    except OSError:
+        pass
+    return False
 
 
 def fit_logistic(
-    x: Any, y: Any, w: Any, l2: float = L2, iters: int = 25, start: Any = None
+    x: Any, y: Any, w: Any, l2: float | None = None, iters: int = 12, start: Any = None
 ) -> tuple[Any, float]:
     """Weighted L2-regularised logistic regression by Newton's method (385 unknowns: exact and
     deterministic, no solver dependency). Returns weights and bias."""
     import numpy as np
 
+    l2 = L2 if l2 is None else l2
     n, d = x.shape
-    xb = np.hstack([x, np.ones((n, 1), dtype=x.dtype)]).astype(np.float64)
+    # float32 for the Gram matrix (the cost), float64 for the solve (the accuracy)
+    xb = np.hstack([x, np.ones((n, 1), dtype=x.dtype)]).astype(np.float32)
     beta = np.zeros(d + 1) if start is None else np.asarray(start, dtype=np.float64).copy()
     reg = np.full(d + 1, l2)
     reg[-1] = 0.0
     for _ in range(iters):
-        z = np.clip(xb @ beta, -30, 30)
+        z = np.clip(xb @ beta.astype(np.float32), -30, 30).astype(np.float64)
         p = 1.0 / (1.0 + np.exp(-z))
-        g = xb.T @ (w * (p - y)) + reg * beta
-        h = (xb * (w * p * (1 - p))[:, None]).T @ xb + np.diag(reg + 1e-9)
-        step = np.linalg.solve(h, g)
+        g = (xb.T @ (w * (p - y)).astype(np.float32)).astype(np.float64) + reg * beta
+        s = (w * p * (1 - p)).astype(np.float32)
+        h = (xb * s[:, None]).T @ xb
+        step = np.linalg.solve(h.astype(np.float64) + np.diag(reg + 1e-9), g)
         beta -= step
-        if np.abs(step).max() < 1e-4:
+        if np.abs(step).max() < 1e-3:
             break
     return beta[:-1].astype(np.float32), float(beta[-1])
 
@@ -229,7 +291,7 @@ def _train_one(
             n = len(d.vectors)
             pick = rng.choice(n, size=min(n, NEG_PER_DOC), replace=False) if n > NEG_PER_DOC else np.arange(n)
             neg_rows.append(d.vectors[np.sort(pick)])
-    negatives = np.vstack(neg_rows) if neg_rows else np.zeros((0, 384), np.float32)
+    negatives = np.vstack(neg_rows) if neg_rows else np.zeros((0, statements.shape[1]), np.float32)
     score_of = [seeds(d.vectors) for d in docs]
     weights = bias = None
     for _ in range(ROUNDS):
@@ -403,14 +465,29 @@ def load_training_set(
     return TrainingSet(names, docs, {n: labels[n] for n in names}, h.hexdigest())
 
 
-def _seed_scorer(provider: Any, target: Target) -> tuple[Any, Any]:
-    """Similarity to the question's statements: how the first positives are picked."""
-    statements = provider._statement_vectors(list(target.like) or [target.question])
+def statements_of(target: Target) -> list[str]:
+    return list(target.like) or [target.question]
 
-    def seeds(vectors: Any) -> Any:
-        return (vectors @ statements.T).max(axis=1) if len(vectors) else vectors[:, 0]
 
-    return seeds, statements
+def _augment(ts: TrainingSet, provider: Any, target: Target) -> tuple[dict[str, DocVectors], Any, Any]:
+    """Each passage's embedding plus its best similarity to the question's statements (the
+    similarity judge's own score, as a feature the regression may weigh), the statements as
+    positives, and the seed scorer that picks the first positives (that similarity)."""
+    import numpy as np
+
+    vecs = provider._statement_vectors(statements_of(target))
+    docs: dict[str, DocVectors] = {}
+    for n in ts.names:
+        d = ts.docs[n]
+        sim = (d.vectors @ vecs.T).max(axis=1) if len(d.vectors) else np.zeros(0, np.float32)
+        x = np.hstack([d.vectors, SIM_SCALE * sim[:, None]]).astype(np.float32)
+        docs[n] = DocVectors(n, x, d.spans)
+    pos = np.hstack([vecs, np.full((len(vecs), 1), SIM_SCALE, np.float32)]).astype(np.float32)
+
+    def seeds(x: Any) -> Any:
+        return x[:, -1]
+
+    return docs, seeds, pos
 
 
 @dataclass
@@ -420,52 +497,95 @@ class CrossValidation:
     thresholds: Any  # the threshold each document's fold decided with
     labels: Any
     fold_fits: list[Fitted]
+    #: the similarity judge on the same folds: best cosine per document, fold thresholds
+    sim_oof: Any = None
+    sim_thresholds: Any = None
 
-    def metrics(self, band: float = PROB_BAND) -> dict[str, Any]:
-        import numpy as np
+    def metrics(self, band: tuple[float, float] = (PROB_BAND, PROB_BAND)) -> dict[str, Any]:
+        """Head and similarity, cross-validated on the same folds; ``band`` = (below, above)."""
 
-        decided = rates(self.oof >= self.thresholds, self.labels)
-        unsure = np.abs(self.oof - self.thresholds) < band
+        said = self.oof >= self.thresholds
+        decided = rates(said, self.labels)
+        d = self.oof - self.thresholds
+        unsure = (d < band[1]) & (d >= -band[0])
         # the engine counts an unsure answer as "not disclosed" (INDETERMINATE gate)
-        banded = rates((self.oof >= self.thresholds) & ~unsure, self.labels)
-        outside = ~unsure
-        right = (self.oof >= self.thresholds) == self.labels
-        return {
+        banded = rates(said & ~unsure, self.labels)
+        right = said == self.labels
+        out: dict[str, Any] = {
             "documents": int(len(self.labels)),
             "disclosed": int(self.labels.sum()),
             "at_threshold": decided,
             "with_band": {**banded, "unsure": int(unsure.sum())},
-            "accuracy_outside_band": round(float(right[outside].mean()), 4) if outside.any() else None,
+            "accuracy_outside_band": round(float(right[~unsure].mean()), 4) if (~unsure).any() else None,
             "accuracy_inside_band": round(float(right[unsure].mean()), 4) if unsure.any() else None,
         }
+        if self.sim_oof is not None:
+            from engine.providers.offline import load_band
+
+            sim_said = self.sim_oof >= self.sim_thresholds
+            sd = self.sim_oof - self.sim_thresholds
+            sb = load_band()
+            sim_unsure = (sd < sb.above) & (sd >= -sb.below)
+            sim = rates(sim_said, self.labels)
+            sim_banded = rates(sim_said & ~sim_unsure, self.labels)
+            out["similarity_at_threshold"] = sim
+            out["similarity_with_band"] = {**sim_banded, "unsure": int(sim_unsure.sum())}
+            # compared as the engine delivers them: each with its unsure band ("not disclosed")
+            head_ba = banded["balanced_accuracy"] or 0.0
+            sim_ba = sim_banded["balanced_accuracy"] or 0.0
+            out["prefer"] = "head" if head_ba > sim_ba else "similarity"
+        return out
+
+    def prefers_head(self, band: tuple[float, float]) -> bool:
+        return self.metrics(band).get("prefer", "head") == "head"
 
 
 def cross_validate(
     ts: TrainingSet, target: Target, provider: Any, folds: int = FOLDS, seed: int = SEED
 ) -> CrossValidation:
     """5-fold cross-validation by document: each fold's head (regression, Platt, threshold) is
-    fitted on the other folds only."""
+    fitted on the other folds only; the similarity judge's threshold likewise."""
     import numpy as np
 
-    seeds, statements = _seed_scorer(provider, target)
+    docs, seeds, statements = _augment(ts, provider, target)
     fold_of = folds_by_document(ts.names, folds, seed)
     labels = np.array([all(r in ts.disclosed[n] for r in target.requirements) for n in ts.names])
+    sim = np.array([float(seeds(docs[n].vectors).max()) / SIM_SCALE if len(docs[n].vectors)
+                    else 0.0 for n in ts.names])
     oof = np.zeros(len(ts.names))
     thr = np.zeros(len(ts.names))
+    sim_thr = np.zeros(len(ts.names))
     fits: list[Fitted] = []
     for f in range(folds):
         tr = [i for i, n in enumerate(ts.names) if fold_of[n] != f]
         te = [i for i, n in enumerate(ts.names) if fold_of[n] == f]
         fit = fit_calibrated(
-            [ts.docs[ts.names[i]] for i in tr], [bool(labels[i]) for i in tr], seeds, statements, seed
+            [docs[ts.names[i]] for i in tr], [bool(labels[i]) for i in tr], seeds, statements, seed
         )
         fits.append(fit)
-        oof[te] = probabilities(fit, [ts.docs[ts.names[i]] for i in te])
+        oof[te] = probabilities(fit, [docs[ts.names[i]] for i in te])
         thr[te] = fit.threshold
-    return CrossValidation(target, oof, thr, labels, fits)
+        sim_thr[te] = best_cut(sim[tr], labels[tr])
+    return CrossValidation(target, oof, thr, labels, fits, sim, sim_thr)
 
 
-def make_head(target: Target, fit: Fitted, meta: dict[str, Any], band: float = PROB_BAND) -> Head:
+def pooled_band(cvs: list[CrossValidation]) -> tuple[float, float]:
+    """(below, above): the probability band of every head, by :func:`band_width` over the
+    pooled out-of-fold decisions of all the heads trained."""
+    import numpy as np
+
+    if not cvs:
+        return PROB_BAND, PROB_BAND
+    d = np.concatenate([c.oof - c.thresholds for c in cvs])
+    r = np.concatenate([(c.oof >= c.thresholds) == c.labels for c in cvs])
+    above = band_width(d[d >= 0], r[d >= 0], step=0.01, limit=0.3)
+    below = band_width(-d[d < 0], r[d < 0], step=0.01, limit=0.3)
+    return below, above
+
+
+def make_head(
+    target: Target, fit: Fitted, meta: dict[str, Any], band: tuple[float, float]
+) -> Head:
     from engine.providers.offline import MODEL_ID
 
     return Head(
@@ -477,20 +597,21 @@ def make_head(target: Target, fit: Fitted, meta: dict[str, Any], band: float = P
         bias=fit.bias,
         platt_a=fit.platt[0],
         platt_b=fit.platt[1],
-        decided_above=min(1.0, fit.threshold + band),
-        decided_below=max(0.0, fit.threshold - band),
+        decided_above=min(1.0, fit.threshold + band[1]),
+        decided_below=max(0.0, fit.threshold - band[0]),
         meta=meta,
+        statements=tuple(statements_of(target)),
     )
 
 
-def train_target(
-    ts: TrainingSet, target: Target, provider: Any, seed: int = SEED
-) -> tuple[Head, CrossValidation]:
-    """Cross-validate, then fit the shipped head on every document."""
-    cv = cross_validate(ts, target, provider, seed=seed)
-    seeds, statements = _seed_scorer(provider, target)
+def final_head(
+    ts: TrainingSet, cv: CrossValidation, provider: Any, band: tuple[float, float], seed: int = SEED
+) -> Head:
+    """The shipped head: fitted on every document, carrying its cross-validated metrics."""
+    target = cv.target
+    docs, seeds, statements = _augment(ts, provider, target)
     fit = fit_calibrated(
-        [ts.docs[n] for n in ts.names], [bool(v) for v in cv.labels], seeds, statements, seed
+        [docs[n] for n in ts.names], [bool(v) for v in cv.labels], seeds, statements, seed
     )
     meta = {
         "requirements": target.requirements,
@@ -499,20 +620,26 @@ def train_target(
         "seed": seed,
         "hyperparameters": {
             "l2": L2, "top_k": TOP_K, "negatives_per_document": NEG_PER_DOC, "rounds": ROUNDS,
-            "folds": FOLDS, "inner_folds": 3, "probability_band": PROB_BAND,
+            "folds": FOLDS, "inner_folds": 3, "similarity_scale": SIM_SCALE,
+            "band_below": band[0], "band_above": band[1],
         },
         "threshold": round(fit.threshold, 4),
-        "cv": cv.metrics(),
+        "cv": cv.metrics(band),
         "trained_by": "clearance train",
     }
-    return make_head(target, fit, meta), cv
+    return make_head(target, fit, meta, band)
 
 
-def fold_heads(cvs: list[CrossValidation], fold: int) -> dict[str, Head]:
-    """The heads fold ``fold`` was judged with (trained without its documents)."""
+def fold_heads(
+    cvs: list[CrossValidation], fold: int, band: tuple[float, float]
+) -> dict[str, Head]:
+    """The heads fold ``fold`` is judged with: trained without its documents, and only for the
+    questions where cross-validation prefers a head to similarity."""
     out: dict[str, Head] = {}
     for cv in cvs:
-        h = make_head(cv.target, cv.fold_fits[fold], {"fold": fold})
+        if not cv.prefers_head(band):
+            continue
+        h = make_head(cv.target, cv.fold_fits[fold], {"fold": fold}, band)
         out[h.question_sha] = h
     return out
 

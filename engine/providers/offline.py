@@ -395,7 +395,10 @@ class OfflineProvider(Provider):
         span: tuple[int, int] | None = None
         p = 0.0
         if idx.embedded.any():
-            probs = head.passage_probabilities(idx.vectors)
+            sims = None
+            if head.statements:
+                sims = (idx.vectors @ self._statement_vectors(list(head.statements)).T).max(axis=1)
+            probs = head.passage_probabilities(idx.vectors, sims)
             probs[~idx.embedded] = 0.0
             best = int(probs.argmax())
             p, span = float(probs[best]), idx.spans[best]
@@ -424,24 +427,25 @@ def _decide(
     if score >= above and span is not None:
         a, b = span
         return Answer(
-            "yes", _confidence(score, above, below, how), f"yes ({how}, {numbers}){where}", (Evidence(doc.text[a:b], a, b),),
+            "yes", _confidence(score, above, below, how), f"yes ({numbers}) by {how}{where}",
+            (Evidence(doc.text[a:b], a, b),),
             score=score, decided_above=above, decided_below=below,
         )
     if not idx.complete:
         n, k = len(idx.passages), int(idx.embedded.sum())
         return Answer(
             "unclear", 0.0,
-            f"unsure: the semantic time limit passed after {k} of {n} passages ({how}, "
-            f"{numbers}){where}",
+            f"unsure: the semantic time limit passed after {k} of {n} passages ({numbers}) "
+            f"by {how}{where}",
             score=score, decided_above=above, decided_below=below,
         )
     if score < below:
         return Answer(
-            "no", _confidence(score, above, below, how), f"no ({how}, {numbers}){where}",
+            "no", _confidence(score, above, below, how), f"no ({numbers}) by {how}{where}",
             score=score, decided_above=above, decided_below=below,
         )
     return Answer(
-        "unclear", 0.5, f"unsure ({how}, {numbers}){where}",
+        "unclear", 0.5, f"unsure ({numbers}) by {how}{where}",
         score=score, decided_above=above, decided_below=below,
     )
 
