@@ -175,3 +175,11 @@ def test_heads_json_carries_no_document_text():
         d = json.loads(path.read_text())
         assert set(d) >= {"weights", "question_sha", "training_set_sha256"}
         assert not any(k in d for k in ("passages", "text", "examples"))
+
+
+def test_eval_cross_validation_flags_are_checked(run_cli):
+    code, _, err = run_cli("eval", "data/samples", "--cv")
+    assert code == 2 and "--cv evaluates GDPR-T-200 only" in err
+    code, _, err = run_cli("eval", "--t200", "data/eval/gdpr-t200.toml", "--cv",
+                           "--deterministic-only")
+    assert code == 2 and "offline provider" in err

@@ -116,6 +116,8 @@ class Embedder:
 
 
 _lock = threading.Lock()
+#: reference-statement vectors by text, for the process (statements are few and fixed)
+_STATEMENTS: dict[str, Any] = {}
 _embedder: Embedder | None = None
 _load_error: str | None = None
 _load_seconds = 0.0
@@ -251,7 +253,6 @@ class OfflineProvider(Provider):
         self.embedding_cache = embedding_cache
         self.timeout_s = timeout_s
         self._docs: OrderedDict[str, _DocIndex] = OrderedDict()
-        self._statements: dict[str, Any] = {}
         self._cache_documents = cache_documents
         self._cache_lock = threading.Lock()
 
@@ -348,16 +349,35 @@ class OfflineProvider(Provider):
         return entry
 
     def _statement_vectors(self, texts: list[str]) -> Any:
+        """Vectors of reference statements (``like``, or the question): remembered for the
+        process and kept in the disk cache beside the passages, so a new process (each CLI
+        call) does not embed the same few dozen statements again."""
+        import numpy as np
+
         embedder, why = load_embedder()
         if embedder is None:
             raise RuntimeError(why)
-        missing = [t for t in dict.fromkeys(texts) if t not in self._statements]
-        if missing:
-            for t, v in zip(missing, embedder.embed(missing), strict=True):
-                self._statements[t] = v
-        import numpy as np
+        missing = [t for t in dict.fromkeys(texts) if t not in _STATEMENTS]
+        cache = self.embedding_cache
+        if missing and cache is not None:
+            from engine.providers.embedcache import passage_key
 
-        return np.stack([self._statements[t] for t in texts])
+            stored = cache.get_many([passage_key(MODEL_ID, t) for t in missing])
+            for t in missing:
+                raw = stored.get(passage_key(MODEL_ID, t))
+                if raw is not None and len(raw) == 384 * 4:
+                    _STATEMENTS[t] = np.frombuffer(raw, dtype=np.float32)
+            missing = [t for t in missing if t not in _STATEMENTS]
+        if missing:
+            fresh = {}
+            for t, v in zip(missing, embedder.embed(missing), strict=True):
+                _STATEMENTS[t] = v
+                fresh[t] = v
+            if cache is not None:
+                from engine.providers.embedcache import passage_key
+
+                cache.set_many({passage_key(MODEL_ID, t): v.tobytes() for t, v in fresh.items()})
+        return np.stack([_STATEMENTS[t] for t in texts])
 
     # -- similarity ----------------------------------------------------------------------------
     def _similarity(self, idx: _DocIndex, q: Question) -> Score:
