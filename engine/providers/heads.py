@@ -178,6 +178,9 @@ ROUNDS = 2
 #: than 3 times in 4 -- the rule the similarity band follows too (see band_width)
 PROB_BAND = 0.1
 BAND_INSIDE_ACCURACY = 0.75
+#: how much better (banded balanced accuracy, CV) a head must do than similarity to ship: about
+#: one document of a requirement with 50 disclosing documents; smaller gaps are noise
+PREFER_MARGIN = 0.01
 
 
 def band_width(distances: Any, right: Any, step: float, limit: float) -> float:
@@ -533,7 +536,8 @@ class CrossValidation:
             # compared as the engine delivers them: each with its unsure band ("not disclosed")
             head_ba = banded["balanced_accuracy"] or 0.0
             sim_ba = sim_banded["balanced_accuracy"] or 0.0
-            out["prefer"] = "head" if head_ba > sim_ba else "similarity"
+            # a tie goes to the simpler judge: a head must win by PREFER_MARGIN
+            out["prefer"] = "head" if head_ba >= sim_ba + PREFER_MARGIN else "similarity"
         return out
 
     def prefers_head(self, band: tuple[float, float]) -> bool:
