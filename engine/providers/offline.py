@@ -193,9 +193,9 @@ class Band:
 
 
 def load_band(path: Path = BAND_FILE) -> Band:
-    """The similarity band shipped in ``data/calibration``; a missing or broken file means the
-    widest band we would consider (0.03 either side) rather than none: never more confident
-    than measured."""
+    """The similarity band shipped in ``data/calibration``; a missing or broken file means a
+    modest band (0.03 either side) rather than none: never a confident answer a hair from the
+    threshold."""
     import json
 
     try:
