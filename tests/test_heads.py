@@ -47,6 +47,7 @@ def synthetic(n_docs: int = 40, seed: int = 3) -> tuple[list[H.DocVectors], list
 
 
 def test_training_is_reproducible_and_separates_held_out_documents():
+    H.single_thread_blas()
     docs, labels, signal = synthetic()
 
     def seeds(v):
