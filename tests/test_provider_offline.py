@@ -9,7 +9,7 @@ import pytest
 from engine.document import Document
 from engine.providers import offline
 from engine.providers.base import NullProvider
-from engine.providers.offline import OfflineProvider
+from engine.providers.offline import Band, OfflineProvider, load_band
 from engine.providers.registry import chosen_name, make_provider
 from gates.base import Question
 
@@ -46,7 +46,7 @@ def ask(provider, text, questions):
 
 @needs_model
 def test_clear_yes_and_clear_no_with_evidence():
-    provider = OfflineProvider(default_threshold=0.55)
+    provider = OfflineProvider(default_threshold=0.55, heads={}, band=Band(0.02, 0.02))
     doc = Document(NOTICE, media_type="text/markdown")
     result = asyncio.run(provider.answer(doc, [RETENTION, AUTOMATED]))
     yes, no = result.answers[RETENTION.id], result.answers[AUTOMATED.id]
@@ -54,23 +54,55 @@ def test_clear_yes_and_clear_no_with_evidence():
     (ev,) = yes.evidence
     assert ev.quote.startswith("We keep your personal data for two years")
     assert doc.text[ev.start : ev.end] == ev.quote
-    assert "threshold 0.55" in yes.rationale and "line 7" in yes.rationale
+    assert "decided above 0.57 / below 0.53" in yes.rationale and "line 7" in yes.rationale
+    assert (yes.decided_above, yes.decided_below) == (0.57, 0.53) and yes.score >= 0.57
+    assert no.score < 0.53
     assert yes.confidence > 0.5 and no.confidence > 0.5
     assert no.evidence == ()
+    # the rationale quotes the document, never the reference statement
+    assert RETENTION.like[0] not in yes.rationale and AUTOMATED.like[0] not in no.rationale
     assert result.usage.calls == 0  # nothing left the machine
 
 
 @needs_model
 def test_question_threshold_overrides_the_default():
     strict = Question(RETENTION.text, RETENTION.like, threshold=0.99)
-    result = ask(OfflineProvider(default_threshold=0.3), NOTICE, [strict])
+    result = ask(OfflineProvider(default_threshold=0.3, heads={}), NOTICE, [strict])
     assert result.answers[strict.id].verdict == "no"
 
 
 @needs_model
 def test_question_text_is_used_without_statements():
     q = Question("We use cookies to remember your language preference.")
-    assert ask(OfflineProvider(default_threshold=0.6), NOTICE, [q]).answers[q.id].verdict == "yes"
+    provider = OfflineProvider(default_threshold=0.6, heads={})
+    assert ask(provider, NOTICE, [q]).answers[q.id].verdict == "yes"
+
+
+@needs_model
+def test_a_score_inside_the_band_is_unsure_and_says_why():
+    provider = OfflineProvider(heads={}, band=Band(0.04, 0.03))
+    doc = Document(NOTICE, media_type="text/markdown")
+    score = provider.scores(doc, [RETENTION])[RETENTION.id].value
+    # a threshold a hair above the document's best score: today's "confident no"
+    hair = Question(RETENTION.text, RETENTION.like, threshold=round(score + 0.01, 3))
+    answer = asyncio.run(provider.answer(doc, [hair])).answers[hair.id]
+    assert answer.verdict == "unclear"
+    above, below = round(hair.threshold + 0.03, 3), round(hair.threshold - 0.04, 3)
+    assert (answer.decided_above, answer.decided_below) == (above, below)
+    assert answer.rationale.startswith(
+        f"unsure (score {score:.2f}, decided above {above:.2f} / below {below:.2f}) by similarity"
+    )
+    assert 'line 7: "We keep your personal data for two years' in answer.rationale
+    assert RETENTION.like[0] not in answer.rationale
+    # the same score well clear of the band is decided
+    low = Question(RETENTION.text, RETENTION.like, threshold=round(score - 0.1, 3))
+    assert asyncio.run(provider.answer(doc, [low])).answers[low.id].verdict == "yes"
+
+
+def test_the_shipped_band_is_calibrated_and_narrow():
+    band = load_band()
+    assert "CV" in band.method
+    assert 0.0 < band.below <= 0.1 and 0.0 < band.above <= 0.1
 
 
 @needs_model
@@ -91,7 +123,7 @@ def test_pooling_ignores_padding():
 
 @needs_model
 def test_document_passages_are_embedded_once():
-    provider = OfflineProvider()
+    provider = OfflineProvider(heads={})
     embedder, _ = offline.load_embedder()
     doc = Document(NOTICE + "\nA unique line for this test.\n", media_type="text/markdown")
     asyncio.run(provider.answer(doc, [RETENTION]))

@@ -29,6 +29,12 @@ def _provider(name: str | None, deterministic_only: bool) -> Any:
         raise UserError(str(exc)) from None
 
 
+def _offline_without_heads() -> Any:
+    from engine.providers.offline import OfflineProvider
+
+    return OfflineProvider(heads={})
+
+
 @app.command("eval")
 def eval_command(
     corpora: Annotated[
@@ -62,6 +68,17 @@ def eval_command(
             "--limit", min=1, help="only the first N documents of GDPR-T-200 (sorted by name)"
         ),
     ] = None,
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv",
+            help="GDPR-T-200 with the offline provider, 5-fold cross-validated by document: "
+            "each fold judged by trained heads fitted on the other folds",
+        ),
+    ] = False,
+    no_heads: Annotated[
+        bool, typer.Option("--no-heads", help="offline provider by similarity only (no trained heads)")
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="no per-document mismatch list")
@@ -91,12 +108,17 @@ def eval_command(
             width = max(20, progress_console.width - 1)
             progress_console.print(f"  {name}"[:width].ljust(width), end="\r", markup=False)
 
-    needs_engine = bool(corpora) or t200 is not None
+    if (cv or no_heads) and (deterministic_only or (provider or "offline") != "offline"):
+        raise UserError("--cv and --no-heads are for the offline provider")
+    if cv and (t200 is None or corpora or entities is not None):
+        raise UserError("--cv evaluates GDPR-T-200 only: give --t200 FILE and nothing else")
+    needs_engine = (bool(corpora) or t200 is not None) and not cv
     engine = None
     if needs_engine:
-        engine = make_engine(
-            gates, cache=None, audit=None, provider=_provider(provider, deterministic_only)
+        chosen = (
+            _offline_without_heads() if no_heads else _provider(provider, deterministic_only)
         )
+        engine = make_engine(gates, cache=None, audit=None, provider=chosen)
     try:
         if corpora:
             from engine.evaluation.gates import evaluate_corpus, render_corpus
@@ -111,13 +133,24 @@ def eval_command(
             from engine.evaluation.gates import evaluate_t200, load_t200_config, render_t200
 
             config = load_t200_config(t200)
-            res = evaluate_t200(
-                config,
-                engine,
-                deterministic_only=deterministic_only,
-                limit=limit,
-                progress=progress,
-            )
+            if cv:
+                from engine.evaluation.gates import t200_cross_validated
+
+                res, head_rows = t200_cross_validated(
+                    config,
+                    lambda p: make_engine(gates, cache=None, audit=None, provider=p),
+                    limit=limit,
+                    progress=progress,
+                )
+                out["heads_cv"] = head_rows
+            else:
+                res = evaluate_t200(
+                    config,
+                    engine,
+                    deterministic_only=deterministic_only,
+                    limit=limit,
+                    progress=progress,
+                )
             progress("")
             out["t200"] = res.as_dict()
             if fmt == "text":

@@ -47,6 +47,13 @@ def lint(
     sys.stderr.flush()
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
+    # trained heads (data/heads) whose gate's question changed: answered by similarity meanwhile
+    from engine.providers.heads import stale_heads
+
+    stale = stale_heads(engine.ruleset(ids).gates) if not errors else []
+    for w in stale:
+        sys.stderr.write(f"warning[HEAD001]: {w}\n  = help: run `clearance train` to retrain\n\n")
+    warnings += len(stale)
     n_gates = sum(len(m.gates) for m in engine.list_modules()) if not errors else None
     summary = f"{errors} error(s), {warnings} warning(s)"
     if n_gates is not None:

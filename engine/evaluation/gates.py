@@ -466,9 +466,12 @@ def evaluate_t200(
     deterministic_only: bool,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    engine_for: Callable[[str], Any] | None = None,
 ) -> T200Evaluation:
     """Validate each document of the split and compare, per requirement, "all mapped gates
-    pass" with the annotators' label. Indeterminate gates count as "not disclosed"."""
+    pass" with the annotators' label. Indeterminate gates count as "not disclosed".
+    ``engine_for(name)``: the engine that judges that document (cross-validation gives each
+    fold an engine whose trained heads never saw it); default ``engine`` for all."""
     requirements, docs = load_t200_labels(config.corpus)
     unknown_reqs = sorted(set(config.requirements) - set(requirements))
     if unknown_reqs:
@@ -500,7 +503,8 @@ def evaluate_t200(
     for name in names:
         if progress:
             progress(name)
-        report = engine.validate(
+        judge = engine_for(name) if engine_for is not None else engine
+        report = judge.validate(
             config.corpus / name, modules=[config.module], doc_type=config.doc_type
         )
         status = {r.gate: r.status for r in report.gates}
@@ -528,6 +532,41 @@ def evaluate_t200(
 
 
 # --- rendering ----------------------------------------------------------------------------------
+
+
+def t200_cross_validated(
+    config: T200Config,
+    make: Callable[[Any], Any],
+    *,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[T200Evaluation, list[dict[str, Any]]]:
+    """The full gates with the offline provider, 5-fold cross-validated by document: each
+    fold's documents are judged with heads trained on the other four folds only. ``make``
+    builds an engine around a provider. Returns the evaluation and the heads' own CV rows."""
+    from engine.providers import heads as H
+    from engine.providers.offline import OfflineProvider
+
+    H.single_thread_blas()
+    plain = OfflineProvider(heads={})
+    ts = H.load_training_set(config, plain, progress, limit)
+    targets = H.targets_for(make(plain), config)
+    cvs = [H.cross_validate(ts, t, plain) for t in targets]
+    band = H.pooled_band(cvs)
+    fold_of = H.folds_by_document(ts.names)
+    engines = [make(OfflineProvider(heads=H.fold_heads(cvs, f, band))) for f in range(H.FOLDS)]
+    res = evaluate_t200(
+        config, engines[0], deterministic_only=False, limit=limit, progress=progress,
+        engine_for=lambda name: engines[fold_of[name]],
+    )
+    res.notes.append(
+        f"{H.FOLDS}-fold cross-validation by document: each document judged by heads trained "
+        f"without its fold ({sum(c.prefers_head(band) for c in cvs)} of {len(targets)} questions "
+        "with a head, where cross-validation prefers one; the rest by similarity)"
+    )
+    rows = [{"gate": cv.target.gate, "requirements": cv.target.requirements, **cv.metrics(band)}
+            for cv in cvs]
+    return res, rows
 
 
 def _fmt(v: float | None) -> str:

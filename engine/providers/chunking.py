@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 _PARA = re.compile(r"\n[ \t]*\n")
 _SENT_END = re.compile(r"[.!?;:][\"')\]]*\s+|\n")
@@ -104,6 +106,50 @@ def passages(text: str, max_chars: int = 400, min_chars: int = 25) -> list[tuple
         if cur is not None:
             spans.append(cur)
     return spans
+
+
+class Passage(NamedTuple):
+    """A passage to embed: its span in the document and the heading of its section."""
+
+    start: int
+    end: int
+    heading: str | None
+
+
+_MD_MARKUP = re.compile(r"^[#>*\-+\s]+|\*\*|__")
+
+
+def section_passages(
+    text: str, sections: Sequence[Any], max_chars: int = 400
+) -> list[Passage]:
+    """Each sentence, list item or paragraph of ``text`` once (no overlapping windows), with the
+    heading of the section it sits in. A passage that is only its section's heading line is left
+    out: the heading travels as context with every passage under it instead."""
+    starts = [s.start for s in sections]
+    out: list[Passage] = []
+    for a, b in passages(text, max_chars):
+        i = bisect.bisect_right(starts, a) - 1
+        sec = sections[i] if i >= 0 else None
+        heading = sec.heading if sec is not None else None
+        if not any(ch.isalnum() for ch in text[a:b]):
+            continue  # rules and separators ("=====") say nothing
+        if sec is not None and heading is not None and a == sec.start:
+            line_end = text.find("\n", a)
+            if line_end == -1 or b <= line_end:
+                continue  # the heading line alone
+        out.append(Passage(a, b, heading))
+    return out
+
+
+def context_text(text: str, p: Passage, heading_chars: int = 80) -> str:
+    """What is embedded for a passage: "Heading: passage", markdown markers dropped."""
+    body = _MD_MARKUP.sub("", text[p.start : p.end]).strip() or text[p.start : p.end]
+    if not p.heading:
+        return body
+    heading = p.heading.strip().rstrip(":")[:heading_chars]
+    if body.casefold().startswith(heading.casefold()):
+        return body
+    return f"{heading}: {body}"
 
 
 def _strip(text: str, a: int, b: int) -> tuple[int, int] | None:
