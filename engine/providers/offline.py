@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import budget
 from engine.document import Document
 from engine.providers.base import Answer, Evidence, Provider, ProviderResult, Usage, unclear_all
 from engine.providers.chunking import Passage, context_text, section_passages
@@ -274,8 +275,13 @@ class OfflineProvider(Provider):
             return unclear_all(questions, f"offline provider failed: {type(exc).__name__}: {exc}")
 
     def _deadline(self, started: float) -> float:
-        # finish a little before the engine stops waiting, so partial work still arrives
+        # finish a little before the engine stops waiting, so partial work still arrives; and
+        # never past the validation's own deadline (engine.budget: the server's time limit,
+        # `validate --timeout`), so a 504 means the embedding stopped too
         limit = self.timeout_s if self.timeout_s is not None else semantic_timeout()
+        d = budget.current()
+        if d is not None:
+            limit = min(limit, d.remaining())
         return started + max(0.0, limit * 0.9 - 0.2)
 
     def answer_sync(self, doc: Document, questions: list[Question]) -> ProviderResult:
