@@ -7,7 +7,7 @@ import ast as _pyast
 import re
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from dsl import ast
@@ -26,6 +26,14 @@ _KEYWORDS = ("module", "import", "define", "gate", "require", "forbid", "when", 
              "raw")
 #: where parsing may resume after a syntax error: a new top-level declaration at line start.
 _RESYNC = re.compile(r"^(?:gate|define|import|module)\b", re.MULTILINE)
+#: how deep expressions may nest (not, all, any, in section, calls), counting the definitions
+#: they use once expanded: far beyond any real gate, and far inside Python's recursion limit,
+#: which the tree transformer and the compiler's walks would otherwise hit (DSL132).
+MAX_NESTING = 64
+#: the parse-tree rules that are one level of an expression (``ref`` counts: a definition is
+#: at least one level deep once expanded, so this depth never exceeds the compiled one).
+_EXPR_RULES = frozenset({"not_", "all_", "any_", "in_section", "call", "regex_check",
+                         "text_check", "ref"})
 
 
 @lru_cache(maxsize=1)
@@ -131,7 +139,43 @@ def parse_file(text: str, path: str, bag: DiagnosticBag) -> ast.GateFile:
             work = _blank(work, decl_start, end)
     else:  # pragma: no cover - pathological input
         return ast.GateFile(path=path, source=text)
+    _limit_nesting(tree, path, text, bag)
     return _Builder(path, text).build(tree)
+
+
+def _first_word(text: str, meta) -> Loc:
+    """The span of the first word (or character) of a node: a narrow caret for a long node."""
+    m = re.compile(r"\w+|\S").match(text, meta.start_pos)
+    end = m.end() if m else meta.start_pos + 1
+    return Loc(meta.line, meta.column, meta.line, meta.column + end - meta.start_pos,
+               meta.start_pos, end)
+
+
+def _limit_nesting(tree: Tree, path: str, text: str, bag: DiagnosticBag) -> None:
+    """Cut every expression nested deeper than MAX_NESTING out of the tree (one DSL132 per
+    declaration), before anything walks it recursively. The LALR parser itself keeps its own
+    stack, so only what runs after it needs the guard."""
+    for item in tree.children:
+        if not isinstance(item, Tree):
+            continue
+        reported = False
+        stack: list[tuple[Tree, int]] = [(item, 0)]
+        while stack:
+            node, depth = stack.pop()
+            for i, child in enumerate(node.children):
+                if not isinstance(child, Tree):
+                    continue
+                d = depth + (child.data in _EXPR_RULES)
+                if d <= MAX_NESTING:
+                    stack.append((child, d))
+                    continue
+                if not reported:
+                    bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep", path,
+                              _first_word(text, child.meta),
+                              help="flatten it: all { ... } and any { ... } take many checks at "
+                                   "once, and define NAME = EXPR names a repeated part")
+                    reported = True
+                node.children[i] = Tree("invalid", [], meta=child.meta)
 
 
 def _unquote(tok: Token) -> str:
@@ -234,6 +278,9 @@ class _ToAst(Transformer):
 
     def raw(self, meta, children):
         return ("raw", True)
+
+    def invalid(self, meta, children):
+        return ast.Invalid(_meta_loc(meta))
 
     def any_name(self, meta, children):
         return ast.Ref(_meta_loc(meta), "any")
