@@ -372,8 +372,11 @@ class Compiler:
         else:
             candidates.extend(p / f"{imp.target}{GATE_SUFFIX}" for p in self.lib_paths)
         for c in candidates:
-            if c.is_file():
-                return c
+            try:
+                if c.is_file():
+                    return c
+            except OSError:  # e.g. a name too long for the file system: not found either
+                continue
         available = sorted({p.stem for lib in self.lib_paths if lib.is_dir()
                             for p in lib.glob(f"*{GATE_SUFFIX}")})
         help_ = (one_of(available, imp.target) if available and not imp.is_path

@@ -140,6 +140,7 @@ def parse_file(text: str, path: str, bag: DiagnosticBag) -> ast.GateFile:
     else:  # pragma: no cover - pathological input
         return ast.GateFile(path=path, source=text)
     _limit_nesting(tree, path, text, bag)
+    _check_escapes(tree, path, bag)
     return _Builder(path, text).build(tree)
 
 
@@ -178,14 +179,38 @@ def _limit_nesting(tree: Tree, path: str, text: str, bag: DiagnosticBag) -> None
                 node.children[i] = Tree("invalid", [], meta=child.meta)
 
 
+#: a lone UTF-16 surrogate: what an escape like "\\ud800" makes, and no text can hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _unquote(tok: Token) -> str:
     s = str(tok)
     if s.startswith('"""'):
         return s[3:-3]
     try:
-        return _pyast.literal_eval(s)
+        value = _pyast.literal_eval(s)
     except (ValueError, SyntaxError):
         return s[1:-1]
+    # reported by _check_escapes; replaced so nothing downstream has to encode a surrogate
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def _check_escapes(tree: Tree, path: str, bag: DiagnosticBag) -> None:
+    """Strings whose escapes make a lone surrogate ("\\ud800"): not text, so an error here
+    rather than an encoding failure wherever the string is used."""
+    for tok in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "STRING"):
+        if "\\" not in tok:
+            continue
+        try:
+            value = _pyast.literal_eval(str(tok))
+        except (ValueError, SyntaxError):
+            continue
+        bad = _SURROGATE.search(value)
+        if bad:
+            bag.error("DSL101", f"the escape for U+{ord(bad.group()):04X} in this string is a "
+                      "lone surrogate, not a character", path, Loc.from_token(tok),
+                      help="write the character itself, or escape a whole code point "
+                           "(\\U0001F600, not a pair of \\u escapes)")
 
 
 def _meta_loc(meta) -> Loc:
