@@ -578,7 +578,8 @@ class Compiler:
         examples = self._examples(g, file)
         if len(self.bag.errors) > before or None in (*whens, *requires, *forbids):
             return None
-        size = sum(self._shape[n][1] for n in (*whens, *requires, *forbids))  # type: ignore[index]
+        roots = [n for n in (*whens, *requires, *forbids) if n is not None]
+        size = sum(self._shape[n][1] for n in roots)
         if size > MAX_EXPANDED:
             self.bag.error("DSL133", f"gate {g.code} expands to {size:,} checks and operators "
                            f"once its definitions are expanded; at most {MAX_EXPANDED:,} may",
