@@ -152,9 +152,12 @@ def parse_file(text: str, path: str, bag: DiagnosticBag) -> ast.GateFile:
     return _Builder(path, text).build(tree)
 
 
+_WORD_AT = re.compile(r"\w+|\S")
+
+
 def _first_word(text: str, meta) -> Loc:
     """The span of the first word (or character) of a node: a narrow caret for a long node."""
-    m = re.compile(r"\w+|\S").match(text, meta.start_pos)
+    m = _WORD_AT.match(text, meta.start_pos)
     end = m.end() if m else meta.start_pos + 1
     return Loc(meta.line, meta.column, meta.line, meta.column + end - meta.start_pos,
                meta.start_pos, end)
