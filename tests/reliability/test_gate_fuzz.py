@@ -163,6 +163,9 @@ def _quoted(s: str) -> str:
 
 _STRING = st.one_of(_CHARS.map(_quoted), st.sampled_from(
     ['"\\ud800"', '"\\x00"', '"  "', '""', '"a\\tb"', '"""multi\nline"""']))
+_EXAMPLE = st.one_of(st.sampled_from(['"the word x"', '"Contact privacy@acme.example"',
+                                      '"# Rights\\nYou may object."', '""']),
+                     _CHARS.filter(str.strip).map(_quoted))
 _REGEX = st.one_of(
     st.text(st.characters(codec="utf-8", exclude_characters="/\n\\\x00"), min_size=1,
             max_size=12).map(lambda s: f"/{s}/"),
@@ -180,14 +183,13 @@ def _leaf() -> st.SearchStrategy[str]:
         st.lists(_NAMES, max_size=2).map(lambda xs: f"secret({', '.join(xs)})"),
         st.tuples(_STRING, _NUMBER, st.booleans()).map(
             lambda t: f"semantic {t[0]} threshold {t[1]}" + (" raw" if t[2] else "")),
-        st.sampled_from(["d0", "d1", "undefined_thing", "phrase", "count"]),
-        _STRING,
+        st.sampled_from(["d0", "d1", "undefined_thing", "phrase", "count", '"a string"']),
     )
 
 
 _EXPR = st.recursive(_leaf(), lambda kids: st.one_of(
     kids.map(lambda k: "not " + k),
-    st.lists(kids, min_size=0, max_size=3).map(lambda ks: "all { " + " ".join(ks) + " }"),
+    st.lists(kids, min_size=1, max_size=3).map(lambda ks: "all { " + " ".join(ks) + " }"),
     st.lists(kids, min_size=1, max_size=3).map(lambda ks: "any { " + " ".join(ks) + " }"),
     st.tuples(_STRING, kids).map(lambda t: f"in section({t[0]}) {t[1]}"),
     st.tuples(kids, kids, _NUMBER, st.sampled_from(["chars", "characters", "lines", ""])).map(
@@ -205,7 +207,7 @@ def gate_files(draw) -> str:
         parts.append(f"define d{i} = {draw(_EXPR)}\n")
     for n in range(draw(st.integers(1, 2))):
         body = [f'  title {draw(_STRING)}', f'  cite {draw(_STRING)}',
-                f'  severity {draw(st.sampled_from(["high", "low", "huge", "1"]))}']
+                f'  severity {draw(st.sampled_from(["high", "low", "critical", "huge", "1"]))}']
         for _ in range(draw(st.integers(1, 3))):
             kind = draw(st.sampled_from(["require", "forbid", "when"]))
             expr = draw(_EXPR)
@@ -213,11 +215,13 @@ def gate_files(draw) -> str:
             wrap = draw(st.sampled_from(["not ", "any { ", 'in section("A") ']))
             expr = wrap * depth + expr + (" }" * depth if "{" in wrap else "")
             body.append(f"  {kind} {expr}")
-        body.append(f"  example pass {draw(_STRING)}")
-        body.append(f"  example fail {draw(_STRING)} expecting {draw(_WORD)}")
+        body.append(f"  example pass {draw(_EXAMPLE)}")
+        expecting = draw(st.sampled_from(["", "", " expecting phrase", " expecting regex, pii",
+                                          " expecting d0", f" expecting {draw(_WORD)}"]))
+        body.append(f"  example fail {draw(_EXAMPLE)}{expecting}")
         parts.append(f"gate FZ-{n} g{n} {{\n" + "\n".join(body) + "\n}\n")
     text = "".join(parts)
-    if draw(st.booleans()):  # and a few raw mutations on top of the well-formed shape
+    if draw(st.integers(0, 3)) == 0:  # and a few raw mutations on top of the grammar's shape
         for _ in range(draw(st.integers(1, 3))):
             text = apply_op(text, draw(st.sampled_from(OPS[:5])), draw(st.integers(0, 1 << 20)),
                             draw(st.integers(0, 1 << 20)), draw(_CHARS))
