@@ -269,7 +269,7 @@ def test_fuzz_regression_fixture(fixture: Path, tmp_path) -> None:
 
 def test_syntax_error_recovery_is_bounded(tmp_path) -> None:
     """Every syntax error costs a parse of the whole file: a 45 KB file of 1,500 errors stops
-    after 22 of them (1 MB of re-parsing) and says so, instead of parsing 200 times."""
+    after 21 of them (1 MB of re-parsing) and says so, instead of parsing 200 times."""
     fixture = FIXTURES / "many-syntax-errors.gates"
     diags = lint_files({fixture.name: fixture.read_text(encoding="utf-8")}, tmp_path / "w")
     assert len(diags) == 1_000_000 // len(fixture.read_text(encoding="utf-8"))
