@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from engine.api import Engine
@@ -321,32 +321,63 @@ def test_the_limits_leave_real_gates_alone(tmp_path) -> None:
 LIMIT_S = 20
 
 
-def main(argv: Sequence[str]) -> int:
-    count = int(argv[0]) if argv else 5200
+def _count_crashes(inputs, work: Path) -> Counter[str]:
+    """Lint each ``(files, label)`` input, counting exceptions and CPU-time overruns."""
     crashes: Counter[str] = Counter()
-    work = Path(tempfile.mkdtemp(prefix="gate-fuzz-"))
+
     def too_slow(signum, frame):
         raise TimeoutError(f"no diagnostic within {LIMIT_S} s of CPU")
 
     # CPU time, not wall time: the machine this runs on may be busy with other work
     signal.signal(signal.SIGPROF, too_slow)
-    for n, (target, text) in enumerate(random_mutants(count)):
+    for n, (files, label) in enumerate(inputs):
         if n and n % 250 == 0:
             print(f"  ... {n} run, {sum(crashes.values())} crashed", flush=True)
         signal.setitimer(signal.ITIMER_PROF, LIMIT_S)
         try:
-            lint_files(mutant_files(target, text), work / "w")
+            lint_files(files, work / "w")
         except Exception as exc:  # counting crashes is the point of this run
             crashes[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
-            (work / f"crash-{n}-{target.name}").write_text(text, encoding="utf-8",
-                                                             errors="surrogatepass")
+            (work / f"crash-{n}-{label}").write_text(next(iter(files.values())),
+                                                     encoding="utf-8", errors="surrogatepass")
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
     shutil.rmtree(work / "w", ignore_errors=True)
+    return crashes
+
+
+def _generated(count: int) -> list[str]:
+    """The first ``count`` inputs of the derandomized gate_files() strategy (generation only)."""
+    out: list[str] = []
+
+    @settings(FUZZ, max_examples=count, phases=[Phase.generate])
+    @given(gate_files())
+    def collect(text: str) -> None:
+        out.append(text)
+
+    collect()
+    return out
+
+
+def main(argv: Sequence[str]) -> int:
+    """``[N_MUTANTS] [--generated N]``: count crashes over the mutant corpus (default 5,200) or
+    over the first N generated gate files."""
+    args = list(argv)
+    work = Path(tempfile.mkdtemp(prefix="gate-fuzz-"))
+    if args[:1] == ["--generated"]:
+        count = int(args[1]) if len(args) > 1 else 1000
+        what = "generated inputs"
+        inputs = [({"fuzz.gates": text}, "fuzz.gates") for text in _generated(count)]
+    else:
+        count = int(args[0]) if args else 5200
+        what = "mutated inputs"
+        inputs = [(mutant_files(target, text), target.name)
+                  for target, text in random_mutants(count)]
+    crashes = _count_crashes(inputs, work)
     total = sum(crashes.values())
-    print(f"{count} mutated inputs, {total} crashed (inputs kept in {work})")
-    for what, k in crashes.most_common():
-        print(f"  {k:5d}  {what}")
+    print(f"{len(inputs)} {what}, {total} crashed (inputs kept in {work})")
+    for kind, k in crashes.most_common():
+        print(f"  {k:5d}  {kind}")
     return 1 if total else 0
 
 
