@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint docs docs-serve fmt bench schema clean
+.PHONY: setup demo test lint docs docs-serve fmt bench schema fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench: $(STAMP)  ## speed table (Presidio and locust come from the bench extra)
 
 schema: $(STAMP)  ## re-export the report JSON Schema
 	$(BIN)/python -c "import json,engine.report as r; print(json.dumps(r.report_json_schema(), indent=2))" > engine/schema/report.schema.json
+
+fuzz: $(STAMP)  ## the gate-compiler fuzz suite at length (CI runs it with FUZZ_EXAMPLES=60)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -p no:cacheprovider tests/reliability/test_gate_fuzz.py
 
 clean:
 	rm -rf $(VENV) data/runtime build site *.egg-info

@@ -124,6 +124,12 @@ class InSection(Expr):
     child: Expr
 
 
+@dataclass
+class Invalid(Expr):
+    """An expression the parser reported and left out (nested too deep): compiles to nothing,
+    without a second diagnostic."""
+
+
 # --- declarations ------------------------------------------------------------------------
 
 @dataclass

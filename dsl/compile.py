@@ -7,14 +7,17 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import re2
+
 from dsl import ast
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
 from dsl.diagnostics import Diagnostic, DiagnosticBag, Loc, did_you_mean, one_of
-from dsl.parse import parse_file
+from dsl.parse import MAX_NESTING, parse_file
 from gates import KINDS, CheckError, CheckSpec
 from gates.base import Check
 from gates.semantic import SemanticCheck
@@ -33,6 +36,17 @@ GATE_FIELDS = {
 MODULE_FIELDS = {"title": "text", "version": "word", "jurisdiction": "text", "description": "text",
                  "owner": "text"}
 _CODE_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+#: how many definitions may refer to one another in a chain (d2 = d1, d1 = d0, ...) (DSL132).
+MAX_DEFINE_CHAIN = 64
+#: how many checks and operators one gate may hold once its definitions are expanded: the
+#: evaluator and the gate's version hash walk the expanded tree, so definitions that use each
+#: other twice over (define b = all { a a }) would otherwise double it at every step (DSL133).
+MAX_EXPANDED = 10_000
+#: the largest ``within N chars`` distance and ``count(...)`` bound: far past any document
+#: (ingestion stops at 20 MB), and small enough for every integer type the scanner uses.
+MAX_AMOUNT = 1_000_000_000
+#: the diagnostic code for a check whose pattern RE2 refuses to compile (e.g. too large).
+_RE2_CODES = {"regex": "DSL110", "phrase": "DSL112"}
 
 
 # --- compiled expression tree --------------------------------------------------------------
@@ -342,6 +356,12 @@ class Compiler:
         self.defines: dict[str, tuple[ast.DefineDecl, str]] = {}
         self._resolved: dict[str, Node | None] = {}
         self._resolving: set[str] = set()
+        #: definition -> how many definitions long its longest chain of references is
+        self._chain: dict[str, int] = {}
+        #: compiled node -> (height, expanded size); definitions' nodes are shared, so their
+        #: shape is known wherever they are used
+        self._shape: dict[Node, tuple[int, int]] = {}
+        self._depth = 0  # expression levels open above the one being compiled
         self.sources: dict[str, str] = {}
 
     # imports ---------------------------------------------------------------------------
@@ -352,8 +372,11 @@ class Compiler:
         else:
             candidates.extend(p / f"{imp.target}{GATE_SUFFIX}" for p in self.lib_paths)
         for c in candidates:
-            if c.is_file():
-                return c
+            try:
+                if c.is_file():
+                    return c
+            except OSError:  # e.g. a name too long for the file system: not found either
+                continue
         available = sorted({p.stem for lib in self.lib_paths if lib.is_dir()
                             for p in lib.glob(f"*{GATE_SUFFIX}")})
         help_ = (one_of(available, imp.target) if available and not imp.is_path
@@ -555,6 +578,14 @@ class Compiler:
         examples = self._examples(g, file)
         if len(self.bag.errors) > before or None in (*whens, *requires, *forbids):
             return None
+        roots = [n for n in (*whens, *requires, *forbids) if n is not None]
+        size = sum(self._shape[n][1] for n in roots)
+        if size > MAX_EXPANDED:
+            self.bag.error("DSL133", f"gate {g.code} expands to {size:,} checks and operators "
+                           f"once its definitions are expanded; at most {MAX_EXPANDED:,} may",
+                           file, g.code_loc, help="split it into several gates, or share "
+                                                  "less through definitions")
+            return None
         gate = Gate(
             code=g.code, name=g.name, module=module_id, title=props.get("title", g.name),
             cite=props.get("cite", ()), severity=severity, applies=applies,
@@ -596,25 +627,109 @@ class Compiler:
 
     # expressions -----------------------------------------------------------------------
     def _define(self, name: str) -> Node | None:
-        if name in self._resolved:
-            return self._resolved[name]
+        if name not in self._resolved:
+            self._resolve_defines(name)
+        return self._resolved[name]
+
+    def _resolve_defines(self, root: str) -> None:
+        """Compile definition ``root`` and those it uses, dependencies first. The walk keeps its
+        own stack: a chain of a thousand definitions must not exhaust Python's (DSL132 bounds
+        the chain, but only once it is measured)."""
+        path = [root]
+        pending = [iter(_define_refs(self.defines[root][0].expr, self.defines))]
+        self._resolving.add(root)
+        while path:
+            for dep in pending[-1]:
+                if dep in self._resolved:
+                    continue
+                if dep in self._resolving:
+                    decl, file = self.defines[dep]
+                    self.bag.error("DSL131", f"'{dep}' is defined in terms of itself", file,
+                                   decl.name_loc, help="a definition cannot refer to itself")
+                    self._resolved[dep] = None  # its body then compiles to nothing, silently
+                    continue
+                path.append(dep)
+                pending.append(iter(_define_refs(self.defines[dep][0].expr, self.defines)))
+                self._resolving.add(dep)
+                break
+            else:
+                name = path.pop()
+                pending.pop()
+                self._resolving.discard(name)
+                if name not in self._resolved:
+                    self._resolved[name] = self._compile_define(name)
+
+    def _compile_define(self, name: str) -> Node | None:
+        """Compile one definition whose dependencies are all resolved."""
         decl, file = self.defines[name]
-        if name in self._resolving:
-            self.bag.error("DSL131", f"'{name}' is defined in terms of itself", file,
-                           decl.name_loc, help="a definition cannot refer to itself")
-            self._resolved[name] = None
+        deps = list(dict.fromkeys(_define_refs(decl.expr, self.defines)))
+        if any(self._resolved.get(d) is None for d in deps):
+            return None  # a dependency failed and said so
+        chain = 1 + max((self._chain[d] for d in deps), default=0)
+        self._chain[name] = chain
+        if chain > MAX_DEFINE_CHAIN:
+            links, at = [name], name
+            while len(links) < 4 and (nxt := [d for d in _define_refs(self.defines[at][0].expr,
+                                                                          self.defines)]):
+                at = max(nxt, key=lambda d: self._chain.get(d, 0))
+                links.append(at)
+            self.bag.error("DSL132", f"definition chain too deep: '{name}' is the end of a chain "
+                           f"of {chain} definitions that refer to one another", file,
+                           decl.name_loc,
+                           help=f"at most {MAX_DEFINE_CHAIN} may; the chain runs "
+                                f"{' -> '.join(links)} -> ...; refer to the checks directly")
             return None
-        self._resolving.add(name)
-        node = self.expr(decl.expr, file, label=name)
-        self._resolving.discard(name)
-        self._resolved[name] = node
-        return node
+        outer, self._depth = self._depth, 0  # a definition's shape does not depend on its use
+        try:
+            return self.expr(decl.expr, file, label=name)
+        finally:
+            self._depth = outer
 
     def expr(self, e: ast.Expr, file: str, label: str | None = None) -> Node | None:
+        """Compile an expression, keeping every gate's expanded tree within MAX_NESTING levels
+        and MAX_EXPANDED nodes (DSL132 / DSL133)."""
+        if isinstance(e, ast.Ref) and e.name in self.defines:
+            return self._use_define(e, file)
+        if isinstance(e, ast.Invalid):
+            return None  # the parser reported it
+        if self._depth >= MAX_NESTING:  # the parser's limit makes this rare: a hand-built tree
+            self.bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep", file,
+                           e.loc)
+            return None
+        self._depth += 1
+        try:
+            node = self._expr(e, file, label)
+        finally:
+            self._depth -= 1
+        if node is None:
+            return None
+        kids = _children(node)
+        size = 1 + sum(self._shape[k][1] for k in kids)
+        if size > MAX_EXPANDED:
+            self.bag.error("DSL133", f"expression expands to {size:,} checks and operators once "
+                           f"its definitions are expanded; at most {MAX_EXPANDED:,} may", file,
+                           e.loc, help="a definition used twice is counted twice: definitions "
+                                       "that use each other several times grow exponentially")
+            return None
+        self._shape[node] = (1 + max((self._shape[k][0] for k in kids), default=0), size)
+        return node
+
+    def _use_define(self, e: ast.Ref, file: str) -> Node | None:
+        node = self._define(e.name)
+        if node is None:
+            return None
+        height = self._shape[node][0]
+        if self._depth + height > MAX_NESTING:
+            self.bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep with "
+                           f"'{e.name}' expanded ({self._depth} levels here, {height} in "
+                           f"'{e.name}')", file, e.loc,
+                           help="flatten the definitions: all { ... } and any { ... } take "
+                                "many checks at once")
+            return None
+        return node
+
+    def _expr(self, e: ast.Expr, file: str, label: str | None) -> Node | None:
         if isinstance(e, ast.Ref):
-            if e.name in self.defines:
-                node = self._define(e.name)
-                return node
             if e.name in KIND_NAMES or e.name in FUNCTIONS:
                 self.bag.error("DSL114", f"'{e.name}' needs arguments", file, e.loc,
                                help=_usage(e.name))
@@ -680,6 +795,14 @@ class Compiler:
             where = arg_locs[exc.arg_index] if exc.arg_index is not None and arg_locs else arg_loc
             self.bag.error(exc.code, exc.message, file, where, help=exc.help)
             return None
+        except re2.error as exc:  # a pattern the check builds itself, refused by RE2 (too large)
+            raw = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            self.bag.error(_RE2_CODES.get(spec.kind, "DSL114"),
+                           f"{spec.kind} check cannot be compiled: {raw}", file, arg_loc,
+                           help="RE2 caps the size of a compiled pattern: use fewer or shorter "
+                                "phrases (a run of spaces in a phrase matches any whitespace, "
+                                "which costs the most), or split the check")
+            return None
         return CheckNode(loc, check, label or check.describe())
 
     def _call(self, e: ast.Call, file: str, label: str | None) -> Node | None:
@@ -729,9 +852,9 @@ class Compiler:
             self.bag.error("DSL114", f"unknown distance unit '{w.unit}'", file, w.unit_loc,
                            help=one_of(("chars", "characters"), w.unit))
             return None
-        if w.amount != int(w.amount) or w.amount < 0:
-            self.bag.error("DSL114", "the distance must be a whole number of characters", file,
-                           w.loc)
+        if not 0 <= w.amount <= MAX_AMOUNT or w.amount != int(w.amount):
+            self.bag.error("DSL114", "the distance must be a whole number of characters from 0 "
+                           f"to {MAX_AMOUNT:,}", file, w.loc)
             return None
         a, b = (self.expr(x, file) for x in exprs)
         if a is None or b is None:
@@ -751,8 +874,9 @@ class Compiler:
                            help=_usage("count"))
             return None
         op, n, loc = e.comparison
-        if n != int(n):
-            self.bag.error("DSL114", "count compares with a whole number", file, loc)
+        if not 0 <= n <= MAX_AMOUNT or n != int(n):
+            self.bag.error("DSL114", f"count compares with a whole number from 0 to "
+                           f"{MAX_AMOUNT:,}", file, loc)
             return None
         child = self.expr(e.args[0], file)
         if child is None:
@@ -762,6 +886,33 @@ class Compiler:
                            e.args[0].loc, help="count regex, phrase, pii or secret matches")
             return None
         return CountNode(e.loc, child, op, int(n))
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, AllNode):
+        return tuple(node.children)
+    if isinstance(node, NearNode):
+        return (node.a, node.b)
+    if isinstance(node, (NotNode, CountNode, SectionNode)):
+        return (node.child,)
+    return ()
+
+
+def _define_refs(e: ast.Expr, defines: dict[str, Any]) -> Iterator[str]:
+    """The definitions an expression refers to, in source order (its own stack: see
+    _resolve_defines)."""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, ast.Ref):
+            if x.name in defines:
+                yield x.name
+        elif isinstance(x, ast.Not | ast.InSection):
+            stack.append(x.child)
+        elif isinstance(x, ast.All | ast.Any_):
+            stack.extend(reversed(x.children))
+        elif isinstance(x, ast.Call):
+            stack.extend(reversed(x.args))
 
 
 def _word(v: Any) -> str:

@@ -7,7 +7,7 @@ import ast as _pyast
 import re
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from dsl import ast
@@ -26,6 +26,17 @@ _KEYWORDS = ("module", "import", "define", "gate", "require", "forbid", "when", 
              "raw")
 #: where parsing may resume after a syntax error: a new top-level declaration at line start.
 _RESYNC = re.compile(r"^(?:gate|define|import|module)\b", re.MULTILINE)
+#: characters the error-recovering parser may read per file (each syntax error costs one more
+#: parse of the whole file): 200 rounds of a 5 KB file, 2 of a 2 MB one.
+_REPARSE_BUDGET = 1_000_000
+#: how deep expressions may nest (not, all, any, in section, calls), counting the definitions
+#: they use once expanded: far beyond any real gate, and far inside Python's recursion limit,
+#: which the tree transformer and the compiler's walks would otherwise hit (DSL132).
+MAX_NESTING = 64
+#: the parse-tree rules that are one level of an expression (``ref`` counts: a definition is
+#: at least one level deep once expanded, so this depth never exceeds the compiled one).
+_EXPR_RULES = frozenset({"not_", "all_", "any_", "in_section", "call", "regex_check",
+                         "text_check", "ref"})
 
 
 @lru_cache(maxsize=1)
@@ -119,7 +130,10 @@ def _blank(text: str, start: int, end: int) -> str:
 def parse_file(text: str, path: str, bag: DiagnosticBag) -> ast.GateFile:
     """Parse a gate file; syntax errors go into ``bag`` and the valid declarations are kept."""
     work = text
-    for _ in range(200):  # each round either succeeds or blanks a region ending further on
+    # Each round re-parses the whole file, so the rounds are bounded by the characters they
+    # would read: a large file full of errors must not cost minutes (200 rounds of 2 MB).
+    rounds = max(2, min(200, _REPARSE_BUDGET // max(len(text), 1)))
+    for _ in range(rounds):  # each round either succeeds or blanks a region ending further on
         try:
             tree = parser().parse(work)
             break
@@ -129,9 +143,55 @@ def parse_file(text: str, path: str, bag: DiagnosticBag) -> ast.GateFile:
             nxt = _RESYNC.search(work, at + 1)
             end = nxt.start() if nxt else len(work)
             work = _blank(work, decl_start, end)
-    else:  # pragma: no cover - pathological input
+    else:
+        bag.items[-1].notes.append(f"stopped after {rounds} syntax errors in this file; fix "
+                                   "these and lint again for the rest")
         return ast.GateFile(path=path, source=text)
+    _limit_nesting(tree, path, text, bag)
+    _check_escapes(tree, path, bag)
     return _Builder(path, text).build(tree)
+
+
+_WORD_AT = re.compile(r"\w+|\S")
+
+
+def _first_word(text: str, meta) -> Loc:
+    """The span of the first word (or character) of a node: a narrow caret for a long node."""
+    m = _WORD_AT.match(text, meta.start_pos)
+    end = m.end() if m else meta.start_pos + 1
+    return Loc(meta.line, meta.column, meta.line, meta.column + end - meta.start_pos,
+               meta.start_pos, end)
+
+
+def _limit_nesting(tree: Tree, path: str, text: str, bag: DiagnosticBag) -> None:
+    """Cut every expression nested deeper than MAX_NESTING out of the tree (one DSL132 per
+    declaration), before anything walks it recursively. The LALR parser itself keeps its own
+    stack, so only what runs after it needs the guard."""
+    for item in tree.children:
+        if not isinstance(item, Tree):
+            continue
+        reported = False
+        stack: list[tuple[Tree, int]] = [(item, 0)]
+        while stack:
+            node, depth = stack.pop()
+            for i, child in enumerate(node.children):
+                if not isinstance(child, Tree):
+                    continue
+                d = depth + (child.data in _EXPR_RULES)
+                if d <= MAX_NESTING:
+                    stack.append((child, d))
+                    continue
+                if not reported:
+                    bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep", path,
+                              _first_word(text, child.meta),
+                              help="flatten it: all { ... } and any { ... } take many checks at "
+                                   "once, and define NAME = EXPR names a repeated part")
+                    reported = True
+                node.children[i] = Tree("invalid", [], meta=child.meta)
+
+
+#: a lone UTF-16 surrogate: what an escape like "\\ud800" makes, and no text can hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _unquote(tok: Token) -> str:
@@ -139,9 +199,29 @@ def _unquote(tok: Token) -> str:
     if s.startswith('"""'):
         return s[3:-3]
     try:
-        return _pyast.literal_eval(s)
+        value = _pyast.literal_eval(s)
     except (ValueError, SyntaxError):
         return s[1:-1]
+    # reported by _check_escapes; replaced so nothing downstream has to encode a surrogate
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def _check_escapes(tree: Tree, path: str, bag: DiagnosticBag) -> None:
+    """Strings whose escapes make a lone surrogate ("\\ud800"): not text, so an error here
+    rather than an encoding failure wherever the string is used."""
+    for tok in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "STRING"):
+        if "\\" not in tok:
+            continue
+        try:
+            value = _pyast.literal_eval(str(tok))
+        except (ValueError, SyntaxError):
+            continue
+        bad = _SURROGATE.search(value)
+        if bad:
+            bag.error("DSL101", f"the escape for U+{ord(bad.group()):04X} in this string is a "
+                      "lone surrogate, not a character", path, Loc.from_token(tok),
+                      help="write the character itself, or escape a whole code point "
+                           "(\\U0001F600, not a pair of \\u escapes)")
 
 
 def _meta_loc(meta) -> Loc:
@@ -234,6 +314,9 @@ class _ToAst(Transformer):
 
     def raw(self, meta, children):
         return ("raw", True)
+
+    def invalid(self, meta, children):
+        return ast.Invalid(_meta_loc(meta))
 
     def any_name(self, meta, children):
         return ast.Ref(_meta_loc(meta), "any")

@@ -7,7 +7,13 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from engine.errors import UserError
 from engine.providers.base import NullProvider, Provider
+
+
+class UnknownProviderError(UserError, ValueError):
+    """An unknown provider name (``--provider`` or ``CLEARANCE_PROVIDER``): an operator's
+    mistake, so a usage error (exit 2); still a ``ValueError`` for callers that catch that."""
 
 
 def _anthropic(**settings: Any) -> Provider:
@@ -54,13 +60,16 @@ def chosen_name(name: str | None = None) -> str:
 def make_provider(name: str | None = None, **settings: Any) -> Provider:
     """Build a provider. ``settings`` go to its constructor (e.g. ``timeout_s`` or ``max_calls``
     for anthropic, ``default_threshold`` for offline, ``table`` for scripted). An unknown name is
-    an operator error and raises ``ValueError`` naming the choices."""
+    an operator error and raises :class:`UnknownProviderError` (a ``ValueError`` and a
+    ``UserError``) naming the choices and where the name came from."""
     key = chosen_name(name)
     factory = PROVIDERS.get(key)
     if factory is None:
         near = difflib.get_close_matches(key, list(PROVIDERS), n=1)
         hint = f" Did you mean '{near[0]}'?" if near else ""
-        raise ValueError(
-            f"unknown semantic provider '{key}': expected one of {', '.join(PROVIDERS)}.{hint}"
+        source = "" if name else " (from CLEARANCE_PROVIDER)"
+        raise UnknownProviderError(
+            f"unknown semantic provider '{key}'{source}: expected one of "
+            f"{', '.join(PROVIDERS)}.{hint}"
         )
     return factory(**settings)
