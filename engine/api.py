@@ -577,6 +577,8 @@ class Engine:
                 result = asyncio.run(asyncio.wait_for(self.provider.answer(doc, questions),
                                                       timeout=self.semantic_timeout))
                 ctx.answers.update({k: self._sure(a) for k, a in result.answers.items()})
+            except UserError:
+                raise  # the operator's mistake (an unknown provider, say): said, not hidden
             except Exception:  # noqa: S110 - unanswered questions stay unclear below
                 pass
             for q in questions:

@@ -37,7 +37,8 @@ SUMMARIES: dict[str, str] = {
     "DSL004": "The gate file cannot be read.",
     "DSL100": "Syntax error: the parser expected something else here (it resumes at the next "
               "declaration, so later errors are still reported).",
-    "DSL101": "A character that cannot start anything in the language.",
+    "DSL101": "A character that cannot start anything in the language, or a string escape "
+              "that is not a character (a lone surrogate such as `\\ud800`).",
     "DSL102": "An unterminated string, regex or declaration.",
     "DSL103": "Unknown check kind or function (with a did-you-mean).",
     "DSL104": "Unknown detector name in `pii(...)` or `secret(...)` (with a did-you-mean).",
@@ -49,9 +50,10 @@ SUMMARIES: dict[str, str] = {
     "DSL110": "Invalid regex, or a feature RE2 cannot run (lookaround, backreference): the "
               "message names the construct to use instead.",
     "DSL111": "Unknown regex flag (the flags are `i`, `s`, `m`).",
-    "DSL112": "Bad phrase list (empty, or a phrase RE2 cannot run).",
+    "DSL112": "Bad phrase list (empty, a phrase RE2 cannot run, or a list too large for RE2).",
     "DSL113": "Bad semantic check (empty question, bad `like` list or `threshold`).",
-    "DSL114": "Bad arguments to a function (`near`, `count`, `in section`, ...).",
+    "DSL114": "Bad arguments to a function (`near`, `count`, `in section`, ...), including a "
+              "`within` distance or `count` bound outside 0 to 1,000,000,000.",
     "DSL115": "A field's value has the wrong shape (one string where several were given, a "
               "string where a bare word is expected, ...).",
     "DSL120": "A gate without a citation (`cite`).",
@@ -66,9 +68,10 @@ SUMMARIES: dict[str, str] = {
     "DSL129": "Unknown name in an example's `expecting` list.",
     "DSL130": "An import that cannot be found.",
     "DSL131": "A definition that refers to itself.",
-    "DSL132": "An expression or a chain of definitions nested too deep.",
-    "DSL133": "An expression that expands to too many checks once its definitions are "
-              "substituted.",
+    "DSL132": "Nesting too deep: an expression over 64 levels (definitions expanded), or a "
+              "chain of over 64 definitions.",
+    "DSL133": "An expression or gate over 10,000 checks and operators once its definitions "
+              "are expanded.",
     "DSL140": "No module header in a module's gate files.",
     "DSL141": "A conflicting module header (two different modules, or a header in a library).",
     "DSL142": "A library file that holds gates (libraries hold definitions only).",
