@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import re2
 
-from gates import scan
+from gates import names, scan
 from gates.base import Detector, DetectorCheck, Match, keep_longest
 
 _OPTS = re2.Options()
@@ -306,6 +306,18 @@ def _in_context(base: Finder, name: str, context: str, window: int, score: float
                                                    kw.rx.pattern))
 
 
+def _person(cued: Finder) -> Finder:
+    """Names after a cue, names the lists and positions score high enough (:mod:`gates.names`),
+    and the later one-word mentions of either."""
+
+    def finder(text: str) -> list[Match]:
+        found = keep_longest([*cued(text), *names.find_names(text)])
+        return keep_longest(found + names.mentions(text, found))
+
+    # every candidate holds a capital followed by a lowercase letter somewhere
+    return scan.with_triggers(finder, ((r"\p{Lu}\p{Ll}",),))
+
+
 def _union(*finders: Finder) -> Finder:
     def finder(text: str) -> list[Match]:
         out: list[Match] = []
@@ -528,8 +540,9 @@ _DETECTOR_LIST: list[Detector] = [
     _ctx("BIOMETRIC_ID", "biometric template / identifier in context",
          r"biometric|fingerprint|retina|iris|voiceprint|face ?print",
          r"[A-Z0-9][A-Z0-9-]{5,30}[A-Z0-9]", window=15, validate=_ident_ok(2), score=0.8),
-    Detector("PERSON", "person name in context: after a title, Patient:/Name:/Dear, before a "
-             "credential, or signing a letter", _finder(
+    Detector("PERSON", "person name: capitalised words scored by name lists, shape and position "
+             "(table cells, signatures, salutations), or after a cue (title, Patient:/Name:, "
+             "Dear, a credential)", _person(_finder(
                  "PERSON", [
                      r"\b" + _TITLE + r"\.? (" + _FULLNAME + r")",
                      r"(?i:\b(?:patient(?: name)?|name|pt|to|from|cc|attn|signed|signature|"
@@ -559,7 +572,7 @@ _DETECTOR_LIST: list[Detector] = [
                      # "Jane Doe, MD" at a line end; not "Springfield, MD 20901" (a state)
                      r"(" + _NW + r"(?: \p{Lu}\.)?(?: " + _NW + r"){1,2}),? (?:MD|M\.D\.|DO|RN|"
                      r"NP|PA-C|PhD|DDS|FNP|LPN|PharmD|MBBS|FRCP)(?:[,;.)]|[ \t]*\n|[ \t]*$)",
-                 ], validate=_name_ok, score=0.85)),
+                 ], validate=_name_ok, score=0.85))),
     Detector("UK_NHS", "UK NHS number (mod-11 check digit; higher score after 'NHS')", _finder(
         "UK_NHS", [r"\b\d{3} \d{3} \d{4}\b", r"\b\d{3}-\d{3}-\d{4}\b", r"\b\d{10}\b"],
         validate=nhs_ok, score=0.6, context=r"\bNHS\b", required=False, window=40,

@@ -1,0 +1,330 @@
+"""Person names without a cue: runs of capitalised words scored by name lists, shape and position."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import re2
+
+from gates import scan
+from gates.base import Match
+
+_HERE = Path(__file__).resolve().parent
+_OPTS = re2.Options()
+_OPTS.log_errors = False
+
+#: emitted when a candidate's score reaches this (the score travels with the match)
+THRESHOLD = 0.55
+
+
+def _load(name: str) -> frozenset[str]:
+    path = _HERE / name
+    return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip() and not line.startswith("#"))
+
+
+@functools.cache
+def lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(given names, surnames, common lowercase words), read once (Faker-derived, MIT)."""
+    return _load("names_given.txt"), _load("names_surnames.txt"), _load("names_common.txt")
+
+
+@functools.cache
+def places() -> tuple[frozenset[str], frozenset[str]]:
+    """(place names, lowercase words that end a street or organisation name)."""
+    return _load("names_places.txt"), frozenset(_load("names_suffixes.txt") | _ORG_PLACE)
+
+
+# Capitalised words that are not names where documents put them: calendar words, titles,
+# headings and the vocabulary of forms, letters and clinical notes (lowercase forms).
+_STOP = frozenset("""
+january february march april may june july august september october november december
+jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday
+saturday sunday mon tue tues wed thu thur thurs fri sat sun today tomorrow yesterday
+mr mrs ms miss mx dr prof rev sir dame madam nurse doctor patient patients name names
+dear hi hello regards sincerely thanks thank best yours kind warm cheers re fw fwd cc bcc
+attn subject from to date time dob mrn ssn id no number phone fax email tel mobile address
+street avenue road lane drive boulevard court place way suite floor building unit apt
+city county state country north south east west new san santa saint st fort port lake mount
+mountain river valley park beach island bay hills heights springs falls village town
+inc llc ltd plc corp corporation company co group holdings partners associates sons
+bank trust foundation institute university college school academy hospital clinic
+center centre health healthcare medical care pharmacy laboratory lab labs services service
+department dept office board committee council agency authority ministry team staff
+summary report note notes history plan assessment diagnosis diagnoses impression
+discharge admission admitted chief complaint medications medication allergies allergy
+vitals vital signs exam examination physical review systems follow up followup
+procedure procedures findings results result impression recommendation recommendations
+instructions instruction signature signed approved reviewed prepared attending primary
+emergency contact insurance policy member plan claim claims invoice account billing
+total amount due payment balance page section table figure appendix chapter part
+privacy notice terms conditions agreement consent form request response letter memo
+project meeting minutes agenda action items item status update release version
+monthly weekly daily annual quarterly internal external general public private
+customer customers client clients user users vendor supplier manager director officer
+chief senior junior lead head president vice executive assistant associate coordinator
+specialist consultant engineer analyst administrator representative secretary
+english spanish french german american british european canadian mexican indian
+african asian chinese japanese korean irish scottish welsh italian dutch polish
+christmas easter thanksgiving halloween covid
+los las les el il lo der die das
+ok yes no not none all any each every other another some many most more less few
+the a an and or but if then else when where while with within without for of on in at by
+""".split())
+
+# A word that ends a run as an organisation or a place: "Gonzalez Pharmacy", "Maria Street".
+_ORG_PLACE = frozenset("""
+street st avenue ave road rd lane ln drive dr boulevard blvd court ct place pl way terrace
+square circle parkway highway trail crescent close grove gardens row walk
+inc llc ltd plc corp corporation company co group holdings partners associates sons
+bank trust foundation institute university college school academy hospital hospitals
+clinic clinics center centre health healthcare medical pharmacy laboratory laboratories
+labs services department office board committee council agency authority ministry
+county city town village state province district region island islands valley heights
+hills springs falls park lake river mountain beach bay harbor harbour port fort
+church cathedral chapel library museum hotel inn restaurant cafe bar shop store market
+mall airport station stadium arena theatre theater
+""".split())
+
+_PARTICLES = frozenset({"van", "von", "de", "der", "den", "du", "da", "di", "del", "della",
+                        "la", "le", "dos", "das", "ten", "ter", "bin", "ibn", "al", "el", "y",
+                        "st.", "mac", "ap"})
+
+# A capitalised word as names are written: Smith, O'Brien, McDonald, DiMaggio, Müller,
+# Smith-Jones, D'Arcy. (Not ALL CAPS: headings and acronyms.)
+_NAME_WORD = r"\p{Lu}(?:['’]\p{Lu})?\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:[-'’]\p{Lu}?\p{Ll}+)?"
+_LINK = r"(?:[ \t]+(?:\p{Lu}\.|(?:" + "|".join(sorted((re.escape(p) for p in _PARTICLES),
+                                                        key=len, reverse=True)) + r")))*[ \t]+"
+_RUN = _NAME_WORD + r"(?:" + _LINK + _NAME_WORD + r"){0,4}"
+# "Initial. Surname" and "Initial. Initial. Surname"
+_INITIALS_RUN = r"(?:\p{Lu}\.[ \t]?){1,2}[ \t]?" + _NAME_WORD
+_RUN_RX = re2.compile(r"(?:" + _INITIALS_RUN + r"|" + _RUN + r")", _OPTS)
+_TOKEN = re.compile(r"\S+")
+
+# What before a run says a person follows ("Dear", "Dr.", "Name:", "spoke with", "per").
+_CUE_BEFORE = re.compile(
+    r"(?i:(?:\b(?:dear|hi|hello|mr|mrs|ms|mx|dr|prof|rev|sir|nurse|patient|pt|name|"
+    r"full name|signed|signature|attn|cc|by|with|per|contact|physician|provider|"
+    r"doctor|attending|surgeon|therapist|counsel(?:l)?or|pharmacist|caregiver|guardian|"
+    r"spouse|wife|husband|son|daughter|mother|father|sister|brother|friend|colleague|"
+    r"employee|manager|tenant|landlord|applicant|candidate|client|customer|resident|"
+    r"member|insured|claimant|witness|author|owner|recipient|sender|"
+    r"ask|asked|call|called|tell|told|thank|thanked|met|meet|visited|saw|seen|see|"
+    r"accompanied|referred|emailed|contacted|informed|notified|introduced|welcome|"
+    r"congratulations|congratulate|statement|"
+    r"(?:assigned|reassigned|sent|given|forwarded|escalated|addressed|delegated|transferred|"
+    r"handed|passed|emailed|spoke|speak|talk|talked|reported|belongs|wrote|write) to|"
+    r"(?:coordinator|manager|contact|doctor|physician|nurse|owner|lead|supervisor|name|"
+    r"representative|sponsor|approver|assignee) (?:is|was))\.?:?))[ \t]*$")
+_CUE_AFTER = re.compile(
+    r"(?:,? (?:MD|M\.D\.|DO|RN|NP|PA-C|PhD|DDS|FNP|LPN|PharmD|MBBS|FRCP|Esq|Jr|Sr|II|III)\b"
+    r"|'s? |’s? | \((?:age|aged|dob|mrn|born|\d{1,3}|he|she|they|his|her|patient|pt)\b"
+    r"| (?:said|says|say|reported|reports|stated|states|told|wrote|writes|called|calls|"
+    r"signed|signs|agreed|agrees|asked|asks|confirmed|confirms|noted|notes|presented|"
+    r"presents|denies|denied|complains|complained|visited|arrived|joined|left|was|is|has|"
+    r"had|will|would|can|could|did|does|may|might|should|must|and (?:his|her|their)|"
+    r"who|whose|herself|himself|themself|themselves|saw|went|came|got|took|gave|made|"
+    r"[a-z]{3,}ed)\b)")
+_PLACE_BEFORE = re.compile(r"(?i:\b(?:in|at|near|of|via|across|from the|the))[ \t]*$")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;][ \t]+|\n[ \t]*|[\"“(][ \t]*)$")
+_CELL_EDGE = "|\t,;"
+
+
+def _word_key(tok: str) -> str:
+    return tok.strip(".,;:!?()[]\"'’“”")
+
+
+class _DocWords:
+    """The lowercase words of a document, built only when a candidate needs them."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._words: set[str] | None = None
+
+    def has(self, low: str) -> bool:
+        if self._words is None:
+            self._words = set(re.findall(r"(?<![\w'’])[a-z][a-z'’-]*", self.text))
+        return low in self._words
+
+
+def _line_bounds(text: str, start: int, end: int) -> tuple[str, str]:
+    """The text between the previous line break and ``start``, and between ``end`` and the
+    next line break."""
+    ls = text.rfind("\n", 0, start) + 1
+    le = text.find("\n", end)
+    return text[ls:start], text[end:le if le >= 0 else len(text)]
+
+
+def score_run(text: str, start: int, end: int, doc: _DocWords) -> tuple[int, int, float] | None:
+    """Trim a run of capitalised words to its name-like core and score it; ``None`` when no
+    core is left. Returns (start, end, score)."""
+    given, surnames, common = lexicon()
+    place_names, ends_org = places()
+    toks = [(start + m.start(), start + m.end(), m.group()) for m in
+            _TOKEN.finditer(text[start:end])]
+    if any(_word_key(t).lower() in ends_org for _, _, t in toks[1:]):
+        return None
+    after = text[end:end + 30]
+    nxt = after.lstrip(" \t").split(" ", 1)[0]
+    if _word_key(nxt).lower() in ends_org and nxt[:1].isupper():
+        return None
+
+    def is_common(tok: str) -> bool:
+        low = tok.lower()
+        if low in _STOP:
+            return True
+        if tok in given or tok in surnames:
+            return False
+        return low in common or doc.has(low)
+
+    # trim leading and trailing words that are not name-like (sentence starts, headings)
+    while toks and (is_common(_word_key(toks[0][2])) or _word_key(toks[0][2]).lower()
+                    in _PARTICLES):
+        toks.pop(0)
+    while toks and (is_common(_word_key(toks[-1][2])) or toks[-1][2].endswith(".")
+                    and len(toks[-1][2]) == 2):
+        toks.pop()
+    words = [t for t in toks if not (len(t[2]) == 2 and t[2][1] == ".")
+             and t[2].lower() not in _PARTICLES]
+    initials = len(toks) - len(words)
+    if not words or (len(words) == 1 and not initials):
+        return None
+    if len(words) > 4 or any(is_common(_word_key(w)) for _, _, w in words):
+        return None
+    s, e = toks[0][0], toks[-1][1]
+    if text[s:e] in place_names or any(_word_key(w) in place_names for _, _, w in words):
+        return None
+    first, last = _word_key(words[0][2]), _word_key(words[-1][2])
+    if len(words) == 1:  # "J. Smith": initials and one word
+        sc = 0.6 if last in surnames else 0.45
+    else:
+        sc = (0.4 if first in given else 0.25 if first not in surnames else 0.2)
+        sc += (0.4 if last in surnames else 0.25 if last not in given else 0.15)
+        if len(words) == 3 and _word_key(words[1][2]) not in given | surnames:
+            sc -= 0.05
+    before_line, after_line = _line_bounds(text, s, e)
+    before = text[max(0, s - 40):s]
+    if _CUE_BEFORE.search(before):
+        sc += 0.3
+    elif _PLACE_BEFORE.search(before) and not _SENTENCE_START.search(before):
+        sc -= 0.25
+    if _CUE_AFTER.match(text, e):
+        sc += 0.25
+    # alone in a table cell or on its own line (signatures, lists, "Name" columns)
+    b, a = before_line.rstrip(" \t"), after_line.lstrip(" \t")
+    header = None
+    if (not b or b[-1] in _CELL_EDGE or b.endswith(("-", "*", "•"))) and (
+            not a or a[0] in _CELL_EDGE):
+        header = _column_header(text, s, before_line)
+        own_line = not b and not a
+        # a comma or semicolon is a cell edge only in a block of delimited lines (CSV), not
+        # in "Senior Analyst, Acme Logistics"; a line alone followed by a blank line is a
+        # heading's shape, not a signature's
+        csv_only = (b and b[-1] in ",;") or (a and a[0] in ",;")
+        heading = own_line and text.startswith("\n", e + len(after_line) + 1)
+        if not (csv_only and header is None) and not heading:
+            sc += 0.2
+        if header is not None:
+            if _PERSON_HEADER.search(header):
+                sc += 0.3
+            elif _OTHER_HEADER.search(header):
+                sc -= 0.5
+    return s, e, min(sc, 0.99)
+
+
+_PERSON_HEADER = re.compile(
+    r"(?i)\b(?:name|patient|employee|member|contact|physician|provider|doctor|nurse|owner|"
+    r"author|staff|manager|attendee|tenant|applicant|student|client|customer|user|person|"
+    r"signed|witness|reviewer|assignee|reporter|guardian|spouse|insured|subscriber|who)")
+_OTHER_HEADER = re.compile(
+    r"(?i)\b(?:city|town|location|site|address|street|country|state|region|org|"
+    r"organi[sz]ation|company|employer|department|dept|facility|hospital|clinic|product|"
+    r"drug|medication|title|role|office|team|unit|ward|service|vendor|plan|project)")
+
+
+def _column_header(text: str, start: int, before_line: str) -> str | None:
+    """The header cell above a table cell: the first line of the block of lines that share
+    the cell's delimiter (markdown pipes, tabs, commas), at the cell's column."""
+    delim = next((d for d in "|\t," if d in before_line), None)
+    line_start = start - len(before_line)
+    if delim is None:
+        line_end = text.find("\n", start)
+        line = text[line_start:line_end if line_end >= 0 else len(text)]
+        delim = next((d for d in "|\t," if d in line), None)
+        if delim is None:
+            return None
+    col = before_line.count(delim)
+    header_start = line_start
+    while header_start > 0:
+        prev_start = text.rfind("\n", 0, header_start - 1) + 1
+        prev = text[prev_start:header_start - 1]
+        if delim not in prev:
+            break
+        header_start = prev_start
+    if header_start == line_start:
+        return None  # the cell is on the header line itself
+    header_end = text.find("\n", header_start)
+    cells = text[header_start:header_end].split(delim)
+    return cells[col] if col < len(cells) else None
+
+
+def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
+    """Every person-name candidate scoring at least ``threshold`` (see :func:`mentions` for
+    the later single-word mentions of the names found)."""
+    doc = _DocWords(text)
+    found: list[Match] = []
+    for s, e in scan.spans(_RUN_RX, text):
+        if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "_@/"):
+            continue
+        if e < len(text) and (text[e].isalnum() or text[e] in "_@"):
+            continue
+        got = score_run(text, s, e, doc)
+        if got is not None and got[2] >= threshold:
+            found.append(Match(got[0], got[1], detail="PERSON", score=round(got[2], 3),
+                               display=mask_name(text[got[0]:got[1]])))
+    return found
+
+
+def mentions(text: str, found: list[Match]) -> list[Match]:
+    """Single-word mentions of the words of names already found ("Gonzalez said", "Maria"):
+    a document names a person in full once and by one name after."""
+    if not found:
+        return []
+    words: set[str] = set()
+    for m in found:
+        for tok in text[m.start:m.end].split():
+            key = _word_key(tok)
+            if len(key) > 2 and key.lower() not in _PARTICLES:
+                words.add(key)
+    if not words:
+        return []
+    rx = re2.compile("|".join(re2.escape(w) for w in sorted(words, key=len, reverse=True)),
+                     _OPTS)
+    taken = [(m.start, m.end) for m in found]
+    out: list[Match] = []
+    for s, e in scan.spans(rx, text):
+        if any(a <= s < b for a, b in taken) or (s > 0 and text[s - 1].isalnum()) or (
+                e < len(text) and text[e].isalnum()):
+            continue
+        if e < len(text) and text[e] in "-’'" and text[e + 1:e + 2].isalpha():
+            continue
+        out.append(Match(s, e, detail="PERSON", score=0.7, display=mask_name(text[s:e])))
+    return out
+
+
+def mask_name(value: str) -> str:
+    """Initials only: ``M. G.`` for Maria Gonzalez."""
+    return " ".join(w[0] + "." for w in value.split() if w[:1].isalpha())
+
+
+def candidates(text: str) -> Iterable[tuple[int, int, float]]:
+    """Every candidate with its score, emitted or not (for ``clearance pii --explain`` style
+    inspection and threshold sweeps)."""
+    doc = _DocWords(text)
+    for s, e in scan.spans(_RUN_RX, text):
+        got = score_run(text, s, e, doc)
+        if got is not None:
+            yield got
