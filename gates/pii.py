@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -77,12 +78,19 @@ def ssn_ok(value: str) -> bool:
 _CARD_PREFIX = _rx(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6011|64[4-9]|65|35|62)")
 
 
+_CARD_GROUPS = {(4, 6, 5), (4, 6, 4)}
+
+
 def card_ok(value: str) -> bool:
     digits = _digits(value)
     if not 13 <= len(digits) <= 19 or not luhn_ok(digits):
         return False
     seps = {c for c in value if not c.isdigit()}
-    return len(seps) <= 1 and _CARD_PREFIX.search(digits) is not None
+    if len(seps) > 1 or _CARD_PREFIX.search(digits) is None:
+        return False
+    # printed cards group 4-4-4-4(-3), Amex/Diners 4-6-5 / 4-6-4; "+49 1512 3452919" is a phone
+    groups = tuple(len(g) for g in re.split(r"[ -]", value)) if seps else None
+    return groups is None or groups in _CARD_GROUPS or all(n == 4 for n in groups[:-1])
 
 
 _IBAN_LENGTHS = {
@@ -398,19 +406,61 @@ def _phone_intl_ok(value: str) -> bool:
     return 8 <= len(_digits(value)) <= 15
 
 
-_phone = _union(
-    _finder("PHONE_NUMBER", [
-        r"(?:\+?1[ .-]?)?\(\d{3}\) ?\d{3}[ .-]\d{4}(?: ?(?:x|ext\.?) ?\d{1,5})?",
-        r"(?:\+?1[ .-])?\b\d{3}[.-]\d{3}[.-]\d{4}(?: ?(?:x|ext\.?) ?\d{1,5})?",
-        r"(?:\+1 )?\b\d{3} \d{3} \d{4}\b",
-    ], validate=nanp_ok, score=0.75),
-    _finder("PHONE_NUMBER", [
-        r"\+44 ?(?:\(0\) ?)?\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}",
-        r"\(?\b0\d{2,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b",
-    ], validate=_phone_uk_ok, score=0.75),
-    _finder("PHONE_NUMBER", r"\+(?:[2-9]\d{0,2})(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{2,5}){1,4}",
-            validate=_phone_intl_ok, score=0.7),
-)
+# A run of digits as phone numbers are written: "+49 30 123456", "(415) 555-0132 ext. 12",
+# "0044 20 7946 0958", "+1.212.867.5309". phonenumbers (libphonenumber's metadata) decides
+# which are numbers some region actually issues.
+_PHONE_CANDIDATE = (r"(?:\+\(?|\(|\b)\d{1,4}\)?(?:[ .\-\x{a0}]?\(?\d{1,8}\)?){1,6}"
+                    r"(?:[ \t]?(?:ext\.?|x|#)[ \t]?\d{1,5})?")
+#: regions whose national formats (no +country code) are accepted; international numbers are
+#: accepted from every region libphonenumber knows
+PHONE_REGIONS = ("US", "GB")
+#: the national trunk prefix of the regions in PHONE_REGIONS that have one
+_TRUNK = {"GB": "0", "DE": "0", "FR": "0", "AU": "0", "IN": "0"}
+_NOT_PHONE = _rx(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
+                 r"\d{1,3}(?:\.\d{1,3}){3})$")
+
+
+_EXTENSION = re.compile(r"[ \t]?(?:ext\.?|x|#)")
+_NANP_DOTS = _rx(r"^(?:1\.)?\d{3}\.\d{3}\.\d{4}\b")
+
+
+def _phone_match(value: str) -> bool:
+    import phonenumbers
+
+    if _NOT_PHONE.search(value) or len(_digits(value)) < 7:
+        return False
+    head = value.lstrip("(")
+    if head.startswith("+") or head.startswith("00"):
+        candidate = "+" + value.lstrip("(+0") if head.startswith("00") else value
+        regions: tuple[str | None, ...] = (None,)
+    else:
+        # national formats: dots only in the NANP 3.3.4 shape (not "Build 1.27.863.5177")
+        number = _EXTENSION.split(value)[0]
+        if "." in number and not _NANP_DOTS.search(number):
+            return False
+        # a national number is written with its trunk prefix where the region has one
+        # ("020 7946 0958"): "123-456-7890" is not a UK number
+        candidate = value
+        regions = tuple(r for r in PHONE_REGIONS if _TRUNK.get(r, "") == head[:1]
+                        or (r not in _TRUNK and head[:1] != "0"))
+    for region in regions:
+        try:
+            num = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(num):
+            return True
+        # the ranges set aside for fiction and examples (555-01xx, Ofcom's 07700 900xxx) are
+        # not issued, but a document quoting one still names a phone number
+        if num.country_code == 1 and phonenumbers.is_possible_number(num) and nanp_ok(value):
+            return True
+        if num.country_code == 44 and phonenumbers.is_possible_number(num) and _phone_uk_ok(
+                value):
+            return True
+    return False
+
+
+_phone = _finder("PHONE_NUMBER", _PHONE_CANDIDATE, validate=_phone_match, score=0.8)
 
 _date = _finder("DATE_TIME", [
     r"\b\d{4}-\d{2}-\d{2}" + _TIME,
@@ -445,7 +495,7 @@ _DETECTOR_LIST: list[Detector] = [
     Detector("PHONE_NUMBER", "phone number: US/NANP (valid area code), UK, or +country format",
              _phone),
     Detector("FAX_NUMBER", "a phone number introduced as a fax number",
-             _in_context(_phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?", 25, 0.9)),
+             _in_context(_phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?|\bf[.:]", 25, 0.9)),
     Detector("US_SSN", "US social security number (valid area/group/serial ranges)", _finder(
         "US_SSN", [r"\b\d{3}-\d{2}-\d{4}\b", r"\b\d{3} \d{2} \d{4}\b"], validate=ssn_ok,
         score=0.9)),
