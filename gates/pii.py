@@ -462,14 +462,39 @@ def _phone_match(value: str) -> bool:
 
 _phone = _finder("PHONE_NUMBER", _PHONE_CANDIDATE, validate=_phone_match, score=0.8)
 
+# Dates (with their times) as people write them. A year alone ("in 2019", "FY2024", "2019-2020")
+# never matches: Safe Harbor allows it.
+_WD = (r"(?:Mon(?:day)?|Tue(?:s|sday)?|Wed(?:nesday)?|Thu(?:r|rs|rsday)?|Fri(?:day)?|"
+       r"Sat(?:urday)?|Sun(?:day)?)\.?,? ")
+_ORD = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:1[89]\d\d|2[01]\d\d)"
+_TZ = r"(?: ?(?:UTC|GMT|Z|[ECMP][SD]T|CES?T|BST|IST|AEST|JST|[+-](?:0\d|1[0-4]):?[0-5]\d))"
+_AMPM = r"(?: ?[AaPp]\.?[Mm]\b\.?)"
+_CLOCK = (r"(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?" + _AMPM + "?" + _TZ + "?)")
+_AT_TIME = r"(?:(?:,? (?:at |@ ?)?|T)" + _CLOCK + r")?"
+_DASH = r" ?[-–—] ?"
 _date = _finder("DATE_TIME", [
-    r"\b\d{4}-\d{2}-\d{2}" + _TIME,
-    r"\b\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})\b" + _TIME,
-    r"\b\d{1,2}[.-]\d{1,2}[.-]\d{4}\b" + _TIME,
-    r"\b" + _MONTH + r"\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4}\b" + _TIME,
-    r"\b\d{1,2}(?:st|nd|rd|th)? (?:of )?" + _MONTH + r"\.?,? \d{4}\b" + _TIME,
-    r"\b(?:January|February|March|April|June|July|August|September|October|November|December)"
-    r",? (?:19|20)\d{2}\b",
+    # ISO and year-first numeric, optionally with a time: 2024-05-03, 2024/05/03T10:00:00Z
+    r"\b" + _YEAR + r"-\d{2}-\d{2}" + _AT_TIME,
+    r"\b" + _YEAR + r"/\d{1,2}/\d{1,2}\b" + _AT_TIME,
+    # US/UK numeric: 5/3/2024, 05/03/24, 3.5.2024, 03-05-2024
+    r"\b\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})\b" + _AT_TIME,
+    r"\b\d{1,2}[.-]\d{1,2}[.-]" + _YEAR + r"\b" + _AT_TIME,
+    # [Weekday,] Month day[st][-day][, year] [at time]: May 3, May 3rd, 2024, Tue Jun 4
+    r"\b(?:" + _WD + r")?" + _MONTH + r"\.? " + _ORD + r"(?:" + _DASH + r"(?:" + _MONTH
+    + r"\.? )?" + _ORD + r")?(?:,? " + _YEAR + r")?\b" + _AT_TIME,
+    # [Weekday] [the] day[st] [of] Month[,] [year]: 3 May 2024, Friday 28th September,
+    # the 7th of December, 17-19 Oct 2024
+    r"\b(?:" + _WD + r")?(?:the )?" + _ORD + r"(?:" + _DASH + _ORD + r")? (?:of )?" + _MONTH
+    + r"\b\.?(?:,? " + _YEAR + r"\b)?" + _AT_TIME,
+    # Month year and Mon-yy: June 2023, Sep-63, Aug.-90
+    r"\b" + _MONTH + r"\.?,? " + _YEAR + r"\b",
+    r"\b" + _MONTH + r"\.?-\d{2}\b",
+    # 23-MAY-1979 (laboratory and pharmacy systems)
+    r"\b\d{1,2}-(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-(?:" + _YEAR
+    + r"|\d{2})\b",
+    # A time of day alone ("8am-6pm", "at 10 am") is not a date element: it is part of a
+    # DATE_TIME only when attached to a date (above).
 ], validate=_date_ok, score=0.85)
 
 _context_ident = r"[ \t]*(?:no\.?|number|num|#|id)?[ \t]*[:#=]?[ \t]*"

@@ -13,7 +13,7 @@ Faker and phonenumbers). Deterministic (fixed seeds). Two splits per set:
 Labels: a PERSON span is the name without its title; later single-word mentions of the same
 person are labelled too. A phone introduced as a fax is FAX_NUMBER. A DATE_TIME span covers the
 whole expression (weekday, date, time, zone, range); a year alone is not labelled (Safe Harbor
-allows it).
+allows it), nor is a time of day without a date ("8am-6pm", as in ``entities.jsonl``).
 """
 
 from __future__ import annotations
@@ -301,8 +301,8 @@ def date_text(rng: random.Random) -> str:
         f"{d} {mon} {y}", f"{d} {abbr} {y}", f"{_ord(d)} {mon} {y}", f"the {_ord(d)} of {mon}",
         f"{mon} {_ord(d)}", f"{wd}, {mon} {d}, {y}", f"{wd[:3]} {d} {abbr} {y}",
         f"{wd} {_ord(d)} {mon}", f"{mon} {d}, {y} at {h12}:{mm:02d} {ampm}",
-        f"{y}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}{tz}", f"{h12}:{mm:02d} {ampm}{tz}",
-        f"{h12}{ampm}", f"{hh:02d}:{mm:02d}{tz or ' UTC'}",
+        f"{y}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}{tz}", f"{mon} {d} {h12}:{mm:02d} {ampm}{tz}",
+        f"{d:02d}/{m:02d}/{y} {hh:02d}:{mm:02d}{tz}",
         f"{mon} {d}-{d + rng.randint(1, 3)}, {y}", f"{d}-{d + 2} {mon} {y}",
         f"{abbr} {d} - {MONTHS[m % 12][:3]} {rng.randint(1, 28)}, {y}",
         f"{mon} {y}", f"{abbr}-{y % 100:02d}", f"{d:02d}-{mon[:3].upper()}-{y}",
@@ -324,6 +324,8 @@ DATE_NEGATIVES = [
     "Dose 2.5-5 mg", "Page 10 of 12", "Ratio 16:9 screens", "Model X-{D3}",
     "The {YEAR}-{YEAR2} season", "Room 4, bed 12", "Order {D6} of {D2} items",
     "Aim for 8/10 pain relief.", "Copyright {YEAR} Acme", "Grade 7 students", "In {YEAR}, we grew.",
+    "Support line open 8am-6pm.", "Meet at 10 am sharp.", "Stand-up at 09:30 UTC daily.",
+    "Doors open 7:30 p.m.", "Shift ends 23:00.", "Lunch 12-1pm",
 ]
 
 
