@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,9 @@ _OPTS.log_errors = False
 
 #: emitted when a candidate's score reaches this (the score travels with the match)
 THRESHOLD = 0.55
+#: a word in no list scores UNKNOWN_BASE + UNKNOWN_SPAN * name_likeness(word)
+UNKNOWN_BASE = 0.15
+UNKNOWN_SPAN = 0.3
 
 
 def _load(name: str) -> frozenset[str]:
@@ -28,8 +32,31 @@ def _load(name: str) -> frozenset[str]:
 
 @functools.cache
 def lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(given names, surnames, common lowercase words), read once (Faker-derived, MIT)."""
-    return _load("names_given.txt"), _load("names_surnames.txt"), _load("names_common.txt")
+    """(given names, surnames, lowercase English words), read once (Faker, MIT; SCOWL)."""
+    return (_load("names_given.txt"), _load("names_surnames.txt"),
+            _load("names_common.txt") | _load("names_english.txt"))
+
+
+@functools.cache
+def _shape() -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in (_HERE / "names_shape.tsv").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            tri, value = line.split("\t")
+            out[tri] = float(value)
+    return out
+
+
+def name_likeness(word: str) -> float:
+    """How much a word in no list looks like a name rather than an English word, in [0, 1]:
+    the mean character-trigram log ratio learned from the shipped lists, squashed."""
+    table = _shape()
+    w = "^" + word.lower() + "$"
+    tris = [w[i:i + 3] for i in range(len(w) - 2)]
+    if not tris:
+        return 0.5
+    mean = sum(table.get(t, 0.0) for t in tris) / len(tris)
+    return 1.0 / (1.0 + math.exp(-2.0 * mean))
 
 
 @functools.cache
@@ -40,54 +67,10 @@ def places() -> tuple[frozenset[str], frozenset[str]]:
 
 # Capitalised words that are not names where documents put them: calendar words, titles,
 # headings and the vocabulary of forms, letters and clinical notes (lowercase forms).
-_STOP = frozenset("""
-january february march april may june july august september october november december
-jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday
-saturday sunday mon tue tues wed thu thur thurs fri sat sun today tomorrow yesterday
-mr mrs ms miss mx dr prof rev sir dame madam nurse doctor patient patients name names
-dear hi hello regards sincerely thanks thank best yours kind warm cheers re fw fwd cc bcc
-attn subject from to date time dob mrn ssn id no number phone fax email tel mobile address
-street avenue road lane drive boulevard court place way suite floor building unit apt
-city county state country north south east west new san santa saint st fort port lake mount
-mountain river valley park beach island bay hills heights springs falls village town
-inc llc ltd plc corp corporation company co group holdings partners associates sons
-bank trust foundation institute university college school academy hospital clinic
-center centre health healthcare medical care pharmacy laboratory lab labs services service
-department dept office board committee council agency authority ministry team staff
-summary report note notes history plan assessment diagnosis diagnoses impression
-discharge admission admitted chief complaint medications medication allergies allergy
-vitals vital signs exam examination physical review systems follow up followup
-procedure procedures findings results result impression recommendation recommendations
-instructions instruction signature signed approved reviewed prepared attending primary
-emergency contact insurance policy member plan claim claims invoice account billing
-total amount due payment balance page section table figure appendix chapter part
-privacy notice terms conditions agreement consent form request response letter memo
-project meeting minutes agenda action items item status update release version
-monthly weekly daily annual quarterly internal external general public private
-customer customers client clients user users vendor supplier manager director officer
-chief senior junior lead head president vice executive assistant associate coordinator
-specialist consultant engineer analyst administrator representative secretary
-english spanish french german american british european canadian mexican indian
-african asian chinese japanese korean irish scottish welsh italian dutch polish
-christmas easter thanksgiving halloween covid
-los las les el il lo der die das
-ok yes no not none all any each every other another some many most more less few
-the a an and or but if then else when where while with within without for of on in at by
-""".split())
+_STOP = _load("names_stop.txt")
 
 # A word that ends a run as an organisation or a place: "Gonzalez Pharmacy", "Maria Street".
-_ORG_PLACE = frozenset("""
-street st avenue ave road rd lane ln drive dr boulevard blvd court ct place pl way terrace
-square circle parkway highway trail crescent close grove gardens row walk
-inc llc ltd plc corp corporation company co group holdings partners associates sons
-bank trust foundation institute university college school academy hospital hospitals
-clinic clinics center centre health healthcare medical pharmacy laboratory laboratories
-labs services department office board committee council agency authority ministry
-county city town village state province district region island islands valley heights
-hills springs falls park lake river mountain beach bay harbor harbour port fort
-church cathedral chapel library museum hotel inn restaurant cafe bar shop store market
-mall airport station stadium arena theatre theater
-""".split())
+_ORG_PLACE = _load("names_orgplace.txt")
 
 _PARTICLES = frozenset({"van", "von", "de", "der", "den", "du", "da", "di", "del", "della",
                         "la", "le", "dos", "das", "ten", "ter", "bin", "ibn", "al", "el", "y",
@@ -111,7 +94,10 @@ _CUE_BEFORE = re.compile(
     r"doctor|attending|surgeon|therapist|counsel(?:l)?or|pharmacist|caregiver|guardian|"
     r"spouse|wife|husband|son|daughter|mother|father|sister|brother|friend|colleague|"
     r"employee|manager|tenant|landlord|applicant|candidate|client|customer|resident|"
-    r"member|insured|claimant|witness|author|owner|recipient|sender|"
+    r"member|insured|claimant|witness|author|owner|recipient|sender|reviewer|approver|"
+    r"requester|requestor|assignee|reporter|sponsor|chair|host|speaker|presenter|"
+    r"interviewer|interviewee|attendees?|participants?|present|absent|members|organi[sz]er|"
+    r"coordinator|supervisor|mentor|buddy|tenant|landlord|"
     r"ask|asked|call|called|tell|told|thank|thanked|met|meet|visited|saw|seen|see|"
     r"accompanied|referred|emailed|contacted|informed|notified|introduced|welcome|"
     r"congratulations|congratulate|statement|"
@@ -174,6 +160,8 @@ def score_run(text: str, start: int, end: int, doc: _DocWords) -> tuple[int, int
 
     def is_common(tok: str) -> bool:
         low = tok.lower()
+        if len(low) == 1:
+            return False  # an initial
         if low in _STOP:
             return True
         if tok in given or tok in surnames:
@@ -201,8 +189,11 @@ def score_run(text: str, start: int, end: int, doc: _DocWords) -> tuple[int, int
     if len(words) == 1:  # "J. Smith": initials and one word
         sc = 0.6 if last in surnames else 0.45
     else:
-        sc = (0.4 if first in given else 0.25 if first not in surnames else 0.2)
-        sc += (0.4 if last in surnames else 0.25 if last not in given else 0.15)
+        def unknown(word: str) -> float:
+            return UNKNOWN_BASE + UNKNOWN_SPAN * name_likeness(word)
+
+        sc = (0.4 if first in given else 0.2 if first in surnames else unknown(first))
+        sc += (0.4 if last in surnames else 0.15 if last in given else unknown(last))
         if len(words) == 3 and _word_key(words[1][2]) not in given | surnames:
             sc -= 0.05
     before_line, after_line = _line_bounds(text, s, e)
@@ -273,19 +264,39 @@ def _column_header(text: str, start: int, before_line: str) -> str | None:
 
 def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
     """Every person-name candidate scoring at least ``threshold`` (see :func:`mentions` for
-    the later single-word mentions of the names found)."""
+    the later single-word mentions of the names found). A candidate just short of it that
+    stands in a list with a name ("A, B and C", "A; B", "A (Finance) and B") is one too."""
     doc = _DocWords(text)
-    found: list[Match] = []
+    scored: list[tuple[int, int, float]] = []
     for s, e in scan.spans(_RUN_RX, text):
         if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "_@/"):
             continue
+        if text.endswith(("'s", "’s"), s, e):
+            e -= 2  # the possessive is not part of the name (and cues "Smith's" after)
         if e < len(text) and (text[e].isalnum() or text[e] in "_@"):
             continue
         got = score_run(text, s, e, doc)
-        if got is not None and got[2] >= threshold:
-            found.append(Match(got[0], got[1], detail="PERSON", score=round(got[2], 3),
-                               display=mask_name(text[got[0]:got[1]])))
-    return found
+        if got is not None and got[2] >= LIST_FLOOR:
+            scored.append(got)
+    keep = [sc >= threshold for _, _, sc in scored]
+    for i in range(len(scored)):
+        if keep[i]:
+            continue
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(scored) and scored[j][2] >= threshold:
+                a, b = (scored[j], scored[i]) if j < i else (scored[i], scored[j])
+                if _LIST_GAP.match(text[a[1]:b[0]]):
+                    keep[i] = True
+    return [Match(s, e, detail="PERSON", score=round(max(sc, threshold), 3),
+                  display=mask_name(text[s:e]))
+            for (s, e, sc), k in zip(scored, keep, strict=True) if k]
+
+
+#: how low a candidate may score and still be kept when it stands in a list with a name
+LIST_FLOOR = 0.35
+# what separates the members of a list of people: commas, semicolons, "and", "&", "or", each
+# member perhaps followed by a parenthesised role
+_LIST_GAP = re.compile(r"^(?:[ \t]*\([^()\n]{1,30}\))?[ \t]*(?:,|;|/|,? and|,? or|&)[ \t]*$")
 
 
 def mentions(text: str, found: list[Match]) -> list[Match]:

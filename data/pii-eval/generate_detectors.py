@@ -136,6 +136,25 @@ PERSON_TEMPLATES = [
 ]
 
 
+# More sentence shapes for dev only (the test split never sees them): the rules were tuned
+# against these too, so they must not be what the test set measures.
+DEV_ONLY_TEMPLATES = [
+    "Thanks to {P} and {P2} for the {PRODUCT} demo. {S} will circulate the slides.",
+    "{HEAD}\n{P} (Finance), {P2} (Legal) and {P3} (IT) approved the change.",
+    "Yesterday {P} phoned from {PLACE} to cancel; {S} had booked via {ORG}.",
+    "Reviewer: {P}\nApprover: {P2}\nSystem: {PRODUCT}\nVendor: {CO}",
+    "| Owner | Task | Due |\n|---|---|---|\n| {P} | {HEAD} | Friday |\n| {P2} | {PRODUCT} "
+    "upgrade | Monday |\n",
+    "The {EVENT} keynote by {P} drew a crowd; {P2} chaired the panel on {DRUG}.",
+    "Lab results for {P} were sent to {ORG} in {PLACE}.",
+    "When {P} arrived at {STREET}, {S} found the {PRODUCT} kiosk offline.",
+    "Signed,\n{P}\n{CO}\n{CITY}",
+    "{P}'s prescription for {DRUG} was renewed; {P2} checked it.",
+    "Interview panel: {P}; {P2}; {P3}. Location: {PLACE}.",
+    "Our new hire {P} starts Monday at {CO} ({CITY} office).",
+]
+
+
 def invented(rng: random.Random) -> str:
     """A pronounceable word in no list: dev's stand-in for a name the lists do not hold."""
     onsets = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",
@@ -154,7 +173,7 @@ def person_set(split: str, seed: int, n: int) -> list[dict]:
     else:
         given = _names(HERE.parent / "names" / "heldout_given.txt")
         surnames = _names(HERE.parent / "names" / "heldout_surnames.txt")
-    templates = half(PERSON_TEMPLATES, split)
+    templates = half(PERSON_TEMPLATES, split) + (DEV_ONLY_TEMPLATES if split == "dev" else [])
     pools = {k: half(v, split) for k, v in (("ORG", ORGS), ("PLACE", PLACES),
                                            ("PRODUCT", PRODUCTS), ("DRUG", DRUGS),
                                            ("HEAD", HEADINGS), ("EVENT", EVENTS))}
@@ -247,8 +266,8 @@ def _fill_digits(rng: random.Random, tpl: str) -> str:
 
     out = tpl
     for k in (8, 6, 4, 3, 2, 1):
-        while "{D%d}" % k in out:
-            out = out.replace("{D%d}" % k, digits(k), 1)
+        while f"{{D{k}}}" in out:
+            out = out.replace(f"{{D{k}}}", digits(k), 1)
     return (out.replace("{YEAR}", str(rng.randint(2015, 2026)))
             .replace("{EPOCH}", str(rng.randint(1_600_000_000, 1_800_000_000))))
 
@@ -351,7 +370,8 @@ def write(path: Path, docs: list[dict]) -> None:
 
 def main() -> int:
     for split, seed in (("dev", 1), ("test", 2)):
-        write(HERE / f"person-{split}.jsonl", person_set(split, seed, 400))
+        write(HERE / f"person-{split}.jsonl", person_set(split, seed, 600 if split == "dev"
+                                                          else 400))
         write(HERE / f"phones-{split}.jsonl", phone_set(split, seed, 450))
         write(HERE / f"dates-{split}.jsonl", date_set(split, seed, 400))
     return 0
