@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
@@ -40,7 +41,7 @@ def lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 @functools.cache
 def _shape() -> dict[str, float]:
     out: dict[str, float] = {}
-    for line in (_HERE / "names_shape.tsv").read_text(encoding="utf-8").splitlines():
+    for line in (_HERE / "names_shape.txt").read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
             tri, value = line.split("\t")
             out[tri] = float(value)
@@ -81,9 +82,11 @@ _PARTICLES = frozenset({"van", "von", "de", "der", "den", "du", "da", "di", "del
 _NAME_WORD = r"\p{Lu}(?:['’]\p{Lu})?\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:[-'’]\p{Lu}?\p{Ll}+)?"
 _LINK = r"(?:[ \t]+(?:\p{Lu}\.|(?:" + "|".join(sorted((re.escape(p) for p in _PARTICLES),
                                                         key=len, reverse=True)) + r")))*[ \t]+"
-_RUN = _NAME_WORD + r"(?:" + _LINK + _NAME_WORD + r"){0,4}"
+# two words at least: a capitalised word alone is a sentence start far more often than a
+# name, and skipping it here keeps the Python scoring off most of a document
+_RUN = _NAME_WORD + r"(?:" + _LINK + _NAME_WORD + r")+"
 # "Initial. Surname" and "Initial. Initial. Surname"
-_INITIALS_RUN = r"(?:\p{Lu}\.[ \t]?){1,2}[ \t]?" + _NAME_WORD
+_INITIALS_RUN = r"(?:\p{Lu}\.[ \t]?)+[ \t]?" + _NAME_WORD
 _RUN_RX = re2.compile(r"(?:" + _INITIALS_RUN + r"|" + _RUN + r")", _OPTS)
 _TOKEN = re.compile(r"\S+")
 
@@ -123,19 +126,6 @@ def _word_key(tok: str) -> str:
     return tok.strip(".,;:!?()[]\"'’“”")
 
 
-class _DocWords:
-    """The lowercase words of a document, built only when a candidate needs them."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._words: set[str] | None = None
-
-    def has(self, low: str) -> bool:
-        if self._words is None:
-            self._words = set(re.findall(r"(?<![\w'’])[a-z][a-z'’-]*", self.text))
-        return low in self._words
-
-
 def _line_bounds(text: str, start: int, end: int) -> tuple[str, str]:
     """The text between the previous line break and ``start``, and between ``end`` and the
     next line break."""
@@ -144,7 +134,7 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[str, str]:
     return text[ls:start], text[end:le if le >= 0 else len(text)]
 
 
-def score_run(text: str, start: int, end: int, doc: _DocWords) -> tuple[int, int, float] | None:
+def score_run(text: str, start: int, end: int) -> tuple[int, int, float] | None:
     """Trim a run of capitalised words to its name-like core and score it; ``None`` when no
     core is left. Returns (start, end, score)."""
     given, surnames, common = lexicon()
@@ -166,7 +156,7 @@ def score_run(text: str, start: int, end: int, doc: _DocWords) -> tuple[int, int
             return True
         if tok in given or tok in surnames:
             return False
-        return low in common or doc.has(low)
+        return low in common
 
     # trim leading and trailing words that are not name-like (sentence starts, headings)
     while toks and (is_common(_word_key(toks[0][2])) or _word_key(toks[0][2]).lower()
@@ -266,7 +256,6 @@ def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
     """Every person-name candidate scoring at least ``threshold`` (see :func:`mentions` for
     the later single-word mentions of the names found). A candidate just short of it that
     stands in a list with a name ("A, B and C", "A; B", "A (Finance) and B") is one too."""
-    doc = _DocWords(text)
     scored: list[tuple[int, int, float]] = []
     for s, e in scan.spans(_RUN_RX, text):
         if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "_@/"):
@@ -275,7 +264,7 @@ def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
             e -= 2  # the possessive is not part of the name (and cues "Smith's" after)
         if e < len(text) and (text[e].isalnum() or text[e] in "_@"):
             continue
-        got = score_run(text, s, e, doc)
+        got = score_run(text, s, e)
         if got is not None and got[2] >= LIST_FLOOR:
             scored.append(got)
     keep = [sc >= threshold for _, _, sc in scored]
@@ -314,10 +303,12 @@ def mentions(text: str, found: list[Match]) -> list[Match]:
         return []
     rx = re2.compile("|".join(re2.escape(w) for w in sorted(words, key=len, reverse=True)),
                      _OPTS)
-    taken = [(m.start, m.end) for m in found]
+    starts = sorted(m.start for m in found)
+    ends = {m.start: m.end for m in found}
     out: list[Match] = []
     for s, e in scan.spans(rx, text):
-        if any(a <= s < b for a, b in taken) or (s > 0 and text[s - 1].isalnum()) or (
+        i = bisect.bisect_right(starts, s) - 1
+        if (i >= 0 and s < ends[starts[i]]) or (s > 0 and text[s - 1].isalnum()) or (
                 e < len(text) and text[e].isalnum()):
             continue
         if e < len(text) and text[e] in "-’'" and text[e + 1:e + 2].isalpha():
@@ -334,8 +325,7 @@ def mask_name(value: str) -> str:
 def candidates(text: str) -> Iterable[tuple[int, int, float]]:
     """Every candidate with its score, emitted or not (for ``clearance pii --explain`` style
     inspection and threshold sweeps)."""
-    doc = _DocWords(text)
     for s, e in scan.spans(_RUN_RX, text):
-        got = score_run(text, s, e, doc)
+        got = score_run(text, s, e)
         if got is not None:
             yield got
