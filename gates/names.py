@@ -164,13 +164,18 @@ def score_run(text: str, start: int, end: int) -> tuple[int, int, float] | None:
         toks.pop(0)
     while toks and (is_common(_word_key(toks[-1][2])) or toks[-1][2].endswith(".")
                     and len(toks[-1][2]) == 2):
+        if len(toks) > 1 and toks[-2][2].lower() in _PARTICLES:
+            break  # "van der Berg": a word after a particle is a surname, common or not
         toks.pop()
     words = [t for t in toks if not (len(t[2]) == 2 and t[2][1] == ".")
              and t[2].lower() not in _PARTICLES]
     initials = len(toks) - len(words)
     if not words or (len(words) == 1 and not initials):
         return None
-    if len(words) > 4 or any(is_common(_word_key(w)) for _, _, w in words):
+    after_particle = {toks[i + 1][0] for i in range(len(toks) - 1)
+                      if toks[i][2].lower() in _PARTICLES}
+    if len(words) > 4 or any(is_common(_word_key(w)) and s not in after_particle
+                             for s, _, w in words):
         return None
     s, e = toks[0][0], toks[-1][1]
     if text[s:e] in place_names or any(_word_key(w) in place_names for _, _, w in words):

@@ -7,7 +7,7 @@ import functools
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import re2
 
@@ -448,8 +448,11 @@ def _phone_match(value: str) -> bool:
         if not 8 <= len(_digits(_EXTENSION.split(value)[0])) <= 17:
             return False
     else:
-        # national formats: dots only in the NANP 3.3.4 shape (not "Build 1.27.863.5177")
+        # national formats: dots only in the NANP 3.3.4 shape (not "Build 1.27.863.5177"),
+        # and grouped: a bare "4839201847" is an order or account number far more often
         number = _EXTENSION.split(value)[0]
+        if number.isdigit():
+            return False
         if "." in number and not _NANP_DOTS.search(number):
             return False
         # a national number is written with its trunk prefix where the region has one
@@ -674,7 +677,16 @@ _DETECTOR_LIST: list[Detector] = [
 DETECTORS: dict[str, Detector] = {d.name: d for d in _DETECTOR_LIST}
 
 
+#: bumped whenever what a detector finds changes, so the check's key (and so the ruleset hash
+#: that report caches are keyed on) changes with it: a cached verdict from before cue-less
+#: names were found must not be served after
+DETECTORS_REVISION = 2
+
+
 class PiiCheck(DetectorCheck):
     kind: ClassVar[str] = "pii"
     cost: ClassVar[int] = 2
     registry: ClassVar[dict[str, Detector]] = DETECTORS
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "revision": DETECTORS_REVISION}
