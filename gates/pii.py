@@ -425,56 +425,48 @@ _EXTENSION = re.compile(r"[ \t]?(?:ext\.?|x|#)")
 _NANP_DOTS = _rx(r"^(?:1\.)?\d{3}\.\d{3}\.\d{4}\b")
 
 
-def _cheap_national(value: str, region: str | None) -> bool:
-    """A necessary condition for a valid national number of ``region``, checked before
-    libphonenumber's parse (which costs ~0.3 ms): most digit runs in a document fail it."""
+def _national_ok(value: str, region: str) -> bool:
+    """A national-format number of ``region``: NANP's area-code and exchange rules, the UK's
+    number lengths and leading digits. libphonenumber adds nothing here that we keep: a
+    document quoting a number from the ranges set aside for fiction (555-01xx, Ofcom's
+    07700 900xxx) still names a phone number, and those are all it would reject."""
     if region in ("US", "CA"):
         return nanp_ok(value)
     if region == "GB":
-        return 10 <= len(_digits(_EXTENSION.split(value)[0])) <= 11
-    return True
+        return _phone_uk_ok(value)
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
 def _phone_match(value: str) -> bool:
+    """A phone number: international (``+``/``00``) numbers that libphonenumber's metadata
+    says some region issues, national ones in the shape of a region in PHONE_REGIONS."""
     import phonenumbers
 
     if _NOT_PHONE.search(value) or len(_digits(value)) < 7:
         return False
     head = value.lstrip("(")
-    if head.startswith("+") or head.startswith("00"):
-        candidate = "+" + value.lstrip("(+0") if head.startswith("00") else value
-        regions: tuple[str | None, ...] = (None,)
-        if not 8 <= len(_digits(_EXTENSION.split(value)[0])) <= 17:
-            return False
-    else:
+    number = _EXTENSION.split(value)[0]
+    if not (head.startswith("+") or head.startswith("00")):
         # national formats: dots only in the NANP 3.3.4 shape (not "Build 1.27.863.5177"),
-        # and grouped: a bare "4839201847" is an order or account number far more often
-        number = _EXTENSION.split(value)[0]
-        if number.isdigit():
+        # grouped (a bare "4839201847" is an order or account number far more often), and
+        # written with the trunk prefix where the region has one ("020 7946 0958")
+        if number.isdigit() or ("." in number and not _NANP_DOTS.search(number)):
             return False
-        if "." in number and not _NANP_DOTS.search(number):
-            return False
-        # a national number is written with its trunk prefix where the region has one
-        # ("020 7946 0958"): "123-456-7890" is not a UK number
-        candidate = value
-        regions = tuple(r for r in PHONE_REGIONS if (_TRUNK.get(r, "") == head[:1]
-                        or (r not in _TRUNK and head[:1] != "0")) and _cheap_national(value, r))
-    for region in regions:
-        try:
-            num = phonenumbers.parse(candidate, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(num):
-            return True
-        # the ranges set aside for fiction and examples (555-01xx, Ofcom's 07700 900xxx) are
-        # not issued, but a document quoting one still names a phone number
-        if num.country_code == 1 and phonenumbers.is_possible_number(num) and nanp_ok(value):
-            return True
-        if num.country_code == 44 and phonenumbers.is_possible_number(num) and _phone_uk_ok(
-                value):
-            return True
-    return False
+        return any(_national_ok(number, r) for r in PHONE_REGIONS
+                   if _TRUNK.get(r, "") == head[:1] or (r not in _TRUNK and head[:1] != "0"))
+    if not 8 <= len(_digits(number)) <= 17:
+        return False
+    candidate = "+" + value.lstrip("(+0") if head.startswith("00") else value
+    try:
+        num = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException:
+        return False
+    if phonenumbers.is_valid_number(num):
+        return True
+    # +1 and +44 numbers from the fiction ranges, as above
+    return (num.country_code == 1 and nanp_ok(value)) or (
+        num.country_code == 44 and _phone_uk_ok(value))
 
 
 _phone = _finder("PHONE_NUMBER", _PHONE_CANDIDATE, validate=_phone_match, score=0.8)
