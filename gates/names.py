@@ -48,6 +48,7 @@ def _shape() -> dict[str, float]:
     return out
 
 
+@functools.lru_cache(maxsize=65536)
 def name_likeness(word: str) -> float:
     """How much a word in no list looks like a name rather than an English word, in [0, 1]:
     the mean character-trigram log ratio learned from the shipped lists, squashed."""
@@ -194,7 +195,8 @@ def score_run(text: str, start: int, end: int) -> tuple[int, int, float] | None:
 
         sc = (0.4 if first in given else 0.2 if first in surnames else unknown(first))
         sc += (0.4 if last in surnames else 0.15 if last in given else unknown(last))
-        if len(words) == 3 and _word_key(words[1][2]) not in given | surnames:
+        middle = _word_key(words[1][2]) if len(words) == 3 else ""
+        if middle and middle not in given and middle not in surnames:
             sc -= 0.05
     before_line, after_line = _line_bounds(text, s, e)
     before = text[max(0, s - 40):s]
@@ -312,12 +314,10 @@ def mentions(text: str, found: list[Match]) -> list[Match]:
                 words.add(key)
     if not words:
         return []
-    rx = re2.compile("|".join(re2.escape(w) for w in sorted(words, key=len, reverse=True)),
-                     _OPTS)
     starts = sorted(m.start for m in found)
     ends = {m.start: m.end for m in found}
     out: list[Match] = []
-    for s, e in scan.spans(rx, text):
+    for s, e in _occurrences(text, words):
         i = bisect.bisect_right(starts, s) - 1
         if (i >= 0 and s < ends[starts[i]]) or (s > 0 and text[s - 1].isalnum()) or (
                 e < len(text) and text[e].isalnum()):
@@ -326,6 +326,23 @@ def mentions(text: str, found: list[Match]) -> list[Match]:
             continue
         out.append(Match(s, e, detail="PERSON", score=0.7, display=mask_name(text[s:e])))
     return out
+
+
+def _occurrences(text: str, words: set[str]) -> list[tuple[int, int]]:
+    """Where any of ``words`` occurs in ``text``, in order. A few words (a short document):
+    ``str.find`` each, no pattern compiled per document; many: one RE2 alternation."""
+    if len(words) > 16:
+        rx = re2.compile("|".join(re2.escape(w) for w in sorted(words, key=len, reverse=True)),
+                         _OPTS)
+        return scan.spans(rx, text)
+    found: list[tuple[int, int]] = []
+    for w in words:
+        i = text.find(w)
+        while i >= 0:
+            found.append((i, i + len(w)))
+            i = text.find(w, i + len(w))
+    found.sort()
+    return found
 
 
 def mask_name(value: str) -> str:
