@@ -81,13 +81,14 @@ _PARTICLES = frozenset({"van", "von", "de", "der", "den", "du", "da", "di", "del
 # A capitalised word as names are written: Smith, O'Brien, McDonald, DiMaggio, Müller,
 # Smith-Jones, D'Arcy. (Not ALL CAPS: headings and acronyms.)
 _NAME_WORD = r"\p{Lu}(?:['’]\p{Lu})?\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:[-'’]\p{Lu}?\p{Ll}+)?"
-_LINK = r"(?:[ \t]+(?:\p{Lu}\.|(?:" + "|".join(sorted((re.escape(p) for p in _PARTICLES),
-                                                        key=len, reverse=True)) + r")))*[ \t]+"
+# words of one name are separated by spaces; a tab separates cells (TSV), never name parts
+_LINK = r"(?: +(?:\p{Lu}\.|(?:" + "|".join(sorted((re.escape(p) for p in _PARTICLES),
+                                                        key=len, reverse=True)) + r")))* +"
 # two words at least: a capitalised word alone is a sentence start far more often than a
 # name, and skipping it here keeps the Python scoring off most of a document
 _RUN = _NAME_WORD + r"(?:" + _LINK + _NAME_WORD + r")+"
 # "Initial. Surname" and "Initial. Initial. Surname"
-_INITIALS_RUN = r"(?:\p{Lu}\.[ \t]?)+[ \t]?" + _NAME_WORD
+_INITIALS_RUN = r"(?:\p{Lu}\. ?)+ ?" + _NAME_WORD
 _RUN_RX = re2.compile(r"(?:" + _INITIALS_RUN + r"|" + _RUN + r")", _OPTS)
 _TOKEN = re.compile(r"\S+")
 
@@ -143,6 +144,8 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[str, str]:
 def score_run(text: str, start: int, end: int) -> tuple[int, int, float] | None:
     """Trim a run of capitalised words to its name-like core and score it; ``None`` when no
     core is left. Returns (start, end, score)."""
+    if end - start > 120:
+        return None  # a title-cased line or a heading run on, not a name (and bounded work)
     given, surnames, common = lexicon()
     place_names, ends_org = places()
     toks = [(start + m.start(), start + m.end(), m.group()) for m in
@@ -299,6 +302,43 @@ LIST_FLOOR = 0.35
 # what separates the members of a list of people: commas, semicolons, "and", "&", "or", each
 # member perhaps followed by a parenthesised role
 _LIST_GAP = re.compile(r"^(?:[ \t]*\([^()\n]{1,30}\))?[ \t]*(?:,|;|/|,? and|,? or|&)[ \t]*$")
+
+
+# A capitalised word that fills a table cell ("...,Gonzalez,Maria,..." under last_name,
+# first_name columns): a name only under a column header that says so.
+_CELL_WORD_RX = re2.compile(r"(?m)(?:^|[|\t,;])[ \t]*(" + _NAME_WORD + r")", _OPTS)
+_NAME_HEADER = re.compile(
+    r"(?i)^[ \t]*(?:patient[ _]?|member[ _]?|subject[ _]?|client[ _]?|employee[ _]?|"
+    r"contact[ _]?|guarantor[ _]?|insured[ _]?|emergency[ _]?contact[ _]?)?"
+    r"(?:first|last|given|family|sur|middle|maiden|full)?[ _]?names?[ \t]*$")
+
+
+def cell_names(text: str, taken: list[Match]) -> list[Match]:
+    """One-word cells under a name column header (``last_name``, ``first name``,
+    ``Patient Name``): what an extract's name columns hold."""
+    if "," not in text and "\t" not in text and "|" not in text:
+        return []
+    given, surnames, common = lexicon()
+    place_names, _ = places()
+    spans = [(m.start, m.end) for m in taken]
+    out: list[Match] = []
+    for s, e in scan.value_spans(_CELL_WORD_RX, text):
+        rest = text[e:e + 80].lstrip(" ")
+        if rest and rest[0] not in "|\t,;\r\n":
+            continue  # the cell holds more than this word
+        word = text[s:e]
+        low = word.lower()
+        if low in _STOP or word in place_names or (
+                low in common and word not in given and word not in surnames):
+            continue
+        if any(a < e and s < b for a, b in spans):
+            continue
+        line_start = text.rfind("\n", 0, s) + 1
+        header = _column_header(text, s, text[line_start:s])
+        if header is None or not _NAME_HEADER.search(header):
+            continue
+        out.append(Match(s, e, detail="PERSON", score=0.8, display=mask_name(word)))
+    return out
 
 
 def mentions(text: str, found: list[Match]) -> list[Match]:

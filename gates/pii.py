@@ -321,6 +321,7 @@ def _person(cued: Finder) -> Finder:
 
     def finder(text: str) -> list[Match]:
         found = keep_longest([*cued(text), *names.find_names(text)])
+        found = keep_longest(found + names.cell_names(text, found))
         return keep_longest(found + names.mentions(text, found))
 
     # every candidate holds a capital followed by a lowercase letter somewhere

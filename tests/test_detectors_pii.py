@@ -287,6 +287,11 @@ def test_pathological_input_finishes(name: str) -> None:
     ("Attendees: Tomasz Wrona, Ingrid van der Berg and J. Okafor", [
         "Tomasz Wrona", "Ingrid van der Berg", "J. Okafor"]),
     ("Kind regards,\n\nSiobhan O'Connell\nSenior Analyst, Acme Logistics", ["Siobhan O'Connell"]),
+    # an extract's name columns: one word per cell, known by the header
+    ("mrn,last_name,first_name,age_band\n1001,Obradovic,Kelvin,40-49\n",
+     ["Obradovic", "Kelvin"]),
+    ("Patient Name\tDOB\nOkafor\t1961\n", ["Okafor"]),
+    ("name\tteam\nMaria Gonzalez\tAna Ruiz\n", ["Maria Gonzalez", "Ana Ruiz"]),  # tab: 2 cells
 ])
 def test_person_without_a_cue(text: str, expected: list[str]) -> None:
     assert values("PERSON", text) == expected
@@ -298,6 +303,8 @@ def test_person_without_a_cue(text: str, expected: list[str]) -> None:
     "Send it to Maria Street, Springfield.",  # a street named after a person
     "Kaiser Pharmacy and Johnson Holdings signed the Data Retention Policy.",
     "| City | Plan |\n|---|---|\n| Palo Alto | Gold |\n",
+    "id,city,team\n1,Springfield,Finance\n2,Leeds,Legal\n",  # one-word cells, not name columns
+    "Aaa " * 5000,  # a title-cased run on is not a name
     "Results Summary\n\nNothing to report.",
 ])
 def test_capitalised_words_that_are_not_names(text: str) -> None:

@@ -152,6 +152,8 @@ DEV_ONLY_TEMPLATES = [
     "{P}'s prescription for {DRUG} was renewed; {P2} checked it.",
     "Interview panel: {P}; {P2}; {P3}. Location: {PLACE}.",
     "Our new hire {P} starts Monday at {CO} ({CITY} office).",
+    "mrn,last_name,first_name,age_band\n1001,{S},{G},40-49\n1002,{S2},{G2},50-59\n",
+    "| Patient Name | Ward |\n|---|---|\n| {S} | 4B |\n| {S2} | ICU |\n",
 ]
 
 
@@ -191,10 +193,12 @@ def person_set(split: str, seed: int, n: int) -> list[dict]:
                     f"{g[0]}. {s}" if r < 0.17 else
                     f"{g} {rng.choice(['van', 'de', 'da', 'von', 'del'])} {s}" if r < 0.22 else
                     f"{g} {s}")
-            people.append((full, s))
+            people.append((full, s, g))
         slots: dict[str, Value] = {
             "P": ("PERSON", people[0][0]), "S": ("PERSON", people[0][1]),
             "P2": ("PERSON", people[1][0]), "P3": ("PERSON", people[2][0]),
+            "G": ("PERSON", people[0][2]), "S2": ("PERSON", people[1][1]),
+            "G2": ("PERSON", people[1][2]),
             "CO": fake.company(), "CITY": fake.city(), "STREET": fake.street_name(),
             **{k: rng.choice(v) for k, v in pools.items()},
         }
