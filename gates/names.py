@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import re2
 
@@ -141,7 +142,8 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[str, str]:
     return text[ls:start], text[end:le if le >= 0 else len(text)]
 
 
-def score_run(text: str, start: int, end: int) -> tuple[int, int, float] | None:
+def score_run(text: str, start: int, end: int,
+              tops: dict[Any, Any] | None = None) -> tuple[int, int, float] | None:
     """Trim a run of capitalised words to its name-like core and score it; ``None`` when no
     core is left. Returns (start, end, score)."""
     if end - start > 120:
@@ -215,7 +217,7 @@ def score_run(text: str, start: int, end: int) -> tuple[int, int, float] | None:
     header = None
     if (not b or b[-1] in _CELL_EDGE or b.endswith(("-", "*", "•"))) and (
             not a or a[0] in _CELL_EDGE):
-        header = _column_header(text, s, before_line)
+        header = _column_header(text, s, before_line, tops)
         own_line = not b and not a
         # a comma or semicolon is a cell edge only in a block of delimited lines (CSV), not
         # in "Senior Analyst, Acme Logistics"; a line alone followed by a blank line is a
@@ -242,30 +244,56 @@ _OTHER_HEADER = re.compile(
     r"drug|medication|title|role|office|team|unit|ward|service|vendor|plan|project)")
 
 
-def _column_header(text: str, start: int, before_line: str) -> str | None:
-    """The header cell above a table cell: the first line of the block of lines that share
-    the cell's delimiter (markdown pipes, tabs, commas), at the cell's column."""
-    delim = next((d for d in "|\t," if d in before_line), None)
+#: how far above a cell its header may be (rows); a longer table is still read, from the top
+#: of the last block of that many rows, so the walk is bounded on any document
+_MAX_ROWS_UP = 200
+
+
+def _column_header(text: str, start: int, before_line: str,
+                   tops: dict[Any, Any] | None = None) -> str | None:
+    """The header cell above a table cell: the first line of the block of lines that have
+    as many of the cell's delimiter (pipes, tabs, commas) as its own line, at its column.
+    Prose with commas is no table: its lines differ in their comma counts. ``tops`` caches,
+    per document, each line's header cells, so a table of many rows is read once."""
     line_start = start - len(before_line)
-    if delim is None:
-        line_end = text.find("\n", start)
-        line = text[line_start:line_end if line_end >= 0 else len(text)]
-        delim = next((d for d in "|\t," if d in line), None)
-        if delim is None:
-            return None
+    cached = tops.get(line_start) if tops is not None else None
+    if cached is None:
+        cached = _header_cells(text, line_start, before_line, tops)
+        if tops is not None:
+            tops[line_start] = cached
+    delim, cells = cached
+    if not cells:
+        return None
     col = before_line.count(delim)
-    header_start = line_start
-    while header_start > 0:
-        prev_start = text.rfind("\n", 0, header_start - 1) + 1
-        prev = text[prev_start:header_start - 1]
-        if delim not in prev:
-            break
-        header_start = prev_start
-    if header_start == line_start:
-        return None  # the cell is on the header line itself
-    header_end = text.find("\n", header_start)
-    cells = text[header_start:header_end].split(delim)
     return cells[col] if col < len(cells) else None
+
+
+def _header_cells(text: str, line_start: int, before_line: str,
+                  tops: dict[Any, Any] | None) -> tuple[str, list[str]]:
+    line_end = text.find("\n", line_start)
+    line = text[line_start:line_end if line_end >= 0 else len(text)]
+    delim = next((d for d in "|\t," if d in before_line), None) or next(
+        (d for d in "|\t," if d in line), None)
+    if delim is None:
+        return "", []
+    width = line.count(delim)
+    header_start = line_start
+    for _ in range(_MAX_ROWS_UP):
+        if header_start == 0:
+            break
+        prev_start = text.rfind("\n", 0, header_start - 1) + 1
+        if text.count(delim, prev_start, header_start - 1) != width:
+            break
+        known = tops.get(prev_start) if tops is not None else None
+        if known is not None and known[0] == delim and known[1]:
+            return known  # the row above belongs to the same table: same header
+        header_start = prev_start
+    else:
+        return delim, []  # no header within reach
+    if header_start == line_start:
+        return delim, []  # the line is a header itself
+    header_end = text.find("\n", header_start)
+    return delim, text[header_start:header_end].split(delim)
 
 
 def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
@@ -273,6 +301,7 @@ def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
     the later single-word mentions of the names found). A candidate just short of it that
     stands in a list with a name ("A, B and C", "A; B", "A (Finance) and B") is one too."""
     scored: list[tuple[int, int, float]] = []
+    tops: dict[Any, Any] = {}
     for s, e in scan.spans(_RUN_RX, text):
         if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "_@/"):
             continue
@@ -280,7 +309,7 @@ def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
             e -= 2  # the possessive is not part of the name (and cues "Smith's" after)
         if e < len(text) and (text[e].isalnum() or text[e] in "_@"):
             continue
-        got = score_run(text, s, e)
+        got = score_run(text, s, e, tops)
         if got is not None and got[2] >= LIST_FLOOR:
             scored.append(got)
     keep = [sc >= threshold for _, _, sc in scored]
@@ -313,16 +342,41 @@ _NAME_HEADER = re.compile(
     r"(?:first|last|given|family|sur|middle|maiden|full)?[ _]?names?[ \t]*$")
 
 
+# somewhere in a header row: a cell that is (or ends in) "name"
+_ANY_NAME_HEADER = re2.compile(r"(?im)(?:^|[|\t,;])[ \t]*[a-z _]{0,24}names?[ \t]*(?:[|\t,;]|$)",
+                               _OPTS)
+
+
 def cell_names(text: str, taken: list[Match]) -> list[Match]:
     """One-word cells under a name column header (``last_name``, ``first name``,
     ``Patient Name``): what an extract's name columns hold."""
-    if "," not in text and "\t" not in text and "|" not in text:
-        return []
+    if ("," not in text and "\t" not in text and "|" not in text) or not _ANY_NAME_HEADER.search(
+            text):
+        return []  # no table, or no column header that names a person: nothing to read
     given, surnames, common = lexicon()
     place_names, _ = places()
-    spans = [(m.start, m.end) for m in taken]
+    starts = sorted(m.start for m in taken)
+    ends = {m.start: m.end for m in taken}
+    tops: dict[Any, Any] = {}
+    # per line: its delimiter and the columns whose header names a person (most tables have
+    # none, and then each of their cells costs a lookup)
+    name_cols: dict[int, tuple[str, frozenset[int]]] = {}
+    by_header: dict[int, frozenset[int]] = {}  # the rows of one table share its header list
     out: list[Match] = []
     for s, e in scan.value_spans(_CELL_WORD_RX, text):
+        line_start = text.rfind("\n", 0, s) + 1
+        cols = name_cols.get(line_start)
+        if cols is None:
+            delim, cells = _header_cells(text, line_start, text[line_start:s], tops)
+            tops[line_start] = (delim, cells)
+            wanted_cols = by_header.get(id(cells))
+            if wanted_cols is None:
+                wanted_cols = by_header[id(cells)] = frozenset(
+                    i for i, c in enumerate(cells) if _NAME_HEADER.search(c))
+            cols = name_cols[line_start] = (delim, wanted_cols)
+        delim, wanted = cols
+        if not wanted or text.count(delim, line_start, s) not in wanted:
+            continue
         rest = text[e:e + 80].lstrip(" ")
         if rest and rest[0] not in "|\t,;\r\n":
             continue  # the cell holds more than this word
@@ -331,13 +385,10 @@ def cell_names(text: str, taken: list[Match]) -> list[Match]:
         if low in _STOP or word in place_names or (
                 low in common and word not in given and word not in surnames):
             continue
-        if any(a < e and s < b for a, b in spans):
-            continue
-        line_start = text.rfind("\n", 0, s) + 1
-        header = _column_header(text, s, text[line_start:s])
-        if header is None or not _NAME_HEADER.search(header):
-            continue
-        out.append(Match(s, e, detail="PERSON", score=0.8, display=mask_name(word)))
+        i = bisect.bisect_right(starts, s) - 1
+        if i >= 0 and s < ends[starts[i]]:
+            continue  # inside a name found already
+        out.append(Match(s, e, detail="PERSON", score=0.8, display=word[0] + "."))
     return out
 
 
