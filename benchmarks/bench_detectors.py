@@ -208,12 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     print("held-out sets: per-type precision / recall / F1 (span overlap)")
     print(f"{'set':<40} {'type':<13} {'n':>5}  {'ours P/R/F1':<19}  Presidio P/R/F1")
     for r in report["sets"]:
-        theirs = ("/".join(f"{v:.2f}" for v in r["presidio"]) if r["presidio"] else
+        cell = ("/".join(f"{v:.2f}" for v in r["presidio"]) if r["presidio"] else
                   "n/a" if r["type"] not in ("PERSON", "PHONE_NUMBER", "DATE_TIME") else
                   "no recognizer without an NLP model" if r["presidio_installed"] else
                   "not installed")
         print(f"{r['set']:<40} {r['type']:<13} {r['support']:>5}  "
-              f"{'/'.join(f'{v:.2f}' for v in r['ours']):<19}  {theirs}")
+              f"{'/'.join(f'{v:.2f}' for v in r['ours']):<19}  {cell}")
     print("\ntime per KB, each detector alone (CPU, median): mixed prose 200 KB | the set | "
           "Presidio's recognizer for the type on the prose")
     for r in report["speed"]:
