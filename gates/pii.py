@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import re2
 
-from gates import scan
+from gates import names, scan
 from gates.base import Detector, DetectorCheck, Match, keep_longest
 
 _OPTS = re2.Options()
@@ -77,12 +79,19 @@ def ssn_ok(value: str) -> bool:
 _CARD_PREFIX = _rx(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6011|64[4-9]|65|35|62)")
 
 
+_CARD_GROUPS = {(4, 6, 5), (4, 6, 4)}
+
+
 def card_ok(value: str) -> bool:
     digits = _digits(value)
     if not 13 <= len(digits) <= 19 or not luhn_ok(digits):
         return False
     seps = {c for c in value if not c.isdigit()}
-    return len(seps) <= 1 and _CARD_PREFIX.search(digits) is not None
+    if len(seps) > 1 or _CARD_PREFIX.search(digits) is None:
+        return False
+    # printed cards group 4-4-4-4(-3), Amex/Diners 4-6-5 / 4-6-4; "+49 1512 3452919" is a phone
+    groups = tuple(len(g) for g in re.split(r"[ -]", value)) if seps else None
+    return groups is None or groups in _CARD_GROUPS or all(n == 4 for n in groups[:-1])
 
 
 _IBAN_LENGTHS = {
@@ -306,6 +315,19 @@ def _in_context(base: Finder, name: str, context: str, window: int, score: float
                                                    kw.rx.pattern))
 
 
+def _person(cued: Finder) -> Finder:
+    """Names after a cue, names the lists and positions score high enough (:mod:`gates.names`),
+    and the later one-word mentions of either."""
+
+    def finder(text: str) -> list[Match]:
+        found = keep_longest([*cued(text), *names.find_names(text)])
+        found = keep_longest(found + names.cell_names(text, found))
+        return keep_longest(found + names.mentions(text, found))
+
+    # every candidate holds a capital followed by a lowercase letter somewhere
+    return scan.with_triggers(finder, ((r"\p{Lu}\p{Ll}",),))
+
+
 def _union(*finders: Finder) -> Finder:
     def finder(text: str) -> list[Match]:
         out: list[Match] = []
@@ -386,28 +408,103 @@ def _phone_intl_ok(value: str) -> bool:
     return 8 <= len(_digits(value)) <= 15
 
 
-_phone = _union(
-    _finder("PHONE_NUMBER", [
-        r"(?:\+?1[ .-]?)?\(\d{3}\) ?\d{3}[ .-]\d{4}(?: ?(?:x|ext\.?) ?\d{1,5})?",
-        r"(?:\+?1[ .-])?\b\d{3}[.-]\d{3}[.-]\d{4}(?: ?(?:x|ext\.?) ?\d{1,5})?",
-        r"(?:\+1 )?\b\d{3} \d{3} \d{4}\b",
-    ], validate=nanp_ok, score=0.75),
-    _finder("PHONE_NUMBER", [
-        r"\+44 ?(?:\(0\) ?)?\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}",
-        r"\(?\b0\d{2,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b",
-    ], validate=_phone_uk_ok, score=0.75),
-    _finder("PHONE_NUMBER", r"\+(?:[2-9]\d{0,2})(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{2,5}){1,4}",
-            validate=_phone_intl_ok, score=0.7),
-)
+# A run of digits as phone numbers are written: "+49 30 123456", "(415) 555-0132 ext. 12",
+# "0044 20 7946 0958", "+1.212.867.5309". phonenumbers (libphonenumber's metadata) decides
+# which are numbers some region actually issues.
+_PHONE_CANDIDATE = (r"(?:\+\(?|\(|\b)\d[\d \-.()\x{a0}]{5,22}\d"
+                    r"(?:[ \t]?(?:ext\.?|x|#)[ \t]?\d{1,5})?")
+#: regions whose national formats (no +country code) are accepted; international numbers are
+#: accepted from every region libphonenumber knows
+PHONE_REGIONS = ("US", "GB")
+#: the national trunk prefix of the regions in PHONE_REGIONS that have one
+_TRUNK = {"GB": "0", "DE": "0", "FR": "0", "AU": "0", "IN": "0"}
+_NOT_PHONE = _rx(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
+                 r"\d{1,3}(?:\.\d{1,3}){3})$")
 
+
+_EXTENSION = re.compile(r"[ \t]?(?:ext\.?|x|#)")
+_NANP_DOTS = _rx(r"^(?:1\.)?\d{3}\.\d{3}\.\d{4}\b")
+
+
+def _national_ok(value: str, region: str) -> bool:
+    """A national-format number of ``region``: NANP's area-code and exchange rules, the UK's
+    number lengths and leading digits. libphonenumber adds nothing here that we keep: a
+    document quoting a number from the ranges set aside for fiction (555-01xx, Ofcom's
+    07700 900xxx) still names a phone number, and those are all it would reject."""
+    if region in ("US", "CA"):
+        return nanp_ok(value)
+    if region == "GB":
+        return _phone_uk_ok(value)
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _phone_match(value: str) -> bool:
+    """A phone number: international (``+``/``00``) numbers that libphonenumber's metadata
+    says some region issues, national ones in the shape of a region in PHONE_REGIONS."""
+    import phonenumbers
+
+    if _NOT_PHONE.search(value) or len(_digits(value)) < 7:
+        return False
+    head = value.lstrip("(")
+    number = _EXTENSION.split(value)[0]
+    if not (head.startswith("+") or head.startswith("00")):
+        # national formats: dots only in the NANP 3.3.4 shape (not "Build 1.27.863.5177"),
+        # grouped (a bare "4839201847" is an order or account number far more often), and
+        # written with the trunk prefix where the region has one ("020 7946 0958")
+        if number.isdigit() or ("." in number and not _NANP_DOTS.search(number)):
+            return False
+        return any(_national_ok(number, r) for r in PHONE_REGIONS
+                   if _TRUNK.get(r, "") == head[:1] or (r not in _TRUNK and head[:1] != "0"))
+    if not 8 <= len(_digits(number)) <= 17:
+        return False
+    candidate = "+" + value.lstrip("(+0") if head.startswith("00") else value
+    try:
+        num = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException:
+        return False
+    if phonenumbers.is_valid_number(num):
+        return True
+    # +1 and +44 numbers from the fiction ranges, as above
+    return (num.country_code == 1 and nanp_ok(value)) or (
+        num.country_code == 44 and _phone_uk_ok(value))
+
+
+_phone = _finder("PHONE_NUMBER", _PHONE_CANDIDATE, validate=_phone_match, score=0.8)
+
+# Dates (with their times) as people write them. A year alone ("in 2019", "FY2024", "2019-2020")
+# never matches: Safe Harbor allows it.
+_WD = (r"(?:Mon(?:day)?|Tue(?:s|sday)?|Wed(?:nesday)?|Thu(?:r|rs|rsday)?|Fri(?:day)?|"
+       r"Sat(?:urday)?|Sun(?:day)?)\.?,? ")
+_ORD = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:1[89]\d\d|2[01]\d\d)"
+_TZ = r"(?: ?(?:UTC|GMT|Z|[ECMP][SD]T|CES?T|BST|IST|AEST|JST|[+-](?:0\d|1[0-4]):?[0-5]\d))"
+_AMPM = r"(?: ?[AaPp]\.?[Mm]\b\.?)"
+_CLOCK = (r"(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?" + _AMPM + "?" + _TZ + "?)")
+_AT_TIME = r"(?:(?:,? (?:at |@ ?)?|T)" + _CLOCK + r")?"
+_DASH = r" ?[-–—] ?"
 _date = _finder("DATE_TIME", [
-    r"\b\d{4}-\d{2}-\d{2}" + _TIME,
-    r"\b\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})\b" + _TIME,
-    r"\b\d{1,2}[.-]\d{1,2}[.-]\d{4}\b" + _TIME,
-    r"\b" + _MONTH + r"\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4}\b" + _TIME,
-    r"\b\d{1,2}(?:st|nd|rd|th)? (?:of )?" + _MONTH + r"\.?,? \d{4}\b" + _TIME,
-    r"\b(?:January|February|March|April|June|July|August|September|October|November|December)"
-    r",? (?:19|20)\d{2}\b",
+    # ISO and year-first numeric, optionally with a time: 2024-05-03, 2024/05/03T10:00:00Z
+    r"\b" + _YEAR + r"-\d{2}-\d{2}" + _AT_TIME,
+    r"\b" + _YEAR + r"/\d{1,2}/\d{1,2}\b" + _AT_TIME,
+    # US/UK numeric: 5/3/2024, 05/03/24, 3.5.2024, 03-05-2024
+    r"\b\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})\b" + _AT_TIME,
+    r"\b\d{1,2}[.-]\d{1,2}[.-]" + _YEAR + r"\b" + _AT_TIME,
+    # [Weekday,] Month day[st][-day][, year] [at time]: May 3, May 3rd, 2024, Tue Jun 4
+    r"\b(?:" + _WD + r")?" + _MONTH + r"\.? " + _ORD + r"(?:" + _DASH + r"(?:" + _MONTH
+    + r"\.? )?" + _ORD + r")?(?:,? " + _YEAR + r")?\b" + _AT_TIME,
+    # [Weekday] [the] day[st] [of] Month[,] [year]: 3 May 2024, Friday 28th September,
+    # the 7th of December, 17-19 Oct 2024
+    r"\b(?:" + _WD + r")?(?:the )?" + _ORD + r"(?:" + _DASH + _ORD + r")? (?:of )?" + _MONTH
+    + r"\b\.?(?:,? " + _YEAR + r"\b)?" + _AT_TIME,
+    # Month year and Mon-yy: June 2023, Sep-63, Aug.-90
+    r"\b" + _MONTH + r"\.?,? " + _YEAR + r"\b",
+    r"\b" + _MONTH + r"\.?-\d{2}\b",
+    # 23-MAY-1979 (laboratory and pharmacy systems)
+    r"\b\d{1,2}-(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-(?:" + _YEAR
+    + r"|\d{2})\b",
+    # A time of day alone ("8am-6pm", "at 10 am") is not a date element: it is part of a
+    # DATE_TIME only when attached to a date (above).
 ], validate=_date_ok, score=0.85)
 
 _context_ident = r"[ \t]*(?:no\.?|number|num|#|id)?[ \t]*[:#=]?[ \t]*"
@@ -433,7 +530,7 @@ _DETECTOR_LIST: list[Detector] = [
     Detector("PHONE_NUMBER", "phone number: US/NANP (valid area code), UK, or +country format",
              _phone),
     Detector("FAX_NUMBER", "a phone number introduced as a fax number",
-             _in_context(_phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?", 25, 0.9)),
+             _in_context(_phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?|\bf[.:]", 25, 0.9)),
     Detector("US_SSN", "US social security number (valid area/group/serial ranges)", _finder(
         "US_SSN", [r"\b\d{3}-\d{2}-\d{4}\b", r"\b\d{3} \d{2} \d{4}\b"], validate=ssn_ok,
         score=0.9)),
@@ -528,8 +625,9 @@ _DETECTOR_LIST: list[Detector] = [
     _ctx("BIOMETRIC_ID", "biometric template / identifier in context",
          r"biometric|fingerprint|retina|iris|voiceprint|face ?print",
          r"[A-Z0-9][A-Z0-9-]{5,30}[A-Z0-9]", window=15, validate=_ident_ok(2), score=0.8),
-    Detector("PERSON", "person name in context: after a title, Patient:/Name:/Dear, before a "
-             "credential, or signing a letter", _finder(
+    Detector("PERSON", "person name: capitalised words scored by name lists, shape and position "
+             "(table cells, signatures, salutations), or after a cue (title, Patient:/Name:, "
+             "Dear, a credential)", _person(_finder(
                  "PERSON", [
                      r"\b" + _TITLE + r"\.? (" + _FULLNAME + r")",
                      r"(?i:\b(?:patient(?: name)?|name|pt|to|from|cc|attn|signed|signature|"
@@ -559,7 +657,7 @@ _DETECTOR_LIST: list[Detector] = [
                      # "Jane Doe, MD" at a line end; not "Springfield, MD 20901" (a state)
                      r"(" + _NW + r"(?: \p{Lu}\.)?(?: " + _NW + r"){1,2}),? (?:MD|M\.D\.|DO|RN|"
                      r"NP|PA-C|PhD|DDS|FNP|LPN|PharmD|MBBS|FRCP)(?:[,;.)]|[ \t]*\n|[ \t]*$)",
-                 ], validate=_name_ok, score=0.85)),
+                 ], validate=_name_ok, score=0.85))),
     Detector("UK_NHS", "UK NHS number (mod-11 check digit; higher score after 'NHS')", _finder(
         "UK_NHS", [r"\b\d{3} \d{3} \d{4}\b", r"\b\d{3}-\d{3}-\d{4}\b", r"\b\d{10}\b"],
         validate=nhs_ok, score=0.6, context=r"\bNHS\b", required=False, window=40,
@@ -572,7 +670,16 @@ _DETECTOR_LIST: list[Detector] = [
 DETECTORS: dict[str, Detector] = {d.name: d for d in _DETECTOR_LIST}
 
 
+#: bumped whenever what a detector finds changes, so the check's key (and so the ruleset hash
+#: that report caches are keyed on) changes with it: a cached verdict from before cue-less
+#: names were found must not be served after
+DETECTORS_REVISION = 2
+
+
 class PiiCheck(DetectorCheck):
     kind: ClassVar[str] = "pii"
     cost: ClassVar[int] = 2
     registry: ClassVar[dict[str, Detector]] = DETECTORS
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "revision": DETECTORS_REVISION}

@@ -143,6 +143,8 @@ def high_entropy_ok(token: str) -> bool:
     """
     if len(token) > 1024:  # encoded blobs (images, archives), not credentials
         return False
+    if token.startswith(("sha256-", "sha384-", "sha512-")):  # subresource integrity digests
+        return False
     if set(token) <= _HEX or _UUID.search(token) or set(token.replace("-", "")) <= _HEX:
         return False
     if not (any(c.isupper() for c in token) and any(c.islower() for c in token)
@@ -158,6 +160,45 @@ def high_entropy_ok(token: str) -> bool:
     h = shannon_entropy(token)
     return h >= 4.0 and h >= min(4.8, math.log2(len(token)) - 0.9)
 
+
+_CODE_REF = re2.compile(
+    r"(?i)^(?:os\.|process\.|env\.|settings\.|config\.|self\.|this\.|get_?\w*\(|"
+    r"\w+\(|\$\{?|\{\{|%\(|<|\[|ENV\[)", _OPTS)
+
+
+def token_value_ok(value: str) -> bool:
+    """A value assigned to a credential-named key (``api_key = ...``) or sent as a bearer /
+    query token: long enough, not a placeholder or a reference to where the secret lives, and
+    made like a token (letters and digits, no run of dictionary-looking words). Hex is fine
+    here: the key name says what it is."""
+    value = value.strip().strip("\"'")
+    if len(value) < 16 or len(value) > 512:
+        return False
+    if _PLACEHOLDERS.search(value) or _CODE_REF.search(value) or _UUID.search(value):
+        return False
+    low = value.lower()
+    if any(w in low for w in ("example", "your", "xxxx", "change", "placeholder", "redacted",
+                               "dummy", "sample", "test_key", "0000000")):
+        return False
+    if not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
+        return False
+    if sum(len(w) for w in _WORDISH.findall(value)) >= 0.6 * len(value):
+        return False
+    return shannon_entropy(value) >= 3.0
+
+
+def _url_password_ok(value: str) -> bool:
+    return len(value) >= 4 and _PLACEHOLDERS.search(value) is None and not value.isdigit()
+
+
+# What a key that holds a credential is called: api_key, apiKey, X-Api-Key, access_token,
+# client_secret, SECRET, token, signing_key ... (the name may carry a prefix: stripe_api_key).
+_SECRET_KEY_NAME = (r"(?i:[a-z0-9_.-]*(?:api[_.-]?key|apikey|api[_.-]?token|access[_.-]?token|"
+                    r"auth[_.-]?token|refresh[_.-]?token|bearer[_.-]?token|private[_.-]?token|"
+                    r"secret[_.-]?key|client[_.-]?secret|app[_.-]?secret|consumer[_.-]?secret|"
+                    r"webhook[_.-]?secret|signing[_.-]?key|master[_.-]?key|service[_.-]?key|"
+                    r"secret|token|credentials?))")
+_VALUE = r"([A-Za-z0-9+/_.~=-]{16,512})"
 
 # Tokens of the base64/base64url alphabet, 20+ characters. Quote/space-delimited by the class.
 _ENTROPY_CANDIDATE = r"[A-Za-z0-9+/_-]{20,}={0,2}"
@@ -232,12 +273,53 @@ _DETECTOR_LIST: list[Detector] = [
                  ], validate=_real_password, keep=0, score=0.9, tail=frozenset()),
                  # unquoted, as in .env files and YAML, or said in a chat ("my password is ...")
                  _secret_finder("PASSWORD", [
-                     r"(?i:\b[a-z0-9_.-]*(?:password|passwd|passphrase|pwd))[ \t]*[=:][ \t]*"
-                     r"([^\s\"'`,;]{6,200})",
+                     r"(?i:\b(?:[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|_pass)|pass))"
+                     r"[ \t]*[=:]"
+                     r"[ \t]*([^\s\"'`,;]{6,200})",
                      r"(?i:\b(?:password|passcode|passphrase)s? (?:is|was|=)) ?:?[ \t]*"
                      r"([^\s\"'`,;]{6,200})",
                  ], validate=_unquoted_password, keep=0, score=0.8, tail=frozenset()),
              )),
+    Detector("VENDOR_TOKEN", "vendor token with a published prefix: SendGrid (SG.), npm "
+             "(npm_), PyPI (pypi-), Hugging Face (hf_), Shopify (shpat_/shpss_/shpca_/shppa_), "
+             "Telegram bot, Google OAuth client secret (GOCSPX-), DigitalOcean (dop_v1_), "
+             "Mailgun (key-), Databricks (dapi), Atlassian (ATATT), Square (EAAA/sq0)",
+             _secret_finder("VENDOR_TOKEN", [
+                 r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b",
+                 r"\bnpm_[A-Za-z0-9]{36}\b",
+                 r"\bpypi-AgE[A-Za-z0-9_-]{50,}",
+                 r"\bhf_[A-Za-z0-9]{30,}\b",
+                 r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b",
+                 r"\b\d{8,10}:AA[A-Za-z0-9_-]{33}\b",
+                 r"\bGOCSPX-[A-Za-z0-9_-]{28}\b",
+                 r"\bdo[opr]_v1_[a-f0-9]{64}\b",
+                 r"\bkey-[a-f0-9]{32}\b",
+                 r"\bdapi[a-f0-9]{32}(?:-\d)?\b",
+                 r"\bATATT[A-Za-z0-9_=-]{50,}",
+                 r"\b(?:EAAA[A-Za-z0-9_-]{60}|sq0(?:atp|csp)-[A-Za-z0-9_-]{22,43})\b",
+             ], keep=4, score=0.9)),
+    Detector("GENERIC_SECRET", "token-like value assigned to a credential-named key (api_key, "
+             "access_token, client_secret, SECRET, ...), sent as a Bearer token or in a URL's "
+             "token parameter", _secret_finder("GENERIC_SECRET", [
+                 # api_key = "v", apiKey: 'v', "x-api-key": "v", API_TOKEN=v, $c['token'] = 'v'
+                 r"\b" + _SECRET_KEY_NAME + r"[\"'\]]?[ \t]*(?::=|=>|[:=])[ \t]*[\"'`]?" + _VALUE,
+                 # os.environ.setdefault("API_KEY", "v"), headers.set('X-Api-Key', 'v')
+                 r"[\"']" + _SECRET_KEY_NAME + r"[\"'][ \t]*,[ \t]*[\"']" + _VALUE + r"[\"']",
+                 # <add key="SERVICE_KEY" value="v" />
+                 r"(?i:key|name)=[\"']" + _SECRET_KEY_NAME + r"[\"'][ \t]+(?i:value)=[\"']"
+                 + _VALUE + r"[\"']",
+                 # Authorization: Bearer v; token v
+                 r"(?i:\bbearer|\bauthorization:[ \t]*token)[ \t]+" + _VALUE,
+                 # ?api_key=v&..., &access_token=v, ?token=v, ?key=v, ?sig=v
+                 r"[?&;](?i:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|key|sig|"
+                 r"signature|secret|client[_-]?secret)=([A-Za-z0-9+/_.~%=-]{16,512})",
+             # below HIGH_ENTROPY_STRING's 0.6: where both match, the more specific name wins
+             ], validate=token_value_ok, keep=0, score=0.55, tail=frozenset())),
+    Detector("URL_CREDENTIALS", "password in a URL's user-info (https://user:pass@host)",
+             _secret_finder("URL_CREDENTIALS",
+                            r"\b(?i:https?|ftps?|git|ssh|sftp|wss?|smtp|imaps?|ldaps?|svn)://"
+                            r"[^\s:/@\"'<>]+:([^\s@/\"'<>]+)@[^\s/\"'<>]+",
+                            validate=_url_password_ok, keep=0, score=0.9, tail=frozenset())),
     Detector("HIGH_ENTROPY_STRING", "random-looking base64 token (Shannon entropy; not hex, "
              "hashes or UUIDs)", _secret_finder(
                  "HIGH_ENTROPY_STRING", r"(?:^|[^A-Za-z0-9+/_=.-])(" + _ENTROPY_CANDIDATE + ")",

@@ -35,6 +35,8 @@ PEM_BODY = "\n".join(token(ALNUM + "+/", 64) for _ in range(3))
 GITHUB = "ghp_" + token(ALNUM, 36)
 JWT = make_jwt()
 ENTROPY = token(ALNUM + "-_", 40)
+HEX32 = token("0123456789abcdef", 32)
+MIXED = "a1" + token(ALNUM, 30)
 
 POSITIVE = [
     ("AWS_ACCESS_KEY", f"aws_access_key_id = {AWS_ID}", AWS_ID),
@@ -64,6 +66,16 @@ POSITIVE = [
     ("PASSWORD", "DB_PASSWORD: Tr0ub4dor&3", "Tr0ub4dor&3"),
     ("PASSWORD", "customer: my password is Kx9!mQ2#p", "Kx9!mQ2#p"),
     ("HIGH_ENTROPY_STRING", f'signing_key: "{ENTROPY}"', ENTROPY),
+    ("VENDOR_TOKEN", f"SENDGRID=SG.{token(ALNUM, 22)}.{token(ALNUM, 43)}", None),
+    ("VENDOR_TOKEN", f"Use dop_v1_{token('0123456789abcdef', 64)} as the key.", None),
+    ("VENDOR_TOKEN", f"bot {rnd.randint(10**8, 10**9)}:AA{token(ALNUM, 33)} is live", None),
+    ("GENERIC_SECRET", f'<add key="SERVICE_KEY" value="{HEX32}" />', HEX32),
+    ("GENERIC_SECRET", f'os.environ.setdefault("APIKEY", "{HEX32}")', HEX32),
+    ("GENERIC_SECRET", f"GET /cb?access_token={MIXED}&state=x", MIXED),
+    ("GENERIC_SECRET", f'curl -H "Authorization: Bearer {MIXED}" https://api.example.com',
+     MIXED),
+    ("URL_CREDENTIALS", "git clone https://deploy:maple#9900x@git.example.com/org/repo.git",
+     "maple#9900x"),
 ]
 
 NEGATIVE = [
@@ -90,6 +102,16 @@ NEGATIVE = [
                  "Password: must be at least eight characters.; password = os.environ['PW']; "
                  "db_password = get_secret('db')"),
     ("HIGH_ENTROPY_STRING", "commit 3f786850e387550fdab836ed7e6dc881de23001b"),
+    ("HIGH_ENTROPY_STRING", 'integrity="sha384-' + base64.b64encode(
+        bytes(rnd.randrange(256) for _ in range(48))).decode() + '"'),
+    ("VENDOR_TOKEN", "SG. is SendGrid's prefix; npm_ and hf_ tokens; key-value pairs; dapi"),
+    ("GENERIC_SECRET", "api_key: ${API_KEY}; token = os.environ['TOKEN']; "
+                       "apiKey: <your-api-key-here>; API_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxx; "
+                       "request_id = \"550e8400-e29b-41d4-a716-446655440000\"; "
+                       "token = get_secret('payments/api_key'); secret = settings.SECRET_KEY; "
+                       "Authorization: Bearer YOUR_ACCESS_TOKEN_HERE"),
+    ("URL_CREDENTIALS", "https://user@example.com/x, https://host:8443/path, "
+                        "https://user:${PASSWORD}@host/"),
 ]
 
 

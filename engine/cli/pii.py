@@ -32,6 +32,9 @@ def pii_command(
     eval_path: Annotated[Path | None, typer.Option(
         "--eval", help="instead of scanning, score the detectors on a labelled JSON-lines set "
         "(e.g. data/pii-eval/entities.jsonl) and print per-type precision/recall/F1")] = None,
+    types: Annotated[str | None, typer.Option(
+        "--types", help="with --eval: score only these entity types (comma-separated, e.g. "
+        "PERSON or PHONE_NUMBER,FAX_NUMBER)")] = None,
 ) -> None:
     """List detected entities (type, span, line:col, score, masked value). Values are never
     printed in full: PII is masked and secrets show at most a known prefix and the length."""
@@ -39,8 +42,11 @@ def pii_command(
         raise UserError(f"unknown format '{fmt}' (expected one of: {', '.join(FORMATS)})")
     kinds = _kinds(only)
     if eval_path is not None:
-        _evaluate(eval_path, fmt, kinds)
+        wanted = tuple(t.strip() for t in types.split(",") if t.strip()) if types else None
+        _evaluate(eval_path, fmt, kinds, wanted)
         return
+    if types is not None:
+        raise UserError("--types only applies with --eval")
     if path is None:
         raise UserError("give a document PATH to scan, or --eval FILE to score the detectors")
 
@@ -65,10 +71,11 @@ def pii_command(
     print(f"{len(entities)} entit{'y' if len(entities) == 1 else 'ies'} found")
 
 
-def _evaluate(path: Path, fmt: str, kinds: tuple[str, ...]) -> None:
+def _evaluate(path: Path, fmt: str, kinds: tuple[str, ...],
+              types: tuple[str, ...] | None = None) -> None:
     from engine.evaluation.entities import evaluate_entities, format_table
 
-    result = evaluate_entities(path, kinds)
+    result = evaluate_entities(path, kinds, types)
     if fmt == "json":
         print(json.dumps(result.as_dict(), indent=2))
     else:
