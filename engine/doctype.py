@@ -103,6 +103,7 @@ _SIGNALS: dict[str, list[tuple[str, str, int]]] = {
     ],
     "authorization_form": [
         ("names itself an authorization", r"authori[sz]ation (form|for (the )?(use|release|disclosure))", 6),
+        ("permission to share records", r"permission to (share|release|disclose|send)|(i|we) (give|grant) (my |our )?permission|release of (medical |health )?(records|information)", 3),
         ("expiry of the authorization", r"expiration date|this authori[sz]ation (expires|will expire|ends)", 3),
         ("I authorize", r"\bi,? .{0,60}\bauthori[sz]e\b|\bi (hereby )?authori[sz]e\b", 4),
         ("revoking the authorization", r"revoke (this|my) (authori[sz]ation|permission|consent)|revocation", 3),
@@ -111,14 +112,16 @@ _SIGNALS: dict[str, list[tuple[str, str, int]]] = {
     ],
     "financial_promotion": [
         ("risk warning", r"capital (is )?at risk|past performance", 5),
+        ("a fund or shares", r"\b(mutual|bond|growth|income|index|investment|equity) funds?\b|\bfund'?s? (shares|manager|objective)|\b(ISA|401\(k\)|IRA)\b", 3),
+        ("yields and returns", r"\b(yield|dividends?|returns?|portfolio|savings rates?)\b", 1),
         ("investment", r"\binvest(ment|ing|ors?)?\b", 2),
         ("interest rate", r"\bAPR\b|interest rate|\bAER\b|returns? of \d", 2),
     ],
     "cookie_notice": [
-        ("names itself a cookie notice", r"cookie (policy|notice|banner|preferences|settings|statement)|^\W*cookies\b", 6),
+        ("names itself a cookie notice", r"cookie (policy|notice|banner|preferences|settings|statement|information|declaration)|^\W*(our |about )?cookies\b", 6),
         ("says it uses cookies", r"(we|site|website|app) uses? cookies|cookies? (are|is) (small|a small) (text )?files?", 3),
         ("analytics or tracking tools", r"google analytics|hotjar|facebook pixel|meta pixel|tracking pixels?", 2),
-        ("kinds of cookies", r"(essential|analytics?|strictly necessary|functional|advertising|marketing|performance) cookies", 3),
+        ("kinds of cookies", r"(essential|analytics?|necessary|functional|advertising|marketing|performance) cookies", 3),
         ("accepting or rejecting cookies", r"(accept|reject|decline|manage|block) (all |non-essential )?cookies", 3),
     ],
     "release_note": [
@@ -127,7 +130,8 @@ _SIGNALS: dict[str, list[tuple[str, str, int]]] = {
         ("fixes and features", r"bug fix|\bfixed\b|new features?|breaking changes?|deprecated|improvements", 2),
     ],
     "research_protocol": [
-        ("names itself a study protocol", r"(study|research|clinical trial) protocol|protocol (number|version|title)", 6),
+        ("names itself a study protocol", r"(study|research|clinical trial) protocol|protocol (number|version|title)|^\W*protocol\b", 6),
+        ("a sponsor or study site", r"^\W*(sponsor|study site|site)\W*:|\bsponsor(ed)? (of|by) the study", 2),
         ("ethics review", r"\bIRB\b|institutional review board|ethics committee|research ethics", 3),
         ("eligibility criteria", r"inclusion criteria|exclusion criteria|eligibility criteria", 3),
         ("study design", r"principal investigator|study (design|population|procedures|objectives?)|primary (end ?point|outcome)", 3),
