@@ -56,6 +56,14 @@ def eval_command(
             help="labelled PII/secret span set (JSON lines), e.g. data/pii-eval/entities.jsonl",
         ),
     ] = None,
+    heldout: Annotated[
+        Path | None,
+        typer.Option(
+            "--heldout",
+            help="held-out verdict set (labels.json listing type, jurisdiction, compliant, cite), "
+            "e.g. data/corpus/frozen: blocking false alarms and missed defects",
+        ),
+    ] = None,
     deterministic_only: Annotated[
         bool, typer.Option("--deterministic-only", help="disable semantic checks (provider 'none')")
     ] = False,
@@ -91,8 +99,9 @@ def eval_command(
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}' (expected one of: {', '.join(FORMATS)})")
     corpora = corpora or []
-    if not corpora and t200 is None and entities is None:
-        raise UserError("give labelled corpus folders, --t200 FILE or --entities FILE")
+    if not corpora and t200 is None and entities is None and heldout is None:
+        raise UserError("give labelled corpus folders, --t200 FILE, --entities FILE or "
+                        "--heldout DIR")
     out: dict[str, Any] = {}
     from rich.console import Console
 
@@ -112,7 +121,7 @@ def eval_command(
         raise UserError("--cv and --no-heads are for the offline provider")
     if cv and (t200 is None or corpora or entities is not None):
         raise UserError("--cv evaluates GDPR-T-200 only: give --t200 FILE and nothing else")
-    needs_engine = (bool(corpora) or t200 is not None) and not cv
+    needs_engine = (bool(corpora) or t200 is not None or heldout is not None) and not cv
     engine = None
     if needs_engine:
         chosen = (
@@ -120,6 +129,21 @@ def eval_command(
         )
         engine = make_engine(gates, cache=None, audit=None, provider=chosen)
     try:
+        if heldout is not None:
+            from engine.evaluation.heldout import measure
+
+            if not (heldout / "labels.json").is_file():
+                raise UserError(f"{heldout}: no labels.json (a held-out verdict set)")
+            held = measure(engine, heldout)
+            out["heldout"] = held.as_dict()
+            if fmt == "text":
+                console.print(held.table(), markup=False)
+                for mode in ("told", "newcomer"):
+                    errors = held.errors(mode)
+                    console.print(f"\n{mode}: {len(errors)} documents judged wrong or sent "
+                                  "to review", markup=False)
+                    if not quiet:
+                        console.print("\n".join(errors), markup=False)
         if corpora:
             from engine.evaluation.gates import evaluate_corpus, render_corpus
 

@@ -85,6 +85,14 @@ class Result:
                         f"{c['defect']['missed']} |")
         return "\n".join(rows)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"counts": {m: {k: dict(v) for k, v in self.counts(m).items()}
+                           for m in ("told", "newcomer")},
+                "outcomes": [{"file": o.file, "doc_type": o.doc_type, "mode": o.mode,
+                              "kind": o.kind, "verdict": o.verdict, "exit_code": o.exit_code,
+                              "blocking": o.blocking, "inferred": o.inferred}
+                             for o in self.outcomes]}
+
     def errors(self, mode: str) -> list[str]:
         out = []
         for o in self.outcomes:
@@ -123,28 +131,3 @@ def measure(engine: Any, folder: Path) -> Result:
         newcomer = engine.validate(path)
         result.outcomes.append(judge(newcomer, label, "newcomer"))
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from engine.api import Engine
-    from engine.providers.registry import make_provider
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", nargs="?", default="data/corpus/frozen")
-    ap.add_argument("--provider", default=None, help="semantic provider (default: as configured)")
-    args = ap.parse_args(argv)
-    provider = make_provider(args.provider) if args.provider else None
-    engine = Engine(cache=None, audit=None, provider=provider)
-    result = measure(engine, Path(args.folder))
-    print(result.table())
-    for mode in ("told", "newcomer"):
-        errs = result.errors(mode)
-        print(f"\n{mode}: {len(errs)} documents judged wrong or sent to review")
-        print("\n".join(errs))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
