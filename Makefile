@@ -43,7 +43,7 @@ schema: $(STAMP)  ## re-export the report JSON Schema
 	$(BIN)/python -c "import json,engine.report as r; print(json.dumps(r.report_json_schema(), indent=2))" > engine/schema/report.schema.json
 
 fuzz: $(STAMP)  ## the gate-compiler fuzz suite at length (CI runs it with FUZZ_EXAMPLES=60)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -p no:cacheprovider tests/reliability/test_gate_fuzz.py
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-300} $(BIN)/python -m pytest -p no:cacheprovider tests/reliability/test_gate_fuzz.py tests/reliability/test_api_contract.py
 
 clean:
 	rm -rf $(VENV) data/runtime build site *.egg-info

@@ -520,8 +520,8 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
 
     @app.post("/v1/validate", tags=["validate"], responses={
         200: {"model": Report, "description": "the report (the CLI's `--format json` contract);"
-              " other formats with ?format="}, 415: {"model": Problem}, 504: {"model": Problem},
-        503: {"model": Problem}},
+              " other formats with ?format="}, 415: {"model": Problem, "content": {PROBLEM: {}}}, 504: {"model": Problem, "content": {PROBLEM: {}}},
+        503: {"model": Problem, "content": {PROBLEM: {}}}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ValidateRequest"}},
             "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
@@ -613,7 +613,7 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
 
         return [module_info(m) for m in _engine(state).list_modules()]
 
-    @app.get("/v1/gates/{code}", tags=["gates"], responses={404: {"model": Problem}})
+    @app.get("/v1/gates/{code}", tags=["gates"], responses={404: {"model": Problem, "content": {PROBLEM: {}}}})
     def gate(code: str, key: ApiKey = Depends(validator)) -> dict[str, Any]:
         """One gate's metadata and DSL source."""
         from engine.catalog import gate_info
