@@ -652,7 +652,9 @@ def _type_explanation(run: _Run) -> dict[str, Any]:
 def _settle(report: Report) -> None:
     """Verdict and exit code from the gate results: a blocking failure (1) outranks a blocking
     undecided check (3). A document whose type could not be told never passes silently: under
-    the default policy it goes to review (3); under ``fail`` it blocks (1)."""
+    the default policy it goes to review (3); under ``fail`` it blocks (1). A gate left
+    undecided under ``on_indeterminate review`` blocks nothing (0) but makes the verdict
+    ``review``: a verdict is never "pass" while something waits for a person."""
     blocked = any(g.blocking and g.status == Status.fail for g in report.gates)
     if blocked or report.untyped_policy == UntypedPolicy.fail.value:
         report.verdict, report.exit_code = "fail", 1
@@ -660,6 +662,10 @@ def _settle(report: Report) -> None:
         report.verdict, report.exit_code = "indeterminate", 3
     elif report.untyped_policy == UntypedPolicy.review.value:
         report.verdict, report.exit_code = "review", 3
+    elif any(g.status == Status.indeterminate and g.on_indeterminate == OnIndeterminate.review
+             for g in report.gates):
+        # nothing blocks (exit 0), but an undecided gate waits for a person: never "pass"
+        report.verdict, report.exit_code = "review", 0
     else:
         report.verdict, report.exit_code = "pass", 0
 

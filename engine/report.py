@@ -149,8 +149,10 @@ class Report(BaseModel):
     tool_version: str
     document: DocumentInfo
     verdict: Literal["pass", "fail", "indeterminate", "review"]
-    exit_code: int = Field(description="0 pass, 1 blocking findings, 3 blocking indeterminate "
-                           "or a document whose type could not be told (review)")
+    exit_code: int = Field(description="0 nothing blocks (verdict pass, or review when a "
+                           "non-blocking gate was left undecided for a person), 1 blocking "
+                           "findings, 3 blocking indeterminate or a document whose type could "
+                           "not be told (review)")
     modules: list[ModuleRef]
     jurisdictions: list[str] = Field(default_factory=list,
                                      description="the document's jurisdictions; empty = not set")

@@ -253,3 +253,14 @@ def test_review_verdicts_are_audited_as_undecided_and_verify(tmp_path):
         stats = log.stats()
         assert (stats["validations"], stats["passed"], stats["indeterminate"]) == (1, 0, 1)
         assert log.verify().ok
+
+
+def test_an_undecided_review_gate_blocks_nothing_but_is_never_a_pass(tmp_path):
+    write(tmp_path / "u" / "module.gates", SEMANTIC_GATE.replace(
+        "applies privacy_notice", "applies privacy_notice on_indeterminate review"))
+    eng = Engine(gate_paths=[tmp_path / "u"], include_builtin=False, cache=None, audit=None,
+                 provider=_Unsure("no", 0.53))
+    report = eng.validate(document_from_text("We use your email.", name="n.txt"),
+                          doc_type="privacy_notice")
+    assert report.gates[0].status.value == "indeterminate" and not report.gates[0].blocking
+    assert (report.verdict, report.exit_code) == ("review", 0)

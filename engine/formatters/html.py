@@ -40,7 +40,7 @@ section.doc { background:#fff; border:1px solid var(--line); border-radius:10px;
 .doc-head h2 { font-size:19px; margin:0; word-break:break-all; }
 .badge { display:inline-block; padding:3px 12px; border-radius:999px; color:#fff;
   font-weight:700; letter-spacing:.04em; font-size:13px; }
-.v-pass { background:#15803d; } .v-fail { background:#c81e1e; } .v-indeterminate { background:#b45309; }
+.v-pass { background:#15803d; } .v-fail { background:#c81e1e; } .v-indeterminate, .v-review { background:#b45309; }
 ul.counts { list-style:none; display:flex; flex-wrap:wrap; gap:8px; padding:0; margin:14px 0 4px; }
 ul.counts li { background:var(--bg); border:1px solid var(--line); border-radius:8px;
   padding:6px 12px; font-size:13px; color:var(--muted); }
@@ -356,6 +356,8 @@ class HtmlFormatter(Formatter):
             if "fail" in verdicts
             else "indeterminate"
             if "indeterminate" in verdicts
+            else "review"
+            if "review" in verdicts
             else "pass"
         )
         title = (shown(reports[0].document.name) if len(reports) == 1
