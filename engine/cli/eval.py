@@ -143,7 +143,7 @@ def eval_command(
                     console.print(f"\n{mode}: {len(errors)} documents judged wrong or sent "
                                   "to review", markup=False)
                     if not quiet:
-                        console.print("\n".join(errors), markup=False)
+                        console.print("\n".join(errors), markup=False, soft_wrap=True)
         if corpora:
             from engine.evaluation.gates import evaluate_corpus, render_corpus
 

@@ -50,15 +50,18 @@ class Outcome:
 
     @property
     def kind(self) -> str:
+        # "review": exit 3 (a blocking gate undecided, or no type), or verdict review (a
+        # non-blocking gate left for a person): never a pass, never a silent miss
+        review = self.exit_code == 3 or self.verdict in ("review", "indeterminate")
         if self.compliant:
             if self.exit_code == 1:
                 return "false alarm"
-            return "review" if self.exit_code == 3 else "pass"
+            return "review" if review else "pass"
         if self.caught:
             return "caught"
         if self.exit_code == 1:
             return "blocked, other reason"
-        return "review" if self.exit_code == 3 else "missed"
+        return "review" if review else "missed"
 
 
 @dataclass
@@ -74,7 +77,7 @@ class Result:
 
     def table(self) -> str:
         rows = ["| mode | compliant docs | blocking false alarms | sent to review | defect docs | "
-                "caught | blocked for another reason | review | missed (exit 0) |",
+                "caught | blocked for another reason | review | missed (passed) |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for mode in ("told", "newcomer"):
             c = self.counts(mode)
