@@ -181,6 +181,10 @@ def test_safe_harbor_three_digit_zip(text, expected):
     ("visit,age_band\nT-1,90-94", "fail"),
     ("Case 3. A man aged 90 or older fell in 2025.", "pass"),
     ("visit,age_band\nT-1,90+", "pass"),
+    # the age column is read by position: a ZIP prefix "100" elsewhere in the row is not an age
+    ("key,age,sex,zip3\nK1,90+,F,100\nK2,71,M,945", "pass"),
+    ("key,zip3,sex,age\nK1,100,F,71\nK2,945,M,93", "fail"),
+    ("key\tage\tsex\nK1\t67\tF\nK2\t91\tM", "fail"),
 ])
 def test_safe_harbor_ages_over_89_in_any_form(text, expected):
     assert _status(text, "deidentified_extract", "hipaa")["HIPAA-514-AGE90"] == expected
