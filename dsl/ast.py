@@ -49,6 +49,7 @@ DOC_TYPES: tuple[str, ...] = (
 
 # --- expressions -------------------------------------------------------------------------
 
+
 @dataclass
 class Expr:
     loc: Loc
@@ -131,6 +132,7 @@ class Invalid(Expr):
 
 
 # --- declarations ------------------------------------------------------------------------
+
 
 @dataclass
 class Prop:

@@ -29,12 +29,26 @@ GATE_SUFFIX = ".gates"
 FUNCTIONS = ("phrase", "pii", "secret", "near", "count")
 KIND_NAMES = tuple(KINDS.names())
 GATE_FIELDS = {
-    "title": "text", "cite": "texts", "severity": "name", "applies": "names", "fix": "text",
-    "message": "text", "tags": "words", "version": "word", "on_indeterminate": "name",
-    "why": "text", "owner": "text", "references": "texts",
+    "title": "text",
+    "cite": "texts",
+    "severity": "name",
+    "applies": "names",
+    "fix": "text",
+    "message": "text",
+    "tags": "words",
+    "version": "word",
+    "on_indeterminate": "name",
+    "why": "text",
+    "owner": "text",
+    "references": "texts",
 }
-MODULE_FIELDS = {"title": "text", "version": "word", "jurisdiction": "text", "description": "text",
-                 "owner": "text"}
+MODULE_FIELDS = {
+    "title": "text",
+    "version": "word",
+    "jurisdiction": "text",
+    "description": "text",
+    "owner": "text",
+}
 _CODE_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 #: how many definitions may refer to one another in a chain (d2 = d1, d1 = d0, ...) (DSL132).
 MAX_DEFINE_CHAIN = 64
@@ -50,6 +64,7 @@ _RE2_CODES = {"regex": "DSL110", "phrase": "DSL112"}
 
 
 # --- compiled expression tree --------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class Node:
@@ -212,8 +227,10 @@ class SectionNode(Node):
         return self.child.spanning
 
     def canonical(self) -> Any:
-        return {"in_section": sorted(h.casefold() for h in self.headings),
-                "expr": self.child.canonical()}
+        return {
+            "in_section": sorted(h.casefold() for h in self.headings),
+            "expr": self.child.canonical(),
+        }
 
     def walk(self):
         yield self
@@ -221,6 +238,7 @@ class SectionNode(Node):
 
 
 # --- compiled gates and modules ------------------------------------------------------------
+
 
 @dataclass
 class Example:
@@ -258,14 +276,20 @@ class Gate:
 
     def canonical(self) -> dict[str, Any]:
         return {
-            "code": self.code, "name": self.name, "module": self.module, "title": self.title,
-            "cite": list(self.cite), "severity": self.severity.value,
+            "code": self.code,
+            "name": self.name,
+            "module": self.module,
+            "title": self.title,
+            "cite": list(self.cite),
+            "severity": self.severity.value,
             "applies": sorted(self.applies) if self.applies is not None else None,
             "on_indeterminate": self.on_indeterminate.value,
             "requires": [n.canonical() for n in self.requires],
             "forbids": [n.canonical() for n in self.forbids],
             "when": [n.canonical() for n in self.whens],
-            "fix": self.fix, "message": self.message, "version": self.declared_version,
+            "fix": self.fix,
+            "message": self.message,
+            "version": self.declared_version,
         }
 
     @functools.cached_property
@@ -287,8 +311,12 @@ class Gate:
     @functools.cached_property
     def _semantic_nodes(self) -> tuple[SemanticNode, ...]:
         # asked for per gate per validation (reports list every question of a gate)
-        return tuple(n for root in (*self.whens, *self.requires, *self.forbids)
-                     for n in root.walk() if isinstance(n, SemanticNode))
+        return tuple(
+            n
+            for root in (*self.whens, *self.requires, *self.forbids)
+            for n in root.walk()
+            if isinstance(n, SemanticNode)
+        )
 
 
 @dataclass
@@ -315,15 +343,19 @@ def gate_version(gate: Gate) -> str:
 
 # --- reading gate files --------------------------------------------------------------------
 
+
 def read_gate_file(path: Path, bag: DiagnosticBag) -> str | None:
     """Read a gate file as UTF-8 text, or record why not (the only I/O the language does)."""
     shown = str(path)
     try:
         size = path.stat().st_size
         if size > MAX_GATE_FILE_BYTES:
-            bag.error("DSL003", f"gate file is {size:,} bytes, over the "
-                      f"{MAX_GATE_FILE_BYTES:,}-byte limit", shown,
-                      help="split it into several files in the module folder")
+            bag.error(
+                "DSL003",
+                f"gate file is {size:,} bytes, over the {MAX_GATE_FILE_BYTES:,}-byte limit",
+                shown,
+                help="split it into several files in the module folder",
+            )
             return None
         data = path.read_bytes()
     except OSError as exc:
@@ -332,20 +364,24 @@ def read_gate_file(path: Path, bag: DiagnosticBag) -> str | None:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        bag.error("DSL001", f"gate file is not UTF-8 (invalid byte at offset {exc.start})", shown,
-                  help="save the file as UTF-8")
+        bag.error(
+            "DSL001",
+            f"gate file is not UTF-8 (invalid byte at offset {exc.start})",
+            shown,
+            help="save the file as UTF-8",
+        )
         return None
     if "\x00" in text:
         bag.error("DSL001", "gate file contains NUL bytes; is it a binary file?", shown)
         return None
     if not text.strip():
-        bag.error("DSL002", "gate file is empty", shown,
-                  help="add gates, or delete the file")
+        bag.error("DSL002", "gate file is empty", shown, help="add gates, or delete the file")
         return None
     return text.replace("\r\n", "\n")
 
 
 # --- compiler ------------------------------------------------------------------------------
+
 
 class Compiler:
     """Compiles the files of one module (plus the library files they import)."""
@@ -377,11 +413,17 @@ class Compiler:
                     return c
             except OSError:  # e.g. a name too long for the file system: not found either
                 continue
-        available = sorted({p.stem for lib in self.lib_paths if lib.is_dir()
-                            for p in lib.glob(f"*{GATE_SUFFIX}")})
-        help_ = (one_of(available, imp.target) if available and not imp.is_path
-                 else "import a library by name (modules/lib/NAME.gates) or by relative path")
-        self.bag.error("DSL130", f"cannot find import '{imp.target}'", importer, imp.loc, help=help_)
+        available = sorted(
+            {p.stem for lib in self.lib_paths if lib.is_dir() for p in lib.glob(f"*{GATE_SUFFIX}")}
+        )
+        help_ = (
+            one_of(available, imp.target)
+            if available and not imp.is_path
+            else "import a library by name (modules/lib/NAME.gates) or by relative path"
+        )
+        self.bag.error(
+            "DSL130", f"cannot find import '{imp.target}'", importer, imp.loc, help=help_
+        )
         return None
 
     def load_files(self, paths: list[Path]) -> list[ast.GateFile]:
@@ -415,17 +457,31 @@ class Compiler:
         header = None
         for m, path in headers:
             if path not in own:
-                self.bag.error("DSL141", "a library file cannot declare a module", path, m.id_loc,
-                               help="move the module header into the module's own folder")
+                self.bag.error(
+                    "DSL141",
+                    "a library file cannot declare a module",
+                    path,
+                    m.id_loc,
+                    help="move the module header into the module's own folder",
+                )
             elif header is None:
                 header = (m, path)
             elif m.id != header[0].id:
-                self.bag.error("DSL141", f"module '{m.id}' conflicts with module "
-                               f"'{header[0].id}' declared in {header[1]}", path, m.id_loc,
-                               help="one folder holds one module")
+                self.bag.error(
+                    "DSL141",
+                    f"module '{m.id}' conflicts with module "
+                    f"'{header[0].id}' declared in {header[1]}",
+                    path,
+                    m.id_loc,
+                    help="one folder holds one module",
+                )
         if header is None and default_id is None:
-            self.bag.error("DSL140", "no module header in these gate files", sorted(own)[0] if own else "<none>",
-                           help='add: module ID { title "..." version "1.0" }')
+            self.bag.error(
+                "DSL140",
+                "no module header in these gate files",
+                sorted(own)[0] if own else "<none>",
+                help='add: module ID { title "..." version "1.0" }',
+            )
             return None
         props = self._props(header[0].props, MODULE_FIELDS, header[1]) if header else {}
         module_id = header[0].id if header else str(default_id)
@@ -434,13 +490,23 @@ class Compiler:
             for d in f.defines:
                 if d.name in self.defines:
                     prev, prev_file = self.defines[d.name]
-                    self.bag.error("DSL106", f"'{d.name}' is defined twice", f.path, d.name_loc,
-                                   help=f"first defined at {prev_file}:{prev.name_loc.line}:"
-                                        f"{prev.name_loc.col}; rename one of them")
+                    self.bag.error(
+                        "DSL106",
+                        f"'{d.name}' is defined twice",
+                        f.path,
+                        d.name_loc,
+                        help=f"first defined at {prev_file}:{prev.name_loc.line}:"
+                        f"{prev.name_loc.col}; rename one of them",
+                    )
                     continue
                 if d.name in KIND_NAMES or d.name in FUNCTIONS:
-                    self.bag.error("DSL106", f"'{d.name}' is a built-in name and cannot be defined",
-                                   f.path, d.name_loc, help="choose another name")
+                    self.bag.error(
+                        "DSL106",
+                        f"'{d.name}' is a built-in name and cannot be defined",
+                        f.path,
+                        d.name_loc,
+                        help="choose another name",
+                    )
                     continue
                 self.defines[d.name] = (d, f.path)
         for name in self.defines:
@@ -451,15 +517,24 @@ class Compiler:
         for f in files:
             if f.path not in own and f.gates:
                 for g in f.gates:
-                    self.bag.error("DSL142", "library files may hold definitions only, not gates",
-                                   f.path, g.code_loc)
+                    self.bag.error(
+                        "DSL142",
+                        "library files may hold definitions only, not gates",
+                        f.path,
+                        g.code_loc,
+                    )
                 continue
             for g in f.gates:
                 if g.code in codes:
                     pf, pl = codes[g.code]
-                    self.bag.error("DSL107", f"duplicate gate code '{g.code}'", f.path, g.code_loc,
-                                   help=f"first used at {pf}:{pl.line}:{pl.col}; gate codes are "
-                                        "stable and never reused")
+                    self.bag.error(
+                        "DSL107",
+                        f"duplicate gate code '{g.code}'",
+                        f.path,
+                        g.code_loc,
+                        help=f"first used at {pf}:{pl.line}:{pl.col}; gate codes are "
+                        "stable and never reused",
+                    )
                     continue
                 codes[g.code] = (f.path, g.code_loc)
                 gate = self.compile_gate(g, module_id, f.path)
@@ -482,16 +557,26 @@ class Compiler:
         seen: dict[str, Loc] = {}
         for p in props:
             if p.name not in allowed:
-                self.bag.error("DSL108", f"unknown field '{p.name}'", file, p.name_loc,
-                               help=one_of(allowed, p.name))
+                self.bag.error(
+                    "DSL108",
+                    f"unknown field '{p.name}'",
+                    file,
+                    p.name_loc,
+                    help=one_of(allowed, p.name),
+                )
                 near = did_you_mean(p.name, list(allowed))
                 if near:  # a typo'd field counts as given, so 'no title' is not said twice
                     out.setdefault("_typos", set()).add(near.split("'")[1])
                 continue
             if p.name in seen:
                 prev = seen[p.name]
-                self.bag.error("DSL109", f"field '{p.name}' is given twice", file, p.name_loc,
-                               help=f"first given at line {prev.line}; keep one")
+                self.bag.error(
+                    "DSL109",
+                    f"field '{p.name}' is given twice",
+                    file,
+                    p.name_loc,
+                    help=f"first given at line {prev.line}; keep one",
+                )
                 continue
             seen[p.name] = p.name_loc
             shape = allowed[p.name]
@@ -502,15 +587,24 @@ class Compiler:
             v0 = values[0]
             if shape == "text":
                 if not isinstance(v0, ast.Text):
-                    self.bag.error("DSL115", f"field '{p.name}' takes a quoted string", file,
-                                   p.value_locs[0], help=f'write {p.name} "..."')
+                    self.bag.error(
+                        "DSL115",
+                        f"field '{p.name}' takes a quoted string",
+                        file,
+                        p.value_locs[0],
+                        help=f'write {p.name} "..."',
+                    )
                     continue
                 out[p.name] = v0.value
             elif shape == "texts":
                 bad = [i for i, v in enumerate(values) if not isinstance(v, ast.Text)]
                 if bad:
-                    self.bag.error("DSL115", f"field '{p.name}' takes quoted strings", file,
-                                   p.value_locs[bad[0]])
+                    self.bag.error(
+                        "DSL115",
+                        f"field '{p.name}' takes quoted strings",
+                        file,
+                        p.value_locs[bad[0]],
+                    )
                     continue
                 out[p.name] = tuple(v.value for v in values)  # type: ignore[union-attr]
             elif shape == "word":
@@ -520,8 +614,12 @@ class Compiler:
             elif shape in ("name", "names"):
                 bad = [i for i, v in enumerate(values) if not isinstance(v, ast.Ref)]
                 if bad:
-                    self.bag.error("DSL115", f"field '{p.name}' takes a bare word, not a string",
-                                   file, p.value_locs[bad[0]])
+                    self.bag.error(
+                        "DSL115",
+                        f"field '{p.name}' takes a bare word, not a string",
+                        file,
+                        p.value_locs[bad[0]],
+                    )
                     continue
                 names = [(v.name, v.loc) for v in values]  # type: ignore[union-attr]
                 out[p.name] = names[0] if shape == "name" else names
@@ -531,31 +629,64 @@ class Compiler:
         before = len(self.bag.errors)
         props = self._props(g.props, GATE_FIELDS, file)
         if not _CODE_RE.match(g.code):
-            self.bag.error("DSL150", f"gate code '{g.code}' must be capitals, digits and dashes",
-                           file, g.code_loc, help=f"e.g. {g.code.upper()}")
+            self.bag.error(
+                "DSL150",
+                f"gate code '{g.code}' must be capitals, digits and dashes",
+                file,
+                g.code_loc,
+                help=f"e.g. {g.code.upper()}",
+            )
         typos = props.pop("_typos", set())
-        if "cite" not in props and "cite" not in typos and not any(p.name == "cite" for p in g.props):
-            self.bag.error("DSL120", f"gate {g.code} has no citation", file, g.code_loc,
-                           help='every gate cites its regulation, e.g. cite "GDPR Art. 13(1)(a)"')
-        if "title" not in props and "title" not in typos and not any(p.name == "title" for p in g.props):
-            self.bag.error("DSL121", f"gate {g.code} has no title", file, g.code_loc,
-                           help='add a one-line title, e.g. title "Notice names the controller"')
+        if (
+            "cite" not in props
+            and "cite" not in typos
+            and not any(p.name == "cite" for p in g.props)
+        ):
+            self.bag.error(
+                "DSL120",
+                f"gate {g.code} has no citation",
+                file,
+                g.code_loc,
+                help='every gate cites its regulation, e.g. cite "GDPR Art. 13(1)(a)"',
+            )
+        if (
+            "title" not in props
+            and "title" not in typos
+            and not any(p.name == "title" for p in g.props)
+        ):
+            self.bag.error(
+                "DSL121",
+                f"gate {g.code} has no title",
+                file,
+                g.code_loc,
+                help='add a one-line title, e.g. title "Notice names the controller"',
+            )
         severity = Severity.medium
         if "severity" in props:
             word, loc = props["severity"]
             try:
                 severity = Severity(word)
             except ValueError:
-                self.bag.error("DSL124", f"unknown severity '{word}'", file, loc,
-                               help=one_of([s.value for s in Severity], word))
+                self.bag.error(
+                    "DSL124",
+                    f"unknown severity '{word}'",
+                    file,
+                    loc,
+                    help=one_of([s.value for s in Severity], word),
+                )
         policy = OnIndeterminate.block
         if "on_indeterminate" in props:
             word, loc = props["on_indeterminate"]
             try:
                 policy = OnIndeterminate(word)
             except ValueError:
-                self.bag.error("DSL126", f"unknown on_indeterminate policy '{word}'", file, loc,
-                               help=one_of([p.value for p in OnIndeterminate], word))
+                self.bag.error(
+                    "DSL126",
+                    f"unknown on_indeterminate policy '{word}'",
+                    file,
+                    loc,
+                    help=one_of([p.value for p in OnIndeterminate], word),
+                )
         applies: frozenset[str] | None = None
         if "applies" in props:
             kinds = set()
@@ -564,14 +695,24 @@ class Compiler:
                     kinds = set()
                     break
                 if word not in DOC_TYPES:
-                    self.bag.error("DSL125", f"unknown document type '{word}'", file, loc,
-                                   help=one_of(DOC_TYPES, word))
+                    self.bag.error(
+                        "DSL125",
+                        f"unknown document type '{word}'",
+                        file,
+                        loc,
+                        help=one_of(DOC_TYPES, word),
+                    )
                 kinds.add(word)
             applies = frozenset(kinds) if kinds else None
         if not g.requires and not g.forbids:
-            self.bag.error("DSL127", f"gate {g.code} checks nothing", file, g.code_loc,
-                           help="add require EXPR (fails when EXPR is false) or forbid EXPR "
-                                "(fails when EXPR matches)")
+            self.bag.error(
+                "DSL127",
+                f"gate {g.code} checks nothing",
+                file,
+                g.code_loc,
+                help="add require EXPR (fails when EXPR is false) or forbid EXPR "
+                "(fails when EXPR matches)",
+            )
         whens = [self.expr(e, file) for e in g.whens]
         requires = [self.expr(e, file) for e in g.requires]
         forbids = [self.expr(e, file) for e in g.forbids]
@@ -581,18 +722,36 @@ class Compiler:
         roots = [n for n in (*whens, *requires, *forbids) if n is not None]
         size = sum(self._shape[n][1] for n in roots)
         if size > MAX_EXPANDED:
-            self.bag.error("DSL133", f"gate {g.code} expands to {size:,} checks and operators "
-                           f"once its definitions are expanded; at most {MAX_EXPANDED:,} may",
-                           file, g.code_loc, help="split it into several gates, or share "
-                                                  "less through definitions")
+            self.bag.error(
+                "DSL133",
+                f"gate {g.code} expands to {size:,} checks and operators "
+                f"once its definitions are expanded; at most {MAX_EXPANDED:,} may",
+                file,
+                g.code_loc,
+                help="split it into several gates, or share less through definitions",
+            )
             return None
         gate = Gate(
-            code=g.code, name=g.name, module=module_id, title=props.get("title", g.name),
-            cite=props.get("cite", ()), severity=severity, applies=applies,
-            on_indeterminate=policy, requires=requires, forbids=forbids, whens=whens,  # type: ignore[arg-type]
-            fix=props.get("fix"), message=props.get("message"), tags=props.get("tags", ()),
-            declared_version=props.get("version"), why=props.get("why"), examples=examples,
-            file=file, loc=g.loc, source=g.source,
+            code=g.code,
+            name=g.name,
+            module=module_id,
+            title=props.get("title", g.name),
+            cite=props.get("cite", ()),
+            severity=severity,
+            applies=applies,
+            on_indeterminate=policy,
+            requires=requires,
+            forbids=forbids,
+            whens=whens,  # type: ignore[arg-type]
+            fix=props.get("fix"),
+            message=props.get("message"),
+            tags=props.get("tags", ()),
+            declared_version=props.get("version"),
+            why=props.get("why"),
+            examples=examples,
+            file=file,
+            loc=g.loc,
+            source=g.source,
         )
         gate.version = gate_version(gate)
         return gate
@@ -601,28 +760,42 @@ class Compiler:
         out = []
         for i, ex in enumerate(g.examples, start=1):
             if ex.expect not in ("pass", "fail"):
-                self.bag.error("DSL128", f"an example expects 'pass' or 'fail', not '{ex.expect}'",
-                               file, ex.expect_loc, help=one_of(("pass", "fail"), ex.expect))
+                self.bag.error(
+                    "DSL128",
+                    f"an example expects 'pass' or 'fail', not '{ex.expect}'",
+                    file,
+                    ex.expect_loc,
+                    help=one_of(("pass", "fail"), ex.expect),
+                )
                 continue
             known = set(KIND_NAMES) | set(self.defines) | _detector_names()
             for name, loc in ex.expecting:
                 if name not in known:
-                    self.bag.error("DSL129", f"'{name}' in expecting is not a check kind, "
-                                   "detector or definition", file, loc,
-                                   help="name what should fire: a kind (regex, phrase, pii, "
-                                        f"secret, semantic), a detector or a definition."
-                                        f"{did_you_mean(name, known)}")
+                    self.bag.error(
+                        "DSL129",
+                        f"'{name}' in expecting is not a check kind, detector or definition",
+                        file,
+                        loc,
+                        help="name what should fire: a kind (regex, phrase, pii, "
+                        f"secret, semantic), a detector or a definition."
+                        f"{did_you_mean(name, known)}",
+                    )
             if not ex.text.strip():
                 self.bag.error("DSL128", "example text is empty", file, ex.loc)
-            out.append(Example(i, ex.expect, ex.text, tuple(n for n, _ in ex.expecting), file,
-                               ex.loc))
+            out.append(
+                Example(i, ex.expect, ex.text, tuple(n for n, _ in ex.expecting), file, ex.loc)
+            )
         kinds = {e.expect for e in out}
         missing = [k for k in ("pass", "fail") if k not in kinds]
         if missing and not any(d.code == "DSL128" for d in self.bag.items if d.file == file):
-            self.bag.error("DSL122", f"gate {g.code} has no '{missing[0]}' example"
-                           + (" and no 'fail' example" if len(missing) == 2 else ""),
-                           file, g.code_loc,
-                           help='prove the gate: add example pass "..." and example fail "..."')
+            self.bag.error(
+                "DSL122",
+                f"gate {g.code} has no '{missing[0]}' example"
+                + (" and no 'fail' example" if len(missing) == 2 else ""),
+                file,
+                g.code_loc,
+                help='prove the gate: add example pass "..." and example fail "..."',
+            )
         return out
 
     # expressions -----------------------------------------------------------------------
@@ -644,8 +817,13 @@ class Compiler:
                     continue
                 if dep in self._resolving:
                     decl, file = self.defines[dep]
-                    self.bag.error("DSL131", f"'{dep}' is defined in terms of itself", file,
-                                   decl.name_loc, help="a definition cannot refer to itself")
+                    self.bag.error(
+                        "DSL131",
+                        f"'{dep}' is defined in terms of itself",
+                        file,
+                        decl.name_loc,
+                        help="a definition cannot refer to itself",
+                    )
                     self._resolved[dep] = None  # its body then compiles to nothing, silently
                     continue
                 path.append(dep)
@@ -669,15 +847,20 @@ class Compiler:
         self._chain[name] = chain
         if chain > MAX_DEFINE_CHAIN:
             links, at = [name], name
-            while len(links) < 4 and (nxt := [d for d in _define_refs(self.defines[at][0].expr,
-                                                                          self.defines)]):
+            while len(links) < 4 and (
+                nxt := [d for d in _define_refs(self.defines[at][0].expr, self.defines)]
+            ):
                 at = max(nxt, key=lambda d: self._chain.get(d, 0))
                 links.append(at)
-            self.bag.error("DSL132", f"definition chain too deep: '{name}' is the end of a chain "
-                           f"of {chain} definitions that refer to one another", file,
-                           decl.name_loc,
-                           help=f"at most {MAX_DEFINE_CHAIN} may; the chain runs "
-                                f"{' -> '.join(links)} -> ...; refer to the checks directly")
+            self.bag.error(
+                "DSL132",
+                f"definition chain too deep: '{name}' is the end of a chain "
+                f"of {chain} definitions that refer to one another",
+                file,
+                decl.name_loc,
+                help=f"at most {MAX_DEFINE_CHAIN} may; the chain runs "
+                f"{' -> '.join(links)} -> ...; refer to the checks directly",
+            )
             return None
         outer, self._depth = self._depth, 0  # a definition's shape does not depend on its use
         try:
@@ -693,8 +876,7 @@ class Compiler:
         if isinstance(e, ast.Invalid):
             return None  # the parser reported it
         if self._depth >= MAX_NESTING:  # the parser's limit makes this rare: a hand-built tree
-            self.bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep", file,
-                           e.loc)
+            self.bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep", file, e.loc)
             return None
         self._depth += 1
         try:
@@ -706,10 +888,15 @@ class Compiler:
         kids = _children(node)
         size = 1 + sum(self._shape[k][1] for k in kids)
         if size > MAX_EXPANDED:
-            self.bag.error("DSL133", f"expression expands to {size:,} checks and operators once "
-                           f"its definitions are expanded; at most {MAX_EXPANDED:,} may", file,
-                           e.loc, help="a definition used twice is counted twice: definitions "
-                                       "that use each other several times grow exponentially")
+            self.bag.error(
+                "DSL133",
+                f"expression expands to {size:,} checks and operators once "
+                f"its definitions are expanded; at most {MAX_EXPANDED:,} may",
+                file,
+                e.loc,
+                help="a definition used twice is counted twice: definitions "
+                "that use each other several times grow exponentially",
+            )
             return None
         self._shape[node] = (1 + max((self._shape[k][0] for k in kids), default=0), size)
         return node
@@ -720,23 +907,37 @@ class Compiler:
             return None
         height = self._shape[node][0]
         if self._depth + height > MAX_NESTING:
-            self.bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep with "
-                           f"'{e.name}' expanded ({self._depth} levels here, {height} in "
-                           f"'{e.name}')", file, e.loc,
-                           help="flatten the definitions: all { ... } and any { ... } take "
-                                "many checks at once")
+            self.bag.error(
+                "DSL132",
+                f"expression nests more than {MAX_NESTING} deep with "
+                f"'{e.name}' expanded ({self._depth} levels here, {height} in "
+                f"'{e.name}')",
+                file,
+                e.loc,
+                help="flatten the definitions: all { ... } and any { ... } take "
+                "many checks at once",
+            )
             return None
         return node
 
     def _expr(self, e: ast.Expr, file: str, label: str | None) -> Node | None:
         if isinstance(e, ast.Ref):
             if e.name in KIND_NAMES or e.name in FUNCTIONS:
-                self.bag.error("DSL114", f"'{e.name}' needs arguments", file, e.loc,
-                               help=_usage(e.name))
+                self.bag.error(
+                    "DSL114", f"'{e.name}' needs arguments", file, e.loc, help=_usage(e.name)
+                )
                 return None
-            self.bag.error("DSL105", f"undefined name '{e.name}'", file, e.loc,
-                           help=(one_of(self.defines, e.name) if self.defines
-                                 else "define it first: define NAME = EXPR"))
+            self.bag.error(
+                "DSL105",
+                f"undefined name '{e.name}'",
+                file,
+                e.loc,
+                help=(
+                    one_of(self.defines, e.name)
+                    if self.defines
+                    else "define it first: define NAME = EXPR"
+                ),
+            )
             return None
         if isinstance(e, ast.Not):
             child = self.expr(e.child, file)
@@ -757,8 +958,9 @@ class Compiler:
             if e.kind != "regex":
                 self._unknown_kind(e.kind, e.kind_loc, file, "regex")
                 return None
-            return self._check(CheckSpec("regex", (e.pattern, e.flags)), e.loc, e.pattern_loc,
-                               [], file, label)
+            return self._check(
+                CheckSpec("regex", (e.pattern, e.flags)), e.loc, e.pattern_loc, [], file, label
+            )
         if isinstance(e, ast.TextCheck):
             if e.kind != "semantic":
                 self._unknown_kind(e.kind, e.kind_loc, file, "semantic")
@@ -773,21 +975,39 @@ class Compiler:
         if isinstance(e, ast.Call):
             return self._call(e, file, label)
         if isinstance(e, ast.Text):
-            self.bag.error("DSL114", "a quoted string is not a check here", file, e.loc,
-                           help='use phrase("...") to find wording, or semantic "question?"')
+            self.bag.error(
+                "DSL114",
+                "a quoted string is not a check here",
+                file,
+                e.loc,
+                help='use phrase("...") to find wording, or semantic "question?"',
+            )
             return None
         if isinstance(e, ast.Within):
-            self.bag.error("DSL114", "'within' belongs inside near(a, b, within N chars)", file,
-                           e.loc)
+            self.bag.error(
+                "DSL114", "'within' belongs inside near(a, b, within N chars)", file, e.loc
+            )
             return None
         raise AssertionError(f"unhandled expression {e!r}")  # pragma: no cover
 
     def _unknown_kind(self, kind: str, loc: Loc, file: str, shape: str) -> None:
-        self.bag.error("DSL103", f"unknown check kind '{kind}'", file, loc,
-                       help=one_of(KIND_NAMES + FUNCTIONS[3:], kind))
+        self.bag.error(
+            "DSL103",
+            f"unknown check kind '{kind}'",
+            file,
+            loc,
+            help=one_of(KIND_NAMES + FUNCTIONS[3:], kind),
+        )
 
-    def _check(self, spec: CheckSpec, loc: Loc, arg_loc: Loc, arg_locs: list[Loc], file: str,
-               label: str | None) -> Node | None:
+    def _check(
+        self,
+        spec: CheckSpec,
+        loc: Loc,
+        arg_loc: Loc,
+        arg_locs: list[Loc],
+        file: str,
+        label: str | None,
+    ) -> Node | None:
         factory = KINDS.get(spec.kind)
         try:
             check = factory.from_spec(spec)
@@ -797,45 +1017,81 @@ class Compiler:
             return None
         except re2.error as exc:  # a pattern the check builds itself, refused by RE2 (too large)
             raw = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-            self.bag.error(_RE2_CODES.get(spec.kind, "DSL114"),
-                           f"{spec.kind} check cannot be compiled: {raw}", file, arg_loc,
-                           help="RE2 caps the size of a compiled pattern: use fewer or shorter "
-                                "phrases (a run of spaces in a phrase matches any whitespace, "
-                                "which costs the most), or split the check")
+            self.bag.error(
+                _RE2_CODES.get(spec.kind, "DSL114"),
+                f"{spec.kind} check cannot be compiled: {raw}",
+                file,
+                arg_loc,
+                help="RE2 caps the size of a compiled pattern: use fewer or shorter "
+                "phrases (a run of spaces in a phrase matches any whitespace, "
+                "which costs the most), or split the check",
+            )
             return None
         return CheckNode(loc, check, label or check.describe())
 
     def _call(self, e: ast.Call, file: str, label: str | None) -> Node | None:
         if e.comparison is not None and e.name != "count":
-            self.bag.error("DSL114", f"only count(...) can be compared, not {e.name}(...)", file,
-                           e.comparison[2], help="write count(EXPR) >= N")
+            self.bag.error(
+                "DSL114",
+                f"only count(...) can be compared, not {e.name}(...)",
+                file,
+                e.comparison[2],
+                help="write count(EXPR) >= N",
+            )
             return None
         if e.name in ("phrase",):
             texts = [a for a in e.args if isinstance(a, ast.Text)]
             if len(texts) != len(e.args):
                 bad = next(a for a in e.args if not isinstance(a, ast.Text))
-                self.bag.error("DSL112", "phrase(...) takes quoted strings", file, bad.loc,
-                               help='write phrase("data controller", "controller")')
+                self.bag.error(
+                    "DSL112",
+                    "phrase(...) takes quoted strings",
+                    file,
+                    bad.loc,
+                    help='write phrase("data controller", "controller")',
+                )
                 return None
-            return self._check(CheckSpec("phrase", tuple(t.value for t in texts)), e.loc,
-                               e.name_loc, [t.loc for t in texts], file, label)
+            return self._check(
+                CheckSpec("phrase", tuple(t.value for t in texts)),
+                e.loc,
+                e.name_loc,
+                [t.loc for t in texts],
+                file,
+                label,
+            )
         if e.name in ("pii", "secret"):
             names = []
             for a in e.args:
                 if not isinstance(a, ast.Ref):
-                    self.bag.error("DSL104", f"{e.name}(...) takes detector names", file, a.loc,
-                                   help=f"write e.g. {e.name}(any)")
+                    self.bag.error(
+                        "DSL104",
+                        f"{e.name}(...) takes detector names",
+                        file,
+                        a.loc,
+                        help=f"write e.g. {e.name}(any)",
+                    )
                     return None
                 names.append(a.name)
-            return self._check(CheckSpec(e.name, tuple(names)), e.loc, e.name_loc,
-                               [a.loc for a in e.args], file, label)
+            return self._check(
+                CheckSpec(e.name, tuple(names)),
+                e.loc,
+                e.name_loc,
+                [a.loc for a in e.args],
+                file,
+                label,
+            )
         if e.name == "near":
             return self._near(e, file)
         if e.name == "count":
             return self._count(e, file)
         if e.name in ("regex", "semantic"):
-            self.bag.error("DSL114", f"{e.name} is written without parentheses", file, e.name_loc,
-                           help=_usage(e.name))
+            self.bag.error(
+                "DSL114",
+                f"{e.name} is written without parentheses",
+                file,
+                e.name_loc,
+                help=_usage(e.name),
+            )
             return None
         self._unknown_kind(e.name, e.name_loc, file, "call")
         return None
@@ -844,46 +1100,71 @@ class Compiler:
         exprs = [a for a in e.args if not isinstance(a, ast.Within)]
         within = [a for a in e.args if isinstance(a, ast.Within)]
         if len(exprs) != 2 or len(within) != 1:
-            self.bag.error("DSL114", "near takes two checks and a distance", file, e.loc,
-                           help=_usage("near"))
+            self.bag.error(
+                "DSL114", "near takes two checks and a distance", file, e.loc, help=_usage("near")
+            )
             return None
         w = within[0]
         if w.unit not in (None, "chars", "characters"):
-            self.bag.error("DSL114", f"unknown distance unit '{w.unit}'", file, w.unit_loc,
-                           help=one_of(("chars", "characters"), w.unit))
+            self.bag.error(
+                "DSL114",
+                f"unknown distance unit '{w.unit}'",
+                file,
+                w.unit_loc,
+                help=one_of(("chars", "characters"), w.unit),
+            )
             return None
         if not 0 <= w.amount <= MAX_AMOUNT or w.amount != int(w.amount):
-            self.bag.error("DSL114", "the distance must be a whole number of characters from 0 "
-                           f"to {MAX_AMOUNT:,}", file, w.loc)
+            self.bag.error(
+                "DSL114",
+                f"the distance must be a whole number of characters from 0 to {MAX_AMOUNT:,}",
+                file,
+                w.loc,
+            )
             return None
         a, b = (self.expr(x, file) for x in exprs)
         if a is None or b is None:
             return None
         for node, src in ((a, exprs[0]), (b, exprs[1])):
             if not node.spanning:
-                self.bag.error("DSL114", "near(...) needs checks that find text; this one "
-                               "does not", file, src.loc,
-                               help="use regex, phrase, pii or secret inside near; combine a "
-                                    "semantic question with all { ... } instead")
+                self.bag.error(
+                    "DSL114",
+                    "near(...) needs checks that find text; this one does not",
+                    file,
+                    src.loc,
+                    help="use regex, phrase, pii or secret inside near; combine a "
+                    "semantic question with all { ... } instead",
+                )
                 return None
         return NearNode(e.loc, a, b, int(w.amount))
 
     def _count(self, e: ast.Call, file: str) -> Node | None:
         if len(e.args) != 1 or e.comparison is None:
-            self.bag.error("DSL114", "count takes one check and a comparison", file, e.loc,
-                           help=_usage("count"))
+            self.bag.error(
+                "DSL114",
+                "count takes one check and a comparison",
+                file,
+                e.loc,
+                help=_usage("count"),
+            )
             return None
         op, n, loc = e.comparison
         if not 0 <= n <= MAX_AMOUNT or n != int(n):
-            self.bag.error("DSL114", f"count compares with a whole number from 0 to "
-                           f"{MAX_AMOUNT:,}", file, loc)
+            self.bag.error(
+                "DSL114", f"count compares with a whole number from 0 to {MAX_AMOUNT:,}", file, loc
+            )
             return None
         child = self.expr(e.args[0], file)
         if child is None:
             return None
         if not child.spanning:
-            self.bag.error("DSL114", "count(...) needs a check that finds text", file,
-                           e.args[0].loc, help="count regex, phrase, pii or secret matches")
+            self.bag.error(
+                "DSL114",
+                "count(...) needs a check that finds text",
+                file,
+                e.args[0].loc,
+                help="count regex, phrase, pii or secret matches",
+            )
             return None
         return CountNode(e.loc, child, op, int(n))
 
@@ -950,9 +1231,12 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def compile_paths(paths: list[Path], lib_paths: list[Path] | None = None,
-                  default_id: str | None = None, partial: bool = False,
-                  ) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
+def compile_paths(
+    paths: list[Path],
+    lib_paths: list[Path] | None = None,
+    default_id: str | None = None,
+    partial: bool = False,
+) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
     """Compile one module from its gate files. Returns the module (None if it has errors, unless
     ``partial``: then the gates that compiled), every diagnostic, and each file's source text."""
     bag = DiagnosticBag()

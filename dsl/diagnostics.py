@@ -20,14 +20,20 @@ class Loc:
 
     @classmethod
     def from_meta(cls, meta) -> Loc:
-        return cls(meta.line, meta.column, meta.end_line, meta.end_column,
-                   meta.start_pos, meta.end_pos)
+        return cls(
+            meta.line, meta.column, meta.end_line, meta.end_column, meta.start_pos, meta.end_pos
+        )
 
     @classmethod
     def from_token(cls, tok) -> Loc:
-        return cls(tok.line, tok.column, tok.end_line or tok.line,
-                   tok.end_column or tok.column + len(tok), tok.start_pos,
-                   tok.end_pos if tok.end_pos is not None else tok.start_pos + len(tok))
+        return cls(
+            tok.line,
+            tok.column,
+            tok.end_line or tok.line,
+            tok.end_column or tok.column + len(tok),
+            tok.start_pos,
+            tok.end_pos if tok.end_pos is not None else tok.start_pos + len(tok),
+        )
 
 
 NOWHERE = Loc(1, 1, 1, 2, 0, 1)
@@ -78,8 +84,10 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> 
     near = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
     if not near:
         folded = {c.casefold(): c for c in pool}
-        near = [folded[m] for m in difflib.get_close_matches(word.casefold(), list(folded), n=1,
-                                                               cutoff=0.6)]
+        near = [
+            folded[m]
+            for m in difflib.get_close_matches(word.casefold(), list(folded), n=1, cutoff=0.6)
+        ]
     return f" Did you mean '{near[0]}'?" if near else ""
 
 
@@ -95,14 +103,16 @@ class DiagnosticBag:
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
 
-    def error(self, code: str, message: str, file: str, loc: Loc | None = None,
-              help: str | None = None) -> Diagnostic:
+    def error(
+        self, code: str, message: str, file: str, loc: Loc | None = None, help: str | None = None
+    ) -> Diagnostic:
         d = Diagnostic(code, message, file, loc, help)
         self.items.append(d)
         return d
 
-    def warning(self, code: str, message: str, file: str, loc: Loc | None = None,
-                help: str | None = None) -> Diagnostic:
+    def warning(
+        self, code: str, message: str, file: str, loc: Loc | None = None, help: str | None = None
+    ) -> Diagnostic:
         d = Diagnostic(code, message, file, loc, help, severity="warning")
         self.items.append(d)
         return d

@@ -15,15 +15,43 @@ from dsl.diagnostics import DiagnosticBag, Loc
 
 #: how a grammar terminal is named in an error message.
 _TERMINALS = {
-    "NAME": "a name", "STRING": "a quoted string", "LONG_STRING": 'a """long string"""',
-    "NUMBER": "a number", "REGEX": "a /regex/", "GATE_CODE": "a gate code like GDPR-13-1A",
-    "COMPARATOR": "a comparison (>=, <=, ==, >, <)", "LBRACE": "'{'", "RBRACE": "'}'",
-    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "EQUAL": "'='",
+    "NAME": "a name",
+    "STRING": "a quoted string",
+    "LONG_STRING": 'a """long string"""',
+    "NUMBER": "a number",
+    "REGEX": "a /regex/",
+    "GATE_CODE": "a gate code like GDPR-13-1A",
+    "COMPARATOR": "a comparison (>=, <=, ==, >, <)",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "EQUAL": "'='",
     "$END": "end of file",
 }
-_KEYWORDS = ("module", "import", "define", "gate", "require", "forbid", "when", "example",
-             "expecting", "not", "all", "any", "in", "section", "within", "like", "threshold",
-             "raw")
+_KEYWORDS = (
+    "module",
+    "import",
+    "define",
+    "gate",
+    "require",
+    "forbid",
+    "when",
+    "example",
+    "expecting",
+    "not",
+    "all",
+    "any",
+    "in",
+    "section",
+    "within",
+    "like",
+    "threshold",
+    "raw",
+)
 #: where parsing may resume after a syntax error: a new top-level declaration at line start.
 _RESYNC = re.compile(r"^(?:gate|define|import|module)\b", re.MULTILINE)
 #: characters the error-recovering parser may read per file (each syntax error costs one more
@@ -35,14 +63,20 @@ _REPARSE_BUDGET = 1_000_000
 MAX_NESTING = 64
 #: the parse-tree rules that are one level of an expression (``ref`` counts: a definition is
 #: at least one level deep once expanded, so this depth never exceeds the compiled one).
-_EXPR_RULES = frozenset({"not_", "all_", "any_", "in_section", "call", "regex_check",
-                         "text_check", "ref"})
+_EXPR_RULES = frozenset(
+    {"not_", "all_", "any_", "in_section", "call", "regex_check", "text_check", "ref"}
+)
 
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    return Lark.open("grammar.lark", rel_to=__file__, parser="lalr", propagate_positions=True,
-                     maybe_placeholders=True)
+    return Lark.open(
+        "grammar.lark",
+        rel_to=__file__,
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
 
 
 def _expected_words(expected: set[str]) -> str:
@@ -60,8 +94,16 @@ def _expected_words(expected: set[str]) -> str:
 def _describe_token(tok: Token) -> str:
     if tok.type == "$END":
         return "end of file"
-    if tok.type in _TERMINALS and tok.type not in ("LBRACE", "RBRACE", "LPAR", "RPAR", "LSQB",
-                                                   "RSQB", "COMMA", "EQUAL"):
+    if tok.type in _TERMINALS and tok.type not in (
+        "LBRACE",
+        "RBRACE",
+        "LPAR",
+        "RPAR",
+        "LSQB",
+        "RSQB",
+        "COMMA",
+        "EQUAL",
+    ):
         value = str(tok)
         shown = value if len(value) <= 30 else value[:27] + "..."
         noun = _TERMINALS[tok.type].removeprefix("a ")
@@ -74,9 +116,13 @@ def _ends_early(text: str, path: str, expected: set[str], bag: DiagnosticBag) ->
     pos = len(text)
     line = text.count("\n") + 1
     col = pos - (text.rfind("\n") + 1) + 1
-    bag.error("DSL102", "the file ends in the middle of a declaration", path,
-              Loc(line, col, line, col + 1, pos, pos + 1),
-              help=f"expected {_expected_words(expected)}; is a '}}' missing?")
+    bag.error(
+        "DSL102",
+        "the file ends in the middle of a declaration",
+        path,
+        Loc(line, col, line, col + 1, pos, pos + 1),
+        help=f"expected {_expected_words(expected)}; is a '}}' missing?",
+    )
     return pos
 
 
@@ -84,19 +130,35 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
     """Record one syntax error; return the offset it happened at."""
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        loc = Loc(exc.line, exc.column, exc.line, exc.column + 1, exc.pos_in_stream,
-                  exc.pos_in_stream + 1)
+        loc = Loc(
+            exc.line, exc.column, exc.line, exc.column + 1, exc.pos_in_stream, exc.pos_in_stream + 1
+        )
         if ch == '"':
-            bag.error("DSL102", "unterminated string", path, loc,
-                      help='close the string with " on the same line, or use """...""" for '
-                           "text spanning lines")
+            bag.error(
+                "DSL102",
+                "unterminated string",
+                path,
+                loc,
+                help='close the string with " on the same line, or use """...""" for '
+                "text spanning lines",
+            )
         elif ch == "/":
-            bag.error("DSL102", "unterminated regex", path, loc,
-                      help="close the pattern with / on the same line; escape a literal / as \\/")
+            bag.error(
+                "DSL102",
+                "unterminated regex",
+                path,
+                loc,
+                help="close the pattern with / on the same line; escape a literal / as \\/",
+            )
         else:
             allowed = _expected_words(set(exc.allowed or ()))
-            bag.error("DSL101", f"unexpected character {ch!r}", path, loc,
-                      help=f"expected {allowed}" if allowed else None)
+            bag.error(
+                "DSL101",
+                f"unexpected character {ch!r}",
+                path,
+                loc,
+                help=f"expected {allowed}" if allowed else None,
+            )
         return exc.pos_in_stream
     if isinstance(exc, UnexpectedEOF):
         return _ends_early(text, path, set(exc.expected), bag)
@@ -116,7 +178,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
     elif tok.type == "REGEX":
         help_ += "; a regex goes after the word regex, as in: regex /pattern/i"
     elif tok.type in ("STRING", "LONG_STRING") and "RBRACE" in expected and "RPAR" not in expected:
-        help_ += "; a field needs a name before its value, as in: title \"...\""
+        help_ += '; a field needs a name before its value, as in: title "..."'
     bag.error("DSL100", message, path, loc, help=help_)
     return tok.start_pos or 0
 
@@ -144,8 +206,10 @@ def parse_file(text: str, path: str, bag: DiagnosticBag) -> ast.GateFile:
             end = nxt.start() if nxt else len(work)
             work = _blank(work, decl_start, end)
     else:
-        bag.items[-1].notes.append(f"stopped after {rounds} syntax errors in this file; fix "
-                                   "these and lint again for the rest")
+        bag.items[-1].notes.append(
+            f"stopped after {rounds} syntax errors in this file; fix "
+            "these and lint again for the rest"
+        )
         return ast.GateFile(path=path, source=text)
     _limit_nesting(tree, path, text, bag)
     _check_escapes(tree, path, bag)
@@ -159,8 +223,9 @@ def _first_word(text: str, meta) -> Loc:
     """The span of the first word (or character) of a node: a narrow caret for a long node."""
     m = _WORD_AT.match(text, meta.start_pos)
     end = m.end() if m else meta.start_pos + 1
-    return Loc(meta.line, meta.column, meta.line, meta.column + end - meta.start_pos,
-               meta.start_pos, end)
+    return Loc(
+        meta.line, meta.column, meta.line, meta.column + end - meta.start_pos, meta.start_pos, end
+    )
 
 
 def _limit_nesting(tree: Tree, path: str, text: str, bag: DiagnosticBag) -> None:
@@ -182,10 +247,14 @@ def _limit_nesting(tree: Tree, path: str, text: str, bag: DiagnosticBag) -> None
                     stack.append((child, d))
                     continue
                 if not reported:
-                    bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep", path,
-                              _first_word(text, child.meta),
-                              help="flatten it: all { ... } and any { ... } take many checks at "
-                                   "once, and define NAME = EXPR names a repeated part")
+                    bag.error(
+                        "DSL132",
+                        f"expression nests more than {MAX_NESTING} deep",
+                        path,
+                        _first_word(text, child.meta),
+                        help="flatten it: all { ... } and any { ... } take many checks at "
+                        "once, and define NAME = EXPR names a repeated part",
+                    )
                     reported = True
                 node.children[i] = Tree("invalid", [], meta=child.meta)
 
@@ -218,10 +287,15 @@ def _check_escapes(tree: Tree, path: str, bag: DiagnosticBag) -> None:
             continue
         bad = _SURROGATE.search(value)
         if bad:
-            bag.error("DSL101", f"the escape for U+{ord(bad.group()):04X} in this string is a "
-                      "lone surrogate, not a character", path, Loc.from_token(tok),
-                      help="write the character itself, or escape a whole code point "
-                           "(\\U0001F600, not a pair of \\u escapes)")
+            bag.error(
+                "DSL101",
+                f"the escape for U+{ord(bad.group()):04X} in this string is a "
+                "lone surrogate, not a character",
+                path,
+                Loc.from_token(tok),
+                help="write the character itself, or escape a whole code point "
+                "(\\U0001F600, not a pair of \\u escapes)",
+            )
 
 
 def _meta_loc(meta) -> Loc:
@@ -251,8 +325,9 @@ class _ToAst(Transformer):
     def prop(self, meta, children):
         name, *values = children
         locs = [Loc.from_token(v) if isinstance(v, Token) else v.loc for v in values]
-        return ast.Prop(str(name), Loc.from_token(name), [self._val(v) for v in values], locs,
-                        _meta_loc(meta))
+        return ast.Prop(
+            str(name), Loc.from_token(name), [self._val(v) for v in values], locs, _meta_loc(meta)
+        )
 
     # expressions -------------------------------------------------------------------------
     def not_(self, meta, children):
@@ -283,20 +358,31 @@ class _ToAst(Transformer):
 
     def within(self, meta, children):
         num, unit = (children + [None])[:2]
-        return ast.Within(_meta_loc(meta), float(num), str(unit) if unit is not None else None,
-                          Loc.from_token(unit) if unit is not None else None)
+        return ast.Within(
+            _meta_loc(meta),
+            float(num),
+            str(unit) if unit is not None else None,
+            Loc.from_token(unit) if unit is not None else None,
+        )
 
     def regex_check(self, meta, children):
         kind, rx = children
         body = str(rx)
         last = body.rfind("/")
-        return ast.RegexCheck(_meta_loc(meta), str(kind), Loc.from_token(kind),
-                              body[1:last].replace("\\/", "/"), body[last + 1:], Loc.from_token(rx))
+        return ast.RegexCheck(
+            _meta_loc(meta),
+            str(kind),
+            Loc.from_token(kind),
+            body[1:last].replace("\\/", "/"),
+            body[last + 1 :],
+            Loc.from_token(rx),
+        )
 
     def text_check(self, meta, children):
         kind, text, *opts = children
-        node = ast.TextCheck(_meta_loc(meta), str(kind), Loc.from_token(kind), _unquote(text),
-                             Loc.from_token(text))
+        node = ast.TextCheck(
+            _meta_loc(meta), str(kind), Loc.from_token(kind), _unquote(text), Loc.from_token(text)
+        )
         for name, value in opts:
             if name == "like":
                 node.like.extend(value)
@@ -339,8 +425,9 @@ class _ToAst(Transformer):
 
     def example(self, meta, children):
         kind, text, expecting = (children + [None])[:3]
-        return ast.Example(str(kind), Loc.from_token(kind), _unquote(text), expecting or [],
-                           _meta_loc(meta))
+        return ast.Example(
+            str(kind), Loc.from_token(kind), _unquote(text), expecting or [], _meta_loc(meta)
+        )
 
 
 class _Builder:
@@ -356,25 +443,41 @@ class _Builder:
             loc = _meta_loc(item.meta)
             if kind == "module_decl":
                 name, *props = item.children
-                out.modules.append(ast.ModuleDecl(str(name), Loc.from_token(name),
-                                                  [conv.transform(p) for p in props], loc))
+                out.modules.append(
+                    ast.ModuleDecl(
+                        str(name), Loc.from_token(name), [conv.transform(p) for p in props], loc
+                    )
+                )
             elif kind == "import_decl":
                 tok = item.children[0]
                 is_path = tok.type == "STRING"
-                out.imports.append(ast.ImportDecl(_unquote(tok) if is_path else str(tok),
-                                                  is_path, loc))
+                out.imports.append(
+                    ast.ImportDecl(_unquote(tok) if is_path else str(tok), is_path, loc)
+                )
             elif kind == "define_decl":
                 name, expr = item.children
-                out.defines.append(ast.DefineDecl(str(name), Loc.from_token(name),
-                                                  conv.transform(expr), loc))
+                out.defines.append(
+                    ast.DefineDecl(str(name), Loc.from_token(name), conv.transform(expr), loc)
+                )
             elif kind == "gate_decl":
                 out.gates.append(self._gate(item, conv, loc))
         return out
 
     def _gate(self, item, conv: _ToAst, loc: Loc) -> ast.GateDecl:
         code, name, *body = item.children
-        gate = ast.GateDecl(str(code), Loc.from_token(code), str(name), Loc.from_token(name),
-                            [], [], [], [], [], loc, self.source[loc.start:loc.end])
+        gate = ast.GateDecl(
+            str(code),
+            Loc.from_token(code),
+            str(name),
+            Loc.from_token(name),
+            [],
+            [],
+            [],
+            [],
+            [],
+            loc,
+            self.source[loc.start : loc.end],
+        )
         for child in body:
             node = conv.transform(child)
             if isinstance(node, ast.Prop):
@@ -383,5 +486,7 @@ class _Builder:
                 gate.examples.append(node)
             else:
                 which, expr = node
-                {"require": gate.requires, "forbid": gate.forbids, "when": gate.whens}[which].append(expr)
+                {"require": gate.requires, "forbid": gate.forbids, "when": gate.whens}[
+                    which
+                ].append(expr)
         return gate

@@ -181,10 +181,17 @@ class Engine:
         d = budget.current()
         return load_document(path, max_bytes=self.max_bytes, deadline=d.at if d else None)
 
-    def validate(self, doc: Document | str | Path, *, modules: list[str] | None = None,
-                 doc_type: str | None = None, profile: bool = False,
-                 principal: str | None = None, jurisdictions: list[str] | None = None,
-                 untyped: UntypedPolicy | str | None = None) -> Report:
+    def validate(
+        self,
+        doc: Document | str | Path,
+        *,
+        modules: list[str] | None = None,
+        doc_type: str | None = None,
+        profile: bool = False,
+        principal: str | None = None,
+        jurisdictions: list[str] | None = None,
+        untyped: UntypedPolicy | str | None = None,
+    ) -> Report:
         """Validate one document (synchronously). Documents whose gates need no semantic answer
         never touch the event loop. ``modules``, ``jurisdictions`` and ``untyped`` default to
         the engine's settings (``clearance.toml``)."""
@@ -195,10 +202,17 @@ class Engine:
             report = self._finish(run, profile)
         return self._record(report, run, principal)
 
-    async def validate_async(self, doc: Document | str | Path, *, modules: list[str] | None = None,
-                             doc_type: str | None = None, profile: bool = False,
-                             principal: str | None = None, jurisdictions: list[str] | None = None,
-                             untyped: UntypedPolicy | str | None = None) -> Report:
+    async def validate_async(
+        self,
+        doc: Document | str | Path,
+        *,
+        modules: list[str] | None = None,
+        doc_type: str | None = None,
+        profile: bool = False,
+        principal: str | None = None,
+        jurisdictions: list[str] | None = None,
+        untyped: UntypedPolicy | str | None = None,
+    ) -> Report:
         run, report = self._prepare(doc, modules, doc_type, profile, jurisdictions, untyped)
         if report is None:
             if run.questions and not self._ask_now(run):
@@ -211,8 +225,9 @@ class Engine:
             return doc
         return self.load(doc)
 
-    def select_modules(self, modules: list[str] | None, jurisdictions: list[str]
-                       ) -> tuple[list[str] | None, list[ModuleChoice]]:
+    def select_modules(
+        self, modules: list[str] | None, jurisdictions: list[str]
+    ) -> tuple[list[str] | None, list[ModuleChoice]]:
         """The modules to apply: those named (always applied), else every known module whose
         declared jurisdictions meet the document's; with the reason for each."""
         named = modules if modules is not None else self.config.modules
@@ -232,22 +247,31 @@ class Engine:
             chosen = list(named)  # unknown names fail in ruleset() with a did-you-mean
         return chosen, choices
 
-    def _prepare(self, doc_in: Document | str | Path, modules: list[str] | None,
-                 doc_type: str | None, profile: bool, jurisdictions: list[str] | None = None,
-                 untyped: UntypedPolicy | str | None = None) -> tuple[_Run, Report | None]:
+    def _prepare(
+        self,
+        doc_in: Document | str | Path,
+        modules: list[str] | None,
+        doc_type: str | None,
+        profile: bool,
+        jurisdictions: list[str] | None = None,
+        untyped: UntypedPolicy | str | None = None,
+    ) -> tuple[_Run, Report | None]:
         t0 = time.perf_counter()
         doc = self._coerce(doc_in)
-        wanted = (jurisdictions if jurisdictions is not None
-                  else self.config.jurisdictions) or []
+        wanted = (jurisdictions if jurisdictions is not None else self.config.jurisdictions) or []
         chosen, selection = self.select_modules(modules, wanted)
         if chosen == []:
-            raise UserError(f"no module applies to jurisdiction {', '.join(wanted)} (modules: "
-                            + ", ".join(f"{c.id} [{', '.join(c.jurisdictions) or 'any'}]"
-                                        for c in selection) + ")")
+            raise UserError(
+                f"no module applies to jurisdiction {', '.join(wanted)} (modules: "
+                + ", ".join(f"{c.id} [{', '.join(c.jurisdictions) or 'any'}]" for c in selection)
+                + ")"
+            )
         ruleset = self.ruleset(chosen)
         if doc_type is not None and doc_type not in DOC_TYPES:
-            raise UserError(f"unknown document type '{doc_type}' (expected one of: "
-                            f"{', '.join(DOC_TYPES)}).{did_you_mean(doc_type, DOC_TYPES)}")
+            raise UserError(
+                f"unknown document type '{doc_type}' (expected one of: "
+                f"{', '.join(DOC_TYPES)}).{did_you_mean(doc_type, DOC_TYPES)}"
+            )
         source, guess, glob = "given", None, None
         if doc_type is None and (hit := self.config.doc_type_for(doc.path)) is not None:
             (doc_type, glob), source = hit, "config"
@@ -261,9 +285,20 @@ class Engine:
                 applicable.append(g)
             else:
                 skipped.append(g)
-        run = _Run(doc, ruleset, doc_type, source, applicable, skipped, DocContext(doc, profile),
-                   t0=t0, guess=guess, type_glob=glob, jurisdictions=list(wanted),
-                   selection=selection)
+        run = _Run(
+            doc,
+            ruleset,
+            doc_type,
+            source,
+            applicable,
+            skipped,
+            DocContext(doc, profile),
+            t0=t0,
+            guess=guess,
+            type_glob=glob,
+            jurisdictions=list(wanted),
+            selection=selection,
+        )
         if source == "none" and skipped:
             run.untyped = UntypedPolicy(untyped) if untyped is not None else self.config.untyped
             likely = ", ".join(guess.likely()) if guess and guess.scores else "no type had a signal"
@@ -272,7 +307,8 @@ class Engine:
                 f"{len(skipped)} gates that need a type were not applied; policy "
                 f"'{run.untyped.value}'{_UNTYPED_EFFECT[run.untyped]}. Set the type with "
                 "--doc-type TYPE, a [doc-types] glob in clearance.toml, or the request's "
-                "doc_type field")
+                "doc_type field"
+            )
 
         key = self._report_key(run) if self.cache is not None and not profile else None
         if key is not None:
@@ -280,8 +316,12 @@ class Engine:
             if cached is not None:
                 # copy only what is changed below (waivers copy the gates they change): a deep
                 # copy of every gate and span was 6 of the 7 ms of a hit on a 10 KB document
-                report = cached.model_copy(update={"document": cached.document.model_copy(),
-                                                   "warnings": list(cached.warnings)})
+                report = cached.model_copy(
+                    update={
+                        "document": cached.document.model_copy(),
+                        "warnings": list(cached.warnings),
+                    }
+                )
                 report.cache_hit = True
                 report.ms = round((time.perf_counter() - t0) * 1000, 3)
                 report.document.path = doc.path
@@ -300,10 +340,21 @@ class Engine:
         return run, None
 
     def _report_key(self, run: _Run) -> str:
-        blob = json.dumps([run.doc.sha256, run.ruleset.hash, run.doc_type, run.doc_type_source,
-                           self.fail_on.value, self.provider.identity(), TOOL_VERSION,
-                           run.jurisdictions, run.untyped and run.untyped.value, run.type_glob,
-                           self.min_confidence])
+        blob = json.dumps(
+            [
+                run.doc.sha256,
+                run.ruleset.hash,
+                run.doc_type,
+                run.doc_type_source,
+                self.fail_on.value,
+                self.provider.identity(),
+                TOOL_VERSION,
+                run.jurisdictions,
+                run.untyped and run.untyped.value,
+                run.type_glob,
+                self.min_confidence,
+            ]
+        )
         return "report:" + hashlib.sha256(blob.encode()).hexdigest()
 
     def _answer_key(self, qid: str, doc: Document) -> str:
@@ -322,7 +373,11 @@ class Engine:
         """The pending questions of the document that the cache cannot answer."""
         todo: list[Question] = []
         for qid, q in run.questions.items():
-            hit = self._cache_call("get_answer", self._answer_key(qid, run.doc)) if self.cache else None
+            hit = (
+                self._cache_call("get_answer", self._answer_key(qid, run.doc))
+                if self.cache
+                else None
+            )
             if hit is not None:
                 run.ctx.answers[qid] = self._sure(hit)
                 run.cached.add(qid)
@@ -351,21 +406,24 @@ class Engine:
                 start()
             try:
                 # bounded by the validation's deadline too (engine.budget), when it has one
-                result = await asyncio.wait_for(provider.answer(run.doc, todo),
-                                                timeout=budget.bounded(self.semantic_timeout))
+                result = await asyncio.wait_for(
+                    provider.answer(run.doc, todo), timeout=budget.bounded(self.semantic_timeout)
+                )
                 answers, usage = result.answers, result.usage
             except TimeoutError:
                 answers, usage = {}, Usage()
-                run.warnings.append(f"semantic provider gave no answer within "
-                                    f"{self.semantic_timeout:g} s")
+                run.warnings.append(
+                    f"semantic provider gave no answer within {self.semantic_timeout:g} s"
+                )
             except Exception as exc:  # a provider bug must not lose the validation
                 answers, usage = {}, Usage()
                 run.warnings.append(f"semantic provider failed: {type(exc).__name__}")
             self._take(run, todo, answers, usage)
         self._reevaluate(run)
 
-    def _take(self, run: _Run, todo: list[Question], answers: dict[str, Answer],
-              usage: Usage) -> None:
+    def _take(
+        self, run: _Run, todo: list[Question], answers: dict[str, Answer], usage: Usage
+    ) -> None:
         run.usage.add(usage)
         for q in todo:
             ans = answers.get(q.id) or Answer("unclear", 0.0, "the provider gave no answer")
@@ -373,18 +431,26 @@ class Engine:
             run.asked.add(q.id)
             if ans.verdict != "unclear" and self.cache is not None:
                 # the entry names the provider and model that decided it (engine.cache)
-                self._cache_call("put_answer", self._answer_key(q.id, run.doc), ans,
-                                 self.provider.identity())
+                self._cache_call(
+                    "put_answer", self._answer_key(q.id, run.doc), ans, self.provider.identity()
+                )
 
     def _sure(self, ans: Answer) -> Answer:
         """An answer as the gates may use it: a yes or no given with less confidence than
         ``min_confidence`` (and no score band of its own) is unclear, never a confident no."""
-        if ans.verdict == "unclear" or ans.score is not None or ans.confidence >= self.min_confidence:
+        if (
+            ans.verdict == "unclear"
+            or ans.score is not None
+            or ans.confidence >= self.min_confidence
+        ):
             return ans
         return dataclasses.replace(
-            ans, verdict="unclear", evidence=(),
+            ans,
+            verdict="unclear",
+            evidence=(),
             rationale=f"unsure (would be {ans.verdict} at confidence {ans.confidence:.2f}, below "
-                      f"{self.min_confidence:.2f}): {ans.rationale}")
+            f"{self.min_confidence:.2f}): {ans.rationale}",
+        )
 
     def _reevaluate(self, run: _Run) -> None:
         for g in run.gates:
@@ -401,37 +467,63 @@ class Engine:
         for g in run.gates:
             results.append(self._gate_result(g, run.outcomes[g.code], run, profile))
         for g in run.skipped_by_type:
-            results.append(self._result(g, Status.not_applicable, False,
-                                        f"not applied: document type is "
-                                        f"{run.doc_type or 'unknown'}", [], []))
+            results.append(
+                self._result(
+                    g,
+                    Status.not_applicable,
+                    False,
+                    f"not applied: document type is {run.doc_type or 'unknown'}",
+                    [],
+                    [],
+                )
+            )
         all_q = {n.check.question.id for g in run.gates for n in g.semantic_nodes()}
-        llm = LLMUsage(calls=run.usage.calls, input_tokens=run.usage.input_tokens,
-                       output_tokens=run.usage.output_tokens,
-                       cached_input_tokens=run.usage.cached_input_tokens,
-                       latency_ms=round(run.usage.latency_ms, 3),
-                       questions_asked=len(run.asked), questions_cached=len(run.cached),
-                       questions_skipped=len(all_q - set(run.questions)))
+        llm = LLMUsage(
+            calls=run.usage.calls,
+            input_tokens=run.usage.input_tokens,
+            output_tokens=run.usage.output_tokens,
+            cached_input_tokens=run.usage.cached_input_tokens,
+            latency_ms=round(run.usage.latency_ms, 3),
+            questions_asked=len(run.asked),
+            questions_cached=len(run.cached),
+            questions_skipped=len(all_q - set(run.questions)),
+        )
         lines = doc.text.count("\n") + 1
         report = Report(
             tool_version=TOOL_VERSION,
-            document=DocumentInfo(name=doc.name, path=doc.path, sha256=doc.sha256, size=doc.size,
-                                  media_type=doc.media_type, doc_type=run.doc_type,
-                                  doc_type_source=run.doc_type_source,  # type: ignore[arg-type]
-                                  chars=len(doc.text), lines=lines, sections=len(doc.sections),
-                                  **_type_explanation(run)),
-            verdict="pass", exit_code=0,
+            document=DocumentInfo(
+                name=doc.name,
+                path=doc.path,
+                sha256=doc.sha256,
+                size=doc.size,
+                media_type=doc.media_type,
+                doc_type=run.doc_type,
+                doc_type_source=run.doc_type_source,  # type: ignore[arg-type]
+                chars=len(doc.text),
+                lines=lines,
+                sections=len(doc.sections),
+                **_type_explanation(run),
+            ),
+            verdict="pass",
+            exit_code=0,
             modules=[ModuleRef(id=m.id, version=m.version) for m in run.ruleset.modules],
-            jurisdictions=run.jurisdictions, module_selection=run.selection,
+            jurisdictions=run.jurisdictions,
+            module_selection=run.selection,
             untyped_policy=run.untyped.value if run.untyped else None,
             config=self.config.path.name if self.config.path else None,
-            ruleset=run.ruleset.hash, gates=results,
-            summary=_summarise(results), llm=llm, ms=0.0, warnings=list(run.warnings),
+            ruleset=run.ruleset.hash,
+            gates=results,
+            summary=_summarise(results),
+            llm=llm,
+            ms=0.0,
+            warnings=list(run.warnings),
         )
         if self._cache_warning:
             report.warnings.append(self._cache_warning)
         # DiskCache degrades silently to no cache and keeps its reason in `.warnings`
-        report.warnings.extend(w for w in getattr(self.cache, "warnings", []) or []
-                               if w not in report.warnings)
+        report.warnings.extend(
+            w for w in getattr(self.cache, "warnings", []) or [] if w not in report.warnings
+        )
         _settle(report)
         if run.cache_key is not None and self.cache is not None and decided(report):
             # never cache what was not decided: an outage must not outlive itself
@@ -441,8 +533,14 @@ class Engine:
 
     def _gate_result(self, g: Gate, out: GateOutcome, run: _Run, profile: bool) -> GateResult:
         if not out.applicable:
-            res = self._result(g, Status.not_applicable, False, "not applicable: its `when` "
-                               "condition is false for this document", [], [])
+            res = self._result(
+                g,
+                Status.not_applicable,
+                False,
+                "not applicable: its `when` condition is false for this document",
+                [],
+                [],
+            )
         else:
             semantic = self._semantic_answers(g, run)
             if out.v is True:
@@ -450,18 +548,30 @@ class Engine:
             elif out.v is False:
                 # the finding states the failure: the gate's own message, or its title (which
                 # says what a good document does) marked as not met
-                res = self._result(g, Status.fail, g.severity.rank >= self.fail_on.rank,
-                                   g.message or f"Not met: {g.title}",
-                                   self._spans(out.hits, run.doc), semantic)
+                res = self._result(
+                    g,
+                    Status.fail,
+                    g.severity.rank >= self.fail_on.rank,
+                    g.message or f"Not met: {g.title}",
+                    self._spans(out.hits, run.doc),
+                    semantic,
+                )
                 res.spans_omitted = out.hits_omitted
             else:
                 reasons = sorted({a.rationale for a in semantic if a.verdict == "unclear"})
                 why = "; ".join(reasons) or "a check could not be decided"
-                blocking = (g.on_indeterminate == OnIndeterminate.block
-                            and g.severity.rank >= self.fail_on.rank)
-                res = self._result(g, Status.indeterminate, blocking,
-                                   f"Could not be decided: {g.title} -- {why}",
-                                   [], semantic)
+                blocking = (
+                    g.on_indeterminate == OnIndeterminate.block
+                    and g.severity.rank >= self.fail_on.rank
+                )
+                res = self._result(
+                    g,
+                    Status.indeterminate,
+                    blocking,
+                    f"Could not be decided: {g.title} -- {why}",
+                    [],
+                    semantic,
+                )
         if profile:
             res.ms = round(out.ms, 4)
             seen = []
@@ -473,19 +583,48 @@ class Engine:
             res.checks = seen
         return res
 
-    def _result(self, g: Gate, status: Status, blocking: bool, message: str, spans: list[Span],
-                semantic: list[SemanticAnswer]) -> GateResult:
-        return GateResult(gate=g.code, name=g.name, module=g.module, version=g.version,
-                          title=g.title, status=status, blocking=blocking, severity=g.severity,
-                          cite="; ".join(g.cite), message=message, fix=g.fix,
-                          on_indeterminate=g.on_indeterminate, spans=spans, semantic=semantic)
+    def _result(
+        self,
+        g: Gate,
+        status: Status,
+        blocking: bool,
+        message: str,
+        spans: list[Span],
+        semantic: list[SemanticAnswer],
+    ) -> GateResult:
+        return GateResult(
+            gate=g.code,
+            name=g.name,
+            module=g.module,
+            version=g.version,
+            title=g.title,
+            status=status,
+            blocking=blocking,
+            severity=g.severity,
+            cite="; ".join(g.cite),
+            message=message,
+            fix=g.fix,
+            on_indeterminate=g.on_indeterminate,
+            spans=spans,
+            semantic=semantic,
+        )
 
     def _spans(self, hits: list[Hit], doc: Document) -> list[Span]:
         out = []
         for h in hits:
             line, col = doc.line_col(h.start)
-            out.append(Span(start=h.start, end=h.end, line=line, col=col, page=doc.page(h.start),
-                            check=h.label, kind=h.kind, detail=h.detail))
+            out.append(
+                Span(
+                    start=h.start,
+                    end=h.end,
+                    line=line,
+                    col=col,
+                    page=doc.page(h.start),
+                    check=h.label,
+                    kind=h.kind,
+                    detail=h.detail,
+                )
+            )
         return out
 
     def _semantic_answers(self, g: Gate, run: _Run) -> list[SemanticAnswer]:
@@ -496,14 +635,24 @@ class Engine:
             ans = run.ctx.answers.get(q.id)
             if ans is None:
                 continue
-            out.append(SemanticAnswer(
-                question=q.text, verdict=ans.verdict, confidence=round(ans.confidence, 4),
-                rationale=ans.rationale, provider=p.name if p else "", model=p.model if p else "",
-                prompt_version=p.prompt_version if p else "",
-                evidence=self._spans([Hit(e.start, e.end, n.label, "semantic") for e in ans.evidence],
-                                     run.doc),
-                cached=q.id in run.cached, score=ans.score, decided_above=ans.decided_above,
-                decided_below=ans.decided_below))
+            out.append(
+                SemanticAnswer(
+                    question=q.text,
+                    verdict=ans.verdict,
+                    confidence=round(ans.confidence, 4),
+                    rationale=ans.rationale,
+                    provider=p.name if p else "",
+                    model=p.model if p else "",
+                    prompt_version=p.prompt_version if p else "",
+                    evidence=self._spans(
+                        [Hit(e.start, e.end, n.label, "semantic") for e in ans.evidence], run.doc
+                    ),
+                    cached=q.id in run.cached,
+                    score=ans.score,
+                    decided_above=ans.decided_above,
+                    decided_below=ans.decided_below,
+                )
+            )
         return out
 
     def _apply_waivers(self, report: Report) -> Report:
@@ -535,8 +684,9 @@ class Engine:
         return report
 
     # --- authoring ----------------------------------------------------------------------
-    def lint(self, modules: list[str] | None = None, *, run_examples: bool = True
-             ) -> tuple[list[Diagnostic], dict[str, str]]:
+    def lint(
+        self, modules: list[str] | None = None, *, run_examples: bool = True
+    ) -> tuple[list[Diagnostic], dict[str, str]]:
         """Every diagnostic of the modules (all when None), including examples that do not
         behave as declared (DSL123). Returns diagnostics and file sources for rendering."""
         diags: list[Diagnostic] = []
@@ -553,9 +703,16 @@ class Engine:
             for res in self.run_examples(m for m in compiled):
                 if not res.ok:
                     ex = res.example
-                    diags.append(Diagnostic("DSL123", f"example {ex.index} of {res.gate.code} "
-                                            f"expects {ex.expect} but {res.problem}", ex.file,
-                                            ex.loc, help="fix the gate or the example"))
+                    diags.append(
+                        Diagnostic(
+                            "DSL123",
+                            f"example {ex.index} of {res.gate.code} "
+                            f"expects {ex.expect} but {res.problem}",
+                            ex.file,
+                            ex.loc,
+                            help="fix the gate or the example",
+                        )
+                    )
         return diags, sources
 
     def run_examples(self, modules: Iterable[Module] | None = None) -> list[ExampleResult]:
@@ -574,8 +731,11 @@ class Engine:
         if out.pending:
             questions = [_question(gate, qid) for qid in out.pending]
             try:
-                result = asyncio.run(asyncio.wait_for(self.provider.answer(doc, questions),
-                                                      timeout=self.semantic_timeout))
+                result = asyncio.run(
+                    asyncio.wait_for(
+                        self.provider.answer(doc, questions), timeout=self.semantic_timeout
+                    )
+                )
                 ctx.answers.update({k: self._sure(a) for k, a in result.answers.items()})
             except UserError:
                 raise  # the operator's mistake (an unknown provider, say): said, not hidden
@@ -594,13 +754,18 @@ class Engine:
             ok = status == Status.fail
         problem = None if ok else f"the gate's status is {status.value}"
         if ok and ex.expecting:
-            fired = {h.kind for h in out.hits} | {h.label for h in out.hits} | {
-                h.entity for h in out.hits if h.entity}
+            fired = (
+                {h.kind for h in out.hits}
+                | {h.label for h in out.hits}
+                | {h.entity for h in out.hits if h.entity}
+            )
             missing = [n for n in ex.expecting if n not in fired]
             if missing:
                 ok = False
-                problem = (f"{', '.join(missing)} did not fire (fired: "
-                           f"{', '.join(sorted(fired)) or 'nothing'})")
+                problem = (
+                    f"{', '.join(missing)} did not fire (fired: "
+                    f"{', '.join(sorted(fired)) or 'nothing'})"
+                )
         return ExampleResult(gate, ex, ok, status, problem)
 
 
@@ -625,10 +790,16 @@ def _summarise(results: list[GateResult]) -> Summary:
     for r in results:
         if r.status == Status.fail:
             by_sev[r.severity.value] += 1
-    return Summary(gates=len(results), passed=count(Status.pass_), failed=count(Status.fail),
-                   indeterminate=count(Status.indeterminate),
-                   not_applicable=count(Status.not_applicable), waived=count(Status.waived),
-                   blocking=sum(1 for r in results if r.blocking), by_severity=by_sev)
+    return Summary(
+        gates=len(results),
+        passed=count(Status.pass_),
+        failed=count(Status.fail),
+        indeterminate=count(Status.indeterminate),
+        not_applicable=count(Status.not_applicable),
+        waived=count(Status.waived),
+        blocking=sum(1 for r in results if r.blocking),
+        by_severity=by_sev,
+    )
 
 
 _UNTYPED_EFFECT = {
@@ -645,8 +816,11 @@ def _type_explanation(run: _Run) -> dict[str, Any]:
     if g is None:
         return {}
     lead = g.doc_type or (g.scores[0][0] if g.scores else None)
-    return {"doc_type_confidence": g.confidence, "doc_type_likely": g.likely(),
-            "doc_type_signals": g.signals.get(lead, []) if lead else []}
+    return {
+        "doc_type_confidence": g.confidence,
+        "doc_type_likely": g.likely(),
+        "doc_type_signals": g.signals.get(lead, []) if lead else [],
+    }
 
 
 def _settle(report: Report) -> None:
@@ -662,8 +836,10 @@ def _settle(report: Report) -> None:
         report.verdict, report.exit_code = "indeterminate", 3
     elif report.untyped_policy == UntypedPolicy.review.value:
         report.verdict, report.exit_code = "review", 3
-    elif any(g.status == Status.indeterminate and g.on_indeterminate == OnIndeterminate.review
-             for g in report.gates):
+    elif any(
+        g.status == Status.indeterminate and g.on_indeterminate == OnIndeterminate.review
+        for g in report.gates
+    ):
         # nothing blocks (exit 0), but an undecided gate waits for a person: never "pass"
         report.verdict, report.exit_code = "review", 0
     else:

@@ -36,15 +36,38 @@ BUSY_TIMEOUT_S = 30.0
 # Column types are fixed (not inferred) so a value hashes the same when written as when read
 # back: an int written to a REAL column comes back as a float, and would change the hash.
 VALIDATIONS: dict[str, type] = {
-    "id": int, "time": str, "principal": str, "tool_version": str, "schema_version": str,
-    "doc_sha256": str, "doc_name": str, "doc_size": int, "doc_type": str, "modules": str,
-    "ruleset": str, "verdict": str, "exit_code": int,
-    "gates": int, "passed": int, "failed": int, "indeterminate": int, "not_applicable": int,
-    "waived": int, "blocking": int,
-    "sev_info": int, "sev_low": int, "sev_medium": int, "sev_high": int, "sev_critical": int,
-    "duration_ms": float, "cache_hit": int,
-    "llm_calls": int, "llm_input_tokens": int, "llm_output_tokens": int,
-    "prev_hash": str, "row_hash": str,
+    "id": int,
+    "time": str,
+    "principal": str,
+    "tool_version": str,
+    "schema_version": str,
+    "doc_sha256": str,
+    "doc_name": str,
+    "doc_size": int,
+    "doc_type": str,
+    "modules": str,
+    "ruleset": str,
+    "verdict": str,
+    "exit_code": int,
+    "gates": int,
+    "passed": int,
+    "failed": int,
+    "indeterminate": int,
+    "not_applicable": int,
+    "waived": int,
+    "blocking": int,
+    "sev_info": int,
+    "sev_low": int,
+    "sev_medium": int,
+    "sev_high": int,
+    "sev_critical": int,
+    "duration_ms": float,
+    "cache_hit": int,
+    "llm_calls": int,
+    "llm_input_tokens": int,
+    "llm_output_tokens": int,
+    "prev_hash": str,
+    "row_hash": str,
     # The rulesets chain's head when this row was written: the gate sources are covered by
     # the validations chain (schema 3; NULL on older rows).
     "ruleset_head": str,
@@ -52,25 +75,63 @@ VALIDATIONS: dict[str, type] = {
     "results": str,
 }
 FINDINGS: dict[str, type] = {
-    "id": int, "validation_id": int, "seq": int, "gate": str, "gate_version": str,
-    "module": str, "status": str, "severity": str, "blocking": int,
-    "span_start": int, "span_end": int, "line": int, "col": int, "check_kind": str,
-    "check_desc": str, "spans": str,
-    "provider": str, "model": str, "prompt_version": str, "confidence": float, "semantic": str,
-    "waiver_reason": str, "waiver_approver": str,
+    "id": int,
+    "validation_id": int,
+    "seq": int,
+    "gate": str,
+    "gate_version": str,
+    "module": str,
+    "status": str,
+    "severity": str,
+    "blocking": int,
+    "span_start": int,
+    "span_end": int,
+    "line": int,
+    "col": int,
+    "check_kind": str,
+    "check_desc": str,
+    "spans": str,
+    "provider": str,
+    "model": str,
+    "prompt_version": str,
+    "confidence": float,
+    "semantic": str,
+    "waiver_reason": str,
+    "waiver_approver": str,
 }
 WAIVERS: dict[str, type] = {
-    "id": int, "gate": str, "doc_sha256": str, "reason": str, "approver": str,
-    "created": str, "expires": str, "prev_hash": str, "row_hash": str,
+    "id": int,
+    "gate": str,
+    "doc_sha256": str,
+    "reason": str,
+    "approver": str,
+    "created": str,
+    "expires": str,
+    "prev_hash": str,
+    "row_hash": str,
 }
 CHECKPOINTS: dict[str, type] = {
-    "id": int, "time": str, "chain": str, "before": str, "last_id": int, "last_hash": str,
-    "pruned": int, "prev_hash": str, "row_hash": str,
+    "id": int,
+    "time": str,
+    "chain": str,
+    "before": str,
+    "last_id": int,
+    "last_hash": str,
+    "pruned": int,
+    "prev_hash": str,
+    "row_hash": str,
 }
 # Each (gate, version) once, in a hash chain of its own (id order) whose head every later
 # validation row carries: editing a source, or deleting or adding a row, breaks a link.
-RULESETS: dict[str, type] = {"id": int, "gate": str, "version": str, "module": str,
-                             "source": str, "prev_hash": str, "row_hash": str}
+RULESETS: dict[str, type] = {
+    "id": int,
+    "gate": str,
+    "version": str,
+    "module": str,
+    "source": str,
+    "prev_hash": str,
+    "row_hash": str,
+}
 # A gate result with nothing to say beyond its outcome (pass or not applicable, not blocking, no
 # span, no semantic answer, no waiver) is not a findings row but one entry of its validation's
 # ``results`` column, a JSON array of arrays with these columns (the findings columns it would
@@ -81,17 +142,28 @@ RESULT_COLUMNS = ("seq", "gate", "gate_version", "module", "status", "severity",
 # a validation's findings add every column but their surrogate key and the link to the parent,
 # and then its ``results`` text as stored (absent for rows written before schema 2) and its
 # ``ruleset_head`` (absent before schema 3).
-_HASHED = {name: [c for c in cols if c not in ("row_hash", "results", "ruleset_head")]
-           for name, cols in (("validations", VALIDATIONS), ("waivers", WAIVERS),
-                              ("checkpoints", CHECKPOINTS), ("rulesets", RULESETS))}
+_HASHED = {
+    name: [c for c in cols if c not in ("row_hash", "results", "ruleset_head")]
+    for name, cols in (
+        ("validations", VALIDATIONS),
+        ("waivers", WAIVERS),
+        ("checkpoints", CHECKPOINTS),
+        ("rulesets", RULESETS),
+    )
+}
 _FINDING_HASHED = [c for c in FINDINGS if c not in ("id", "validation_id")]
 _FINDING_COLS = ["validation_id", *_FINDING_HASHED]
-_INSERT_VALIDATION = (f"INSERT INTO validations ({', '.join(VALIDATIONS)}) "
-                      f"VALUES ({', '.join('?' * len(VALIDATIONS))})")
-_INSERT_FINDING = (f"INSERT INTO findings ({', '.join(_FINDING_COLS)}) "
-                   f"VALUES ({', '.join('?' * len(_FINDING_COLS))})")
-_INSERT_SOURCE = (f"INSERT INTO rulesets ({', '.join(RULESETS)}) "
-                  f"VALUES ({', '.join('?' * len(RULESETS))})")
+_INSERT_VALIDATION = (
+    f"INSERT INTO validations ({', '.join(VALIDATIONS)}) "
+    f"VALUES ({', '.join('?' * len(VALIDATIONS))})"
+)
+_INSERT_FINDING = (
+    f"INSERT INTO findings ({', '.join(_FINDING_COLS)}) "
+    f"VALUES ({', '.join('?' * len(_FINDING_COLS))})"
+)
+_INSERT_SOURCE = (
+    f"INSERT INTO rulesets ({', '.join(RULESETS)}) VALUES ({', '.join('?' * len(RULESETS))})"
+)
 # Listing validations never needs the (kilobytes long) results column, nor ruleset_head (which
 # an upgraded log stores after it).
 _LISTED = ", ".join(c for c in VALIDATIONS if c not in ("results", "ruleset_head"))
@@ -175,12 +247,8 @@ QUERIES: dict[str, str] = {
         "SELECT * FROM waivers WHERE doc_sha256 = :doc"
         " AND (expires IS NULL OR expires > :now) ORDER BY gate, id"
     ),
-    "head": (
-        "SELECT id, row_hash FROM validations WHERE id = (SELECT max(id) FROM validations)"
-    ),
-    "last_checkpoint": (
-        "SELECT * FROM checkpoints WHERE chain = :chain ORDER BY id DESC LIMIT 1"
-    ),
+    "head": ("SELECT id, row_hash FROM validations WHERE id = (SELECT max(id) FROM validations)"),
+    "last_checkpoint": ("SELECT * FROM checkpoints WHERE chain = :chain ORDER BY id DESC LIMIT 1"),
 }
 
 _SHA_PREFIX = re.compile(r"^[0-9a-fA-F]{4,64}$")
@@ -240,16 +308,23 @@ def canonical(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def row_hash(table: str, row: dict[str, Any],
-             findings: Iterable[dict[str, Any] | tuple[Any, ...]] | None = None) -> str:
+def row_hash(
+    table: str,
+    row: dict[str, Any],
+    findings: Iterable[dict[str, Any] | tuple[Any, ...]] | None = None,
+) -> str:
     """sha256 over canonical JSON ``[table, [values...], [[finding values...], ...]]``: the row's
     columns in schema order (``prev_hash`` included), then its findings' (dicts, or tuples in
     ``_FINDING_HASHED`` order), then a validation's ``results`` text when it has one. Arrays,
     not objects: hashing 100,000s of rows stays fast."""
     payload: list[Any] = [table, [row.get(c) for c in _HASHED[table]]]
     if findings is not None:
-        payload.append([[f.get(c) for c in _FINDING_HASHED] if isinstance(f, dict) else list(f)
-                        for f in findings])
+        payload.append(
+            [
+                [f.get(c) for c in _FINDING_HASHED] if isinstance(f, dict) else list(f)
+                for f in findings
+            ]
+        )
     # Only when present, so rows written before the column existed hash as they did; on a newer
     # row, blanking it changes the hash like any other edit.
     if (results := row.get("results")) is not None:
@@ -282,8 +357,16 @@ def redact(detail: str | None, kind: str) -> str | None:
 
 
 def _span_json(s: Span) -> dict[str, Any]:
-    return {"start": s.start, "end": s.end, "line": s.line, "col": s.col, "page": s.page,
-            "kind": s.kind, "check": s.check, "detail": redact(s.detail, s.kind)}
+    return {
+        "start": s.start,
+        "end": s.end,
+        "line": s.line,
+        "col": s.col,
+        "page": s.page,
+        "kind": s.kind,
+        "check": s.check,
+        "detail": redact(s.detail, s.kind),
+    }
 
 
 def finding_row(seq: int, g: GateResult) -> dict[str, Any]:
@@ -291,21 +374,36 @@ def finding_row(seq: int, g: GateResult) -> dict[str, Any]:
     sem = g.semantic[0] if g.semantic else None
     raw = store_raw_text()
     semantic = [
-        {"question": a.question, "verdict": a.verdict, "confidence": a.confidence,
-         "provider": a.provider, "model": a.model, "prompt_version": a.prompt_version,
-         "cached": a.cached, "rationale": a.rationale if raw else None,
-         "evidence": [_span_json(s) for s in a.evidence]}
+        {
+            "question": a.question,
+            "verdict": a.verdict,
+            "confidence": a.confidence,
+            "provider": a.provider,
+            "model": a.model,
+            "prompt_version": a.prompt_version,
+            "cached": a.cached,
+            "rationale": a.rationale if raw else None,
+            "evidence": [_span_json(s) for s in a.evidence],
+        }
         for a in g.semantic
     ]
     row = {
-        "seq": seq, "gate": g.gate, "gate_version": g.version, "module": g.module,
-        "status": g.status.value, "severity": g.severity.value, "blocking": int(g.blocking),
-        "span_start": first.start if first else None, "span_end": first.end if first else None,
-        "line": first.line if first else None, "col": first.col if first else None,
+        "seq": seq,
+        "gate": g.gate,
+        "gate_version": g.version,
+        "module": g.module,
+        "status": g.status.value,
+        "severity": g.severity.value,
+        "blocking": int(g.blocking),
+        "span_start": first.start if first else None,
+        "span_end": first.end if first else None,
+        "line": first.line if first else None,
+        "col": first.col if first else None,
         "check_kind": first.kind if first else (sem and "semantic"),
         "check_desc": first.check if first else None,
         "spans": json.dumps([_span_json(s) for s in g.spans]) if g.spans else None,
-        "provider": sem.provider if sem else None, "model": sem.model if sem else None,
+        "provider": sem.provider if sem else None,
+        "model": sem.model if sem else None,
         "prompt_version": sem.prompt_version if sem else None,
         "confidence": sem.confidence if sem else None,
         "semantic": json.dumps(semantic) if semantic else None,
@@ -320,8 +418,13 @@ _PLAIN = (Status.pass_, Status.not_applicable)
 
 def is_plain(g: GateResult) -> bool:
     """A result whose outcome is all there is to say: stored compactly (see RESULT_COLUMNS)."""
-    return (g.status in _PLAIN and not g.blocking and not g.spans and not g.semantic
-            and g.waiver is None)
+    return (
+        g.status in _PLAIN
+        and not g.blocking
+        and not g.spans
+        and not g.semantic
+        and g.waiver is None
+    )
 
 
 def result_entry(seq: int, g: GateResult) -> list[Any]:
@@ -335,29 +438,48 @@ def expand_results(validation_id: int, results: str | None) -> list[dict[str, An
         return []
     blank = dict.fromkeys(FINDINGS)
     try:
-        return [{**blank, "validation_id": validation_id, **dict(zip(RESULT_COLUMNS, entry,
-                                                                    strict=True))}
-                for entry in json.loads(results)]
+        return [
+            {
+                **blank,
+                "validation_id": validation_id,
+                **dict(zip(RESULT_COLUMNS, entry, strict=True)),
+            }
+            for entry in json.loads(results)
+        ]
     except (ValueError, TypeError):  # only an edit makes it so; verify names the row
-        raise ClearanceError(f"validation #{validation_id}: its results column is not what the "
-                             "log writes (edited?); run `clearance audit verify`") from None
+        raise ClearanceError(
+            f"validation #{validation_id}: its results column is not what the "
+            "log writes (edited?); run `clearance audit verify`"
+        ) from None
 
 
 def validation_row(report: Report, principal: str) -> dict[str, Any]:
     s = report.summary
     sev = {f"sev_{level.value}": int(s.by_severity.get(level.value, 0)) for level in Severity}
     row = {
-        "principal": principal, "tool_version": report.tool_version,
-        "schema_version": report.schema_version, "doc_sha256": report.document.sha256,
-        "doc_name": report.document.name, "doc_size": report.document.size,
+        "principal": principal,
+        "tool_version": report.tool_version,
+        "schema_version": report.schema_version,
+        "doc_sha256": report.document.sha256,
+        "doc_name": report.document.name,
+        "doc_size": report.document.size,
         "doc_type": report.document.doc_type,
         "modules": json.dumps([f"{m.id}@{m.version}" for m in report.modules]),
-        "ruleset": report.ruleset, "verdict": report.verdict, "exit_code": report.exit_code,
-        "gates": s.gates, "passed": s.passed, "failed": s.failed,
-        "indeterminate": s.indeterminate, "not_applicable": s.not_applicable,
-        "waived": s.waived, "blocking": s.blocking, **sev,
-        "duration_ms": report.ms, "cache_hit": int(report.cache_hit),
-        "llm_calls": report.llm.calls, "llm_input_tokens": report.llm.input_tokens,
+        "ruleset": report.ruleset,
+        "verdict": report.verdict,
+        "exit_code": report.exit_code,
+        "gates": s.gates,
+        "passed": s.passed,
+        "failed": s.failed,
+        "indeterminate": s.indeterminate,
+        "not_applicable": s.not_applicable,
+        "waived": s.waived,
+        "blocking": s.blocking,
+        **sev,
+        "duration_ms": report.ms,
+        "cache_hit": int(report.cache_hit),
+        "llm_calls": report.llm.calls,
+        "llm_input_tokens": report.llm.input_tokens,
         "llm_output_tokens": report.llm.output_tokens,
     }
     return _typed(row, VALIDATIONS)
@@ -377,7 +499,9 @@ def parse_when(text: str, *, end_of_day: bool = False) -> str:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
             moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError:
-        raise UserError(f"'{text}' is not a date (expected YYYY-MM-DD or an ISO datetime)") from None
+        raise UserError(
+            f"'{text}' is not a date (expected YYYY-MM-DD or an ISO datetime)"
+        ) from None
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -386,28 +510,42 @@ def parse_when(text: str, *, end_of_day: bool = False) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab and newline are text
 
 
-def check_waiver(gate: str, *, reason: str, approver: str, expires: str | None,
-                 no_expiry: bool, known_gates: Collection[str] | None) -> None:
+def check_waiver(
+    gate: str,
+    *,
+    reason: str,
+    approver: str,
+    expires: str | None,
+    no_expiry: bool,
+    known_gates: Collection[str] | None,
+) -> None:
     """Raise :class:`UserError` for a waiver the log must not record (see AuditLog.waive)."""
     if not reason.strip() or not approver.strip():
         raise UserError("a waiver needs a reason and an approver")
     if len(reason) > MAX_WAIVER_REASON:
-        raise UserError(f"a waiver's reason is {len(reason):,} characters; at most "
-                        f"{MAX_WAIVER_REASON:,} (link to a longer justification instead)")
+        raise UserError(
+            f"a waiver's reason is {len(reason):,} characters; at most "
+            f"{MAX_WAIVER_REASON:,} (link to a longer justification instead)"
+        )
     if len(approver) > MAX_WAIVER_APPROVER:
-        raise UserError(f"a waiver's approver is {len(approver):,} characters; at most "
-                        f"{MAX_WAIVER_APPROVER}")
+        raise UserError(
+            f"a waiver's approver is {len(approver):,} characters; at most {MAX_WAIVER_APPROVER}"
+        )
     for what, text in (("reason", reason), ("approver", approver), ("gate", gate)):
         if _CONTROL.search(text):
             raise UserError(f"a waiver's {what} contains control characters")
     if known_gates is not None and gate not in known_gates:
         from dsl.diagnostics import did_you_mean
 
-        raise UserError(f"unknown gate '{gate}': no gate of the loaded ruleset has that code."
-                        f"{did_you_mean(gate, sorted(known_gates))} (see `clearance modules`)")
+        raise UserError(
+            f"unknown gate '{gate}': no gate of the loaded ruleset has that code."
+            f"{did_you_mean(gate, sorted(known_gates))} (see `clearance modules`)"
+        )
     if expires is None and not no_expiry:
-        raise UserError("a waiver needs an expiry (--expires YYYY-MM-DD); one that never "
-                        "expires must say so (--no-expiry)")
+        raise UserError(
+            "a waiver needs an expiry (--expires YYYY-MM-DD); one that never "
+            "expires must say so (--no-expiry)"
+        )
     if expires is not None and no_expiry:
         raise UserError("a waiver has an expiry or --no-expiry, not both")
 
@@ -439,18 +577,33 @@ class VerifyResult:
 
     def summary(self) -> dict[str, Any]:
         """The result as the CLI's and the API's JSON."""
-        return {"ok": self.ok, "validations": self.validations, "waivers": self.waivers,
-                "checkpoints": self.checkpoints, "rulesets": self.rulesets,
-                "head_id": self.head_id, "head_hash": self.head_hash,
-                "last_good_id": self.last_good_id, "last_good_hash": self.last_good_hash,
-                "problems": self.problems}
+        return {
+            "ok": self.ok,
+            "validations": self.validations,
+            "waivers": self.waivers,
+            "checkpoints": self.checkpoints,
+            "rulesets": self.rulesets,
+            "head_id": self.head_id,
+            "head_hash": self.head_hash,
+            "last_good_id": self.last_good_id,
+            "last_good_hash": self.last_good_hash,
+            "problems": self.problems,
+        }
 
 
 #: verdicts the rollups count as undecided: a document whose type could not be told (review)
 #: is counted with the validations a person must look at, never as passed
 _UNDECIDED = ("indeterminate", "review")
-_DAILY_COLS = ("validations", "passed", "failed", "indeterminate", "cache_hits", "duration_ms",
-               "llm_calls", "llm_tokens")
+_DAILY_COLS = (
+    "validations",
+    "passed",
+    "failed",
+    "indeterminate",
+    "cache_hits",
+    "duration_ms",
+    "llm_calls",
+    "llm_tokens",
+)
 _MODULE_COLS = ("validations", "passed", "failed", "indeterminate")
 _GATE_COLS = ("evaluated", "passed", "failed", "indeterminate", "waived", "not_applicable")
 
@@ -470,14 +623,18 @@ class Rollups:
     def add(self, row: dict[str, Any], findings: list[tuple[Any, ...]]) -> None:
         """One validation row as stored, and its findings rows (``_FINDING_HASHED`` tuples)."""
         day, verdict = str(row.get("time") or "")[:10], row.get("verdict")
-        outcome = (int(verdict == "pass"), int(verdict == "fail"),
-                   int(verdict in _UNDECIDED))
+        outcome = (int(verdict == "pass"), int(verdict == "fail"), int(verdict in _UNDECIDED))
         d = self.daily.get(day)
         if d is None:
             d = self.daily[day] = [0, 0, 0, 0, 0, 0.0, 0, 0]
-        values = (1, *outcome, _int(row.get("cache_hit")), _num(row.get("duration_ms")),
-                  _int(row.get("llm_calls")),
-                  _int(row.get("llm_input_tokens")) + _int(row.get("llm_output_tokens")))
+        values = (
+            1,
+            *outcome,
+            _int(row.get("cache_hit")),
+            _num(row.get("duration_ms")),
+            _int(row.get("llm_calls")),
+            _int(row.get("llm_input_tokens")) + _int(row.get("llm_output_tokens")),
+        )
         for k, v in enumerate(values):
             d[k] += v
         for m in self._modules_of(row.get("modules")):
@@ -538,9 +695,15 @@ class Rollups:
 
     def trends(self, since: str | None = None) -> list[dict[str, Any]]:
         day = since[:10] if since else ""
-        return [{"day": d, **dict(zip(_DAILY_COLS, v, strict=True)),
-                 "avg_ms": round(v[5] / max(v[0], 1), 1)}
-                for d, v in sorted(self.daily.items()) if d >= day]
+        return [
+            {
+                "day": d,
+                **dict(zip(_DAILY_COLS, v, strict=True)),
+                "avg_ms": round(v[5] / max(v[0], 1), 1),
+            }
+            for d, v in sorted(self.daily.items())
+            if d >= day
+        ]
 
     def top_failing(self, limit: int = 10, since: str | None = None) -> list[dict[str, Any]]:
         day = since[:10] if since else ""
@@ -550,9 +713,17 @@ class Rollups:
                 t = per.setdefault(gate, [min(self.gate_modules[d, gate]), 0, 0])
                 t[1] += v[2]
                 t[2] += v[0]
-        rows = [{"gate": g, "module": m, "failed": f, "evaluated": e,
-                 "fail_pct": round(100.0 * f / max(e, 1), 1)}
-                for g, (m, f, e) in per.items() if f > 0]
+        rows = [
+            {
+                "gate": g,
+                "module": m,
+                "failed": f,
+                "evaluated": e,
+                "fail_pct": round(100.0 * f / max(e, 1), 1),
+            }
+            for g, (m, f, e) in per.items()
+            if f > 0
+        ]
         rows.sort(key=lambda r: (-r["failed"], r["gate"]))
         return rows[:limit]
 
@@ -590,11 +761,14 @@ class _Prepared:
             else:
                 f = finding_row(i, g)
                 findings.append(tuple(f.get(c) for c in _FINDING_HASHED))
-        return cls(row=validation_row(report, principal), findings=findings,
-                   results=json.dumps(plain, separators=(",", ":"), ensure_ascii=False),
-                   statuses=[(g.gate, g.module, g.status.value) for g in report.gates],
-                   modules=sorted({m.id for m in report.modules}), sources=list(gates))
-
+        return cls(
+            row=validation_row(report, principal),
+            findings=findings,
+            results=json.dumps(plain, separators=(",", ":"), ensure_ascii=False),
+            statuses=[(g.gate, g.module, g.status.value) for g in report.gates],
+            modules=sorted({m.id for m in report.modules}),
+            sources=list(gates),
+        )
 
 
 class AuditLog:
@@ -606,8 +780,13 @@ class AuditLog:
     write raises :class:`ClearanceError`: a validation is never silently left off the record.
     """
 
-    def __init__(self, path: Path | str | None = None, *, readonly: bool = False,
-                 timeout: float = BUSY_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        readonly: bool = False,
+        timeout: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self.path = Path(path) if path is not None else audit_db_path()
         self.readonly = readonly
         self.timeout = timeout
@@ -627,13 +806,18 @@ class AuditLog:
         db = getattr(self._local, "db", None)
         if db is None:
             if self.readonly:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout,
-                                       check_same_thread=False)
+                conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    timeout=self.timeout,
+                    check_same_thread=False,
+                )
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 # Each connection is used by its own thread only; close() may run elsewhere.
-                conn = sqlite3.connect(str(self.path), timeout=self.timeout,
-                                       check_same_thread=False)
+                conn = sqlite3.connect(
+                    str(self.path), timeout=self.timeout, check_same_thread=False
+                )
                 # FULL: a recorded validation survives a power cut (an fsync per commit);
                 # NORMAL, if asked for, only a crash of the process (WAL).
                 conn.execute(f"PRAGMA synchronous={audit_sync().upper()}")
@@ -687,8 +871,12 @@ class AuditLog:
             db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
             stored = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             upgrading = stored is not None and _int_or(stored[0], SCHEMA_VERSION) < SCHEMA_VERSION
-            db.table("validations").create(VALIDATIONS, pk="id", if_not_exists=True,
-                                     not_null=["time", "doc_sha256", "prev_hash", "row_hash"])
+            db.table("validations").create(
+                VALIDATIONS,
+                pk="id",
+                if_not_exists=True,
+                not_null=["time", "doc_sha256", "prev_hash", "row_hash"],
+            )
             columns = {r[1] for r in db.execute("PRAGMA table_info(validations)")}
             # Older logs gain the new columns; their rows keep verifying (a column a row was
             # written without is left out of its hash).
@@ -696,11 +884,19 @@ class AuditLog:
                 db.execute("ALTER TABLE validations ADD COLUMN results TEXT")
             if "ruleset_head" not in columns:  # schema 1 and 2
                 db.execute("ALTER TABLE validations ADD COLUMN ruleset_head TEXT")
-            db.table("findings").create(FINDINGS, pk="id", if_not_exists=True,
-                                  foreign_keys=[("validation_id", "validations", "id")],
-                                  not_null=["validation_id", "gate", "status"])
-            db.table("waivers").create(WAIVERS, pk="id", if_not_exists=True,
-                                 not_null=["gate", "doc_sha256", "reason", "approver"])
+            db.table("findings").create(
+                FINDINGS,
+                pk="id",
+                if_not_exists=True,
+                foreign_keys=[("validation_id", "validations", "id")],
+                not_null=["validation_id", "gate", "status"],
+            )
+            db.table("waivers").create(
+                WAIVERS,
+                pk="id",
+                if_not_exists=True,
+                not_null=["gate", "doc_sha256", "reason", "approver"],
+            )
             db.table("checkpoints").create(CHECKPOINTS, pk="id", if_not_exists=True)
             db.table("rulesets").create(RULESETS, pk=("gate", "version"), if_not_exists=True)
             if "row_hash" not in {r[1] for r in db.execute("PRAGMA table_info(rulesets)")}:
@@ -713,8 +909,10 @@ class AuditLog:
                 # once, so verify compares like with like from now on.
                 rebuild_rollups(db)
             if stored is None or upgrading:
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
-                           "('schema_version', ?)", [str(SCHEMA_VERSION)])
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)],
+                )
 
         self._transaction(create)
 
@@ -756,8 +954,14 @@ class AuditLog:
             finding_rows: list[tuple[Any, ...]] = []
             for p in prepared:
                 head_id += 1
-                row = {**p.row, "id": head_id, "time": now_iso(), "prev_hash": prev,
-                       "ruleset_head": ruleset_head, "results": p.results}
+                row = {
+                    **p.row,
+                    "id": head_id,
+                    "time": now_iso(),
+                    "prev_hash": prev,
+                    "ruleset_head": ruleset_head,
+                    "results": p.results,
+                }
                 row["row_hash"] = prev = row_hash("validations", row, p.findings)
                 rows.append(tuple(row[c] for c in VALIDATIONS))
                 finding_rows.extend((head_id, *f) for f in p.findings)
@@ -784,9 +988,17 @@ class AuditLog:
             return int(cp[0]["last_id"]), str(cp[0]["last_hash"])
         return 0, GENESIS
 
-    def waive(self, gate: str, doc_sha256: str, *, reason: str, approver: str,
-              expires: str | None = None, no_expiry: bool = False,
-              known_gates: Collection[str] | None = None) -> int:
+    def waive(
+        self,
+        gate: str,
+        doc_sha256: str,
+        *,
+        reason: str,
+        approver: str,
+        expires: str | None = None,
+        no_expiry: bool = False,
+        known_gates: Collection[str] | None = None,
+    ) -> int:
         """Record a waiver (itself a hash-chained audit record); returns its id.
 
         Rules (see docs/reliability-audit.md): the gate must be one of ``known_gates`` (the
@@ -794,8 +1006,14 @@ class AuditLog:
         MAX_WAIVER_REASON characters without control characters; an approver is named; and
         the waiver expires (``expires``, a future date) unless ``no_expiry`` says, explicitly,
         that it never does."""
-        check_waiver(gate, reason=reason, approver=approver, expires=expires,
-                     no_expiry=no_expiry, known_gates=known_gates)
+        check_waiver(
+            gate,
+            reason=reason,
+            approver=approver,
+            expires=expires,
+            no_expiry=no_expiry,
+            known_gates=known_gates,
+        )
         doc = doc_sha256.lower()
         if not re.fullmatch(r"[0-9a-f]{64}", doc):
             raise UserError(f"'{doc_sha256}' is not a document sha256 (64 hex digits)")
@@ -804,10 +1022,22 @@ class AuditLog:
             raise UserError(f"waiver expiry {expires} is already in the past")
 
         def write(db: sqlite_utils.Database) -> int:
-            last = db.execute("SELECT id, row_hash FROM waivers ORDER BY id DESC LIMIT 1").fetchone()
-            new = _typed({"id": (last[0] + 1) if last else 1, "gate": gate, "doc_sha256": doc,
-                          "reason": reason, "approver": approver, "created": now_iso(),
-                          "expires": until, "prev_hash": last[1] if last else GENESIS}, WAIVERS)
+            last = db.execute(
+                "SELECT id, row_hash FROM waivers ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            new = _typed(
+                {
+                    "id": (last[0] + 1) if last else 1,
+                    "gate": gate,
+                    "doc_sha256": doc,
+                    "reason": reason,
+                    "approver": approver,
+                    "created": now_iso(),
+                    "expires": until,
+                    "prev_hash": last[1] if last else GENESIS,
+                },
+                WAIVERS,
+            )
             new["row_hash"] = row_hash("waivers", new)
             db.table("waivers").insert(new)
             return int(new["id"])
@@ -815,11 +1045,24 @@ class AuditLog:
         return self._guard("record a waiver", self._transaction, write)
 
     def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
-        rows = self._guard("read waivers", lambda: list(self.db().query(
-            QUERIES["waivers_for"], {"doc": doc_sha256.lower(), "now": now_iso()})))
+        rows = self._guard(
+            "read waivers",
+            lambda: list(
+                self.db().query(
+                    QUERIES["waivers_for"], {"doc": doc_sha256.lower(), "now": now_iso()}
+                )
+            ),
+        )
         # Ordered by id within a gate: the latest waiver for a gate is the one that applies.
-        return {r["gate"]: Waiver(reason=r["reason"], approver=r["approver"],
-                                  expires=r["expires"], created=r["created"]) for r in rows}
+        return {
+            r["gate"]: Waiver(
+                reason=r["reason"],
+                approver=r["approver"],
+                expires=r["expires"],
+                created=r["created"],
+            )
+            for r in rows
+        }
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -877,8 +1120,10 @@ class AuditLog:
             if finds is not None:
                 every = [dict(zip(_FINDING_HASHED, f, strict=True)) for f in finds.take(row["id"])]
                 if row.get("results"):
-                    every.extend({c: e[c] for c in _FINDING_HASHED}
-                                 for e in expand_results(row["id"], row["results"]))
+                    every.extend(
+                        {c: e[c] for c in _FINDING_HASHED}
+                        for e in expand_results(row["id"], row["results"])
+                    )
                     every.sort(key=lambda f: f["seq"])
                 row["findings"] = every
             yield row
@@ -955,10 +1200,14 @@ class AuditLog:
                 stopped = f"reading stopped there: {exc}"
             finally:
                 conn.close()
-        last = (f"validations #{result.last_good_id} (row_hash {result.last_good_hash})"
-                if result.last_good_id is not None else "none")
-        result.problems.insert(0, f"the database file is damaged ({detail}); {stopped}; "
-                                  f"last good row: {last}")
+        last = (
+            f"validations #{result.last_good_id} (row_hash {result.last_good_hash})"
+            if result.last_good_id is not None
+            else "none"
+        )
+        result.problems.insert(
+            0, f"the database file is damaged ({detail}); {stopped}; last good row: {last}"
+        )
         result.derived = None  # figures from part of a file are not figures
         return result
 
@@ -971,17 +1220,20 @@ class AuditLog:
         check = self.verify()
         if not check.ok:
             # Pruning would erase the evidence of tampering along with the rows.
-            raise ClearanceError(f"audit log {self.path} does not verify; refusing to prune "
-                                 f"({check.problems[0]})")
+            raise ClearanceError(
+                f"audit log {self.path} does not verify; refusing to prune ({check.problems[0]})"
+            )
 
         def write(db: sqlite_utils.Database) -> int:
-            last = db.execute("SELECT max(id) FROM validations WHERE time < ?",
-                              [cutoff]).fetchone()[0]
+            last = db.execute(
+                "SELECT max(id) FROM validations WHERE time < ?", [cutoff]
+            ).fetchone()[0]
             if last is None:
                 return 0
             last_hash, first = db.execute(
                 "SELECT row_hash, (SELECT min(id) FROM validations) FROM validations WHERE id = ?",
-                [last]).fetchone()
+                [last],
+            ).fetchone()
             db.execute("DELETE FROM findings WHERE validation_id <= ?", [last])
             db.execute("DELETE FROM validations WHERE id <= ?", [last])
             day = cutoff[:10]
@@ -990,11 +1242,23 @@ class AuditLog:
             # The cutoff day keeps only what is left of it: rollups always match the records
             # (verify checks that they do).
             rebuild_rollups(db, day=day)
-            prev = db.execute("SELECT row_hash FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+            prev = db.execute(
+                "SELECT row_hash FROM checkpoints ORDER BY id DESC LIMIT 1"
+            ).fetchone()
             cp_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[0]
-            cp = _typed({"id": cp_id, "time": now_iso(), "chain": "validations", "before": cutoff,
-                         "last_id": last, "last_hash": last_hash, "pruned": last - first + 1,
-                         "prev_hash": prev[0] if prev else GENESIS}, CHECKPOINTS)
+            cp = _typed(
+                {
+                    "id": cp_id,
+                    "time": now_iso(),
+                    "chain": "validations",
+                    "before": cutoff,
+                    "last_id": last,
+                    "last_hash": last_hash,
+                    "pruned": last - first + 1,
+                    "prev_hash": prev[0] if prev else GENESIS,
+                },
+                CHECKPOINTS,
+            )
             cp["row_hash"] = row_hash("checkpoints", cp)
             db.table("checkpoints").insert(cp)
             return int(cp["pruned"])
@@ -1002,8 +1266,9 @@ class AuditLog:
         return self._guard("prune", self._transaction, write)
 
     def count(self) -> int:
-        return self._guard("count", lambda: self.db().execute(
-            "SELECT count(*) FROM validations").fetchone()[0])
+        return self._guard(
+            "count", lambda: self.db().execute("SELECT count(*) FROM validations").fetchone()[0]
+        )
 
 
 def _int_or(text: Any, default: int) -> int:
@@ -1023,12 +1288,22 @@ def _add_sources(conn: sqlite3.Connection, sources: Iterable[GateSource]) -> str
     transaction); returns the chain's head, which the validations written with it carry."""
     head_id, head = _rulesets_head(conn)
     for g in sources:
-        if conn.execute("SELECT 1 FROM rulesets WHERE gate = ? AND version = ?",
-                        (g.code, g.version)).fetchone():
+        if conn.execute(
+            "SELECT 1 FROM rulesets WHERE gate = ? AND version = ?", (g.code, g.version)
+        ).fetchone():
             continue  # another process stored it first
         head_id += 1
-        row = _typed({"id": head_id, "gate": g.code, "version": g.version, "module": g.module,
-                      "source": g.source, "prev_hash": head}, RULESETS)
+        row = _typed(
+            {
+                "id": head_id,
+                "gate": g.code,
+                "version": g.version,
+                "module": g.module,
+                "source": g.source,
+                "prev_hash": head,
+            },
+            RULESETS,
+        )
         row["row_hash"] = head = row_hash("rulesets", row)
         conn.execute(_INSERT_SOURCE, [row[c] for c in RULESETS])
     return head
@@ -1042,26 +1317,40 @@ def _chain_legacy_rulesets(db: sqlite_utils.Database) -> None:
     prev = GENESIS
     old = db.execute("SELECT rowid, gate, version, module, source FROM rulesets ORDER BY rowid")
     for n, (rowid, gate, version, module, source) in enumerate(old.fetchall(), start=1):
-        row = {"id": n, "gate": gate, "version": version, "module": module, "source": source,
-               "prev_hash": prev}
+        row = {
+            "id": n,
+            "gate": gate,
+            "version": version,
+            "module": module,
+            "source": source,
+            "prev_hash": prev,
+        }
         prev = row_hash("rulesets", row)
-        db.execute("UPDATE rulesets SET id = ?, prev_hash = ?, row_hash = ? WHERE rowid = ?",
-                   [n, row["prev_hash"], prev, rowid])
+        db.execute(
+            "UPDATE rulesets SET id = ?, prev_hash = ?, row_hash = ? WHERE rowid = ?",
+            [n, row["prev_hash"], prev, rowid],
+        )
 
 
-def _check_row(problems: list[str], table: str, row: dict[str, Any], prev: str,
-               expected: str) -> None:
+def _check_row(
+    problems: list[str], table: str, row: dict[str, Any], prev: str, expected: str
+) -> None:
     where = f"{table} #{row['id']}"
     if row["prev_hash"] != prev:
-        problems.append(f"{where}: prev_hash does not match the row before it "
-                        "(a row was deleted, inserted or reordered)")
+        problems.append(
+            f"{where}: prev_hash does not match the row before it "
+            "(a row was deleted, inserted or reordered)"
+        )
     elif row["row_hash"] != expected:
         problems.append(f"{where}: content does not match its row_hash (edited)")
 
 
-_FIND_GATE, _FIND_MODULE, _FIND_STATUS = (_FINDING_HASHED.index(c)
-                                          for c in ("gate", "module", "status"))
-_RES_GATE, _RES_MODULE, _RES_STATUS = (RESULT_COLUMNS.index(c) for c in ("gate", "module", "status"))
+_FIND_GATE, _FIND_MODULE, _FIND_STATUS = (
+    _FINDING_HASHED.index(c) for c in ("gate", "module", "status")
+)
+_RES_GATE, _RES_MODULE, _RES_STATUS = (
+    RESULT_COLUMNS.index(c) for c in ("gate", "module", "status")
+)
 
 
 def _walk(db: sqlite_utils.Database, result: VerifyResult) -> None:
@@ -1071,8 +1360,10 @@ def _walk(db: sqlite_utils.Database, result: VerifyResult) -> None:
     problems = result.problems
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if not {"validations", "findings", "waivers", "checkpoints"} <= tables:
-        problems.append("the file holds no audit log (its tables are missing): it is empty, "
-                        "was truncated to nothing, or is another database")
+        problems.append(
+            "the file holds no audit log (its tables are missing): it is empty, "
+            "was truncated to nothing, or is another database"
+        )
         return
     schema = 0
     if "meta" in tables:
@@ -1117,17 +1408,21 @@ def _walk(db: sqlite_utils.Database, result: VerifyResult) -> None:
         expected = row_hash("validations", row, findings)
         if row["id"] > prev_id + 1 and row["prev_hash"] != prev:
             gap = f"#{prev_id + 1}" + (f"..#{row['id'] - 1}" if row["id"] - prev_id > 2 else "")
-            problems.append(f"validations #{row['id']}: row(s) {gap} before it are missing "
-                            "(deleted)")
+            problems.append(
+                f"validations #{row['id']}: row(s) {gap} before it are missing (deleted)"
+            )
             if row["row_hash"] != expected:
-                problems.append(f"validations #{row['id']}: content does not match its "
-                                "row_hash (edited)")
+                problems.append(
+                    f"validations #{row['id']}: content does not match its row_hash (edited)"
+                )
         else:
             _check_row(problems, "validations", row, prev, expected)
         head = row.get("ruleset_head")
         if heads is not None and head is not None and head not in heads:
-            problems.append(f"validations #{row['id']}: the gate sources it was judged by are "
-                            "not in the rulesets chain (rulesets rows edited or deleted)")
+            problems.append(
+                f"validations #{row['id']}: the gate sources it was judged by are "
+                "not in the rulesets chain (rulesets rows edited or deleted)"
+            )
         derived.add(row, findings)
         prev, prev_id = row["row_hash"], row["id"]
         result.head_id, result.head_hash = row["id"], row["row_hash"]
@@ -1137,8 +1432,10 @@ def _walk(db: sqlite_utils.Database, result: VerifyResult) -> None:
     if intact and result.last_good_id is None and last_cp:
         result.last_good_id, result.last_good_hash = prev_id, prev
     for orphan in finds.orphans():
-        problems.append(f"findings #{orphan}: belongs to no validation (inserted, or its "
-                        "validation was deleted)")
+        problems.append(
+            f"findings #{orphan}: belongs to no validation (inserted, or its "
+            "validation was deleted)"
+        )
 
     prev = GENESIS
     for w in db.query("SELECT * FROM waivers ORDER BY id"):
@@ -1159,8 +1456,9 @@ def _columns(db: sqlite_utils.Database, table: str) -> set[str]:
 
 def _same(stored: Any, derived: Any) -> bool:
     if isinstance(derived, float):  # a sum of durations, added up in another order
-        return isinstance(stored, int | float) and math.isclose(stored, derived, rel_tol=1e-9,
-                                                                abs_tol=1e-6)
+        return isinstance(stored, int | float) and math.isclose(
+            stored, derived, rel_tol=1e-9, abs_tol=1e-6
+        )
     return type(stored) is type(derived) and stored == derived
 
 
@@ -1168,37 +1466,59 @@ def _compare_rollups(db: sqlite_utils.Database, derived: Rollups, problems: list
     """One problem per rollup row that differs from the figures recomputed from the records:
     ``audit stats`` and the report read the rollups, so a forged rollup is a forged report."""
 
-    def compare(what: str, cols: tuple[str, ...], stored: dict[Any, list[Any]],
-                recomputed: dict[Any, list[Any]]) -> None:
+    def compare(
+        what: str,
+        cols: tuple[str, ...],
+        stored: dict[Any, list[Any]],
+        recomputed: dict[Any, list[Any]],
+    ) -> None:
         for key in sorted(set(stored) | set(recomputed), key=str):
             name = " ".join(map(str, key)) if isinstance(key, tuple) else str(key)
             s, d = stored.get(key), recomputed.get(key)
             if s is None:
-                problems.append(f"{what} {name}: no rollup row, yet {d[0]} recorded "
-                                f"(rollup row deleted)")
+                problems.append(
+                    f"{what} {name}: no rollup row, yet {d[0]} recorded (rollup row deleted)"
+                )
             elif d is None:
-                problems.append(f"{what} {name}: a rollup row with {cols[0]}={s[0]}, yet "
-                                "nothing recorded (rollup row inserted, or its records deleted)")
-            elif diff := [f"{c}={sv} (records: {dv})"
-                          for c, sv, dv in zip(cols, s, d, strict=True) if not _same(sv, dv)]:
-                problems.append(f"{what} {name}: the rollup says {', '.join(diff)} (the "
-                                "rollup was edited, or records were deleted)")
+                problems.append(
+                    f"{what} {name}: a rollup row with {cols[0]}={s[0]}, yet "
+                    "nothing recorded (rollup row inserted, or its records deleted)"
+                )
+            elif diff := [
+                f"{c}={sv} (records: {dv})"
+                for c, sv, dv in zip(cols, s, d, strict=True)
+                if not _same(sv, dv)
+            ]:
+                problems.append(
+                    f"{what} {name}: the rollup says {', '.join(diff)} (the "
+                    "rollup was edited, or records were deleted)"
+                )
 
     q = db.execute
-    compare("daily", _DAILY_COLS,
-            {r[0]: list(r[1:]) for r in q(f"SELECT day, {', '.join(_DAILY_COLS)} FROM daily")},
-            {k: [*v[:5], float(v[5]), *v[6:]] for k, v in derived.daily.items()})
-    compare("daily_modules", _MODULE_COLS,
-            {(r[0], r[1]): list(r[2:]) for r in
-             q(f"SELECT day, module, {', '.join(_MODULE_COLS)} FROM daily_modules")},
-            derived.modules)
+    compare(
+        "daily",
+        _DAILY_COLS,
+        {r[0]: list(r[1:]) for r in q(f"SELECT day, {', '.join(_DAILY_COLS)} FROM daily")},
+        {k: [*v[:5], float(v[5]), *v[6:]] for k, v in derived.daily.items()},
+    )
+    compare(
+        "daily_modules",
+        _MODULE_COLS,
+        {
+            (r[0], r[1]): list(r[2:])
+            for r in q(f"SELECT day, module, {', '.join(_MODULE_COLS)} FROM daily_modules")
+        },
+        derived.modules,
+    )
     stored_gates: dict[Any, list[Any]] = {}
     for r in q(f"SELECT day, gate, module, {', '.join(_GATE_COLS)} FROM daily_gates"):
         stored_gates[r[0], r[1]] = list(r[3:])
         modules = derived.gate_modules.get((r[0], r[1]))
         if modules is not None and r[2] not in modules:
-            problems.append(f"daily_gates {r[0]} {r[1]}: the rollup says module={r[2]} "
-                            f"(records: {', '.join(sorted(modules))}) (the rollup was edited)")
+            problems.append(
+                f"daily_gates {r[0]} {r[1]}: the rollup says module={r[2]} "
+                f"(records: {', '.join(sorted(modules))}) (the rollup was edited)"
+            )
     compare("daily_gates", _GATE_COLS, stored_gates, derived.gates)
 
 
@@ -1230,8 +1550,7 @@ def _damage_detail(path: Path, cause: BaseException) -> str:
     page = 65536 if page == 1 else page
     pages = struct.unpack(">I", head[28:32])[0]
     if head[24:28] == head[92:96] and pages * page > size:
-        return (f"{cause}; the file is {size:,} bytes, its header says {pages * page:,}: "
-                "truncated")
+        return f"{cause}; the file is {size:,} bytes, its header says {pages * page:,}: truncated"
     return str(cause)
 
 
@@ -1252,8 +1571,10 @@ class _FindingStream:
     Yields each finding's hashed columns, as stored, as a tuple in ``_FINDING_HASHED`` order."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
-        cur = db.execute(f"SELECT id, validation_id, {', '.join(_FINDING_HASHED)} FROM findings "
-                         "ORDER BY validation_id, seq")
+        cur = db.execute(
+            f"SELECT id, validation_id, {', '.join(_FINDING_HASHED)} FROM findings "
+            "ORDER BY validation_id, seq"
+        )
         self._rows = iter(cur)
         self._pending: tuple[Any, ...] | None = next(self._rows, None)
         self._orphans: list[int] = []
@@ -1281,19 +1602,26 @@ _UPSERT_DAILY = (
     "failed = failed + excluded.failed, indeterminate = indeterminate + excluded.indeterminate,"
     " cache_hits = cache_hits + excluded.cache_hits,"
     " duration_ms = duration_ms + excluded.duration_ms,"
-    " llm_calls = llm_calls + excluded.llm_calls, llm_tokens = llm_tokens + excluded.llm_tokens")
+    " llm_calls = llm_calls + excluded.llm_calls, llm_tokens = llm_tokens + excluded.llm_tokens"
+)
 _UPSERT_MODULES = (
     "INSERT INTO daily_modules VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(module, day) DO UPDATE "
     "SET validations = validations + excluded.validations, passed = passed + excluded.passed, "
-    "failed = failed + excluded.failed, indeterminate = indeterminate + excluded.indeterminate")
+    "failed = failed + excluded.failed, indeterminate = indeterminate + excluded.indeterminate"
+)
 _UPSERT_GATES = (
     "INSERT INTO daily_gates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(day, gate) DO "
     "UPDATE SET evaluated = evaluated + excluded.evaluated, passed = passed + excluded.passed, "
     "failed = failed + excluded.failed, indeterminate = indeterminate + excluded.indeterminate,"
-    " waived = waived + excluded.waived, not_applicable = not_applicable + excluded.not_applicable")
+    " waived = waived + excluded.waived, not_applicable = not_applicable + excluded.not_applicable"
+)
 # daily_gates counters after `evaluated`, in column order
-_GATE_STATUS = {s.value: i for i, s in enumerate(
-    (Status.pass_, Status.fail, Status.indeterminate, Status.waived, Status.not_applicable))}
+_GATE_STATUS = {
+    s.value: i
+    for i, s in enumerate(
+        (Status.pass_, Status.fail, Status.indeterminate, Status.waived, Status.not_applicable)
+    )
+}
 
 
 def _add_rollups(conn: sqlite3.Connection, written: list[_Prepared]) -> None:
@@ -1308,9 +1636,16 @@ def _add_rollups(conn: sqlite3.Connection, written: list[_Prepared]) -> None:
         day, verdict = row["time"][:10], row["verdict"]
         outcome = (int(verdict == "pass"), int(verdict == "fail"), int(verdict in _UNDECIDED))
         d = daily.setdefault(day, [0, 0, 0, 0, 0, 0.0, 0, 0])
-        for k, v in enumerate((1, *outcome, row["cache_hit"], row["duration_ms"] or 0.0,
-                               row["llm_calls"] or 0, (row["llm_input_tokens"] or 0)
-                               + (row["llm_output_tokens"] or 0))):
+        for k, v in enumerate(
+            (
+                1,
+                *outcome,
+                row["cache_hit"],
+                row["duration_ms"] or 0.0,
+                row["llm_calls"] or 0,
+                (row["llm_input_tokens"] or 0) + (row["llm_output_tokens"] or 0),
+            )
+        ):
             d[k] += v
         for m in p.modules:
             c = modules.setdefault((day, m), [0, 0, 0, 0])
@@ -1333,21 +1668,28 @@ def rebuild_rollups(db: sqlite_utils.Database, day: str | None = None) -> None:
     only = "WHERE substr(v.time, 1, 10) = :day" if day else ""
     for table in ("daily", "daily_modules", "daily_gates"):
         db.execute(f"DELETE FROM {table}" + (" WHERE day = :day" if day else ""), {"day": day})
-    db.execute(f"""
+    db.execute(
+        f"""
     INSERT INTO daily SELECT substr(v.time, 1, 10), count(*), sum(v.verdict = 'pass'),
       sum(v.verdict = 'fail'), sum(v.verdict IN ('indeterminate', 'review')), sum(v.cache_hit),
       total(v.duration_ms), total(v.llm_calls),
       total(v.llm_input_tokens) + total(v.llm_output_tokens)
-      FROM validations v {only} GROUP BY 1""", {"day": day})
+      FROM validations v {only} GROUP BY 1""",
+        {"day": day},
+    )
     # Each module once per validation, as record() counts them.
-    db.execute(f"""
+    db.execute(
+        f"""
     INSERT INTO daily_modules SELECT day, module, count(*), sum(verdict = 'pass'),
       sum(verdict = 'fail'), sum(verdict IN ('indeterminate', 'review'))
       FROM (SELECT DISTINCT v.id, substr(v.time, 1, 10) AS day, v.verdict,
               substr(m.value, 1, instr(m.value || '@', '@') - 1) AS module
             FROM validations v, json_each(v.modules) m {only})
-      GROUP BY day, module""", {"day": day})
-    db.execute(f"""
+      GROUP BY day, module""",
+        {"day": day},
+    )
+    db.execute(
+        f"""
     INSERT INTO daily_gates SELECT day, gate, max(module), count(*),
       sum(status = 'pass'), sum(status = 'fail'), sum(status = 'indeterminate'),
       sum(status = 'waived'), sum(status = 'not_applicable')
@@ -1357,7 +1699,9 @@ def rebuild_rollups(db: sqlite_utils.Database, day: str | None = None) -> None:
             SELECT substr(v.time, 1, 10), json_extract(r.value, '$[1]'),
               json_extract(r.value, '$[3]'), json_extract(r.value, '$[4]')
               FROM validations v, json_each(v.results) r {only})
-      GROUP BY day, gate""", {"day": day})
+      GROUP BY day, gate""",
+        {"day": day},
+    )
 
 
 def _explain(exc: BaseException) -> str:

@@ -57,15 +57,20 @@ def trend_svg(days: list[dict[str, Any]], width: int = 1040, height: int = 240) 
     peak = max(d["validations"] for d in days) or 1
     slot = plot_w / len(days)
     bar = max(1.0, min(36.0, slot * 0.7))
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'aria-label="Validations per day">']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="Validations per day">'
+    ]
     for i in range(5):  # gridlines with counts, so the chart reads without hovering
         value = peak * i / 4
         y = top + plot_h - plot_h * i / 4
-        parts.append(f'<line x1="{left}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" '
-                     'stroke="#e4e7eb"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
-                     f'fill="#616e7c">{value:,.0f}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e7eb"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
+            f'fill="#616e7c">{value:,.0f}</text>'
+        )
     label_every = max(1, len(days) // 10)
     for i, d in enumerate(days):
         x = left + slot * i + (slot - bar) / 2
@@ -75,34 +80,55 @@ def trend_svg(days: list[dict[str, Any]], width: int = 1040, height: int = 240) 
             if h <= 0:
                 continue
             y -= h
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                         f'fill="{_COLORS[key]}"><title>{escape(d["day"])}: {d[key]:,} {key}'
-                         '</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{_COLORS[key]}"><title>{escape(d["day"])}: {d[key]:,} {key}'
+                "</title></rect>"
+            )
         if i % label_every == 0:
-            parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 8}" font-size="11" '
-                         f'text-anchor="middle" fill="#616e7c">{escape(d["day"][5:])}</text>')
+            parts.append(
+                f'<text x="{x + bar / 2:.1f}" y="{height - 8}" font-size="11" '
+                f'text-anchor="middle" fill="#616e7c">{escape(d["day"][5:])}</text>'
+            )
     parts.append("</svg>")
-    legend = "".join(f'<span><i class="sw" style="background:{c}"></i>{k}</span>'
-                     for k, c in _COLORS.items())
+    legend = "".join(
+        f'<span><i class="sw" style="background:{c}"></i>{k}</span>' for k, c in _COLORS.items()
+    )
     return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
 def _banner(check: VerifyResult) -> str:
     """The page's first element when the log does not verify: every problem, in full."""
     items = "".join(f"<li>{escape(p)}</li>" for p in check.problems)
-    last = (f"validations #{check.last_good_id} (row_hash <code>{escape(check.last_good_hash or '')}"
-            "</code>)" if check.last_good_id is not None else "none")
-    figures = ("The figures below are recomputed from the rows that are present, not read from "
-               "the rollup tables, and are marked unverified: rows were deleted, edited or "
-               "inserted, so they are not a record." if check.derived is not None else
-               "The file is damaged: no figures are shown.")
-    return (f'<section class="alarm" role="alert"><h2>The audit log does NOT verify: '
-            f"{len(check.problems):,} problem{'s' if len(check.problems) != 1 else ''}</h2>"
-            f"<p>Last good row: {last}. {figures}</p><ol>{items}</ol></section>")
+    last = (
+        f"validations #{check.last_good_id} (row_hash <code>{escape(check.last_good_hash or '')}"
+        "</code>)"
+        if check.last_good_id is not None
+        else "none"
+    )
+    figures = (
+        "The figures below are recomputed from the rows that are present, not read from "
+        "the rollup tables, and are marked unverified: rows were deleted, edited or "
+        "inserted, so they are not a record."
+        if check.derived is not None
+        else "The file is damaged: no figures are shown."
+    )
+    return (
+        f'<section class="alarm" role="alert"><h2>The audit log does NOT verify: '
+        f"{len(check.problems):,} problem{'s' if len(check.problems) != 1 else ''}</h2>"
+        f"<p>Last good row: {last}. {figures}</p><ol>{items}</ol></section>"
+    )
 
 
-def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: int = 10,
-           verify: bool = True, check: VerifyResult | None = None) -> str:
+def render(
+    log: AuditLog,
+    *,
+    since: str | None = None,
+    recent: int = 25,
+    top: int = 10,
+    verify: bool = True,
+    check: VerifyResult | None = None,
+) -> str:
     """The page. ``check`` is a verification already run (else one is run when ``verify``).
     When the log does not verify, the page opens with a red banner listing every problem and
     every figure comes from the rows read during verification, marked unverified."""
@@ -120,8 +146,15 @@ def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: in
         failing = check.derived.top_failing(top, since)
         rows = log.recent(recent)
     else:  # a damaged file: nothing in it can be read as figures
-        stats = {"validations": None, "pass_rate": None, "failed": None, "indeterminate": None,
-                 "duration_ms": None, "cache_hits": None, "llm_calls": None}
+        stats = {
+            "validations": None,
+            "pass_rate": None,
+            "failed": None,
+            "indeterminate": None,
+            "duration_ms": None,
+            "cache_hits": None,
+            "llm_calls": None,
+        }
         days, failing, rows = [], [], []
     n = stats["validations"]
     avg_ms = stats["duration_ms"] / n if n else None
@@ -129,37 +162,54 @@ def render(log: AuditLog, *, since: str | None = None, recent: int = 25, top: in
     if check is None:
         integrity = "chain not checked (run <code>clearance audit verify</code>)"
     elif check.ok:
-        integrity = (f'<span class="ok">chain verified</span> ({check.validations:,} validations,'
-                     f' head <code>{escape((check.head_hash or "")[:16])}</code>)')
+        integrity = (
+            f'<span class="ok">chain verified</span> ({check.validations:,} validations,'
+            f" head <code>{escape((check.head_hash or '')[:16])}</code>)"
+        )
     else:
-        integrity = (f'<span class="bad">chain does NOT verify</span>: '
-                     f"{len(check.problems):,} problem(s), listed above")
+        integrity = (
+            f'<span class="bad">chain does NOT verify</span>: '
+            f"{len(check.problems):,} problem(s), listed above"
+        )
 
     cards = [
-        ("Validations", _num(n), ""), ("Pass rate", _pct(stats["pass_rate"]), "pass"),
+        ("Validations", _num(n), ""),
+        ("Pass rate", _pct(stats["pass_rate"]), "pass"),
         ("Failed", _num(stats["failed"]), "fail"),
         ("Indeterminate", _num(stats["indeterminate"]), "indeterminate"),
-        ("Avg duration", f"{_num(avg_ms, 1)} <small>ms</small>", ""), ("Cache hits", _pct(hit_rate), ""),
+        ("Avg duration", f"{_num(avg_ms, 1)} <small>ms</small>", ""),
+        ("Cache hits", _pct(hit_rate), ""),
         ("LLM calls", _num(stats["llm_calls"]), ""),
     ]
     mark = "" if trusted else '<div class="u">unverified</div>'
-    card_html = "".join(f'<div class="card{"" if trusted else " unverified"}"><div class="k">{k}'
-                        f'</div><div class="v {c}">{v}</div>{mark}</div>' for k, v, c in cards)
+    card_html = "".join(
+        f'<div class="card{"" if trusted else " unverified"}"><div class="k">{k}'
+        f'</div><div class="v {c}">{v}</div>{mark}</div>'
+        for k, v, c in cards
+    )
     banner = "" if trusted or check is None else _banner(check)
     worst = max((g["failed"] for g in failing), default=1) or 1
-    gate_rows = "".join(
-        f'<tr><td><code>{escape(g["gate"])}</code></td><td>{escape(g["module"])}</td>'
-        f'<td class="n">{g["failed"]:,}</td><td class="n">{g["evaluated"]:,}</td>'
-        f'<td class="n">{g["fail_pct"]}%</td><td style="width:30%"><div class="bar" '
-        f'style="width:{100 * g["failed"] / worst:.0f}%;background:#d64545"></div></td></tr>'
-        for g in failing) or '<tr><td colspan="6" class="sub">No failing gates.</td></tr>'
-    recent_rows = "".join(
-        f'<tr><td class="n">{r["id"]}</td><td>{escape(r["time"][:19].replace("T", " "))}</td>'
-        f'<td>{escape(r["doc_name"] or "")} <code>{escape(r["doc_sha256"][:12])}</code></td>'
-        f'<td class="{escape(r["verdict"])}">{escape(r["verdict"])}</td>'
-        f'<td class="n">{r["failed"]}</td><td class="n">{_num(r["duration_ms"], 1)}</td>'
-        f'<td>{"hit" if r["cache_hit"] else ""}</td><td>{escape(r["principal"] or "")}</td></tr>'
-        for r in rows) or '<tr><td colspan="8" class="sub">Nothing recorded yet.</td></tr>'
+    gate_rows = (
+        "".join(
+            f"<tr><td><code>{escape(g['gate'])}</code></td><td>{escape(g['module'])}</td>"
+            f'<td class="n">{g["failed"]:,}</td><td class="n">{g["evaluated"]:,}</td>'
+            f'<td class="n">{g["fail_pct"]}%</td><td style="width:30%"><div class="bar" '
+            f'style="width:{100 * g["failed"] / worst:.0f}%;background:#d64545"></div></td></tr>'
+            for g in failing
+        )
+        or '<tr><td colspan="6" class="sub">No failing gates.</td></tr>'
+    )
+    recent_rows = (
+        "".join(
+            f'<tr><td class="n">{r["id"]}</td><td>{escape(r["time"][:19].replace("T", " "))}</td>'
+            f"<td>{escape(r['doc_name'] or '')} <code>{escape(r['doc_sha256'][:12])}</code></td>"
+            f'<td class="{escape(r["verdict"])}">{escape(r["verdict"])}</td>'
+            f'<td class="n">{r["failed"]}</td><td class="n">{_num(r["duration_ms"], 1)}</td>'
+            f"<td>{'hit' if r['cache_hit'] else ''}</td><td>{escape(r['principal'] or '')}</td></tr>"
+            for r in rows
+        )
+        or '<tr><td colspan="8" class="sub">Nothing recorded yet.</td></tr>'
+    )
     scope = f"since {escape(since)}" if since else "all recorded history"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">

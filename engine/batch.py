@@ -45,8 +45,9 @@ def _excluded(rel: PurePosixPath, patterns: list[str]) -> bool:
     return any(_match(rel, p) or any(_match(d, p) for d in parents) for p in patterns)
 
 
-def collect(paths: Iterable[Path], include: list[str] | None = None,
-            exclude: list[str] | None = None) -> list[Path]:
+def collect(
+    paths: Iterable[Path], include: list[str] | None = None, exclude: list[str] | None = None
+) -> list[Path]:
     """Files as given (always, whatever the globs say); folders searched recursively for
     supported documents, skipping hidden files and folders, filtered by the globs; sorted per
     folder, without duplicates."""
@@ -124,11 +125,14 @@ def validate_one(engine: Any, path: Path, job: Job) -> Outcome:
 
     try:
         with deadline_scope(Deadline.after(job.timeout) if job.timeout else None):
-            report = engine.validate(path, modules=list(job.modules) if job.modules else None,
-                                     doc_type=job.doc_type, profile=job.profile,
-                                     jurisdictions=(list(job.jurisdictions)
-                                                    if job.jurisdictions is not None else None),
-                                     untyped=job.untyped)
+            report = engine.validate(
+                path,
+                modules=list(job.modules) if job.modules else None,
+                doc_type=job.doc_type,
+                profile=job.profile,
+                jurisdictions=(list(job.jurisdictions) if job.jurisdictions is not None else None),
+                untyped=job.untyped,
+            )
     except DocumentError as exc:
         return Outcome(path, None, str(exc), 2)
     except DeadlineExceeded as exc:
@@ -197,8 +201,14 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def run(files: list[Path], job: Job, *, jobs: int | None = None, engine: Any = None,
-        on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def run(
+    files: list[Path],
+    job: Job,
+    *,
+    jobs: int | None = None,
+    engine: Any = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
     """Validate ``files``; outcomes in the order given.
 
     One document, or ``jobs=1``, runs here with ``engine`` (or one built from ``job``); more run
@@ -228,17 +238,18 @@ def run(files: list[Path], job: Job, *, jobs: int | None = None, engine: Any = N
     results: dict[int, Outcome] = {}
     # The workers are forked by this thread, which waits for them below: PR_SET_PDEATHSIG
     # (which follows the forking thread, not the process) fires only when this process dies.
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(job, os.getpid())) as pool:
-        futures: dict[Future, int] = {pool.submit(_work, str(f), job): i
-                                      for i, f in enumerate(files)}
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(job, os.getpid())
+    ) as pool:
+        futures: dict[Future, int] = {
+            pool.submit(_work, str(f), job): i for i, f in enumerate(files)
+        }
         from concurrent.futures import as_completed
 
         for fut in as_completed(futures):
             i = futures[fut]
             _, blob, error, code = fut.result()
-            out = Outcome(files[i], Report.model_validate_json(blob) if blob else None, error,
-                          code)
+            out = Outcome(files[i], Report.model_validate_json(blob) if blob else None, error, code)
             results[i] = out
             if on_done:
                 on_done(out)
@@ -258,16 +269,27 @@ def summary_table(outcomes: list[Outcome]) -> Any:
     table.add_column("verdict", no_wrap=True)
     for col in ("failed", "blocking", "ms"):
         table.add_column(col, justify="right", no_wrap=True)
-    style = {"pass": "green", "fail": "red", "indeterminate": "yellow", "review": "yellow",
-             "error": "magenta"}
+    style = {
+        "pass": "green",
+        "fail": "red",
+        "indeterminate": "yellow",
+        "review": "yellow",
+        "error": "magenta",
+    }
     for o in outcomes:
         r = o.report
         verdict = r.verdict if r else "error"
-        table.add_row(escape(str(o.path)), f"[{style[verdict]}]{verdict}[/]",
-                      str(r.summary.failed) if r else "", str(r.summary.blocking) if r else "",
-                      f"{r.ms:.1f}" if r else "")
-    counts = {v: sum(1 for o in outcomes if (o.report.verdict if o.report else "error") == v)
-              for v in style}
+        table.add_row(
+            escape(str(o.path)),
+            f"[{style[verdict]}]{verdict}[/]",
+            str(r.summary.failed) if r else "",
+            str(r.summary.blocking) if r else "",
+            f"{r.ms:.1f}" if r else "",
+        )
+    counts = {
+        v: sum(1 for o in outcomes if (o.report.verdict if o.report else "error") == v)
+        for v in style
+    }
     table.caption = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     return table
 
@@ -281,6 +303,13 @@ def progress_for(total: int) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("{task.description}"),
-                    console=Console(stderr=True), transient=True, auto_refresh=False)
+    return Progress(
+        TextColumn("validating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+        auto_refresh=False,
+    )

@@ -24,8 +24,16 @@ DEFAULT_MAX_SPANS_PER_REPORT = 1000
 MAX_LABEL_CHARS = 120
 
 
-__all__ = ["DeadlineExceeded", "Deadline", "deadline_scope", "current", "check", "bounded",
-           "short_label", "span_limits"]
+__all__ = [
+    "DeadlineExceeded",
+    "Deadline",
+    "deadline_scope",
+    "current",
+    "check",
+    "bounded",
+    "short_label",
+    "span_limits",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +57,9 @@ class Deadline:
         """Raise :class:`DeadlineExceeded` when the deadline has passed."""
         if time.monotonic() >= self.at:
             at = f" ({where})" if where else ""
-            raise DeadlineExceeded(f"the validation took longer than its {self.seconds:g} s "
-                                   f"limit and was stopped{at}")
+            raise DeadlineExceeded(
+                f"the validation took longer than its {self.seconds:g} s limit and was stopped{at}"
+            )
 
 
 _current: ContextVar[Deadline | None] = ContextVar("clearance_deadline", default=None)
@@ -110,5 +119,7 @@ def _env_int(name: str, default: int) -> int:
 def span_limits() -> tuple[int, int]:
     """(per finding, per report) from ``CLEARANCE_MAX_SPANS`` and
     ``CLEARANCE_MAX_REPORT_SPANS``."""
-    return (_env_int("CLEARANCE_MAX_SPANS", DEFAULT_MAX_SPANS_PER_FINDING),
-            _env_int("CLEARANCE_MAX_REPORT_SPANS", DEFAULT_MAX_SPANS_PER_REPORT))
+    return (
+        _env_int("CLEARANCE_MAX_SPANS", DEFAULT_MAX_SPANS_PER_FINDING),
+        _env_int("CLEARANCE_MAX_REPORT_SPANS", DEFAULT_MAX_SPANS_PER_REPORT),
+    )

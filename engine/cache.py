@@ -43,8 +43,10 @@ def is_decided(report: Report) -> bool:
     """Whether a report may be cached: no INDETERMINATE gate and no unclear semantic answer.
     An undecided report records a moment (a provider outage, a timeout), not the document: a
     cached copy would keep serving the outage after the provider is back."""
-    return not any(g.status == Status.indeterminate
-                   or any(a.verdict == "unclear" for a in g.semantic) for g in report.gates)
+    return not any(
+        g.status == Status.indeterminate or any(a.verdict == "unclear" for a in g.semantic)
+        for g in report.gates
+    )
 
 
 def cache_dir() -> Path:
@@ -94,8 +96,14 @@ class DiskCache:
     this object's life and leaves one message in :attr:`warnings`; validations carry on uncached.
     """
 
-    def __init__(self, directory: Path | str | None = None, *, size_limit: int | None = None,
-                 ttl: float | None | bool = True, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        directory: Path | str | None = None,
+        *,
+        size_limit: int | None = None,
+        ttl: float | None | bool = True,
+        timeout: float = 5.0,
+    ) -> None:
         self.directory = Path(directory) if directory is not None else cache_dir()
         self.size_limit = size_limit if size_limit is not None else DEFAULT_SIZE_LIMIT
         self.ttl: float | None = None
@@ -218,8 +226,14 @@ class DiskCache:
             entries = len(cache)
         except Exception as exc:
             self._raise(exc)
-        return CacheStats(str(self.directory), entries, _size_on_disk(self.directory),
-                          self.size_limit, hits, misses)
+        return CacheStats(
+            str(self.directory),
+            entries,
+            _size_on_disk(self.directory),
+            self.size_limit,
+            hits,
+            misses,
+        )
 
     def clear(self) -> int:
         """Remove every entry and reset the counters; returns how many entries were removed."""

@@ -15,8 +15,9 @@ def module_relative(file: str, module: Module | None) -> str:
     dirs = [os.path.dirname(os.path.abspath(f)) for f in (module.files if module else [])]
     if dirs:
         try:
-            return PurePath(os.path.relpath(os.path.abspath(file),
-                                            os.path.commonpath(dirs))).as_posix()
+            return PurePath(
+                os.path.relpath(os.path.abspath(file), os.path.commonpath(dirs))
+            ).as_posix()
         except ValueError:  # another drive (Windows): fall through to the bare name
             pass
     return PurePath(file).name
@@ -24,12 +25,20 @@ def module_relative(file: str, module: Module | None) -> str:
 
 def gate_info(g: Gate, source: bool = False, module: Module | None = None) -> dict[str, Any]:
     info = {
-        "code": g.code, "name": g.name, "module": g.module, "title": g.title,
-        "cite": list(g.cite), "severity": g.severity.value,
+        "code": g.code,
+        "name": g.name,
+        "module": g.module,
+        "title": g.title,
+        "cite": list(g.cite),
+        "severity": g.severity.value,
         "doc_types": sorted(g.applies) if g.applies is not None else None,
-        "on_indeterminate": g.on_indeterminate.value, "fix": g.fix, "tags": list(g.tags),
-        "version": g.version, "examples": len(g.examples),
-        "semantic": bool(g.semantic_nodes()), "file": module_relative(g.file, module),
+        "on_indeterminate": g.on_indeterminate.value,
+        "fix": g.fix,
+        "tags": list(g.tags),
+        "version": g.version,
+        "examples": len(g.examples),
+        "semantic": bool(g.semantic_nodes()),
+        "file": module_relative(g.file, module),
         "line": g.loc.line,
     }
     if source:
@@ -38,5 +47,11 @@ def gate_info(g: Gate, source: bool = False, module: Module | None = None) -> di
 
 
 def module_info(m: Module) -> dict[str, Any]:
-    return {"id": m.id, "title": m.title, "version": m.version, "jurisdiction": m.jurisdiction,
-            "hash": m.hash, "gates": [gate_info(g, module=m) for g in m.gates]}
+    return {
+        "id": m.id,
+        "title": m.title,
+        "version": m.version,
+        "jurisdiction": m.jurisdiction,
+        "hash": m.hash,
+        "gates": [gate_info(g, module=m) for g in m.gates],
+    }

@@ -117,8 +117,10 @@ def _parse(data: dict[str, Any], path: Path) -> Config:
 
     for key in data:
         if key not in _KEYS:
-            raise UserError(f"{path}: unknown setting '{key}' (expected one of: "
-                            f"{', '.join(_KEYS)}).{did_you_mean(key, _KEYS)}")
+            raise UserError(
+                f"{path}: unknown setting '{key}' (expected one of: "
+                f"{', '.join(_KEYS)}).{did_you_mean(key, _KEYS)}"
+            )
 
     def strings(key: str) -> list[str] | None:
         v = data.get(key)
@@ -144,8 +146,11 @@ def _parse(data: dict[str, Any], path: Path) -> Config:
         raise bad("doc-types", 'must be a table of "glob" = "document type"')
     for glob, doc_type in types.items():
         if doc_type not in DOC_TYPES:
-            raise bad("doc-types", f"maps '{glob}' to unknown document type '{doc_type}' "
-                      f"(expected one of: {', '.join(DOC_TYPES)}).{did_you_mean(str(doc_type), DOC_TYPES)}")
+            raise bad(
+                "doc-types",
+                f"maps '{glob}' to unknown document type '{doc_type}' "
+                f"(expected one of: {', '.join(DOC_TYPES)}).{did_you_mean(str(doc_type), DOC_TYPES)}",
+            )
         cfg.doc_types.append((glob, doc_type))
     return cfg
 
@@ -155,8 +160,10 @@ def parse_untyped(value: Any, where: str = "--untyped") -> UntypedPolicy:
         return UntypedPolicy(value)
     except ValueError:
         names = [p.value for p in UntypedPolicy]
-        raise UserError(f"{where}: unknown policy '{value}' (expected one of: "
-                        f"{', '.join(names)}).{did_you_mean(str(value), names)}") from None
+        raise UserError(
+            f"{where}: unknown policy '{value}' (expected one of: "
+            f"{', '.join(names)}).{did_you_mean(str(value), names)}"
+        ) from None
 
 
 def resolve_config(explicit: Path | None = None, *, search: bool = True) -> Config:
@@ -173,8 +180,16 @@ def resolve_config(explicit: Path | None = None, *, search: bool = True) -> Conf
 # -- jurisdictions ---------------------------------------------------------------------------
 
 #: names people write for a jurisdiction, and the code it stands for
-_ALIASES = {"european union": "eu", "eea": "eu", "united kingdom": "uk", "gb": "uk",
-            "great britain": "uk", "united states": "us", "usa": "us", "california": "us-ca"}
+_ALIASES = {
+    "european union": "eu",
+    "eea": "eu",
+    "united kingdom": "uk",
+    "gb": "uk",
+    "great britain": "uk",
+    "united states": "us",
+    "usa": "us",
+    "california": "us-ca",
+}
 _CODE = re.compile(r"^[a-z]{2}(-[a-z0-9]{1,3})?$")
 
 
@@ -188,8 +203,10 @@ def normalise_jurisdictions(values: list[str], where: str = "--jurisdiction") ->
                 continue
             code = _ALIASES.get(part.lower(), part.lower())
             if not _CODE.match(code):
-                raise UserError(f"{where}: '{part}' is not a jurisdiction code (use codes like "
-                                "us, us-ca, eu, uk, de)")
+                raise UserError(
+                    f"{where}: '{part}' is not a jurisdiction code (use codes like "
+                    "us, us-ca, eu, uk, de)"
+                )
             for c in (code, code.split("-")[0]):
                 if c not in out:
                     out.append(c)
@@ -206,8 +223,38 @@ def module_jurisdictions(declared: str | None) -> list[str]:
 
 
 #: EU law binds the member states' own codes too
-_EU = {"at", "be", "bg", "hr", "cy", "cz", "dk", "ee", "fi", "fr", "de", "gr", "hu", "ie", "it",
-       "lv", "lt", "lu", "mt", "nl", "pl", "pt", "ro", "sk", "si", "es", "se", "is", "li", "no"}
+_EU = {
+    "at",
+    "be",
+    "bg",
+    "hr",
+    "cy",
+    "cz",
+    "dk",
+    "ee",
+    "fi",
+    "fr",
+    "de",
+    "gr",
+    "hu",
+    "ie",
+    "it",
+    "lv",
+    "lt",
+    "lu",
+    "mt",
+    "nl",
+    "pl",
+    "pt",
+    "ro",
+    "sk",
+    "si",
+    "es",
+    "se",
+    "is",
+    "li",
+    "no",
+}
 
 
 def module_applies(declared: list[str], wanted: list[str]) -> tuple[bool, str]:

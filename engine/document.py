@@ -76,7 +76,7 @@ class Document:
             if sec.heading is None or not any(w in sec.heading.casefold() for w in wanted):
                 continue
             end = sec.end
-            for later in self.sections[i + 1:]:
+            for later in self.sections[i + 1 :]:
                 if later.heading is not None and later.level <= sec.level:
                     break
                 end = later.end
@@ -93,7 +93,8 @@ _MD_HEADING = re.compile(r"^(#{1,6})[ \t]+([^\n]+)$", re.MULTILINE)
 # title is cut from the rest of the line in Python (_txt_title): the regex that did it with a lazy
 # title and [ \t]*:?[ \t]*$ backtracked quadratically on long runs of spaces (8,000: 63 s).
 _TXT_HEADING = re.compile(
-    r"^(?:(?P<num>\d+(?:\.\d+)*\.?)[ \t]+)?(?P<rest>[A-Z][^\n]*)$", re.MULTILINE)
+    r"^(?:(?P<num>\d+(?:\.\d+)*\.?)[ \t]+)?(?P<rest>[A-Z][^\n]*)$", re.MULTILINE
+)
 
 
 def _txt_title(rest: str) -> str | None:
@@ -120,7 +121,7 @@ def split_sections(text: str, media_type: str = "text/plain") -> list[Section]:
                 continue
             line = m.group(0).strip()
             title = found.strip()
-            before = text[max(0, m.start() - 2):m.start()]
+            before = text[max(0, m.start() - 2) : m.start()]
             standalone = m.start() == 0 or before.endswith("\n\n") or before == "\n"
             looks = (title.isupper() and len(title) > 3) or (line.endswith(":") and len(line) < 60)
             if standalone and looks and not title.endswith("."):

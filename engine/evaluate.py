@@ -98,8 +98,11 @@ class DocContext:
                         self.deadline.check(f"inside a {check.kind} check")
                     found.append(m)
             if self.profile:
-                self.timings[key] = (check.describe(), check.kind,
-                                     (time.perf_counter() - t0) * 1000)
+                self.timings[key] = (
+                    check.describe(),
+                    check.kind,
+                    (time.perf_counter() - t0) * 1000,
+                )
             self._matches[key] = found
         return found
 
@@ -134,8 +137,11 @@ class DocContext:
             if not got:
                 self._matches[key] = seen
             if self.profile:
-                self.timings[key] = (check.describe(), check.kind,
-                                     (time.perf_counter() - t0) * 1000)
+                self.timings[key] = (
+                    check.describe(),
+                    check.kind,
+                    (time.perf_counter() - t0) * 1000,
+                )
         self._exists[memo] = got
         return got
 
@@ -179,8 +185,9 @@ def _subtree_ends(sections: list[Section]) -> list[int]:
     return ends
 
 
-def _section_ranges(sections: list[Section], headings: tuple[str, ...],
-                    ends: list[int]) -> list[tuple[int, int]]:
+def _section_ranges(
+    sections: list[Section], headings: tuple[str, ...], ends: list[int]
+) -> list[tuple[int, int]]:
     """``Document.section_ranges`` in linear time (it rescans the sections after each match)."""
     wanted = [h.casefold() for h in headings]
     ranges: list[tuple[int, int]] = []
@@ -246,8 +253,12 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
             return Value(None, [], frozenset((qid,)))
         if ans.verdict == "yes":
             label = budget.short_label(node.label)
-            return Value(True, [Hit(ev.start, ev.end, label, "semantic", None)
-                                for ev in ans.evidence] if hits else [])
+            return Value(
+                True,
+                [Hit(ev.start, ev.end, label, "semantic", None) for ev in ans.evidence]
+                if hits
+                else [],
+            )
         if ans.verdict == "no":
             return _FALSE
         return Value(None)
@@ -279,8 +290,7 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
             return Value(None, [], frozenset().union(*(v.pending for v in vals if v.v is None)))
         return Value(True, [h for v in vals for h in v.hits])
     if isinstance(node, SectionNode):
-        return evaluate(node.child, ctx, _intersect(scope, ctx.section_scope(node.headings)),
-                        hits)
+        return evaluate(node.child, ctx, _intersect(scope, ctx.section_scope(node.headings)), hits)
     if isinstance(node, NearNode):
         # a side with nothing in scope decides it before either side's matches are all built
         if not (evaluate(node.a, ctx, scope, False).v and evaluate(node.b, ctx, scope, False).v):
@@ -291,8 +301,13 @@ def evaluate(node: Node, ctx: DocContext, scope: Scope = None, hits: bool = True
     if isinstance(node, CountNode):
         found = evaluate(node.child, ctx, scope).hits
         n = len({(h.start, h.end) for h in found})
-        ok = {">=": n >= node.n, "<=": n <= node.n, "==": n == node.n, ">": n > node.n,
-              "<": n < node.n}[node.op]
+        ok = {
+            ">=": n >= node.n,
+            "<=": n <= node.n,
+            "==": n == node.n,
+            ">": n > node.n,
+            "<": n < node.n,
+        }[node.op]
         return Value(ok, found if ok and hits else [])
     raise AssertionError(f"unknown node {node!r}")  # pragma: no cover
 
@@ -304,10 +319,16 @@ def _hit_maker(node: CheckNode, text: str) -> Callable[[Match], Hit]:
     if kind == "regex":  # a regex match may be PII: line:col only, no text
         return lambda m: Hit(m.start, m.end, label, kind, None, None)
     if kind in ("pii", "secret"):
-        return lambda m: Hit(m.start, m.end, label, kind,
-                             f"{m.detail} {m.display}" if m.display else m.detail, m.detail)
+        return lambda m: Hit(
+            m.start,
+            m.end,
+            label,
+            kind,
+            f"{m.detail} {m.display}" if m.display else m.detail,
+            m.detail,
+        )
     if kind == "phrase":  # the phrase as written, cut only for the matches that become hits
-        return lambda m: Hit(m.start, m.end, label, kind, text[m.start:m.end], None)
+        return lambda m: Hit(m.start, m.end, label, kind, text[m.start : m.end], None)
     return lambda m: Hit(m.start, m.end, label, kind, m.detail, None)
 
 
@@ -323,8 +344,13 @@ def _same(h: Hit) -> Hit:
     return h
 
 
-def _near(a: list[Any], b: list[Any], within: int, a_hit: Callable[[Any], Hit] = _same,
-          b_hit: Callable[[Any], Hit] = _same) -> Value:
+def _near(
+    a: list[Any],
+    b: list[Any],
+    within: int,
+    a_hit: Callable[[Any], Hit] = _same,
+    b_hit: Callable[[Any], Hit] = _same,
+) -> Value:
     """The `a` spans and the `b` spans that have a partner at most `within` characters away,
     as hits.
 
@@ -373,11 +399,18 @@ def evaluate_gate(gate: Gate, ctx: DocContext) -> GateOutcome:
         if w.v is False:
             return GateOutcome(True, False, [], frozenset(), (time.perf_counter() - t0) * 1000)
         pending = w.pending  # an undecidable condition keeps the gate applicable (fail-closed)
-    req = Value(True) if gate.require_node is None else evaluate(gate.require_node, ctx, None,
-                                                                 False)
+    req = (
+        Value(True) if gate.require_node is None else evaluate(gate.require_node, ctx, None, False)
+    )
     forb = Value(False) if gate.forbid_node is None else evaluate(gate.forbid_node, ctx)
-    hits = sorted({(h.start, h.end, h.label): h for h in forb.hits}.values(),
-                  key=lambda h: (h.start, h.end)) if forb.v else []
+    hits = (
+        sorted(
+            {(h.start, h.end, h.label): h for h in forb.hits}.values(),
+            key=lambda h: (h.start, h.end),
+        )
+        if forb.v
+        else []
+    )
     if req.v is False or forb.v is True:
         v: bool | None = False  # still pending on `when`: a failure only counts if it applies
     elif req.v is True and forb.v is False:
@@ -385,13 +418,17 @@ def evaluate_gate(gate: Gate, ctx: DocContext) -> GateOutcome:
         pending = frozenset()  # passes whether or not it applies: nothing left to ask
     else:
         v = None
-        pending = pending | (req.pending if req.v is None else frozenset()) | (
-            forb.pending if forb.v is None else frozenset())
+        pending = (
+            pending
+            | (req.pending if req.v is None else frozenset())
+            | (forb.pending if forb.v is None else frozenset())
+        )
     return GateOutcome(v, True, hits, pending, (time.perf_counter() - t0) * 1000)
 
 
-def cap_hits(outcomes: list[GateOutcome], per_finding: int | None = None,
-             per_report: int | None = None) -> str | None:
+def cap_hits(
+    outcomes: list[GateOutcome], per_finding: int | None = None, per_report: int | None = None
+) -> str | None:
     """Keep at most ``per_finding`` hits on each outcome and ``per_report`` over all of them (in
     the order given), counting the rest in ``hits_omitted``; returns the report's warning when
     some were dropped. Defaults from :func:`engine.budget.span_limits`. The gate's status does
@@ -410,6 +447,8 @@ def cap_hits(outcomes: list[GateOutcome], per_finding: int | None = None,
         left -= keep
     if not dropped:
         return None
-    return (f"{dropped:,} more spans found but not listed: a report lists at most {per_finding:,} "
-            f"per gate and {per_report:,} in all (CLEARANCE_MAX_SPANS, "
-            "CLEARANCE_MAX_REPORT_SPANS); each gate's spans_omitted says how many it has")
+    return (
+        f"{dropped:,} more spans found but not listed: a report lists at most {per_finding:,} "
+        f"per gate and {per_report:,} in all (CLEARANCE_MAX_SPANS, "
+        "CLEARANCE_MAX_REPORT_SPANS); each gate's spans_omitted says how many it has"
+    )

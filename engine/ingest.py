@@ -127,8 +127,7 @@ class _Work:
 def _over_limit(name: str, what: str, limits: IngestLimits, field_name: str) -> DocumentError:
     value = getattr(limits, field_name)
     return DocumentError(
-        f"{name}: {what}, over the limit of {value:,} (raise it with "
-        f"{_env_name(field_name)})"
+        f"{name}: {what}, over the limit of {value:,} (raise it with {_env_name(field_name)})"
     )
 
 
@@ -264,8 +263,9 @@ def document_from_bytes(
             # each start tag makes an element: too many is known before any Python-level work
             starts = tags - source.count("</") - source.count("<!")
             if starts > limits.max_html_elements:
-                raise _over_limit(name, f"the page has {starts:,} tags", limits,
-                                  "max_html_elements")
+                raise _over_limit(
+                    name, f"the page has {starts:,} tags", limits, "max_html_elements"
+                )
             _check_html_shape(source, name, work, limits)
         text, sections = _read_html(source, work)
     else:
@@ -561,9 +561,12 @@ def _kind(tag: str) -> int:
     """Which position lists an open element of this name belongs to (a bit mask)."""
     kind = _KIND.get(tag)
     if kind is None:
-        kind = ((_K_SCOPE if tag in _SCOPE else 0) | (_K_FOREIGN if tag in _FOREIGN else 0)
-                | (_K_SPECIAL if tag in _SPECIAL else 0)
-                | (_K_BLOCK_LI if tag in _SPECIAL and tag not in ("address", "div", "p") else 0))
+        kind = (
+            (_K_SCOPE if tag in _SCOPE else 0)
+            | (_K_FOREIGN if tag in _FOREIGN else 0)
+            | (_K_SPECIAL if tag in _SPECIAL else 0)
+            | (_K_BLOCK_LI if tag in _SPECIAL and tag not in ("address", "div", "p") else 0)
+        )
         if len(_KIND) < 10_000:  # a page may invent any number of tag names
             _KIND[tag] = kind
     return kind
@@ -616,20 +619,29 @@ class _OpenElements:
                     self.block_li.append(pos)
         if kind & _K_FOREIGN:
             self.foreign.append(pos)
-        elif self.foreign and self.foreign[-1] > 0 and tag in _INTEGRATION[
-                self.stack[self.foreign[-1]]]:
+        elif (
+            self.foreign
+            and self.foreign[-1] > 0
+            and tag in _INTEGRATION[self.stack[self.foreign[-1]]]
+        ):
             self.foreign.append(-pos)
         self.elements += 1
         if pos >= self.deepest:
             self.deepest = pos + 1
             if pos + 1 > self.limits.max_html_depth:
-                raise _over_limit(self.name, f"the page nests elements deeper than "
-                                  f"{self.limits.max_html_depth:,}", self.limits,
-                                  "max_html_depth")
+                raise _over_limit(
+                    self.name,
+                    f"the page nests elements deeper than {self.limits.max_html_depth:,}",
+                    self.limits,
+                    "max_html_depth",
+                )
         if self.elements > self.limits.max_html_elements:
-            raise _over_limit(self.name, f"the page makes more than "
-                              f"{self.limits.max_html_elements:,} elements", self.limits,
-                              "max_html_elements")
+            raise _over_limit(
+                self.name,
+                f"the page makes more than {self.limits.max_html_elements:,} elements",
+                self.limits,
+                "max_html_elements",
+            )
 
     def pop_to(self, pos: int) -> None:
         """Pop every element at ``pos`` and above."""
@@ -657,9 +669,13 @@ class _OpenElements:
         """Charge a look down the stack from the current element to position ``to``."""
         self.steps += len(self.stack) - max(to, 0)
         if self.steps > self.limits.max_html_work:
-            raise _over_limit(self.name, "the page's elements are nested and misnested so that "
-                              f"parsing it takes more than {self.limits.max_html_work:,} steps",
-                              self.limits, "max_html_work")
+            raise _over_limit(
+                self.name,
+                "the page's elements are nested and misnested so that "
+                f"parsing it takes more than {self.limits.max_html_work:,} steps",
+                self.limits,
+                "max_html_work",
+            )
 
     def top(self, tag: str) -> int:
         positions = self.at.get(tag)
@@ -873,9 +889,7 @@ class _OpenElements:
             self.end_other(tag)
 
 
-def _check_html_shape(
-    source: str, name: str, work: _Work, limits: IngestLimits
-) -> _OpenElements:
+def _check_html_shape(source: str, name: str, work: _Work, limits: IngestLimits) -> _OpenElements:
     """Refuse, before parsing, a page whose tree would be too deep or too large to build."""
     model = _OpenElements(name, limits)
     find, match = source.find, _TAG.match
@@ -1047,8 +1061,14 @@ def _iterparse(zf: zipfile.ZipFile, member: str, budget: _InflateBudget, name: s
     from lxml import etree
 
     events = etree.iterparse(
-        _PartStream(zf, member, budget), events=("start", "end"), resolve_entities=False,
-        load_dtd=False, no_network=True, huge_tree=False, remove_comments=True, remove_pis=True,
+        _PartStream(zf, member, budget),
+        events=("start", "end"),
+        resolve_entities=False,
+        load_dtd=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
     first = next(events, None)
     if first is None:
@@ -1087,8 +1107,9 @@ def _read_docx(
     with zf:
         infos = zf.infolist()
         if len(infos) > limits.max_parts:
-            raise _over_limit(name, f"the .docx package has {len(infos):,} parts", limits,
-                              "max_parts")
+            raise _over_limit(
+                name, f"the .docx package has {len(infos):,} parts", limits, "max_parts"
+            )
         names = {i.filename for i in infos}
         if "word/document.xml" not in names:
             raise DocumentError(
@@ -1232,8 +1253,12 @@ def _docx_blocks(
                 live = parent_live and parent in (tc, tr)
             stack.append((tag, live))
             if blocks > limits.max_paragraphs:
-                raise _over_limit(name, f"the .docx has more than {limits.max_paragraphs:,} "
-                                  "paragraphs and table rows", limits, "max_paragraphs")
+                raise _over_limit(
+                    name,
+                    f"the .docx has more than {limits.max_paragraphs:,} paragraphs and table rows",
+                    limits,
+                    "max_paragraphs",
+                )
             continue
         # end of an element
         tag, live = stack.pop()
@@ -1260,8 +1285,9 @@ def _docx_blocks(
                 cells: list[str] = []
                 offset, now = row.before, {}
                 for cell in row.cells:
-                    text = (grid.get(offset, "") if cell.merge == "continue"
-                            else " ".join(cell.blocks))
+                    text = (
+                        grid.get(offset, "") if cell.merge == "continue" else " ".join(cell.blocks)
+                    )
                     now[offset] = text
                     offset += cell.span
                     if text:
@@ -1329,8 +1355,7 @@ def _read_pdf(data: bytes, name: str, work: _Work, limits: IngestLimits) -> tupl
                     )
             declared = _pdf_declared_pages(reader)
             if declared > limits.max_pages:
-                raise _over_limit(name, f"the PDF declares {declared:,} pages", limits,
-                                  "max_pages")
+                raise _over_limit(name, f"the PDF declares {declared:,} pages", limits, "max_pages")
             pages = reader.pages
             count = len(pages)
             if count > limits.max_pages:
@@ -1350,8 +1375,12 @@ def _read_pdf(data: bytes, name: str, work: _Work, limits: IngestLimits) -> tupl
                     content += _pdf_content_size(page)
                     if content > limits.max_pdf_content:
                         raise _over_limit(
-                            name, f"page {number} of {count:,} brings the page content to read "
-                            f"to {content:,} bytes", limits, "max_pdf_content")
+                            name,
+                            f"page {number} of {count:,} brings the page content to read "
+                            f"to {content:,} bytes",
+                            limits,
+                            "max_pdf_content",
+                        )
                     text = _pdf_page_text(page)
                     if key is not None:
                         seen[key] = text
@@ -1366,10 +1395,12 @@ def _read_pdf(data: bytes, name: str, work: _Work, limits: IngestLimits) -> tupl
         raise
     except LimitReachedError as exc:
         if "page tree" in str(exc):
-            raise _over_limit(name, "the PDF's page tree holds more pages than allowed", limits,
-                              "max_pages") from None
-        raise DocumentError(f"{name}: the PDF is beyond the PDF reader's safety limits "
-                            f"({exc})") from None
+            raise _over_limit(
+                name, "the PDF's page tree holds more pages than allowed", limits, "max_pages"
+            ) from None
+        raise DocumentError(
+            f"{name}: the PDF is beyond the PDF reader's safety limits ({exc})"
+        ) from None
     except Exception:  # pypdf raises many types on damaged files; none is a bug of ours
         raise DocumentError(f"{name}: a damaged PDF; cannot read it") from None
     if not page_starts:
@@ -1411,8 +1442,12 @@ def _pdf_page_key(page: Any) -> tuple[Any, ...] | None:
         content_key = ident(contents)
     else:
         return None
-    return (content_key, ident(page.get("/Resources")), repr(page.get("/MediaBox")),
-            repr(page.get("/Rotate")))
+    return (
+        content_key,
+        ident(page.get("/Resources")),
+        repr(page.get("/MediaBox")),
+        repr(page.get("/Rotate")),
+    )
 
 
 def _pdf_content_size(page: Any) -> int:

@@ -83,8 +83,12 @@ class KeyStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
-                                   check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT_S,
+                check_same_thread=False,
+                isolation_level=None,
+            )
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             self._local.conn = conn
             with self._lock:
@@ -116,7 +120,9 @@ class KeyStore:
         def insert() -> int:
             cur = self._conn().execute(
                 "INSERT INTO api_keys (name, role, key_prefix, key_hash, created) "
-                "VALUES (?, ?, ?, ?, ?)", (name, role, raw[:8], hash_key(raw), created))
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, role, raw[:8], hash_key(raw), created),
+            )
             return int(cur.lastrowid or 0)
 
         kid = self._guard("create a key", insert)
@@ -126,16 +132,21 @@ class KeyStore:
         sql = "SELECT id, name, role, key_prefix, created, revoked FROM api_keys"
         if not include_revoked:
             sql += " WHERE revoked IS NULL"
-        return [_row(r) for r in self._guard("list keys",
-                                             lambda: self._conn().execute(sql + " ORDER BY id"))]
+        return [
+            _row(r)
+            for r in self._guard("list keys", lambda: self._conn().execute(sql + " ORDER BY id"))
+        ]
 
     def revoke(self, key_id: int) -> ApiKey:
         def update() -> ApiKey:
             conn = self._conn()
-            conn.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
-                         (_now(), key_id))
-            r = conn.execute("SELECT id, name, role, key_prefix, created, revoked FROM api_keys "
-                             "WHERE id = ?", (key_id,)).fetchone()
+            conn.execute(
+                "UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL", (_now(), key_id)
+            )
+            r = conn.execute(
+                "SELECT id, name, role, key_prefix, created, revoked FROM api_keys WHERE id = ?",
+                (key_id,),
+            ).fetchone()
             if r is None:
                 raise UserError(f"no API key with id {key_id} (see `clearance keys list`)")
             return _row(r)
@@ -147,9 +158,18 @@ class KeyStore:
         if not raw or not raw.startswith(PREFIX) or len(raw) > 200:
             return None
         digest = hash_key(raw)
-        r = self._guard("check a key", lambda: self._conn().execute(
-            "SELECT id, name, role, key_prefix, created, revoked, key_hash FROM api_keys "
-            "WHERE key_hash = ?", (digest,)).fetchone())
+        r = self._guard(
+            "check a key",
+            lambda: (
+                self._conn()
+                .execute(
+                    "SELECT id, name, role, key_prefix, created, revoked, key_hash FROM api_keys "
+                    "WHERE key_hash = ?",
+                    (digest,),
+                )
+                .fetchone()
+            ),
+        )
         # The lookup is by hash, so timing says nothing about the secret; compare_digest keeps
         # the final check constant-time all the same.
         if r is None or not hmac.compare_digest(r[6], digest) or r[5] is not None:

@@ -120,12 +120,15 @@ class Registry:
     def module_ids(self) -> list[str]:
         return sorted(self.sources())
 
-    def compile_partial(self, module_id: str) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
+    def compile_partial(
+        self, module_id: str
+    ) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
         """Compile without caching, keeping the gates that compiled even if others did not
         (for lint, which runs the examples of every gate it can)."""
         self.sources()
-        return compile_paths(list(self.sources()[module_id].paths), self._libs,
-                             default_id=module_id, partial=True)
+        return compile_paths(
+            list(self.sources()[module_id].paths), self._libs, default_id=module_id, partial=True
+        )
 
     def compile(self, module_id: str) -> tuple[Module | None, list[Diagnostic], dict[str, str]]:
         src = self.sources()[module_id]
@@ -146,8 +149,9 @@ class Registry:
         chosen = list(dict.fromkeys(wanted)) if wanted else ids
         for m in chosen:
             if m not in ids:
-                raise UserError(f"unknown module '{m}' (available: {', '.join(ids)})."
-                                f"{did_you_mean(m, ids)}")
+                raise UserError(
+                    f"unknown module '{m}' (available: {', '.join(ids)}).{did_you_mean(m, ids)}"
+                )
         modules: list[Module] = []
         rendered: list[str] = []
         all_diags: list[Diagnostic] = []
@@ -163,9 +167,14 @@ class Registry:
         for module in modules:
             for g in module.gates:
                 if g.code in seen:
-                    bag.error("DSL107", f"gate code '{g.code}' is used by modules '{seen[g.code]}' "
-                              f"and '{module.id}'", g.file, g.loc,
-                              help="gate codes are unique across every loaded module")
+                    bag.error(
+                        "DSL107",
+                        f"gate code '{g.code}' is used by modules '{seen[g.code]}' "
+                        f"and '{module.id}'",
+                        g.file,
+                        g.loc,
+                        help="gate codes are unique across every loaded module",
+                    )
                 seen.setdefault(g.code, module.id)
         rendered.extend(d.render() for d in bag.items)
         all_diags.extend(bag.items)

@@ -45,10 +45,13 @@ class SemanticAnswer(BaseModel):
     cached: bool = False
     score: float | None = Field(default=None, description="score-based providers: the score")
     decided_above: float | None = Field(
-        default=None, description="score-based providers: scores at or above this answer yes")
+        default=None, description="score-based providers: scores at or above this answer yes"
+    )
     decided_below: float | None = Field(
-        default=None, description="score-based providers: scores below this answer no; in "
-        "between the answer is unclear")
+        default=None,
+        description="score-based providers: scores below this answer no; in "
+        "between the answer is unclear",
+    )
 
 
 class Waiver(BaseModel):
@@ -78,12 +81,17 @@ class GateResult(BaseModel):
     fix: str | None = None
     on_indeterminate: OnIndeterminate
     spans: list[Span] = Field(default_factory=list)
-    spans_omitted: int = Field(default=0, description="spans found but not listed (capped: "
-                               "CLEARANCE_MAX_SPANS per gate, CLEARANCE_MAX_REPORT_SPANS in all)")
+    spans_omitted: int = Field(
+        default=0,
+        description="spans found but not listed (capped: "
+        "CLEARANCE_MAX_SPANS per gate, CLEARANCE_MAX_REPORT_SPANS in all)",
+    )
     semantic: list[SemanticAnswer] = Field(default_factory=list)
     waiver: Waiver | None = None
     ms: float | None = Field(default=None, description="evaluation time (with --profile)")
-    checks: list[CheckTiming] | None = Field(default=None, description="per-check timings (--profile)")
+    checks: list[CheckTiming] | None = Field(
+        default=None, description="per-check timings (--profile)"
+    )
 
 
 class DocumentInfo(BaseModel):
@@ -94,14 +102,19 @@ class DocumentInfo(BaseModel):
     media_type: str
     doc_type: str | None
     doc_type_source: Literal["given", "config", "inferred", "none"] = Field(
-        description="given (flag or request), config (a doc-types glob), inferred, none")
+        description="given (flag or request), config (a doc-types glob), inferred, none"
+    )
     doc_type_confidence: float | None = Field(
-        default=None, description="inference only: 0-1, how far past its bars the type won")
+        default=None, description="inference only: 0-1, how far past its bars the type won"
+    )
     doc_type_likely: list[str] = Field(
-        default_factory=list, description="inference: the leading types, best first")
+        default_factory=list, description="inference: the leading types, best first"
+    )
     doc_type_signals: list[str] = Field(
-        default_factory=list, description="inference: the signals found for the chosen (or, if "
-        "none was chosen, the leading) type; config: the glob that matched")
+        default_factory=list,
+        description="inference: the signals found for the chosen (or, if "
+        "none was chosen, the leading) type; config: the glob that matched",
+    )
     chars: int
     lines: int
     sections: int
@@ -117,8 +130,9 @@ class ModuleChoice(BaseModel):
 
     id: str
     applied: bool
-    jurisdictions: list[str] = Field(default_factory=list,
-                                     description="what the module declares; empty = any")
+    jurisdictions: list[str] = Field(
+        default_factory=list, description="what the module declares; empty = any"
+    )
     why: str
 
 
@@ -149,18 +163,24 @@ class Report(BaseModel):
     tool_version: str
     document: DocumentInfo
     verdict: Literal["pass", "fail", "indeterminate", "review"]
-    exit_code: int = Field(description="0 nothing blocks (verdict pass, or review when a "
-                           "non-blocking gate was left undecided for a person), 1 blocking "
-                           "findings, 3 blocking indeterminate or a document whose type could "
-                           "not be told (review)")
+    exit_code: int = Field(
+        description="0 nothing blocks (verdict pass, or review when a "
+        "non-blocking gate was left undecided for a person), 1 blocking "
+        "findings, 3 blocking indeterminate or a document whose type could "
+        "not be told (review)"
+    )
     modules: list[ModuleRef]
-    jurisdictions: list[str] = Field(default_factory=list,
-                                     description="the document's jurisdictions; empty = not set")
+    jurisdictions: list[str] = Field(
+        default_factory=list, description="the document's jurisdictions; empty = not set"
+    )
     module_selection: list[ModuleChoice] = Field(
-        default_factory=list, description="every known module, applied or not, and why")
+        default_factory=list, description="every known module, applied or not, and why"
+    )
     untyped_policy: Literal["review", "fail", "universal"] | None = Field(
-        default=None, description="set when the document's type was neither given nor "
-        "inferred: what was done about the gates that need a type")
+        default=None,
+        description="set when the document's type was neither given nor "
+        "inferred: what was done about the gates that need a type",
+    )
     config: str | None = Field(default=None, description="the settings file used, if any")
     ruleset: str = Field(description="hash over the versions of every gate evaluated")
     gates: list[GateResult]

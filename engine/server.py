@@ -45,11 +45,16 @@ DEFAULT_THREADS = 4
 DEFAULT_RETRY_AFTER_S = 2
 PROBLEM = "application/problem+json"
 _TYPES = "https://clearance.dev/problems/"
-_FORMATS = {"json": "application/json", "sarif": "application/sarif+json",
-            "junit": "application/xml", "html": "text/html; charset=utf-8",
-            "text": "text/plain; charset=utf-8"}
-_KNOWN_MEDIA = {m for m in (media_type_for(s) for s in (".txt", ".md", ".html", ".pdf", ".docx"))
-                if m}
+_FORMATS = {
+    "json": "application/json",
+    "sarif": "application/sarif+json",
+    "junit": "application/xml",
+    "html": "text/html; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+}
+_KNOWN_MEDIA = {
+    m for m in (media_type_for(s) for s in (".txt", ".md", ".html", ".pdf", ".docx")) if m
+}
 
 
 # -- problems (RFC 9457) ---------------------------------------------------------------------
@@ -65,10 +70,21 @@ class Problem(BaseModel):
     instance: str | None = None
 
 
-def problem(status: int, title: str, detail: str, *, kind: str | None = None,
-            headers: dict[str, str] | None = None, instance: str | None = None) -> JSONResponse:
-    body = {"type": _TYPES + (kind or title.lower().replace(" ", "-")), "title": title,
-            "status": status, "detail": detail}
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+) -> JSONResponse:
+    body = {
+        "type": _TYPES + (kind or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -77,16 +93,32 @@ def problem(status: int, title: str, detail: str, *, kind: str | None = None,
 class ApiProblem(HTTPException):
     """Raised anywhere in a handler to answer with a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str, *, kind: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(status_code=status, detail=detail, headers=headers)
         self.title, self.kind = title, kind
 
 
-_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 413: "Content too large", 415: "Unsupported media type",
-           422: "Unprocessable content", 500: "Internal server error", 503: "Service unavailable",
-           504: "Gateway timeout"}
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    500: "Internal server error",
+    503: "Service unavailable",
+    504: "Gateway timeout",
+}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -94,13 +126,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         title = getattr(exc, "title", None) or _TITLES.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
-        return problem(exc.status_code, title, detail, kind=getattr(exc, "kind", None),
-                       headers=getattr(exc, "headers", None), instance=request.url.path)
+        return problem(
+            exc.status_code,
+            title,
+            detail,
+            kind=getattr(exc, "kind", None),
+            headers=getattr(exc, "headers", None),
+            instance=request.url.path,
+        )
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError | ValidationError)
-        return problem(422, "Invalid request", _describe(exc.errors()), kind="invalid-request",
-                       instance=request.url.path)
+        return problem(
+            422,
+            "Invalid request",
+            _describe(exc.errors()),
+            kind="invalid-request",
+            instance=request.url.path,
+        )
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ClientDisconnect):  # nobody to answer, and nothing went wrong
@@ -108,8 +151,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             return Response(status_code=499)
         # The traceback goes to the server log only; clients learn nothing of the internals.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(500, "Internal server error", "the server failed to handle the request; "
-                       "the error is in the server log", kind="internal", instance=request.url.path)
+        return problem(
+            500,
+            "Internal server error",
+            "the server failed to handle the request; the error is in the server log",
+            kind="internal",
+            instance=request.url.path,
+        )
 
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_invalid)
@@ -136,9 +184,12 @@ def _describe(errors: Any) -> str:
 
 class _BodyTooLarge(ApiProblem):
     def __init__(self, limit: int) -> None:
-        super().__init__(413, "Content too large",
-                         f"the request body is over the server's limit of {limit:,} bytes",
-                         kind="body-too-large")
+        super().__init__(
+            413,
+            "Content too large",
+            f"the request body is over the server's limit of {limit:,} bytes",
+            kind="body-too-large",
+        )
 
 
 class BodyLimit:
@@ -201,13 +252,18 @@ class CatchAll:
         except ClientDisconnect:
             _log_disconnect(scope.get("method"), scope.get("path"))
         except Exception as exc:
-            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"),
-                      exc_info=exc)
+            log.error(
+                "unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
+            )
             if started:
                 raise  # too late for a problem document; the connection is dropped
-            resp = problem(500, "Internal server error", "the server failed to handle the "
-                           "request; the error is in the server log", kind="internal",
-                           instance=scope.get("path"))
+            resp = problem(
+                500,
+                "Internal server error",
+                "the server failed to handle the request; the error is in the server log",
+                kind="internal",
+                instance=scope.get("path"),
+            )
             await resp(scope, receive, send)
 
 
@@ -236,7 +292,8 @@ class GroupCommitAudit:
         self._closed = False
         self._lock = threading.Lock()
         self._q: queue.SimpleQueue[tuple[Report, str, list[GateSource], Future[int]] | None] = (
-            queue.SimpleQueue())
+            queue.SimpleQueue()
+        )
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -293,8 +350,9 @@ class GroupCommitAudit:
                 except queue.Empty:
                     break
                 if item is not None:
-                    item[3].set_exception(ClearanceError(
-                        "the audit log was closed; the validation was not recorded"))
+                    item[3].set_exception(
+                        ClearanceError("the audit log was closed; the validation was not recorded")
+                    )
 
     def _loop(self) -> None:
         while True:
@@ -352,19 +410,25 @@ class Settings:
     def from_env(cls) -> Settings:
         """What `clearance serve` hands each uvicorn worker (workers are separate processes)."""
         env = os.environ.get
-        return cls(auth=env("CLEARANCE_SERVE_NO_AUTH", "") != "1",
-                   max_body_bytes=int(env("CLEARANCE_SERVE_MAX_BODY", DEFAULT_MAX_BODY)),
-                   max_document_bytes=int(env("CLEARANCE_SERVE_MAX_DOCUMENT",
-                                              DEFAULT_MAX_DOCUMENT)),
-                   timeout_s=float(env("CLEARANCE_SERVE_TIMEOUT", DEFAULT_TIMEOUT_S)),
-                   max_inflight=int(env("CLEARANCE_SERVE_MAX_INFLIGHT", DEFAULT_MAX_INFLIGHT)),
-                   threads=int(env("CLEARANCE_SERVE_THREADS", DEFAULT_THREADS)),
-                   retry_after_s=int(env("CLEARANCE_SERVE_RETRY_AFTER", DEFAULT_RETRY_AFTER_S)))
+        return cls(
+            auth=env("CLEARANCE_SERVE_NO_AUTH", "") != "1",
+            max_body_bytes=int(env("CLEARANCE_SERVE_MAX_BODY", DEFAULT_MAX_BODY)),
+            max_document_bytes=int(env("CLEARANCE_SERVE_MAX_DOCUMENT", DEFAULT_MAX_DOCUMENT)),
+            timeout_s=float(env("CLEARANCE_SERVE_TIMEOUT", DEFAULT_TIMEOUT_S)),
+            max_inflight=int(env("CLEARANCE_SERVE_MAX_INFLIGHT", DEFAULT_MAX_INFLIGHT)),
+            threads=int(env("CLEARANCE_SERVE_THREADS", DEFAULT_THREADS)),
+            retry_after_s=int(env("CLEARANCE_SERVE_RETRY_AFTER", DEFAULT_RETRY_AFTER_S)),
+        )
 
 
 class _State:
-    def __init__(self, engine: Engine | None, keys: KeyStore | None, settings: Settings,
-                 gate_paths: list[str]) -> None:
+    def __init__(
+        self,
+        engine: Engine | None,
+        keys: KeyStore | None,
+        settings: Settings,
+        gate_paths: list[str],
+    ) -> None:
         self.engine = engine
         self.keys = keys
         self.settings = settings
@@ -392,9 +456,12 @@ class _State:
             # the project settings: CLEARANCE_CONFIG, else the nearest clearance.toml
             named = os.environ.get("CLEARANCE_CONFIG")
             config = resolve_config(Path(named) if named else None)
-            self.engine = Engine(gate_paths=[*self.gate_paths, *map(str, config.gates)],
-                                 audit=audit, max_bytes=self.settings.max_document_bytes,
-                                 config=config)
+            self.engine = Engine(
+                gate_paths=[*self.gate_paths, *map(str, config.gates)],
+                audit=audit,
+                max_bytes=self.settings.max_document_bytes,
+                config=config,
+            )
         if self.keys is None and self.settings.auth:
             self.keys = KeyStore()
             self.owned.append(self.keys)
@@ -422,8 +489,12 @@ class _State:
         audit = self.engine.audit if self.engine else None
         audit = getattr(audit, "log", audit)
         if not isinstance(audit, AuditLog):
-            raise ApiProblem(503, "Service unavailable", "the audit log is disabled on this "
-                             "server (CLEARANCE_NO_AUDIT)", kind="audit-disabled")
+            raise ApiProblem(
+                503,
+                "Service unavailable",
+                "the audit log is disabled on this server (CLEARANCE_NO_AUDIT)",
+                kind="audit-disabled",
+            )
         return audit
 
 
@@ -437,11 +508,15 @@ class ValidateRequest(BaseModel):
     modules: list[str] | None = Field(None, description="module ids to apply (default: all)")
     doc_type: str | None = Field(None, description="document type (default: inferred)")
     jurisdictions: list[str] | None = Field(
-        None, description="the document's jurisdictions, e.g. ['us-ca']: only modules declaring "
-        "them apply (default: the server's settings, else every module)")
+        None,
+        description="the document's jurisdictions, e.g. ['us-ca']: only modules declaring "
+        "them apply (default: the server's settings, else every module)",
+    )
     untyped: Literal["review", "fail", "universal"] | None = Field(
-        None, description="when no type is given or inferred (default: the server's settings, "
-        "else review)")
+        None,
+        description="when no type is given or inferred (default: the server's settings, "
+        "else review)",
+    )
 
 
 class WaiverRequest(BaseModel):
@@ -449,8 +524,9 @@ class WaiverRequest(BaseModel):
     doc_sha256: str = Field(description="the document's sha256 (64 hex digits)")
     reason: str
     approver: str | None = Field(None, description="defaults to the API key's name")
-    expires: str | None = Field(None, description="last day the waiver applies (YYYY-MM-DD); "
-                                "required unless no_expiry")
+    expires: str | None = Field(
+        None, description="last day the waiver applies (YYYY-MM-DD); required unless no_expiry"
+    )
     no_expiry: bool = Field(False, description="the waiver never expires (said explicitly)")
 
 
@@ -460,8 +536,13 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer clr_..
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: clr_...")
 
 
-def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
-               settings: Settings | None = None, gate_paths: list[str] | None = None) -> FastAPI:
+def create_app(
+    engine: Engine | None = None,
+    *,
+    keys: KeyStore | None = None,
+    settings: Settings | None = None,
+    gate_paths: list[str] | None = None,
+) -> FastAPI:
     """The HTTP API over one :class:`Engine` (built at startup when not given)."""
     settings = settings or Settings()
     state = _State(engine, keys, settings, list(gate_paths or []))
@@ -471,42 +552,65 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
         await anyio.to_thread.run_sync(state.start)
         if not settings.auth:
             log.warning("!" * 72)
-            log.warning("AUTHENTICATION IS DISABLED (--no-auth): anyone who can reach this "
-                        "server may validate, read the audit log and record waivers. "
-                        "For local development only.")
+            log.warning(
+                "AUTHENTICATION IS DISABLED (--no-auth): anyone who can reach this "
+                "server may validate, read the audit log and record waivers. "
+                "For local development only."
+            )
             log.warning("!" * 72)
         yield
         await anyio.to_thread.run_sync(state.stop)
 
-    app = FastAPI(title="Clearance", version=TOOL_VERSION, lifespan=lifespan,
-                  description="Validate documents against compliance gates. Authenticate with "
-                  "`Authorization: Bearer <key>` or `X-API-Key: <key>` (`clearance keys "
-                  "create`). Errors are RFC 9457 problem documents.",
-                  responses={k: {"model": Problem, "content": {PROBLEM: {}}}
-                             for k in (401, 403, 413, 422, 500)})
+    app = FastAPI(
+        title="Clearance",
+        version=TOOL_VERSION,
+        lifespan=lifespan,
+        description="Validate documents against compliance gates. Authenticate with "
+        "`Authorization: Bearer <key>` or `X-API-Key: <key>` (`clearance keys "
+        "create`). Errors are RFC 9457 problem documents.",
+        responses={
+            k: {"model": Problem, "content": {PROBLEM: {}}} for k in (401, 403, 413, 422, 500)
+        },
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAll)  # added last: wraps everything but Starlette's last resort
     _install_error_handlers(app)
 
     def require(role: str) -> Callable[..., Awaitable[ApiKey]]:
-        async def check(bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-                        header: str | None = Depends(_header)) -> ApiKey:
+        async def check(
+            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+            header: str | None = Depends(_header),
+        ) -> ApiKey:
             if not settings.auth:
                 return ApiKey(0, "no-auth", "admin", "", "")
             raw = bearer.credentials if bearer else header
             if not raw:
-                raise ApiProblem(401, "Unauthorized", "an API key is required: send "
-                                 "'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                                 kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+                raise ApiProblem(
+                    401,
+                    "Unauthorized",
+                    "an API key is required: send "
+                    "'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                    kind="unauthorized",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             assert state.keys is not None
             key = state.keys.authenticate(raw)
             if key is None:
-                raise ApiProblem(401, "Unauthorized", "the API key is not valid (unknown or "
-                                 "revoked)", kind="unauthorized",
-                                 headers={"WWW-Authenticate": "Bearer"})
+                raise ApiProblem(
+                    401,
+                    "Unauthorized",
+                    "the API key is not valid (unknown or revoked)",
+                    kind="unauthorized",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             if not key.allows(role):
-                raise ApiProblem(403, "Forbidden", f"the key '{key.name}' has the role "
-                                 f"'{key.role}'; this needs '{role}' (or admin)", kind="forbidden")
+                raise ApiProblem(
+                    403,
+                    "Forbidden",
+                    f"the key '{key.name}' has the role "
+                    f"'{key.role}'; this needs '{role}' (or admin)",
+                    kind="forbidden",
+                )
             return key
 
         return check
@@ -518,33 +622,70 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
         """Liveness: the engine is loaded and the gates compiled."""
         return {"status": "ok", "version": TOOL_VERSION}
 
-    @app.post("/v1/validate", tags=["validate"], responses={
-        200: {"model": Report, "description": "the report (the CLI's `--format json` contract);"
-              " other formats with ?format="}, 415: {"model": Problem, "content": {PROBLEM: {}}}, 504: {"model": Problem, "content": {PROBLEM: {}}},
-        503: {"model": Problem, "content": {PROBLEM: {}}}},
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/ValidateRequest"}},
-            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                               "properties": {
-                "file": {"type": "string", "format": "binary"},
-                "modules": {"type": "array", "items": {"type": "string"}},
-                "doc_type": {"type": "string"},
-                "jurisdictions": {"type": "array", "items": {"type": "string"}},
-                "untyped": {"type": "string", "enum": ["review", "fail", "universal"]}}}}}}})
-    async def validate(request: Request, key: ApiKey = Depends(validator),
-                       fmt: str = Query("json", alias="format",
-                                        description="json, sarif, junit, html or text")) -> Response:
+    @app.post(
+        "/v1/validate",
+        tags=["validate"],
+        responses={
+            200: {
+                "model": Report,
+                "description": "the report (the CLI's `--format json` contract);"
+                " other formats with ?format=",
+            },
+            415: {"model": Problem, "content": {PROBLEM: {}}},
+            504: {"model": Problem, "content": {PROBLEM: {}}},
+            503: {"model": Problem, "content": {PROBLEM: {}}},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ValidateRequest"}
+                    },
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "modules": {"type": "array", "items": {"type": "string"}},
+                                "doc_type": {"type": "string"},
+                                "jurisdictions": {"type": "array", "items": {"type": "string"}},
+                                "untyped": {
+                                    "type": "string",
+                                    "enum": ["review", "fail", "universal"],
+                                },
+                            },
+                        }
+                    },
+                },
+            }
+        },
+    )
+    async def validate(
+        request: Request,
+        key: ApiKey = Depends(validator),
+        fmt: str = Query("json", alias="format", description="json, sarif, junit, html or text"),
+    ) -> Response:
         """Validate one document: JSON `{text, name?, media_type?, modules?, doc_type?,
         jurisdictions?, untyped?}` or a multipart upload (`file`, plus the same form fields)."""
         if fmt not in _FORMATS:
-            raise ApiProblem(422, "Invalid request", f"unknown format '{fmt}' (expected one of: "
-                             f"{', '.join(_FORMATS)})", kind="invalid-request")
+            raise ApiProblem(
+                422,
+                "Invalid request",
+                f"unknown format '{fmt}' (expected one of: {', '.join(_FORMATS)})",
+                kind="invalid-request",
+            )
         data, name, media, opts = await _read_document(request, settings)
         deadline = Deadline.after(settings.timeout_s)
         if not state.admit():
-            raise ApiProblem(503, "Service unavailable", f"too many validations in progress "
-                             f"(limit {settings.max_inflight}); retry shortly", kind="overloaded",
-                             headers={"Retry-After": str(settings.retry_after_s)})
+            raise ApiProblem(
+                503,
+                "Service unavailable",
+                f"too many validations in progress (limit {settings.max_inflight}); retry shortly",
+                kind="overloaded",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            )
         engine = state.engine
         assert engine is not None
         group = engine.audit if isinstance(engine.audit, GroupCommitAudit) else None
@@ -570,12 +711,16 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
             try:
                 # cancelling a job still queued removes it; a running one stops at its next
                 # deadline check and its held audit row is dropped with its result
-                report, held = await asyncio.wait_for(asyncio.wrap_future(job),
-                                                      deadline.remaining())
+                report, held = await asyncio.wait_for(
+                    asyncio.wrap_future(job), deadline.remaining()
+                )
             except (TimeoutError, DeadlineExceeded):
-                raise ApiProblem(504, "Gateway timeout", f"the validation took longer than "
-                                 f"{settings.timeout_s:g} s and was stopped", kind="timeout"
-                                 ) from None
+                raise ApiProblem(
+                    504,
+                    "Gateway timeout",
+                    f"the validation took longer than {settings.timeout_s:g} s and was stopped",
+                    kind="timeout",
+                ) from None
             # The verdict will be answered: now its audit row is written, and awaited here, not
             # in the thread, which is already free for the next request. Nothing is answered
             # before its row is committed (a failure raises).
@@ -589,15 +734,22 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
             raise _document_problem(exc) from None
         except GateFileError as exc:
             log.error("gate files have errors:\n%s", exc)
-            raise ApiProblem(500, "Internal server error", "the server's gate files have "
-                             "errors; the operator must fix them", kind="gate-files") from None
+            raise ApiProblem(
+                500,
+                "Internal server error",
+                "the server's gate files have errors; the operator must fix them",
+                kind="gate-files",
+            ) from None
         except UserError as exc:
             raise ApiProblem(422, "Invalid request", str(exc), kind="invalid-request") from None
         except ClearanceError as exc:
             log.error("validation failed: %s", exc)
-            raise ApiProblem(503, "Service unavailable", "the validation could not be recorded "
-                             "in the audit log; nothing was released", kind="audit-unavailable"
-                             ) from None
+            raise ApiProblem(
+                503,
+                "Service unavailable",
+                "the validation could not be recorded in the audit log; nothing was released",
+                kind="audit-unavailable",
+            ) from None
         if fmt == "json":
             from engine.formatters.base import json_shown
 
@@ -613,7 +765,11 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
 
         return [module_info(m) for m in _engine(state).list_modules()]
 
-    @app.get("/v1/gates/{code}", tags=["gates"], responses={404: {"model": Problem, "content": {PROBLEM: {}}}})
+    @app.get(
+        "/v1/gates/{code}",
+        tags=["gates"],
+        responses={404: {"model": Problem, "content": {PROBLEM: {}}}},
+    )
     def gate(code: str, key: ApiKey = Depends(validator)) -> dict[str, Any]:
         """One gate's metadata and DSL source."""
         from engine.catalog import gate_info
@@ -629,42 +785,55 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
         return gate_info(g, source=True, module=module)
 
     @app.get("/v1/audit/recent", tags=["audit"])
-    def audit_recent(limit: int = Query(20, ge=1, le=1000),
-                     key: ApiKey = Depends(auditor)) -> list[dict[str, Any]]:
+    def audit_recent(
+        limit: int = Query(20, ge=1, le=1000), key: ApiKey = Depends(auditor)
+    ) -> list[dict[str, Any]]:
         """The latest validations, newest first."""
         return state.audit_log().recent(limit)
 
     @app.get("/v1/audit/history/{doc}", tags=["audit"])
-    def audit_history(doc: str, limit: int = Query(100, ge=1, le=1000),
-                      key: ApiKey = Depends(auditor)) -> list[dict[str, Any]]:
+    def audit_history(
+        doc: str, limit: int = Query(100, ge=1, le=1000), key: ApiKey = Depends(auditor)
+    ) -> list[dict[str, Any]]:
         """Every validation of one document (sha256 or a 4+ digit prefix), newest first."""
         audit = state.audit_log()
         rows = _user(lambda: audit.history(doc, limit))
         for row in rows:
             row["not_passed"] = [
-                {"gate": f["gate"], "status": f["status"], "severity": f["severity"],
-                 "line": f["line"], "waiver_reason": f["waiver_reason"]}
-                for f in audit.findings(row["id"]) if f["status"] not in ("pass",
-                                                                           "not_applicable")]
+                {
+                    "gate": f["gate"],
+                    "status": f["status"],
+                    "severity": f["severity"],
+                    "line": f["line"],
+                    "waiver_reason": f["waiver_reason"],
+                }
+                for f in audit.findings(row["id"])
+                if f["status"] not in ("pass", "not_applicable")
+            ]
         return rows
 
     @app.get("/v1/audit/stats", tags=["audit"])
-    def audit_stats(since: str | None = None, module: str | None = None,
-                    key: ApiKey = Depends(auditor)) -> dict[str, Any]:
+    def audit_stats(
+        since: str | None = None, module: str | None = None, key: ApiKey = Depends(auditor)
+    ) -> dict[str, Any]:
         """Totals, pass/fail rates and per-gate outcomes since a date."""
         audit = state.audit_log()
         return _user(lambda: audit.stats(since=_since(since), module=module))
 
     @app.get("/v1/audit/gates/top-failing", tags=["audit"])
-    def audit_top_failing(limit: int = Query(10, ge=1, le=1000), since: str | None = None,
-                          key: ApiKey = Depends(auditor)) -> list[dict[str, Any]]:
+    def audit_top_failing(
+        limit: int = Query(10, ge=1, le=1000),
+        since: str | None = None,
+        key: ApiKey = Depends(auditor),
+    ) -> list[dict[str, Any]]:
         """The gates that fail most often."""
         audit = state.audit_log()
         return _user(lambda: audit.top_failing(limit=limit, since=_since(since)))
 
     @app.get("/v1/audit/trends", tags=["audit"])
-    def audit_trends(since: str | None = None,
-                     key: ApiKey = Depends(auditor)) -> list[dict[str, Any]]:
+    def audit_trends(
+        since: str | None = None, key: ApiKey = Depends(auditor)
+    ) -> list[dict[str, Any]]:
         """Per-day validations, verdicts, cache hits and mean time."""
         audit = state.audit_log()
         return _user(lambda: audit.trends(since=_since(since)))
@@ -673,9 +842,15 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
     def audit_verify(key: ApiKey = Depends(auditor)) -> dict[str, Any]:
         """Walk the hash chains; `ok` false names every edited, deleted or inserted row."""
         r = state.audit_log().verify()
-        return {"ok": r.ok, "validations": r.validations, "waivers": r.waivers,
-                "checkpoints": r.checkpoints, "head_id": r.head_id, "head_hash": r.head_hash,
-                "problems": r.problems}
+        return {
+            "ok": r.ok,
+            "validations": r.validations,
+            "waivers": r.waivers,
+            "checkpoints": r.checkpoints,
+            "head_id": r.head_id,
+            "head_hash": r.head_hash,
+            "problems": r.problems,
+        }
 
     @app.post("/v1/waivers", tags=["audit"], status_code=201)
     def waive(body: WaiverRequest, key: ApiKey = Depends(admin)) -> dict[str, Any]:
@@ -683,12 +858,27 @@ def create_app(engine: Engine | None = None, *, keys: KeyStore | None = None,
         audit = state.audit_log()
         approver = body.approver or key.name
         known = {g.code for g in _engine(state).ruleset(None).gates}  # the gate must exist
-        wid = _user(lambda: audit.waive(body.gate, body.doc_sha256, reason=body.reason,
-                                        approver=approver, expires=body.expires,
-                                        no_expiry=body.no_expiry, known_gates=known))
-        return {"id": wid, "gate": body.gate, "doc_sha256": body.doc_sha256.lower(),
-                "reason": body.reason, "approver": approver, "expires": body.expires,
-                "no_expiry": body.no_expiry, "recorded_by": key.name}
+        wid = _user(
+            lambda: audit.waive(
+                body.gate,
+                body.doc_sha256,
+                reason=body.reason,
+                approver=approver,
+                expires=body.expires,
+                no_expiry=body.no_expiry,
+                known_gates=known,
+            )
+        )
+        return {
+            "id": wid,
+            "gate": body.gate,
+            "doc_sha256": body.doc_sha256.lower(),
+            "reason": body.reason,
+            "approver": approver,
+            "expires": body.expires,
+            "no_expiry": body.no_expiry,
+            "recorded_by": key.name,
+        }
 
     app.state.clearance = state
     return app
@@ -713,21 +903,28 @@ def _user(fn: Callable[[], Any]) -> Any:
         raise ApiProblem(422, "Invalid request", str(exc), kind="invalid-request") from None
     except ClearanceError as exc:
         log.error("audit query failed: %s", exc)
-        raise ApiProblem(503, "Service unavailable", "the audit log cannot be read right now",
-                         kind="audit-unavailable") from None
+        raise ApiProblem(
+            503,
+            "Service unavailable",
+            "the audit log cannot be read right now",
+            kind="audit-unavailable",
+        ) from None
 
 
 def _document_problem(exc: DocumentError) -> ApiProblem:
     msg = str(exc)
-    unsupported = any(s in msg for s in ("unsupported document type", "not a document",
-                                         "binary file", "legacy Office"))
+    unsupported = any(
+        s in msg
+        for s in ("unsupported document type", "not a document", "binary file", "legacy Office")
+    )
     if unsupported:
         return ApiProblem(415, "Unsupported media type", msg, kind="unsupported-document")
     return ApiProblem(422, "Unreadable document", msg, kind="bad-document")
 
 
-async def _read_document(request: Request, settings: Settings
-                         ) -> tuple[bytes, str, str | None, dict[str, Any]]:
+async def _read_document(
+    request: Request, settings: Settings
+) -> tuple[bytes, str, str | None, dict[str, Any]]:
     """The document's bytes, name and claimed media type, and the validation options."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     untyped_given: str | None
@@ -737,52 +934,80 @@ async def _read_document(request: Request, settings: Settings
         name = body.name or "document.txt"
         media = body.media_type
         if media is not None and media not in _KNOWN_MEDIA:
-            raise ApiProblem(415, "Unsupported media type", f"media_type '{media}' is not "
-                             f"supported (expected one of: {', '.join(sorted(_KNOWN_MEDIA))})",
-                             kind="unsupported-document")
+            raise ApiProblem(
+                415,
+                "Unsupported media type",
+                f"media_type '{media}' is not "
+                f"supported (expected one of: {', '.join(sorted(_KNOWN_MEDIA))})",
+                kind="unsupported-document",
+            )
         modules, doc_type = body.modules, body.doc_type
         jurisdictions, untyped_given = body.jurisdictions, body.untyped
     elif ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=32)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise ApiProblem(422, "Invalid request", "multipart requests need a 'file' part",
-                             kind="invalid-request")
+            raise ApiProblem(
+                422,
+                "Invalid request",
+                "multipart requests need a 'file' part",
+                kind="invalid-request",
+            )
         data = await upload.read()
         name = os.path.basename(upload.filename or "") or "document.txt"
         claimed = (upload.content_type or "").split(";")[0].strip().lower()
         media = claimed if claimed in _KNOWN_MEDIA else None
-        modules = [m.strip() for v in form.getlist("modules") if isinstance(v, str)
-                   for m in v.split(",") if m.strip()] or None
+        modules = [
+            m.strip()
+            for v in form.getlist("modules")
+            if isinstance(v, str)
+            for m in v.split(",")
+            if m.strip()
+        ] or None
         dt = form.get("doc_type")
         doc_type = dt if isinstance(dt, str) and dt else None
-        jurisdictions = [j for v in form.getlist("jurisdictions") if isinstance(v, str)
-                         for j in v.split(",") if j.strip()] or None
+        jurisdictions = [
+            j
+            for v in form.getlist("jurisdictions")
+            if isinstance(v, str)
+            for j in v.split(",")
+            if j.strip()
+        ] or None
         ut = form.get("untyped")
         untyped_given = ut if isinstance(ut, str) and ut else None
     else:
-        raise ApiProblem(415, "Unsupported media type", "send application/json "
-                         "({text, name?, ...}) or multipart/form-data with a 'file' part",
-                         kind="unsupported-request")
+        raise ApiProblem(
+            415,
+            "Unsupported media type",
+            "send application/json ({text, name?, ...}) or multipart/form-data with a 'file' part",
+            kind="unsupported-request",
+        )
     if len(data) > settings.max_document_bytes:
-        raise ApiProblem(413, "Content too large", f"{name}: {len(data):,} bytes is over the "
-                         f"server's document limit of {settings.max_document_bytes:,} bytes",
-                         kind="document-too-large")
+        raise ApiProblem(
+            413,
+            "Content too large",
+            f"{name}: {len(data):,} bytes is over the "
+            f"server's document limit of {settings.max_document_bytes:,} bytes",
+            kind="document-too-large",
+        )
     try:
-        opts = {"modules": modules, "doc_type": doc_type, "untyped": untyped_given and
-                parse_untyped(untyped_given, "untyped").value,
-                "jurisdictions": jurisdictions and normalise_jurisdictions(jurisdictions,
-                                                                           "jurisdictions")}
+        opts = {
+            "modules": modules,
+            "doc_type": doc_type,
+            "untyped": untyped_given and parse_untyped(untyped_given, "untyped").value,
+            "jurisdictions": jurisdictions
+            and normalise_jurisdictions(jurisdictions, "jurisdictions"),
+        }
     except UserError as exc:
         raise ApiProblem(422, "Invalid request", str(exc), kind="invalid-request") from None
     return data, name, media, opts
 
 
-def _ingest(data: bytes, name: str, media: str | None, max_bytes: int,
-            deadline: Deadline) -> Any:
+def _ingest(data: bytes, name: str, media: str | None, max_bytes: int, deadline: Deadline) -> Any:
     """Read the document; reading stops at the deadline, raising DeadlineExceeded."""
-    return document_from_bytes(data, name, media_type=media, max_bytes=max_bytes,
-                               deadline=deadline.at)
+    return document_from_bytes(
+        data, name, media_type=media, max_bytes=max_bytes, deadline=deadline.at
+    )
 
 
 def app_from_env() -> FastAPI:

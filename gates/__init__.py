@@ -11,5 +11,17 @@ KINDS = KindRegistry()
 for _cls in (RegexCheck, PhraseCheck, PiiCheck, SecretCheck, SemanticCheck):
     KINDS.register(_cls.kind, _cls)
 
-__all__ = ["KINDS", "Check", "CheckError", "CheckSpec", "Detector", "Match", "Question",
-           "RegexCheck", "PhraseCheck", "PiiCheck", "SecretCheck", "SemanticCheck"]
+__all__ = [
+    "KINDS",
+    "Check",
+    "CheckError",
+    "CheckSpec",
+    "Detector",
+    "Match",
+    "Question",
+    "RegexCheck",
+    "PhraseCheck",
+    "PiiCheck",
+    "SecretCheck",
+    "SemanticCheck",
+]

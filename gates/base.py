@@ -30,8 +30,9 @@ class Match(NamedTuple):
 class CheckError(Exception):
     """A check could not be built from its arguments; ``code`` is a DSL diagnostic code."""
 
-    def __init__(self, code: str, message: str, *, help: str | None = None,
-                 arg_index: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, help: str | None = None, arg_index: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -203,8 +204,11 @@ class DetectorCheck(Check):
                 )
             names.append(name)
         if not names:
-            raise CheckError("DSL104", f"{cls.kind}(...) needs at least one detector name",
-                             help="write e.g. " + cls.kind + "(any)")
+            raise CheckError(
+                "DSL104",
+                f"{cls.kind}(...) needs at least one detector name",
+                help="write e.g. " + cls.kind + "(any)",
+            )
         uniq = tuple(dict.fromkeys(names))
         return cls(uniq, tuple(cls.registry[n] for n in uniq))
 

@@ -28,15 +28,21 @@ UNKNOWN_SPAN = 0.3
 
 def _load(name: str) -> frozenset[str]:
     path = _HERE / name
-    return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-                     if line.strip() and not line.startswith("#"))
+    return frozenset(
+        line.strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
 
 
 @functools.cache
 def lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     """(given names, surnames, lowercase English words), read once (Faker, MIT; SCOWL)."""
-    return (_load("names_given.txt"), _load("names_surnames.txt"),
-            _load("names_common.txt") | _load("names_english.txt"))
+    return (
+        _load("names_given.txt"),
+        _load("names_surnames.txt"),
+        _load("names_common.txt") | _load("names_english.txt"),
+    )
 
 
 @functools.cache
@@ -55,7 +61,7 @@ def name_likeness(word: str) -> float:
     the mean character-trigram log ratio learned from the shipped lists, squashed."""
     table = _shape()
     w = "^" + word.lower() + "$"
-    tris = [w[i:i + 3] for i in range(len(w) - 2)]
+    tris = [w[i : i + 3] for i in range(len(w) - 2)]
     if not tris:
         return 0.5
     mean = sum(table.get(t, 0.0) for t in tris) / len(tris)
@@ -75,16 +81,44 @@ _STOP = _load("names_stop.txt")
 # A word that ends a run as an organisation or a place: "Gonzalez Pharmacy", "Maria Street".
 _ORG_PLACE = _load("names_orgplace.txt")
 
-_PARTICLES = frozenset({"van", "von", "de", "der", "den", "du", "da", "di", "del", "della",
-                        "la", "le", "dos", "das", "ten", "ter", "bin", "ibn", "al", "el", "y",
-                        "st.", "mac", "ap"})
+_PARTICLES = frozenset(
+    {
+        "van",
+        "von",
+        "de",
+        "der",
+        "den",
+        "du",
+        "da",
+        "di",
+        "del",
+        "della",
+        "la",
+        "le",
+        "dos",
+        "das",
+        "ten",
+        "ter",
+        "bin",
+        "ibn",
+        "al",
+        "el",
+        "y",
+        "st.",
+        "mac",
+        "ap",
+    }
+)
 
 # A capitalised word as names are written: Smith, O'Brien, McDonald, DiMaggio, Müller,
 # Smith-Jones, D'Arcy. (Not ALL CAPS: headings and acronyms.)
 _NAME_WORD = r"\p{Lu}(?:['’]\p{Lu})?\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:[-'’]\p{Lu}?\p{Ll}+)?"
 # words of one name are separated by spaces; a tab separates cells (TSV), never name parts
-_LINK = r"(?: +(?:\p{Lu}\.|(?:" + "|".join(sorted((re.escape(p) for p in _PARTICLES),
-                                                        key=len, reverse=True)) + r")))* +"
+_LINK = (
+    r"(?: +(?:\p{Lu}\.|(?:"
+    + "|".join(sorted((re.escape(p) for p in _PARTICLES), key=len, reverse=True))
+    + r")))* +"
+)
 # two words at least: a capitalised word alone is a sentence start far more often than a
 # name, and skipping it here keeps the Python scoring off most of a document
 _RUN = _NAME_WORD + r"(?:" + _LINK + _NAME_WORD + r")+"
@@ -104,7 +138,7 @@ _PLACE_WORDS = frozenset({"in", "at", "near", "of", "via", "across", "the"})
 def _before_cue(before: str) -> tuple[bool, bool]:
     """(a person cue ends ``before``, a place preposition ends it mid-sentence)."""
     tail = before.rstrip(" \t")
-    if not tail or tail[-1] in "!?;\n\"“(":
+    if not tail or tail[-1] in '!?;\n"“(':
         return False, False
     if tail[-1] in ".:":
         tail = tail[:-1]  # "Dr.", "Name:", "Attendees:"
@@ -126,7 +160,8 @@ _CUE_AFTER = re.compile(
     r"presents|denies|denied|complains|complained|visited|arrived|joined|left|was|is|has|"
     r"had|will|would|can|could|did|does|may|might|should|must|and (?:his|her|their)|"
     r"who|whose|herself|himself|themself|themselves|saw|went|came|got|took|gave|made|"
-    r"[a-z]{3,}ed)\b)")
+    r"[a-z]{3,}ed)\b)"
+)
 _CELL_EDGE = "|\t,;"
 
 
@@ -139,22 +174,24 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[str, str]:
     next line break."""
     ls = text.rfind("\n", 0, start) + 1
     le = text.find("\n", end)
-    return text[ls:start], text[end:le if le >= 0 else len(text)]
+    return text[ls:start], text[end : le if le >= 0 else len(text)]
 
 
-def score_run(text: str, start: int, end: int,
-              tops: dict[Any, Any] | None = None) -> tuple[int, int, float] | None:
+def score_run(
+    text: str, start: int, end: int, tops: dict[Any, Any] | None = None
+) -> tuple[int, int, float] | None:
     """Trim a run of capitalised words to its name-like core and score it; ``None`` when no
     core is left. Returns (start, end, score)."""
     if end - start > 120:
         return None  # a title-cased line or a heading run on, not a name (and bounded work)
     given, surnames, common = lexicon()
     place_names, ends_org = places()
-    toks = [(start + m.start(), start + m.end(), m.group()) for m in
-            _TOKEN.finditer(text[start:end])]
+    toks = [
+        (start + m.start(), start + m.end(), m.group()) for m in _TOKEN.finditer(text[start:end])
+    ]
     if any(_word_key(t).lower() in ends_org for _, _, t in toks[1:]):
         return None
-    after = text[end:end + 30]
+    after = text[end : end + 30]
     nxt = after.lstrip(" \t").split(" ", 1)[0]
     if _word_key(nxt).lower() in ends_org and nxt[:1].isupper():
         return None
@@ -170,23 +207,30 @@ def score_run(text: str, start: int, end: int,
         return low in common
 
     # trim leading and trailing words that are not name-like (sentence starts, headings)
-    while toks and (is_common(_word_key(toks[0][2])) or _word_key(toks[0][2]).lower()
-                    in _PARTICLES):
+    while toks and (
+        is_common(_word_key(toks[0][2])) or _word_key(toks[0][2]).lower() in _PARTICLES
+    ):
         toks.pop(0)
-    while toks and (is_common(_word_key(toks[-1][2])) or toks[-1][2].endswith(".")
-                    and len(toks[-1][2]) == 2):
+    while toks and (
+        is_common(_word_key(toks[-1][2])) or toks[-1][2].endswith(".") and len(toks[-1][2]) == 2
+    ):
         if len(toks) > 1 and toks[-2][2].lower() in _PARTICLES:
             break  # "van der Berg": a word after a particle is a surname, common or not
         toks.pop()
-    words = [t for t in toks if not (len(t[2]) == 2 and t[2][1] == ".")
-             and t[2].lower() not in _PARTICLES]
+    words = [
+        t
+        for t in toks
+        if not (len(t[2]) == 2 and t[2][1] == ".") and t[2].lower() not in _PARTICLES
+    ]
     initials = len(toks) - len(words)
     if not words or (len(words) == 1 and not initials):
         return None
-    after_particle = {toks[i + 1][0] for i in range(len(toks) - 1)
-                      if toks[i][2].lower() in _PARTICLES}
-    if len(words) > 4 or any(is_common(_word_key(w)) and s not in after_particle
-                             for s, _, w in words):
+    after_particle = {
+        toks[i + 1][0] for i in range(len(toks) - 1) if toks[i][2].lower() in _PARTICLES
+    }
+    if len(words) > 4 or any(
+        is_common(_word_key(w)) and s not in after_particle for s, _, w in words
+    ):
         return None
     s, e = toks[0][0], toks[-1][1]
     if text[s:e] in place_names or any(_word_key(w) in place_names for _, _, w in words):
@@ -195,16 +239,17 @@ def score_run(text: str, start: int, end: int,
     if len(words) == 1:  # "J. Smith": initials and one word
         sc = 0.6 if last in surnames else 0.45
     else:
+
         def unknown(word: str) -> float:
             return UNKNOWN_BASE + UNKNOWN_SPAN * name_likeness(word)
 
-        sc = (0.4 if first in given else 0.2 if first in surnames else unknown(first))
-        sc += (0.4 if last in surnames else 0.15 if last in given else unknown(last))
+        sc = 0.4 if first in given else 0.2 if first in surnames else unknown(first)
+        sc += 0.4 if last in surnames else 0.15 if last in given else unknown(last)
         middle = _word_key(words[1][2]) if len(words) == 3 else ""
         if middle and middle not in given and middle not in surnames:
             sc -= 0.05
     before_line, after_line = _line_bounds(text, s, e)
-    before = text[max(0, s - 40):s]
+    before = text[max(0, s - 40) : s]
     cue, place = _before_cue(before)
     if cue:
         sc += 0.3
@@ -216,7 +261,8 @@ def score_run(text: str, start: int, end: int,
     b, a = before_line.rstrip(" \t"), after_line.lstrip(" \t")
     header = None
     if (not b or b[-1] in _CELL_EDGE or b.endswith(("-", "*", "•"))) and (
-            not a or a[0] in _CELL_EDGE):
+        not a or a[0] in _CELL_EDGE
+    ):
         header = _column_header(text, s, before_line, tops)
         own_line = not b and not a
         # a comma or semicolon is a cell edge only in a block of delimited lines (CSV), not
@@ -237,11 +283,13 @@ def score_run(text: str, start: int, end: int,
 _PERSON_HEADER = re.compile(
     r"(?i)\b(?:name|patient|employee|member|contact|physician|provider|doctor|nurse|owner|"
     r"author|staff|manager|attendee|tenant|applicant|student|client|customer|user|person|"
-    r"signed|witness|reviewer|assignee|reporter|guardian|spouse|insured|subscriber|who)")
+    r"signed|witness|reviewer|assignee|reporter|guardian|spouse|insured|subscriber|who)"
+)
 _OTHER_HEADER = re.compile(
     r"(?i)\b(?:city|town|location|site|address|street|country|state|region|org|"
     r"organi[sz]ation|company|employer|department|dept|facility|hospital|clinic|product|"
-    r"drug|medication|title|role|office|team|unit|ward|service|vendor|plan|project)")
+    r"drug|medication|title|role|office|team|unit|ward|service|vendor|plan|project)"
+)
 
 
 #: how far above a cell its header may be (rows); a longer table is still read, from the top
@@ -249,8 +297,9 @@ _OTHER_HEADER = re.compile(
 _MAX_ROWS_UP = 200
 
 
-def _column_header(text: str, start: int, before_line: str,
-                   tops: dict[Any, Any] | None = None) -> str | None:
+def _column_header(
+    text: str, start: int, before_line: str, tops: dict[Any, Any] | None = None
+) -> str | None:
     """The header cell above a table cell: the first line of the block of lines that have
     as many of the cell's delimiter (pipes, tabs, commas) as its own line, at its column.
     Prose with commas is no table: its lines differ in their comma counts. ``tops`` caches,
@@ -268,12 +317,14 @@ def _column_header(text: str, start: int, before_line: str,
     return cells[col] if col < len(cells) else None
 
 
-def _header_cells(text: str, line_start: int, before_line: str,
-                  tops: dict[Any, Any] | None) -> tuple[str, list[str]]:
+def _header_cells(
+    text: str, line_start: int, before_line: str, tops: dict[Any, Any] | None
+) -> tuple[str, list[str]]:
     line_end = text.find("\n", line_start)
-    line = text[line_start:line_end if line_end >= 0 else len(text)]
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
     delim = next((d for d in "|\t," if d in before_line), None) or next(
-        (d for d in "|\t," if d in line), None)
+        (d for d in "|\t," if d in line), None
+    )
     if delim is None:
         return "", []
     width = line.count(delim)
@@ -319,11 +370,15 @@ def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
         for j in (i - 1, i + 1):
             if 0 <= j < len(scored) and scored[j][2] >= threshold:
                 a, b = (scored[j], scored[i]) if j < i else (scored[i], scored[j])
-                if _LIST_GAP.match(text[a[1]:b[0]]):
+                if _LIST_GAP.match(text[a[1] : b[0]]):
                     keep[i] = True
-    return [Match(s, e, detail="PERSON", score=round(max(sc, threshold), 3),
-                  display=mask_name(text[s:e]))
-            for (s, e, sc), k in zip(scored, keep, strict=True) if k]
+    return [
+        Match(
+            s, e, detail="PERSON", score=round(max(sc, threshold), 3), display=mask_name(text[s:e])
+        )
+        for (s, e, sc), k in zip(scored, keep, strict=True)
+        if k
+    ]
 
 
 #: how low a candidate may score and still be kept when it stands in a list with a name
@@ -339,19 +394,22 @@ _CELL_WORD_RX = re2.compile(r"(?m)(?:^|[|\t,;])[ \t]*(" + _NAME_WORD + r")", _OP
 _NAME_HEADER = re.compile(
     r"(?i)^[ \t]*(?:patient[ _]?|member[ _]?|subject[ _]?|client[ _]?|employee[ _]?|"
     r"contact[ _]?|guarantor[ _]?|insured[ _]?|emergency[ _]?contact[ _]?)?"
-    r"(?:first|last|given|family|sur|middle|maiden|full)?[ _]?names?[ \t]*$")
+    r"(?:first|last|given|family|sur|middle|maiden|full)?[ _]?names?[ \t]*$"
+)
 
 
 # somewhere in a header row: a cell that is (or ends in) "name"
-_ANY_NAME_HEADER = re2.compile(r"(?im)(?:^|[|\t,;])[ \t]*[a-z _]{0,24}names?[ \t]*(?:[|\t,;]|$)",
-                               _OPTS)
+_ANY_NAME_HEADER = re2.compile(
+    r"(?im)(?:^|[|\t,;])[ \t]*[a-z _]{0,24}names?[ \t]*(?:[|\t,;]|$)", _OPTS
+)
 
 
 def cell_names(text: str, taken: list[Match]) -> list[Match]:
     """One-word cells under a name column header (``last_name``, ``first name``,
     ``Patient Name``): what an extract's name columns hold."""
     if ("," not in text and "\t" not in text and "|" not in text) or not _ANY_NAME_HEADER.search(
-            text):
+        text
+    ):
         return []  # no table, or no column header that names a person: nothing to read
     given, surnames, common = lexicon()
     place_names, _ = places()
@@ -372,18 +430,22 @@ def cell_names(text: str, taken: list[Match]) -> list[Match]:
             wanted_cols = by_header.get(id(cells))
             if wanted_cols is None:
                 wanted_cols = by_header[id(cells)] = frozenset(
-                    i for i, c in enumerate(cells) if _NAME_HEADER.search(c))
+                    i for i, c in enumerate(cells) if _NAME_HEADER.search(c)
+                )
             cols = name_cols[line_start] = (delim, wanted_cols)
         delim, wanted = cols
         if not wanted or text.count(delim, line_start, s) not in wanted:
             continue
-        rest = text[e:e + 80].lstrip(" ")
+        rest = text[e : e + 80].lstrip(" ")
         if rest and rest[0] not in "|\t,;\r\n":
             continue  # the cell holds more than this word
         word = text[s:e]
         low = word.lower()
-        if low in _STOP or word in place_names or (
-                low in common and word not in given and word not in surnames):
+        if (
+            low in _STOP
+            or word in place_names
+            or (low in common and word not in given and word not in surnames)
+        ):
             continue
         i = bisect.bisect_right(starts, s) - 1
         if i >= 0 and s < ends[starts[i]]:
@@ -399,7 +461,7 @@ def mentions(text: str, found: list[Match]) -> list[Match]:
         return []
     words: set[str] = set()
     for m in found:
-        for tok in text[m.start:m.end].split():
+        for tok in text[m.start : m.end].split():
             key = _word_key(tok)
             if len(key) > 2 and key.lower() not in _PARTICLES:
                 words.add(key)
@@ -410,10 +472,13 @@ def mentions(text: str, found: list[Match]) -> list[Match]:
     out: list[Match] = []
     for s, e in _occurrences(text, words):
         i = bisect.bisect_right(starts, s) - 1
-        if (i >= 0 and s < ends[starts[i]]) or (s > 0 and text[s - 1].isalnum()) or (
-                e < len(text) and text[e].isalnum()):
+        if (
+            (i >= 0 and s < ends[starts[i]])
+            or (s > 0 and text[s - 1].isalnum())
+            or (e < len(text) and text[e].isalnum())
+        ):
             continue
-        if e < len(text) and text[e] in "-’'" and text[e + 1:e + 2].isalpha():
+        if e < len(text) and text[e] in "-’'" and text[e + 1 : e + 2].isalpha():
             continue
         out.append(Match(s, e, detail="PERSON", score=0.7, display=mask_name(text[s:e])))
     return out
@@ -423,8 +488,9 @@ def _occurrences(text: str, words: set[str]) -> list[tuple[int, int]]:
     """Where any of ``words`` occurs in ``text``, in order. A few words (a short document):
     ``str.find`` each, no pattern compiled per document; many: one RE2 alternation."""
     if len(words) > 16:
-        rx = re2.compile("|".join(re2.escape(w) for w in sorted(words, key=len, reverse=True)),
-                         _OPTS)
+        rx = re2.compile(
+            "|".join(re2.escape(w) for w in sorted(words, key=len, reverse=True)), _OPTS
+        )
         return scan.spans(rx, text)
     found: list[tuple[int, int]] = []
     for w in words:

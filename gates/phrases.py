@@ -30,8 +30,7 @@ def phrase_prefilter(phrases: tuple[str, ...]) -> str:
     space = scan.py_space_class() + "+"
     parts = []
     for p in sorted(set(phrases), key=lambda s: (-len(s), s)):
-        parts.append(space.join("".join(scan.py_ignorecase_class(c) for c in w)
-                                for w in p.split()))
+        parts.append(space.join("".join(scan.py_ignorecase_class(c) for c in w) for w in p.split()))
     return "(?:" + "|".join(parts) + ")"
 
 
@@ -64,12 +63,19 @@ class PhraseCheck(Check):
     def from_spec(cls, spec: CheckSpec) -> PhraseCheck:
         phrases = tuple(str(a) for a in spec.args)
         if not phrases:
-            raise CheckError("DSL112", "phrase(...) needs at least one phrase",
-                             help='write e.g. phrase("data controller", "controller")')
+            raise CheckError(
+                "DSL112",
+                "phrase(...) needs at least one phrase",
+                help='write e.g. phrase("data controller", "controller")',
+            )
         for i, p in enumerate(phrases):
             if not p.strip():
-                raise CheckError("DSL112", "empty phrase", help="remove it or write the words to find",
-                                 arg_index=i)
+                raise CheckError(
+                    "DSL112",
+                    "empty phrase",
+                    help="remove it or write the words to find",
+                    arg_index=i,
+                )
         return cls(phrases)
 
     def find(self, text: str) -> list[Match]:
@@ -90,8 +96,11 @@ class PhraseCheck(Check):
         match = self._re.match
         resume, n = 0, len(text)
         for s, e in candidates:
-            if s >= resume and (s == 0 or not _word(text[s - 1])) and (
-                    e == n or not _word(text[e])):
+            if (
+                s >= resume
+                and (s == 0 or not _word(text[s - 1]))
+                and (e == n or not _word(text[e]))
+            ):
                 # Both sides are non-word: Python tries the same alternatives in the same order
                 # (each a subset of its prefilter twin), so it matches exactly [s, e) here.
                 yield Match(s, e)

@@ -95,15 +95,82 @@ def card_ok(value: str) -> bool:
 
 
 _IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20,
-    "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
-    "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
-    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
-    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15,
-    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31,
-    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26,
-    "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IQ": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LC": 32,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SC": 31,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "ST": 25,
+    "SV": 28,
+    "TL": 23,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VA": 22,
+    "VG": 24,
+    "XK": 20,
 }
 
 
@@ -146,10 +213,14 @@ def dea_ok(value: str) -> bool:
     return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
 
 
-_VIN_VALUES = {**{str(i): i for i in range(10)},
-               **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
-               **dict(zip("JKLMN", range(1, 6), strict=True)), "P": 7, "R": 9,
-               **dict(zip("STUVWXYZ", range(2, 10), strict=True))}
+_VIN_VALUES = {
+    **{str(i): i for i in range(10)},
+    **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
+    **dict(zip("JKLMN", range(1, 6), strict=True)),
+    "P": 7,
+    "R": 9,
+    **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
+}
 _VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 
 
@@ -250,10 +321,19 @@ class _Keywords:
         return i >= 0 and start - ends[i] <= window
 
 
-def _finder(name: str, patterns: str | Sequence[str], *, validate: Validator | None = None,
-            score: float = 0.9, context: str | None = None, window: int = 40,
-            required: bool = True, context_score: float | None = None,
-            display: Callable[[str], str] = mask, boundary: bool = True) -> Finder:
+def _finder(
+    name: str,
+    patterns: str | Sequence[str],
+    *,
+    validate: Validator | None = None,
+    score: float = 0.9,
+    context: str | None = None,
+    window: int = 40,
+    required: bool = True,
+    context_score: float | None = None,
+    display: Callable[[str], str] = mask,
+    boundary: bool = True,
+) -> Finder:
     """Build a finder from value patterns. With ``context``, a keyword must end at most
     ``window`` characters before the value (``required``), or it only raises the score."""
     rxs = [_rx(p) for p in ([patterns] if isinstance(patterns, str) else patterns)]
@@ -287,8 +367,9 @@ def _finder(name: str, patterns: str | Sequence[str], *, validate: Validator | N
         return keep_longest(found) if len(rxs) > 1 else found
 
     values = tuple((rx.pattern,) for rx in rxs)
-    return scan.with_triggers(finder, scan.require(values, kw.rx.pattern)
-                              if kw is not None and required else values)
+    return scan.with_triggers(
+        finder, scan.require(values, kw.rx.pattern) if kw is not None and required else values
+    )
 
 
 def _in_context(base: Finder, name: str, context: str, window: int, score: float) -> Finder:
@@ -311,8 +392,7 @@ def _in_context(base: Finder, name: str, context: str, window: int, score: float
             out.append(Match(m.start, m.end, detail=name, score=score, display=m.display))
         return out
 
-    return scan.with_triggers(finder, scan.require(getattr(base, "triggers", None),
-                                                   kw.rx.pattern))
+    return scan.with_triggers(finder, scan.require(getattr(base, "triggers", None), kw.rx.pattern))
 
 
 def _person(cued: Finder) -> Finder:
@@ -345,43 +425,157 @@ def _union(*finders: Finder) -> Finder:
 _NW = r"\p{Lu}(?:['’]\p{Lu})?\p{Ll}[\p{L}'’]*(?:-\p{Lu}\p{Ll}+)?"
 _FULLNAME = _NW + r"(?: \p{Lu}\.)?(?: " + _NW + r"){0,2}"
 _TITLE = r"(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Rev|Sir|Dame|Nurse)"
-_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
-          r"Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
 _TIME = r"(?:,?[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?: ?[AaPp]\.?[Mm]\.?)?)?"
-_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|"
-           "NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|GU|VI|"
-           "AS|FM|MH|MP|PW|AA|AE|AP")
-_STATE_NAMES = ("Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|"
-                "District of Columbia|Florida|Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|"
-                "Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota|"
-                "Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|"
-                "New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|"
-                "Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|"
-                "Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming|Puerto Rico|Guam")
+_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|"
+    "NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|GU|VI|"
+    "AS|FM|MH|MP|PW|AA|AE|AP"
+)
+_STATE_NAMES = (
+    "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|"
+    "District of Columbia|Florida|Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|"
+    "Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota|"
+    "Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|"
+    "New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|"
+    "Pennsylvania|Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|"
+    "Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming|Puerto Rico|Guam"
+)
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 # Words that follow a name keyword in prose but are not names ("Name: Please print").
-_NOT_NAMES = {"The", "This", "That", "Please", "Patient", "Name", "Date", "Thank", "Thanks",
-              "Dear", "Sir", "Madam", "All", "Team", "Customer", "Member", "Sincerely",
-              "Regards", "Unknown", "None", "Not", "Your", "Our", "We", "To", "From", "Re",
-              "Subject", "Hello", "Hi", "Attached", "Yours", "Best"}
+_NOT_NAMES = {
+    "The",
+    "This",
+    "That",
+    "Please",
+    "Patient",
+    "Name",
+    "Date",
+    "Thank",
+    "Thanks",
+    "Dear",
+    "Sir",
+    "Madam",
+    "All",
+    "Team",
+    "Customer",
+    "Member",
+    "Sincerely",
+    "Regards",
+    "Unknown",
+    "None",
+    "Not",
+    "Your",
+    "Our",
+    "We",
+    "To",
+    "From",
+    "Re",
+    "Subject",
+    "Hello",
+    "Hi",
+    "Attached",
+    "Yours",
+    "Best",
+}
 
 
 # Words of team, department and organisation names that sign-offs and greetings also address
 # ("Regards, Human Resources", "Dear Valued Customer"); none is a common given or family name.
 _ORG_WORDS = {
-    "Customer", "Customers", "Valued", "Team", "Management", "Resources", "Human", "Services",
-    "Service", "Support", "Success", "Informatics", "Clinical", "Health", "Healthcare",
-    "Partners", "Department", "Office", "Group", "Center", "Centre", "Hospital", "Clinic",
-    "Billing", "Facilities", "Staff", "Member", "Members", "Portal", "Review", "Committee",
-    "Board", "Company", "Corporation", "Inc", "Ltd", "World", "Care", "Medical", "Insurance",
-    "Operations", "Security", "Compliance", "Privacy", "Records", "Information", "Systems",
-    "Technology", "Marketing", "Sales", "Finance", "Accounts", "Payroll", "Admissions",
-    "Pharmacy", "Nursing", "Radiology", "Laboratory", "Administration", "University", "School",
-    "Foundation", "Trust", "Society", "Association", "Council", "Agency", "Authority", "Bank",
-    "Desk", "Helpdesk", "Everyone", "Friends", "Colleagues", "Madam", "Manager", "Director",
-    "Officer", "Editor", "Applicant", "Candidate", "Recruiting", "Legal",
-    "Engineering", "Product", "Research", "Solutions", "Global", "International",
+    "Customer",
+    "Customers",
+    "Valued",
+    "Team",
+    "Management",
+    "Resources",
+    "Human",
+    "Services",
+    "Service",
+    "Support",
+    "Success",
+    "Informatics",
+    "Clinical",
+    "Health",
+    "Healthcare",
+    "Partners",
+    "Department",
+    "Office",
+    "Group",
+    "Center",
+    "Centre",
+    "Hospital",
+    "Clinic",
+    "Billing",
+    "Facilities",
+    "Staff",
+    "Member",
+    "Members",
+    "Portal",
+    "Review",
+    "Committee",
+    "Board",
+    "Company",
+    "Corporation",
+    "Inc",
+    "Ltd",
+    "World",
+    "Care",
+    "Medical",
+    "Insurance",
+    "Operations",
+    "Security",
+    "Compliance",
+    "Privacy",
+    "Records",
+    "Information",
+    "Systems",
+    "Technology",
+    "Marketing",
+    "Sales",
+    "Finance",
+    "Accounts",
+    "Payroll",
+    "Admissions",
+    "Pharmacy",
+    "Nursing",
+    "Radiology",
+    "Laboratory",
+    "Administration",
+    "University",
+    "School",
+    "Foundation",
+    "Trust",
+    "Society",
+    "Association",
+    "Council",
+    "Agency",
+    "Authority",
+    "Bank",
+    "Desk",
+    "Helpdesk",
+    "Everyone",
+    "Friends",
+    "Colleagues",
+    "Madam",
+    "Manager",
+    "Director",
+    "Officer",
+    "Editor",
+    "Applicant",
+    "Candidate",
+    "Recruiting",
+    "Legal",
+    "Engineering",
+    "Product",
+    "Research",
+    "Solutions",
+    "Global",
+    "International",
 }
 
 
@@ -393,6 +587,7 @@ def _name_ok(value: str) -> bool:
 def _ident_ok(min_digits: int) -> Validator:
     def ok(value: str) -> bool:
         return len(_digits(value)) >= min_digits
+
     return ok
 
 
@@ -411,15 +606,19 @@ def _phone_intl_ok(value: str) -> bool:
 # A run of digits as phone numbers are written: "+49 30 123456", "(415) 555-0132 ext. 12",
 # "0044 20 7946 0958", "+1.212.867.5309". phonenumbers (libphonenumber's metadata) decides
 # which are numbers some region actually issues.
-_PHONE_CANDIDATE = (r"(?:\+\(?|\(|\b)\d[\d \-.()\x{a0}]{5,22}\d"
-                    r"(?:[ \t]?(?:ext\.?|x|#)[ \t]?\d{1,5})?")
+_PHONE_CANDIDATE = (
+    r"(?:\+\(?|\(|\b)\d[\d \-.()\x{a0}]{5,22}\d"
+    r"(?:[ \t]?(?:ext\.?|x|#)[ \t]?\d{1,5})?"
+)
 #: regions whose national formats (no +country code) are accepted; international numbers are
 #: accepted from every region libphonenumber knows
 PHONE_REGIONS = ("US", "GB")
 #: the national trunk prefix of the regions in PHONE_REGIONS that have one
 _TRUNK = {"GB": "0", "DE": "0", "FR": "0", "AU": "0", "IN": "0"}
-_NOT_PHONE = _rx(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
-                 r"\d{1,3}(?:\.\d{1,3}){3})$")
+_NOT_PHONE = _rx(
+    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
+    r"\d{1,3}(?:\.\d{1,3}){3})$"
+)
 
 
 _EXTENSION = re.compile(r"[ \t]?(?:ext\.?|x|#)")
@@ -454,8 +653,11 @@ def _phone_match(value: str) -> bool:
         # written with the trunk prefix where the region has one ("020 7946 0958")
         if number.isdigit() or ("." in number and not _NANP_DOTS.search(number)):
             return False
-        return any(_national_ok(number, r) for r in PHONE_REGIONS
-                   if _TRUNK.get(r, "") == head[:1] or (r not in _TRUNK and head[:1] != "0"))
+        return any(
+            _national_ok(number, r)
+            for r in PHONE_REGIONS
+            if _TRUNK.get(r, "") == head[:1] or (r not in _TRUNK and head[:1] != "0")
+        )
     if not 8 <= len(_digits(number)) <= 17:
         return False
     candidate = "+" + value.lstrip("(+0") if head.startswith("00") else value
@@ -467,45 +669,79 @@ def _phone_match(value: str) -> bool:
         return True
     # +1 and +44 numbers from the fiction ranges, as above
     return (num.country_code == 1 and nanp_ok(value)) or (
-        num.country_code == 44 and _phone_uk_ok(value))
+        num.country_code == 44 and _phone_uk_ok(value)
+    )
 
 
 _phone = _finder("PHONE_NUMBER", _PHONE_CANDIDATE, validate=_phone_match, score=0.8)
 
 # Dates (with their times) as people write them. A year alone ("in 2019", "FY2024", "2019-2020")
 # never matches: Safe Harbor allows it.
-_WD = (r"(?:Mon(?:day)?|Tue(?:s|sday)?|Wed(?:nesday)?|Thu(?:r|rs|rsday)?|Fri(?:day)?|"
-       r"Sat(?:urday)?|Sun(?:day)?)\.?,? ")
+_WD = (
+    r"(?:Mon(?:day)?|Tue(?:s|sday)?|Wed(?:nesday)?|Thu(?:r|rs|rsday)?|Fri(?:day)?|"
+    r"Sat(?:urday)?|Sun(?:day)?)\.?,? "
+)
 _ORD = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 _YEAR = r"(?:1[89]\d\d|2[01]\d\d)"
 _TZ = r"(?: ?(?:UTC|GMT|Z|[ECMP][SD]T|CES?T|BST|IST|AEST|JST|[+-](?:0\d|1[0-4]):?[0-5]\d))"
 _AMPM = r"(?: ?[AaPp]\.?[Mm]\b\.?)"
-_CLOCK = (r"(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?" + _AMPM + "?" + _TZ + "?)")
+_CLOCK = r"(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?" + _AMPM + "?" + _TZ + "?)"
 _AT_TIME = r"(?:(?:,? (?:at |@ ?)?|T)" + _CLOCK + r")?"
 _DASH = r" ?[-–—] ?"
-_date = _finder("DATE_TIME", [
-    # ISO and year-first numeric, optionally with a time: 2024-05-03, 2024/05/03T10:00:00Z
-    r"\b" + _YEAR + r"-\d{2}-\d{2}" + _AT_TIME,
-    r"\b" + _YEAR + r"/\d{1,2}/\d{1,2}\b" + _AT_TIME,
-    # US/UK numeric: 5/3/2024, 05/03/24, 3.5.2024, 03-05-2024
-    r"\b\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})\b" + _AT_TIME,
-    r"\b\d{1,2}[.-]\d{1,2}[.-]" + _YEAR + r"\b" + _AT_TIME,
-    # [Weekday,] Month day[st][-day][, year] [at time]: May 3, May 3rd, 2024, Tue Jun 4
-    r"\b(?:" + _WD + r")?" + _MONTH + r"\.? " + _ORD + r"(?:" + _DASH + r"(?:" + _MONTH
-    + r"\.? )?" + _ORD + r")?(?:,? " + _YEAR + r")?\b" + _AT_TIME,
-    # [Weekday] [the] day[st] [of] Month[,] [year]: 3 May 2024, Friday 28th September,
-    # the 7th of December, 17-19 Oct 2024
-    r"\b(?:" + _WD + r")?(?:the )?" + _ORD + r"(?:" + _DASH + _ORD + r")? (?:of )?" + _MONTH
-    + r"\b\.?(?:,? " + _YEAR + r"\b)?" + _AT_TIME,
-    # Month year and Mon-yy: June 2023, Sep-63, Aug.-90
-    r"\b" + _MONTH + r"\.?,? " + _YEAR + r"\b",
-    r"\b" + _MONTH + r"\.?-\d{2}\b",
-    # 23-MAY-1979 (laboratory and pharmacy systems)
-    r"\b\d{1,2}-(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-(?:" + _YEAR
-    + r"|\d{2})\b",
-    # A time of day alone ("8am-6pm", "at 10 am") is not a date element: it is part of a
-    # DATE_TIME only when attached to a date (above).
-], validate=_date_ok, score=0.85)
+_date = _finder(
+    "DATE_TIME",
+    [
+        # ISO and year-first numeric, optionally with a time: 2024-05-03, 2024/05/03T10:00:00Z
+        r"\b" + _YEAR + r"-\d{2}-\d{2}" + _AT_TIME,
+        r"\b" + _YEAR + r"/\d{1,2}/\d{1,2}\b" + _AT_TIME,
+        # US/UK numeric: 5/3/2024, 05/03/24, 3.5.2024, 03-05-2024
+        r"\b\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})\b" + _AT_TIME,
+        r"\b\d{1,2}[.-]\d{1,2}[.-]" + _YEAR + r"\b" + _AT_TIME,
+        # [Weekday,] Month day[st][-day][, year] [at time]: May 3, May 3rd, 2024, Tue Jun 4
+        r"\b(?:"
+        + _WD
+        + r")?"
+        + _MONTH
+        + r"\.? "
+        + _ORD
+        + r"(?:"
+        + _DASH
+        + r"(?:"
+        + _MONTH
+        + r"\.? )?"
+        + _ORD
+        + r")?(?:,? "
+        + _YEAR
+        + r")?\b"
+        + _AT_TIME,
+        # [Weekday] [the] day[st] [of] Month[,] [year]: 3 May 2024, Friday 28th September,
+        # the 7th of December, 17-19 Oct 2024
+        r"\b(?:"
+        + _WD
+        + r")?(?:the )?"
+        + _ORD
+        + r"(?:"
+        + _DASH
+        + _ORD
+        + r")? (?:of )?"
+        + _MONTH
+        + r"\b\.?(?:,? "
+        + _YEAR
+        + r"\b)?"
+        + _AT_TIME,
+        # Month year and Mon-yy: June 2023, Sep-63, Aug.-90
+        r"\b" + _MONTH + r"\.?,? " + _YEAR + r"\b",
+        r"\b" + _MONTH + r"\.?-\d{2}\b",
+        # 23-MAY-1979 (laboratory and pharmacy systems)
+        r"\b\d{1,2}-(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-(?:"
+        + _YEAR
+        + r"|\d{2})\b",
+        # A time of day alone ("8am-6pm", "at 10 am") is not a date element: it is part of a
+        # DATE_TIME only when attached to a date (above).
+    ],
+    validate=_date_ok,
+    score=0.85,
+)
 
 _context_ident = r"[ \t]*(?:no\.?|number|num|#|id)?[ \t]*[:#=]?[ \t]*"
 
@@ -514,157 +750,378 @@ _context_ident = r"[ \t]*(?:no\.?|number|num|#|id)?[ \t]*[:#=]?[ \t]*"
 _KW_TAIL = r"(?:[ \t]*(?:no\.?|nos\.?|num(?:ber)?s?|#|ids?|codes?))?(?:[ \t]*[:#=.-])?"
 
 
-def _ctx(name: str, description: str, keywords: str, value: str, *, window: int = 12,
-         validate: Validator | None = None, score: float = 0.85) -> Detector:
-    return Detector(name, description, _finder(
-        name, r"\b" + value + r"\b", validate=validate, score=score,
-        context=r"(?:" + keywords + r")" + _KW_TAIL, window=window))
+def _ctx(
+    name: str,
+    description: str,
+    keywords: str,
+    value: str,
+    *,
+    window: int = 12,
+    validate: Validator | None = None,
+    score: float = 0.85,
+) -> Detector:
+    return Detector(
+        name,
+        description,
+        _finder(
+            name,
+            r"\b" + value + r"\b",
+            validate=validate,
+            score=score,
+            context=r"(?:" + keywords + r")" + _KW_TAIL,
+            window=window,
+        ),
+    )
 
 
 _DETECTOR_LIST: list[Detector] = [
-    Detector("EMAIL_ADDRESS", "email address", _finder(
+    Detector(
         "EMAIL_ADDRESS",
-        r"[\p{Latin}\p{Greek}\p{Cyrillic}0-9_%+-][\p{Latin}\p{Greek}\p{Cyrillic}0-9._%+-]*@"
-        r"[\p{Latin}\p{Greek}\p{Cyrillic}0-9-]+(?:\.[\p{Latin}\p{Greek}\p{Cyrillic}0-9-]+)*"
-        r"\.[A-Za-z]{2,24}", score=0.95)),
-    Detector("PHONE_NUMBER", "phone number: US/NANP (valid area code), UK, or +country format",
-             _phone),
-    Detector("FAX_NUMBER", "a phone number introduced as a fax number",
-             _in_context(_phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?|\bf[.:]", 25, 0.9)),
-    Detector("US_SSN", "US social security number (valid area/group/serial ranges)", _finder(
-        "US_SSN", [r"\b\d{3}-\d{2}-\d{4}\b", r"\b\d{3} \d{2} \d{4}\b"], validate=ssn_ok,
-        score=0.9)),
-    Detector("CREDIT_CARD", "payment card number (issuer prefix + Luhn)", _finder(
-        "CREDIT_CARD", r"\b\d(?:[ -]?\d){12,18}\b", validate=card_ok, score=0.95)),
-    Detector("IBAN_CODE", "international bank account number (country length + mod-97)", _finder(
-        "IBAN_CODE", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-        validate=iban_ok, score=0.95)),
-    Detector("IP_ADDRESS", "IPv4 or IPv6 address (parsed)", _union(
-        _finder("IP_ADDRESS", r"\b" + _OCTET + r"(?:\." + _OCTET + r"){3}\b",
-                validate=lambda v: True, score=0.85),
-        _finder("IP_ADDRESS", r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}", validate=_ipv6_ok,
-                score=0.85),
-    )),
-    Detector("URL", "web address (http, https, ftp or www.)", _finder(
-        "URL", r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'()\[\]{}]+[^\s<>\"'()\[\]{}.,;:!?]",
-        score=0.85)),
-    Detector("DATE_TIME", "calendar date (numeric, ISO or written month), optionally with a time",
-             _date),
-    Detector("DATE_OF_BIRTH", "a date introduced as a date of birth (DOB, born, birth date)",
-             _in_context(_date, "DATE_OF_BIRTH",
-                         r"\bD\.?O\.?B\b\.?|date of birth|birth ?date|\bborn\b|birthday", 25,
-                         0.95)),
-    Detector("AGE_OVER_89", "an age of 90 or more (HIPAA Safe Harbor aggregates these)", _finder(
-        "AGE_OVER_89", [
-            r"\b(9\d|1[0-2]\d)(?:[ -]years?[ -]old|[ -]y/?o\b|[ -]yrs?\b| years of age)",
-            r"(?i:\bage[d:]?|\bage is) ?(9\d|1[0-2]\d)\b",
-        ], score=0.9)),
-    Detector("US_ZIP", "US ZIP code after a state abbreviation or a ZIP keyword", _finder(
-        "US_ZIP", [r"\b(?:" + _STATES + "|" + _STATE_NAMES + r"),? (\d{5}(?:-\d{4})?)\b",
-                   r"(?i:\bzip(?: ?code)?|\bpostal code)[ \t]*:?[ \t]*(\d{5}(?:-\d{4})?)\b"],
-        score=0.9)),
-    _ctx("MRN", "medical record number after MRN / medical record / chart keywords",
-         r"\bMRNs?\b|medical records?|\bchart\b|\bpatient id\b|hospital (?:no|number)",
-         r"[A-Z]{0,3}-?\d{5,10}", window=15, score=0.9),
-    _ctx("HEALTH_PLAN_ID", "health plan / insurance member, subscriber, policy or group id",
-         r"member|subscriber|policy|health plan|insurance|\bgroup (?:no|number|#|id)|"
-         r"beneficiary|medicare|medicaid|\bMBI\b",
-         r"[A-Z0-9][A-Z0-9-]{4,18}[A-Z0-9]", window=15, validate=_ident_ok(3), score=0.85),
-    Detector("NPI", "US National Provider Identifier (Luhn with the 80840 prefix)", _finder(
-        "NPI", r"\b[12]\d{9}\b", validate=npi_ok, score=0.8, context=r"\bNPI\b", required=False,
-        context_score=0.95)),
-    Detector("DEA_NUMBER", "DEA registration number (check digit)", _finder(
-        "DEA_NUMBER", r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", validate=dea_ok, score=0.7,
-        context=r"\bDEA\b", required=False, context_score=0.95)),
-    _ctx("ICD10_CODE", "ICD-10 diagnosis code after ICD / diagnosis / dx keywords",
-         r"\bICD(?:-?10)?(?:-CM)?\b|diagnos[ie]s|diagnosed|\bdx\b|assessment|impression",
-         r"[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?", window=60, score=0.85),
-    _ctx("CPT_CODE", "CPT / HCPCS procedure code after CPT / procedure code keywords",
-         r"\bCPT\b|\bHCPCS\b|procedure code|billing code|billed (?:under|as)",
-         r"\d{4}[0-9FTU]", window=20, score=0.85),
-    _ctx("US_BANK_NUMBER", "bank account number after bank / checking / savings account keywords",
-         r"(?:bank|checking|savings|deposit) (?:account|acct)", r"\d{8,17}", window=15,
-         score=0.9),
-    _ctx("ABA_ROUTING_NUMBER", "ABA routing number after routing / ABA keywords (checksum)",
-         r"routing|\bABA\b|\bRTN\b", r"\d{9}", window=12, validate=aba_ok, score=0.95),
-    _ctx("ACCOUNT_NUMBER", "account number after account / acct keywords",
-         r"\baccount|\bacct\b|\ba/c\b", r"[A-Z]{0,3}-?\d{6,17}", window=15, score=0.85),
-    _ctx("US_DRIVER_LICENSE", "US driver licence number after driver's licence / DL keywords",
-         r"driver'?s? ?licen[cs]e|driving licen[cs]e|\bDL\b|\bCDL\b",
-         r"(?:[A-Z]{1,2}\d{4,14}|\d{5,14}|[A-Z]\d{3}-\d{3}-\d{2}-\d{3}-\d|[A-Z]\d{2}-\d{2}-\d{4})",
-         window=15, score=0.92),
-    _ctx("US_PASSPORT", "passport number after a passport keyword", r"passport",
-         r"(?:[A-Z]\d{8}|\d{9}|[A-Z]{2}\d{7})", window=15, score=0.92),
-    _ctx("MEDICAL_LICENSE", "medical / nursing / pharmacy licence number in context",
-         r"(?:medical|nursing|pharmacy|pharmacist|physician|RN|state) licen[cs]e|"
-         r"medical board",
-         r"[A-Z]{0,3}-?\d{4,10}", window=15, score=0.92),
-    _ctx("LICENSE_NUMBER", "licence, certificate or permit number in context",
-         r"licen[cs]e|certificate|permit|certification",
-         r"[A-Z]{0,3}-?\d{4,12}", window=15, score=0.8),
-    Detector("VEHICLE_ID", "VIN (check digit) or licence plate after plate / registration "
-             "keywords", _union(
-                 _finder("VEHICLE_ID", r"\b[A-HJ-NPR-Z0-9]{17}\b", validate=vin_ok, score=0.95),
-                 _finder("VEHICLE_ID", r"\b(?:[A-Z]{2}\d{2} ?[A-Z]{3}|[A-Z0-9]{1,4}[ -]?"
-                                       r"[A-Z0-9]{2,5})\b",
-                         validate=_ident_ok(1), score=0.85,
-                         context=r"licen[cs]e plate|\bplate\b|registration (?:no|number|plate)|"
-                                 r"\btag (?:no|number)|\breg(?:istration)?\.? (?:no|number)",
-                         window=20),
-             )),
-    Detector("DEVICE_ID", "device identifier: serial / IMEI / UDI in context, or MAC address",
-             _union(
-                 _finder("DEVICE_ID", r"\b(?:[0-9A-F]{2}[:-]){5}[0-9A-F]{2}\b", score=0.85),
-                 _finder("DEVICE_ID", r"\b(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}\b", score=0.85),
-                 _finder("DEVICE_ID", r"\b[A-Z0-9][A-Z0-9-]{4,30}[A-Z0-9]\b",
-                         validate=_ident_ok(2), score=0.85,
-                         context=r"serial|\bS/N\b|\bSN\b|\bIMEI\b|\bUDI\b|device (?:id|identifier)"
-                                 r"|\bMEID\b",
-                         window=25),
-             )),
-    _ctx("BIOMETRIC_ID", "biometric template / identifier in context",
-         r"biometric|fingerprint|retina|iris|voiceprint|face ?print",
-         r"[A-Z0-9][A-Z0-9-]{5,30}[A-Z0-9]", window=15, validate=_ident_ok(2), score=0.8),
-    Detector("PERSON", "person name: capitalised words scored by name lists, shape and position "
-             "(table cells, signatures, salutations), or after a cue (title, Patient:/Name:, "
-             "Dear, a credential)", _person(_finder(
-                 "PERSON", [
-                     r"\b" + _TITLE + r"\.? (" + _FULLNAME + r")",
-                     r"(?i:\b(?:patient(?: name)?|name|pt|to|from|cc|attn|signed|signature|"
-                     r"physician|provider|attending|guarantor|emergency contact|next of kin|"
-                     r"spouse|guardian|prepared by|reviewed by|approved by|contact|parent|"
-                     r"insured|subscriber|employee|client|author|witness|policyholder|"
-                     r"bill to|claimant|applicant|beneficiary|member name|prescriber|"
-                     r"resident|caregiver|recipient)) ?: ?(?:"
-                     + _TITLE + r"\.? )?(" + _FULLNAME + r")",
-                     r"(?i:\bdear|\bhi|\bhello|\bgood (?:morning|afternoon)) (?:" + _TITLE
-                     + r"\.? )?(" + _FULLNAME + r")[ \t]*[,!:\n]",
-                     # a sign-off, then a line holding only a name
-                     r"(?i:sincerely|regards|yours truly|respectfully|best wishes|with thanks|"
-                     r"thanks|thank you|best|cheers|warmly|yours),?[ \t]*\n[ \t]*(?:" + _TITLE
-                     + r"\.? )?(" + _FULLNAME + r")[ \t]*(?:,|\n|$)",
-                     # an email signature block ("-- " line) and an address header
-                     r"\n-- ?\n(" + _FULLNAME + r")",
-                     r"(" + _FULLNAME + r") <[^<>\s@]+@[^<>\s]+>",
-                     # family members named in clinical notes: "Daughter Jane Doe", "Wife (...)"
-                     r"(?i:\b(?:daughter|son|wife|husband|mother|father|sister|brother|"
-                     r"partner|spouse|niece|nephew|grandson|granddaughter)) \(?(" + _FULLNAME
-                     + r")",
-                     # "Re: Jane Doe, NHS number ..." in clinical letters; a bare "Re:" is a
-                     # subject line, so an identifier cue must follow the name
-                     r"(?i:\bre) ?: ?(" + _FULLNAME + r")(?:,| \(| -)[^\n]{0,20}?"
-                     r"(?i:NHS|DOB|D\.O\.B|MRN|born|date of birth|hospital|patient)",
-                     # "Jane Doe, MD" at a line end; not "Springfield, MD 20901" (a state)
-                     r"(" + _NW + r"(?: \p{Lu}\.)?(?: " + _NW + r"){1,2}),? (?:MD|M\.D\.|DO|RN|"
-                     r"NP|PA-C|PhD|DDS|FNP|LPN|PharmD|MBBS|FRCP)(?:[,;.)]|[ \t]*\n|[ \t]*$)",
-                 ], validate=_name_ok, score=0.85))),
-    Detector("UK_NHS", "UK NHS number (mod-11 check digit; higher score after 'NHS')", _finder(
-        "UK_NHS", [r"\b\d{3} \d{3} \d{4}\b", r"\b\d{3}-\d{3}-\d{4}\b", r"\b\d{10}\b"],
-        validate=nhs_ok, score=0.6, context=r"\bNHS\b", required=False, window=40,
-        context_score=0.95)),
-    Detector("UK_NINO", "UK National Insurance number (valid prefix letters)", _finder(
-        "UK_NINO", r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
-        validate=nino_ok, score=0.9)),
+        "email address",
+        _finder(
+            "EMAIL_ADDRESS",
+            r"[\p{Latin}\p{Greek}\p{Cyrillic}0-9_%+-][\p{Latin}\p{Greek}\p{Cyrillic}0-9._%+-]*@"
+            r"[\p{Latin}\p{Greek}\p{Cyrillic}0-9-]+(?:\.[\p{Latin}\p{Greek}\p{Cyrillic}0-9-]+)*"
+            r"\.[A-Za-z]{2,24}",
+            score=0.95,
+        ),
+    ),
+    Detector(
+        "PHONE_NUMBER", "phone number: US/NANP (valid area code), UK, or +country format", _phone
+    ),
+    Detector(
+        "FAX_NUMBER",
+        "a phone number introduced as a fax number",
+        _in_context(
+            _phone, "FAX_NUMBER", r"\b(?:fax|facsimile)(?: ?(?:no\.?|number|#))?:?|\bf[.:]", 25, 0.9
+        ),
+    ),
+    Detector(
+        "US_SSN",
+        "US social security number (valid area/group/serial ranges)",
+        _finder(
+            "US_SSN",
+            [r"\b\d{3}-\d{2}-\d{4}\b", r"\b\d{3} \d{2} \d{4}\b"],
+            validate=ssn_ok,
+            score=0.9,
+        ),
+    ),
+    Detector(
+        "CREDIT_CARD",
+        "payment card number (issuer prefix + Luhn)",
+        _finder("CREDIT_CARD", r"\b\d(?:[ -]?\d){12,18}\b", validate=card_ok, score=0.95),
+    ),
+    Detector(
+        "IBAN_CODE",
+        "international bank account number (country length + mod-97)",
+        _finder(
+            "IBAN_CODE",
+            r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+            validate=iban_ok,
+            score=0.95,
+        ),
+    ),
+    Detector(
+        "IP_ADDRESS",
+        "IPv4 or IPv6 address (parsed)",
+        _union(
+            _finder(
+                "IP_ADDRESS",
+                r"\b" + _OCTET + r"(?:\." + _OCTET + r"){3}\b",
+                validate=lambda v: True,
+                score=0.85,
+            ),
+            _finder(
+                "IP_ADDRESS",
+                r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}",
+                validate=_ipv6_ok,
+                score=0.85,
+            ),
+        ),
+    ),
+    Detector(
+        "URL",
+        "web address (http, https, ftp or www.)",
+        _finder(
+            "URL",
+            r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'()\[\]{}]+[^\s<>\"'()\[\]{}.,;:!?]",
+            score=0.85,
+        ),
+    ),
+    Detector(
+        "DATE_TIME", "calendar date (numeric, ISO or written month), optionally with a time", _date
+    ),
+    Detector(
+        "DATE_OF_BIRTH",
+        "a date introduced as a date of birth (DOB, born, birth date)",
+        _in_context(
+            _date,
+            "DATE_OF_BIRTH",
+            r"\bD\.?O\.?B\b\.?|date of birth|birth ?date|\bborn\b|birthday",
+            25,
+            0.95,
+        ),
+    ),
+    Detector(
+        "AGE_OVER_89",
+        "an age of 90 or more (HIPAA Safe Harbor aggregates these)",
+        _finder(
+            "AGE_OVER_89",
+            [
+                r"\b(9\d|1[0-2]\d)(?:[ -]years?[ -]old|[ -]y/?o\b|[ -]yrs?\b| years of age)",
+                r"(?i:\bage[d:]?|\bage is) ?(9\d|1[0-2]\d)\b",
+            ],
+            score=0.9,
+        ),
+    ),
+    Detector(
+        "US_ZIP",
+        "US ZIP code after a state abbreviation or a ZIP keyword",
+        _finder(
+            "US_ZIP",
+            [
+                r"\b(?:" + _STATES + "|" + _STATE_NAMES + r"),? (\d{5}(?:-\d{4})?)\b",
+                r"(?i:\bzip(?: ?code)?|\bpostal code)[ \t]*:?[ \t]*(\d{5}(?:-\d{4})?)\b",
+            ],
+            score=0.9,
+        ),
+    ),
+    _ctx(
+        "MRN",
+        "medical record number after MRN / medical record / chart keywords",
+        r"\bMRNs?\b|medical records?|\bchart\b|\bpatient id\b|hospital (?:no|number)",
+        r"[A-Z]{0,3}-?\d{5,10}",
+        window=15,
+        score=0.9,
+    ),
+    _ctx(
+        "HEALTH_PLAN_ID",
+        "health plan / insurance member, subscriber, policy or group id",
+        r"member|subscriber|policy|health plan|insurance|\bgroup (?:no|number|#|id)|"
+        r"beneficiary|medicare|medicaid|\bMBI\b",
+        r"[A-Z0-9][A-Z0-9-]{4,18}[A-Z0-9]",
+        window=15,
+        validate=_ident_ok(3),
+        score=0.85,
+    ),
+    Detector(
+        "NPI",
+        "US National Provider Identifier (Luhn with the 80840 prefix)",
+        _finder(
+            "NPI",
+            r"\b[12]\d{9}\b",
+            validate=npi_ok,
+            score=0.8,
+            context=r"\bNPI\b",
+            required=False,
+            context_score=0.95,
+        ),
+    ),
+    Detector(
+        "DEA_NUMBER",
+        "DEA registration number (check digit)",
+        _finder(
+            "DEA_NUMBER",
+            r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b",
+            validate=dea_ok,
+            score=0.7,
+            context=r"\bDEA\b",
+            required=False,
+            context_score=0.95,
+        ),
+    ),
+    _ctx(
+        "ICD10_CODE",
+        "ICD-10 diagnosis code after ICD / diagnosis / dx keywords",
+        r"\bICD(?:-?10)?(?:-CM)?\b|diagnos[ie]s|diagnosed|\bdx\b|assessment|impression",
+        r"[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?",
+        window=60,
+        score=0.85,
+    ),
+    _ctx(
+        "CPT_CODE",
+        "CPT / HCPCS procedure code after CPT / procedure code keywords",
+        r"\bCPT\b|\bHCPCS\b|procedure code|billing code|billed (?:under|as)",
+        r"\d{4}[0-9FTU]",
+        window=20,
+        score=0.85,
+    ),
+    _ctx(
+        "US_BANK_NUMBER",
+        "bank account number after bank / checking / savings account keywords",
+        r"(?:bank|checking|savings|deposit) (?:account|acct)",
+        r"\d{8,17}",
+        window=15,
+        score=0.9,
+    ),
+    _ctx(
+        "ABA_ROUTING_NUMBER",
+        "ABA routing number after routing / ABA keywords (checksum)",
+        r"routing|\bABA\b|\bRTN\b",
+        r"\d{9}",
+        window=12,
+        validate=aba_ok,
+        score=0.95,
+    ),
+    _ctx(
+        "ACCOUNT_NUMBER",
+        "account number after account / acct keywords",
+        r"\baccount|\bacct\b|\ba/c\b",
+        r"[A-Z]{0,3}-?\d{6,17}",
+        window=15,
+        score=0.85,
+    ),
+    _ctx(
+        "US_DRIVER_LICENSE",
+        "US driver licence number after driver's licence / DL keywords",
+        r"driver'?s? ?licen[cs]e|driving licen[cs]e|\bDL\b|\bCDL\b",
+        r"(?:[A-Z]{1,2}\d{4,14}|\d{5,14}|[A-Z]\d{3}-\d{3}-\d{2}-\d{3}-\d|[A-Z]\d{2}-\d{2}-\d{4})",
+        window=15,
+        score=0.92,
+    ),
+    _ctx(
+        "US_PASSPORT",
+        "passport number after a passport keyword",
+        r"passport",
+        r"(?:[A-Z]\d{8}|\d{9}|[A-Z]{2}\d{7})",
+        window=15,
+        score=0.92,
+    ),
+    _ctx(
+        "MEDICAL_LICENSE",
+        "medical / nursing / pharmacy licence number in context",
+        r"(?:medical|nursing|pharmacy|pharmacist|physician|RN|state) licen[cs]e|"
+        r"medical board",
+        r"[A-Z]{0,3}-?\d{4,10}",
+        window=15,
+        score=0.92,
+    ),
+    _ctx(
+        "LICENSE_NUMBER",
+        "licence, certificate or permit number in context",
+        r"licen[cs]e|certificate|permit|certification",
+        r"[A-Z]{0,3}-?\d{4,12}",
+        window=15,
+        score=0.8,
+    ),
+    Detector(
+        "VEHICLE_ID",
+        "VIN (check digit) or licence plate after plate / registration keywords",
+        _union(
+            _finder("VEHICLE_ID", r"\b[A-HJ-NPR-Z0-9]{17}\b", validate=vin_ok, score=0.95),
+            _finder(
+                "VEHICLE_ID",
+                r"\b(?:[A-Z]{2}\d{2} ?[A-Z]{3}|[A-Z0-9]{1,4}[ -]?"
+                r"[A-Z0-9]{2,5})\b",
+                validate=_ident_ok(1),
+                score=0.85,
+                context=r"licen[cs]e plate|\bplate\b|registration (?:no|number|plate)|"
+                r"\btag (?:no|number)|\breg(?:istration)?\.? (?:no|number)",
+                window=20,
+            ),
+        ),
+    ),
+    Detector(
+        "DEVICE_ID",
+        "device identifier: serial / IMEI / UDI in context, or MAC address",
+        _union(
+            _finder("DEVICE_ID", r"\b(?:[0-9A-F]{2}[:-]){5}[0-9A-F]{2}\b", score=0.85),
+            _finder("DEVICE_ID", r"\b(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}\b", score=0.85),
+            _finder(
+                "DEVICE_ID",
+                r"\b[A-Z0-9][A-Z0-9-]{4,30}[A-Z0-9]\b",
+                validate=_ident_ok(2),
+                score=0.85,
+                context=r"serial|\bS/N\b|\bSN\b|\bIMEI\b|\bUDI\b|device (?:id|identifier)"
+                r"|\bMEID\b",
+                window=25,
+            ),
+        ),
+    ),
+    _ctx(
+        "BIOMETRIC_ID",
+        "biometric template / identifier in context",
+        r"biometric|fingerprint|retina|iris|voiceprint|face ?print",
+        r"[A-Z0-9][A-Z0-9-]{5,30}[A-Z0-9]",
+        window=15,
+        validate=_ident_ok(2),
+        score=0.8,
+    ),
+    Detector(
+        "PERSON",
+        "person name: capitalised words scored by name lists, shape and position "
+        "(table cells, signatures, salutations), or after a cue (title, Patient:/Name:, "
+        "Dear, a credential)",
+        _person(
+            _finder(
+                "PERSON",
+                [
+                    r"\b" + _TITLE + r"\.? (" + _FULLNAME + r")",
+                    r"(?i:\b(?:patient(?: name)?|name|pt|to|from|cc|attn|signed|signature|"
+                    r"physician|provider|attending|guarantor|emergency contact|next of kin|"
+                    r"spouse|guardian|prepared by|reviewed by|approved by|contact|parent|"
+                    r"insured|subscriber|employee|client|author|witness|policyholder|"
+                    r"bill to|claimant|applicant|beneficiary|member name|prescriber|"
+                    r"resident|caregiver|recipient)) ?: ?(?:"
+                    + _TITLE
+                    + r"\.? )?("
+                    + _FULLNAME
+                    + r")",
+                    r"(?i:\bdear|\bhi|\bhello|\bgood (?:morning|afternoon)) (?:"
+                    + _TITLE
+                    + r"\.? )?("
+                    + _FULLNAME
+                    + r")[ \t]*[,!:\n]",
+                    # a sign-off, then a line holding only a name
+                    r"(?i:sincerely|regards|yours truly|respectfully|best wishes|with thanks|"
+                    r"thanks|thank you|best|cheers|warmly|yours),?[ \t]*\n[ \t]*(?:"
+                    + _TITLE
+                    + r"\.? )?("
+                    + _FULLNAME
+                    + r")[ \t]*(?:,|\n|$)",
+                    # an email signature block ("-- " line) and an address header
+                    r"\n-- ?\n(" + _FULLNAME + r")",
+                    r"(" + _FULLNAME + r") <[^<>\s@]+@[^<>\s]+>",
+                    # family members named in clinical notes: "Daughter Jane Doe", "Wife (...)"
+                    r"(?i:\b(?:daughter|son|wife|husband|mother|father|sister|brother|"
+                    r"partner|spouse|niece|nephew|grandson|granddaughter)) \(?(" + _FULLNAME + r")",
+                    # "Re: Jane Doe, NHS number ..." in clinical letters; a bare "Re:" is a
+                    # subject line, so an identifier cue must follow the name
+                    r"(?i:\bre) ?: ?(" + _FULLNAME + r")(?:,| \(| -)[^\n]{0,20}?"
+                    r"(?i:NHS|DOB|D\.O\.B|MRN|born|date of birth|hospital|patient)",
+                    # "Jane Doe, MD" at a line end; not "Springfield, MD 20901" (a state)
+                    r"(" + _NW + r"(?: \p{Lu}\.)?(?: " + _NW + r"){1,2}),? (?:MD|M\.D\.|DO|RN|"
+                    r"NP|PA-C|PhD|DDS|FNP|LPN|PharmD|MBBS|FRCP)(?:[,;.)]|[ \t]*\n|[ \t]*$)",
+                ],
+                validate=_name_ok,
+                score=0.85,
+            )
+        ),
+    ),
+    Detector(
+        "UK_NHS",
+        "UK NHS number (mod-11 check digit; higher score after 'NHS')",
+        _finder(
+            "UK_NHS",
+            [r"\b\d{3} \d{3} \d{4}\b", r"\b\d{3}-\d{3}-\d{4}\b", r"\b\d{10}\b"],
+            validate=nhs_ok,
+            score=0.6,
+            context=r"\bNHS\b",
+            required=False,
+            window=40,
+            context_score=0.95,
+        ),
+    ),
+    Detector(
+        "UK_NINO",
+        "UK National Insurance number (valid prefix letters)",
+        _finder(
+            "UK_NINO",
+            r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+            validate=nino_ok,
+            score=0.9,
+        ),
+    ),
 ]
 
 DETECTORS: dict[str, Detector] = {d.name: d for d in _DETECTOR_LIST}

@@ -104,8 +104,14 @@ def mask_value(value: str) -> str:
     return "".join("*" if c.isalnum() and i < cut else c for i, c in enumerate(value))
 
 
-def redact(text: str, matches: Sequence[Match], operator: str = "replace", *,
-           salt: str | bytes | None = None, secret_types: Iterable[str] = ()) -> str:
+def redact(
+    text: str,
+    matches: Sequence[Match],
+    operator: str = "replace",
+    *,
+    salt: str | bytes | None = None,
+    secret_types: Iterable[str] = (),
+) -> str:
     """Return ``text`` with every matched span replaced.
 
     ``replace`` writes ``[TYPE]``; ``mask`` keeps the last few characters of PII (secrets,
@@ -114,8 +120,9 @@ def redact(text: str, matches: Sequence[Match], operator: str = "replace", *,
     merged first.
     """
     if operator not in OPERATORS:
-        raise RedactionError(f"unknown operator '{operator}' (expected one of: "
-                             f"{', '.join(OPERATORS)})")
+        raise RedactionError(
+            f"unknown operator '{operator}' (expected one of: {', '.join(OPERATORS)})"
+        )
     key = resolve_salt(salt)[0] if operator == "hash" else b""
     full_mask = set(secret_types) or _secret_names()
     out: list[str] = []

@@ -31,15 +31,22 @@ def _options() -> re2.Options:
 def _explain(pattern: str, raw_error: str) -> tuple[str, str]:
     for token, name, advice in _UNSUPPORTED:
         if token in pattern:
-            return (f"regex uses {name}, which RE2 cannot run (it would allow super-linear "
-                    f"matching)", f"{advice}")
+            return (
+                f"regex uses {name}, which RE2 cannot run (it would allow super-linear matching)",
+                f"{advice}",
+            )
     import re as _re
 
     if _re.search(r"\\[1-9]|\(\?P=", pattern):
-        return ("regex uses a backreference, which RE2 cannot run (it would allow "
-                "super-linear matching)",
-                "match the repeated text explicitly, or use phrase(...) for fixed wording")
-    return (f"invalid regex: {raw_error}", "see the RE2 syntax: https://github.com/google/re2/wiki/Syntax")
+        return (
+            "regex uses a backreference, which RE2 cannot run (it would allow "
+            "super-linear matching)",
+            "match the repeated text explicitly, or use phrase(...) for fixed wording",
+        )
+    return (
+        f"invalid regex: {raw_error}",
+        "see the RE2 syntax: https://github.com/google/re2/wiki/Syntax",
+    )
 
 
 class RegexCheck(Check):
@@ -56,16 +63,20 @@ class RegexCheck(Check):
             raw = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             message, help_ = _explain(pattern, raw)
             raise CheckError("DSL110", message, help=help_) from None
-        self._anchor = (scan.anchor_of(self._re.pattern)
-                        if scan.anchor_worth_it(self._re.pattern) else None)
+        self._anchor = (
+            scan.anchor_of(self._re.pattern) if scan.anchor_worth_it(self._re.pattern) else None
+        )
 
     @classmethod
     def from_spec(cls, spec: CheckSpec) -> RegexCheck:
         pattern, flags = spec.args
         bad = [f for f in flags if f not in FLAGS]
         if bad:
-            raise CheckError("DSL111", f"unknown regex flag '{bad[0]}'",
-                             help="expected one of: " + ", ".join(f"{k} ({v})" for k, v in FLAGS.items()))
+            raise CheckError(
+                "DSL111",
+                f"unknown regex flag '{bad[0]}'",
+                help="expected one of: " + ", ".join(f"{k} ({v})" for k, v in FLAGS.items()),
+            )
         return cls(pattern, flags)
 
     def find(self, text: str) -> list[Match]:

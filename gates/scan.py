@@ -230,8 +230,9 @@ def finditer(rx: Any, text: str, anchor: Any = None) -> Iterator[Any]:
     char, n = enc.char, len(text)
     found = _anchored(rx, anchor, enc) if anchor is not None else _unanchored(rx, enc.data, 0)
     for spans in found:
-        yield re2._Match(rx, text, 0, n, [s if s == _NULL_SPAN else (char(s[0]), char(s[1]))
-                                          for s in spans])
+        yield re2._Match(
+            rx, text, 0, n, [s if s == _NULL_SPAN else (char(s[0]), char(s[1])) for s in spans]
+        )
 
 
 def _unanchored(rx: Any, data: bytes, pos: int) -> Iterator[Any]:
@@ -294,19 +295,22 @@ def anchor_of(pattern: str) -> Any:
     no assertion and cannot match empty, so the anchor's matches are never empty.
     Windowed gate regexes (``\\b(?:we|I)\\s+(?:use|process)\\s+...[^.\\n]{0,80}?...``) cost a
     full, slow DFA pass each; their prefix up to the window is cheap to find and rare."""
-    flags = pattern[:_FLAGS.match(pattern).end()]  # type: ignore[union-attr]  # `*` always matches
+    flags = pattern[: _FLAGS.match(pattern).end()]  # type: ignore[union-attr]  # `*` always matches
     i = len(flags)
     lead = "\\b" if pattern.startswith("\\b", i) else ""
     i += len(lead)
-    if not pattern.startswith("(", i) or pattern.startswith("(?", i) and not pattern.startswith(
-            "(?:", i):
+    if (
+        not pattern.startswith("(", i)
+        or pattern.startswith("(?", i)
+        and not pattern.startswith("(?:", i)
+    ):
         return None
     close = _group_end(pattern, i)
-    if close is None or pattern[close + 1:close + 2] in ("?", "*", "+", "{"):
+    if close is None or pattern[close + 1 : close + 2] in ("?", "*", "+", "{"):
         return None
     if _top_level_bar(pattern, close + 1):
         return None
-    group = pattern[i:close + 1]
+    group = pattern[i : close + 1]
     if any(a in group for a in _ASSERTIONS):
         return None
     end = close + 1
@@ -577,21 +581,25 @@ class Scanner:
                     seen[p] = kind if seen.get(p, kind) == kind else "atoms"
         self.patterns = list(seen)
         index = {p: i for i, p in enumerate(self.patterns)}
-        masks = [(key, [sum(1 << index[p] for p in conj) for conj in trig])
-                 for key, trig in plans if trig is not None]
+        masks = [
+            (key, [sum(1 << index[p] for p in conj) for conj in trig])
+            for key, trig in plans
+            if trig is not None
+        ]
         self._single = [(key, conjs[0]) for key, conjs in masks if len(conjs) == 1]
         self._multi = [(key, conjs) for key, conjs in masks if len(conjs) != 1]
         every = list(range(len(self.patterns)))
         self._passes = _filter_pass(self.patterns, every)
-        self._leftover = _filter_pass(self.patterns, [i for i in every
-                                                      if seen[self.patterns[i]] == "atoms"])
+        self._leftover = _filter_pass(
+            self.patterns, [i for i in every if seen[self.patterns[i]] == "atoms"]
+        )
         for kind in ("set", "late-set"):
             in_sets = [i for i in every if seen[self.patterns[i]] == kind]
             # as few Sets as SET_SIZE allows, equally full (134 patterns: 3 of 45, not 5 of
             # 32 and one of 6: each pass reads the whole text, however few its patterns)
             groups = max(1, math.ceil(len(in_sets) / SET_SIZE))
             size = max(1, math.ceil(len(in_sets) / groups))
-            self._groups[kind] = [in_sets[k:k + size] for k in range(0, len(in_sets), size)]
+            self._groups[kind] = [in_sets[k : k + size] for k in range(0, len(in_sets), size)]
             self._forms.update((i, forms[self.patterns[i]] or "") for i in in_sets)
 
     def set_passes(self, kind: str = "set") -> list[tuple[Any, list[int]]]:
@@ -604,8 +612,9 @@ class Scanner:
             if sets is None:
                 sets = self._sets[kind] = []
                 for group in self._groups.get(kind, ()):
-                    engine = _compiled(re2.Set.SearchSet(options(SET_MEM)),
-                                       ["", *(self._forms[i] for i in group)])
+                    engine = _compiled(
+                        re2.Set.SearchSet(options(SET_MEM)), ["", *(self._forms[i] for i in group)]
+                    )
                     if engine is not None:  # else (e.g. over its budget) atoms alone decide
                         sets.append((engine, group))
             return sets

@@ -22,12 +22,18 @@ class SemanticCheck:
     def from_spec(cls, spec: CheckSpec) -> SemanticCheck:
         (text,) = spec.args
         if not str(text).strip():
-            raise CheckError("DSL113", "semantic check needs a question",
-                             help='write e.g. semantic "Does the notice name the controller?"')
+            raise CheckError(
+                "DSL113",
+                "semantic check needs a question",
+                help='write e.g. semantic "Does the notice name the controller?"',
+            )
         threshold = spec.option("threshold")
         if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
-            raise CheckError("DSL113", f"threshold {threshold} is outside 0..1",
-                             help="a threshold is a similarity score between 0 and 1")
+            raise CheckError(
+                "DSL113",
+                f"threshold {threshold} is outside 0..1",
+                help="a threshold is a similarity score between 0 and 1",
+            )
         like = tuple(spec.option("like", ()) or ())
         raw = bool(spec.option("raw", False))
         return cls(Question(str(text), like, None if threshold is None else float(threshold), raw))
@@ -38,8 +44,13 @@ class SemanticCheck:
 
     def canonical(self) -> dict[str, Any]:
         q = self.question
-        return {"kind": "semantic", "question": q.text, "like": list(q.like),
-                "threshold": q.threshold, "raw": q.raw}
+        return {
+            "kind": "semantic",
+            "question": q.text,
+            "like": list(q.like),
+            "threshold": q.threshold,
+            "raw": q.raw,
+        }
 
     def describe(self) -> str:
         return f'semantic "{self.question.text}"'

@@ -36,9 +36,9 @@ SUMMARIES: dict[str, str] = {
     "DSL003": "The gate file is over the 2 MB limit.",
     "DSL004": "The gate file cannot be read.",
     "DSL100": "Syntax error: the parser expected something else here (it resumes at the next "
-              "declaration, so later errors are still reported).",
+    "declaration, so later errors are still reported).",
     "DSL101": "A character that cannot start anything in the language, or a string escape "
-              "that is not a character (a lone surrogate such as `\\ud800`).",
+    "that is not a character (a lone surrogate such as `\\ud800`).",
     "DSL102": "An unterminated string, regex or declaration.",
     "DSL103": "Unknown check kind or function (with a did-you-mean).",
     "DSL104": "Unknown detector name in `pii(...)` or `secret(...)` (with a did-you-mean).",
@@ -48,14 +48,14 @@ SUMMARIES: dict[str, str] = {
     "DSL108": "Unknown gate field (with a did-you-mean).",
     "DSL109": "A gate field given twice.",
     "DSL110": "Invalid regex, or a feature RE2 cannot run (lookaround, backreference): the "
-              "message names the construct to use instead.",
+    "message names the construct to use instead.",
     "DSL111": "Unknown regex flag (the flags are `i`, `s`, `m`).",
     "DSL112": "Bad phrase list (empty, a phrase RE2 cannot run, or a list too large for RE2).",
     "DSL113": "Bad semantic check (empty question, bad `like` list or `threshold`).",
     "DSL114": "Bad arguments to a function (`near`, `count`, `in section`, ...), including a "
-              "`within` distance or `count` bound outside 0 to 1,000,000,000.",
+    "`within` distance or `count` bound outside 0 to 1,000,000,000.",
     "DSL115": "A field's value has the wrong shape (one string where several were given, a "
-              "string where a bare word is expected, ...).",
+    "string where a bare word is expected, ...).",
     "DSL120": "A gate without a citation (`cite`).",
     "DSL121": "A gate without a title.",
     "DSL122": "A gate without at least one `example pass` and one `example fail`.",
@@ -69,9 +69,9 @@ SUMMARIES: dict[str, str] = {
     "DSL130": "An import that cannot be found.",
     "DSL131": "A definition that refers to itself.",
     "DSL132": "Nesting too deep: an expression over 64 levels (definitions expanded), or a "
-              "chain of over 64 definitions.",
+    "chain of over 64 definitions.",
     "DSL133": "An expression or gate over 10,000 checks and operators once its definitions "
-              "are expanded.",
+    "are expanded.",
     "DSL140": "No module header in a module's gate files.",
     "DSL141": "A conflicting module header (two different modules, or a header in a library).",
     "DSL142": "A library file that holds gates (libraries hold definitions only).",
@@ -102,9 +102,13 @@ def _fence(text: str, lang: str = "") -> str:
 
 # --- gate catalogue ----------------------------------------------------------------------------
 
+
 def _applies(gate: Any) -> str:
-    return "every document type" if gate.applies is None else ", ".join(
-        f"`{t}`" for t in sorted(gate.applies))
+    return (
+        "every document type"
+        if gate.applies is None
+        else ", ".join(f"`{t}`" for t in sorted(gate.applies))
+    )
 
 
 def _value(v: Any) -> str:
@@ -119,8 +123,11 @@ def gate_section(gate: Any) -> str:
         ("Severity", f"`{_value(gate.severity)}`"),
         ("Applies to", _applies(gate)),
         ("When undecided", f"`{_value(gate.on_indeterminate)}`"),
-        ("Version", f"`{gate.version}`" + (f" (declared {gate.declared_version})"
-                                            if gate.declared_version else "")),
+        (
+            "Version",
+            f"`{gate.version}`"
+            + (f" (declared {gate.declared_version})" if gate.declared_version else ""),
+        ),
         ("Defined in", f"`{gate.file}:{gate.loc.line}`"),
     ]
     if gate.tags:
@@ -133,13 +140,16 @@ def gate_section(gate: Any) -> str:
     if gate.fix:
         out.append(f"**Fix.** {gate.fix}\n")
     if gate.examples:
-        out.append("**Examples** (run by `clearance test` and by pytest as "
-                   f"`{gate.code}::example[N]`):\n")
+        out.append(
+            f"**Examples** (run by `clearance test` and by pytest as `{gate.code}::example[N]`):\n"
+        )
         for ex in gate.examples:
             expecting = f", expecting {', '.join(ex.expecting)}" if ex.expecting else ""
-            out.append(f"- example[{ex.index}], *{ex.expect}*{expecting}:\n\n"
-                       + _indent(_fence(ex.text, "text")))
-    out.append("??? note \"Source\"\n\n" + _indent(_fence(gate.source, "text")))
+            out.append(
+                f"- example[{ex.index}], *{ex.expect}*{expecting}:\n\n"
+                + _indent(_fence(ex.text, "text"))
+            )
+    out.append('??? note "Source"\n\n' + _indent(_fence(gate.source, "text")))
     return "\n".join(out)
 
 
@@ -150,8 +160,10 @@ def _indent(block: str, by: int = 4) -> str:
 
 def module_page(module: Any) -> str:
     """A module's page: its header, a table of its gates, then one section per gate."""
-    head = [f"# {module.title} (`{module.id}`)\n",
-            "<!-- generated by scripts/gen_docs.py from the compiled module: do not edit -->\n"]
+    head = [
+        f"# {module.title} (`{module.id}`)\n",
+        "<!-- generated by scripts/gen_docs.py from the compiled module: do not edit -->\n",
+    ]
     facts = [f"version {module.version}"]
     if module.jurisdiction:
         facts.append(f"jurisdiction {module.jurisdiction}")
@@ -162,28 +174,40 @@ def module_page(module: Any) -> str:
         head.append(module.description + "\n")
     table = ["| code | title | severity | applies to | citation |", "|---|---|---|---|---|"]
     for g in module.gates:
-        table.append(f"| [{g.code}](#{g.code.lower()}) | {_cell(g.title)} | {_value(g.severity)} "
-                     f"| {_cell(_applies(g))} | {_cell('; '.join(g.cite))} |")
-    return "\n".join(head) + "\n" + "\n".join(table) + "\n\n" + "\n".join(
-        gate_section(g) for g in module.gates)
+        table.append(
+            f"| [{g.code}](#{g.code.lower()}) | {_cell(g.title)} | {_value(g.severity)} "
+            f"| {_cell(_applies(g))} | {_cell('; '.join(g.cite))} |"
+        )
+    return (
+        "\n".join(head)
+        + "\n"
+        + "\n".join(table)
+        + "\n\n"
+        + "\n".join(gate_section(g) for g in module.gates)
+    )
 
 
 def catalogue_index(modules: list[Any]) -> str:
     total = sum(len(m.gates) for m in modules)
     rows = ["| module | title | jurisdiction | gates |", "|---|---|---|---:|"]
     for m in modules:
-        rows.append(f"| [`{m.id}`]({m.id}.md) | {_cell(m.title)} | {_cell(m.jurisdiction or 'any')} "
-                    f"| {len(m.gates)} |")
-    return ("# Gate catalogue\n\n"
-            "<!-- generated by scripts/gen_docs.py from the compiled modules: do not edit -->\n\n"
-            f"Every gate of the built-in modules ({total} gates in {len(modules)} modules), "
-            "generated from the gate files at each docs build: its citation, severity, the "
-            "document types it applies to, what happens when it cannot be decided, the fix, its "
-            "inline examples and its source. The same data is printed by `clearance modules` and "
-            "`clearance gate CODE` (`--format json` for tools).\n\n" + "\n".join(rows) + "\n")
+        rows.append(
+            f"| [`{m.id}`]({m.id}.md) | {_cell(m.title)} | {_cell(m.jurisdiction or 'any')} "
+            f"| {len(m.gates)} |"
+        )
+    return (
+        "# Gate catalogue\n\n"
+        "<!-- generated by scripts/gen_docs.py from the compiled modules: do not edit -->\n\n"
+        f"Every gate of the built-in modules ({total} gates in {len(modules)} modules), "
+        "generated from the gate files at each docs build: its citation, severity, the "
+        "document types it applies to, what happens when it cannot be decided, the fix, its "
+        "inline examples and its source. The same data is printed by `clearance modules` and "
+        "`clearance gate CODE` (`--format json` for tools).\n\n" + "\n".join(rows) + "\n"
+    )
 
 
 # --- diagnostics ---------------------------------------------------------------------------------
+
 
 def codes_in_source(roots: Iterable[Path]) -> dict[str, list[str]]:
     """Every ``DSLnnn`` string constant in the Python files under ``roots``, with where it is."""
@@ -192,8 +216,11 @@ def codes_in_source(roots: Iterable[Path]) -> dict[str, list[str]]:
         for path in sorted(root.rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
             for node in ast.walk(tree):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                        and CODE_RE.match(node.value):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and CODE_RE.match(node.value)
+                ):
                     where = f"{path.relative_to(ROOT)}:{node.lineno}"
                     found.setdefault(node.value, []).append(where)
     return found
@@ -205,8 +232,10 @@ def code_summaries() -> dict[str, str]:
 
     table = getattr(diagnostics, "CODES", None)
     if isinstance(table, dict) and table:
-        return {str(k): str(getattr(v, "summary", None) or getattr(v, "title", None) or v)
-                for k, v in table.items()}
+        return {
+            str(k): str(getattr(v, "summary", None) or getattr(v, "title", None) or v)
+            for k, v in table.items()
+        }
     return dict(SUMMARIES)
 
 
@@ -244,14 +273,17 @@ def diagnostics_page() -> tuple[str, list[str]]:
         f"every code the compiler and the check kinds can raise ({len(found)} codes), found in "
         "the source at each docs build; the rendered examples are real output of the compiler "
         "on `tests/fixtures/gates/`.\n",
-        "| code | meaning | raised in |", "|---|---|---|",
+        "| code | meaning | raised in |",
+        "|---|---|---|",
     ]
     for code in sorted(found):
         places = sorted(found[code], key=lambda w: (w.rsplit(":", 1)[0], int(w.rsplit(":", 1)[1])))
         where = ", ".join(f"`{w}`" for w in places[:3])
         more = f" and {len(found[code]) - 3} more" if len(found[code]) > 3 else ""
-        lines.append(f"| [{code}](#{code.lower()}) | {_cell(summaries.get(code, '(undocumented)'))}"
-                     f" | {where}{more} |")
+        lines.append(
+            f"| [{code}](#{code.lower()}) | {_cell(summaries.get(code, '(undocumented)'))}"
+            f" | {where}{more} |"
+        )
     lines.append("")
     for code in sorted(found):
         lines.append(f"## {code} {{ #{code.lower()} }}\n")
@@ -262,6 +294,7 @@ def diagnostics_page() -> tuple[str, list[str]]:
 
 
 # --- CLI ---------------------------------------------------------------------------------------
+
 
 def cli_page() -> str:
     """The CLI reference, from the Typer application itself (typer's own docs generator)."""
@@ -276,15 +309,18 @@ def cli_page() -> str:
     command = typer.main.get_command(app)
     ctx = typer.Context(command)
     body = get_docs_for_click(obj=command, ctx=ctx, name="clearance", title="CLI reference")
-    intro = ("<!-- generated by scripts/gen_docs.py from the Typer application: do not edit -->\n\n"
-             "Every command and option, generated from the code at each docs build (the same "
-             "text as `clearance COMMAND --help`). Exit codes and worked examples are in "
-             "[the CLI guide](../../cli.md).\n\n")
+    intro = (
+        "<!-- generated by scripts/gen_docs.py from the Typer application: do not edit -->\n\n"
+        "Every command and option, generated from the code at each docs build (the same "
+        "text as `clearance COMMAND --help`). Exit codes and worked examples are in "
+        "[the CLI guide](../../cli.md).\n\n"
+    )
     title, rest = body.split("\n", 1)
     return f"{title}\n\n{intro}{rest.strip()}\n"
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
+
 
 def http_page() -> str:
     """The HTTP reference, from the FastAPI application's own OpenAPI document (no server runs:
@@ -292,18 +328,26 @@ def http_page() -> str:
     from engine.server import create_app
 
     spec = create_app().openapi()
-    out = ["# HTTP reference\n",
-           "<!-- generated by scripts/gen_docs.py from the OpenAPI document: do not edit -->\n",
-           f"Every endpoint of `clearance serve` (OpenAPI {spec.get('openapi', '')}, API version "
-           f"{spec.get('info', {}).get('version', '')}), generated from the application at each "
-           "docs build. A running server serves the same document at `/openapi.json`. Keys, "
-           "roles, limits and worked examples are in [the HTTP API guide](../../http-api.md).\n",
-           "| method | path | what |", "|---|---|---|"]
-    ops = [(path, method, op) for path, methods in spec.get("paths", {}).items()
-           for method, op in methods.items()]
+    out = [
+        "# HTTP reference\n",
+        "<!-- generated by scripts/gen_docs.py from the OpenAPI document: do not edit -->\n",
+        f"Every endpoint of `clearance serve` (OpenAPI {spec.get('openapi', '')}, API version "
+        f"{spec.get('info', {}).get('version', '')}), generated from the application at each "
+        "docs build. A running server serves the same document at `/openapi.json`. Keys, "
+        "roles, limits and worked examples are in [the HTTP API guide](../../http-api.md).\n",
+        "| method | path | what |",
+        "|---|---|---|",
+    ]
+    ops = [
+        (path, method, op)
+        for path, methods in spec.get("paths", {}).items()
+        for method, op in methods.items()
+    ]
     for path, method, op in ops:
         anchor = re.sub(r"[^a-z0-9]+", "-", f"{method} {path}".lower()).strip("-")
-        first = " ".join((op.get("description") or op.get("summary") or "").split("\n\n")[0].split())
+        first = " ".join(
+            (op.get("description") or op.get("summary") or "").split("\n\n")[0].split()
+        )
         out.append(f"| {method.upper()} | [`{path}`](#{anchor}) | {_cell(first)} |")
     out.append("")
     for path, method, op in ops:
@@ -317,23 +361,32 @@ def http_page() -> str:
             for prm in params:
                 schema = prm.get("schema", {})
                 kind = schema.get("type") or " or ".join(
-                    str(x.get("type", "")) for x in schema.get("anyOf", []) if x.get("type"))
-                out.append(f"| `{prm['name']}` | {prm.get('in', '')} | "
-                           f"{'yes' if prm.get('required') else 'no'} | {kind} | "
-                           f"{_cell(prm.get('description') or schema.get('description') or '')} |")
+                    str(x.get("type", "")) for x in schema.get("anyOf", []) if x.get("type")
+                )
+                out.append(
+                    f"| `{prm['name']}` | {prm.get('in', '')} | "
+                    f"{'yes' if prm.get('required') else 'no'} | {kind} | "
+                    f"{_cell(prm.get('description') or schema.get('description') or '')} |"
+                )
             out.append("")
         body = (op.get("requestBody") or {}).get("content", {})
         if body:
             out.append("Request body: " + ", ".join(f"`{c}`" for c in body) + ".\n")
         responses = op.get("responses", {})
         if responses:
-            out.append("Responses: " + "; ".join(
-                f"{code} {_cell(r.get('description', ''))}" for code, r in sorted(responses.items()))
-                + ".\n")
+            out.append(
+                "Responses: "
+                + "; ".join(
+                    f"{code} {_cell(r.get('description', ''))}"
+                    for code, r in sorted(responses.items())
+                )
+                + ".\n"
+            )
     return "\n".join(out)
 
 
 # --- entry points --------------------------------------------------------------------------------
+
 
 def generate(docs_dir: Path) -> list[Path]:
     """Write every generated page under ``docs_dir``; return the pages that changed."""
@@ -346,8 +399,11 @@ def generate(docs_dir: Path) -> list[Path]:
         pages[out / "gates" / f"{m.id}.md"] = module_page(m)
     diag, missing = diagnostics_page()
     if missing:
-        raise SystemExit("gen_docs: diagnostic codes with no description: " + ", ".join(missing)
-                         + " (add them to the compiler's table or SUMMARIES in scripts/gen_docs.py)")
+        raise SystemExit(
+            "gen_docs: diagnostic codes with no description: "
+            + ", ".join(missing)
+            + " (add them to the compiler's table or SUMMARIES in scripts/gen_docs.py)"
+        )
     pages[out / "diagnostics.md"] = diag
     pages[out / "cli.md"] = cli_page()
     pages[out / "http.md"] = http_page()

@@ -17,9 +17,17 @@ def clearance_home(tmp_path_factory, monkeypatch) -> Path:
     operator settings out of the tests."""
     home = tmp_path_factory.mktemp("clearance-home")
     monkeypatch.setenv("CLEARANCE_HOME", str(home))
-    for var in ("CLEARANCE_CACHE_DIR", "CLEARANCE_AUDIT_DB", "ANTHROPIC_API_KEY",
-                "ANTHROPIC_BASE_URL", "CLEARANCE_PROVIDER", "CLEARANCE_NO_CACHE",
-                "CLEARANCE_NO_AUDIT", "CLEARANCE_STORE_RAW_TEXT", "CLEARANCE_ALLOW_RAW_TEXT"):
+    for var in (
+        "CLEARANCE_CACHE_DIR",
+        "CLEARANCE_AUDIT_DB",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "CLEARANCE_PROVIDER",
+        "CLEARANCE_NO_CACHE",
+        "CLEARANCE_NO_AUDIT",
+        "CLEARANCE_STORE_RAW_TEXT",
+        "CLEARANCE_ALLOW_RAW_TEXT",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

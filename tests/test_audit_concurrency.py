@@ -30,8 +30,11 @@ def _writer(path: str, threads: int, per_thread: int) -> None:
     def work(t: int) -> None:
         try:
             for i in range(per_thread):
-                log.record(make_report(fail=(t + i) % 2 == 0), principal=f"{os.getpid()}/{t}",
-                           gates=SOURCES)
+                log.record(
+                    make_report(fail=(t + i) % 2 == 0),
+                    principal=f"{os.getpid()}/{t}",
+                    gates=SOURCES,
+                )
         except BaseException as exc:  # reported through the exit code
             errors.append(exc)
 
@@ -58,9 +61,14 @@ def test_processes_and_threads_lose_no_row_and_keep_the_chain(tmp_path: Path) ->
         assert log.count() == 100
         ids = [r[0] for r in log.db().execute("SELECT id FROM validations ORDER BY id")]
         assert ids == list(range(1, 101))
-        results = log.db().execute(  # every gate result: findings rows plus plain results
-            "SELECT (SELECT count(*) FROM findings)"
-            " + (SELECT sum(json_array_length(results)) FROM validations)").fetchone()[0]
+        results = (
+            log.db()
+            .execute(  # every gate result: findings rows plus plain results
+                "SELECT (SELECT count(*) FROM findings)"
+                " + (SELECT sum(json_array_length(results)) FROM validations)"
+            )
+            .fetchone()[0]
+        )
         assert results == 300
         assert sum(g["evaluated"] for g in log.stats()["by_gate"]) == 300
         assert log.stats()["validations"] == 100  # the rollups saw every write too
@@ -71,8 +79,9 @@ def test_processes_and_threads_lose_no_row_and_keep_the_chain(tmp_path: Path) ->
 
 def _child(code: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
 
 
 def test_writer_killed_inside_a_transaction_leaves_a_verifiable_log(tmp_path: Path) -> None:

@@ -33,14 +33,25 @@ def _names(files: list[Path], root: Path) -> list[str]:
 
 def test_collect_recursive_with_globs(tree):
     assert _names(collect([tree]), tree) == [
-        "drafts/old.md", "eng/memo.md", "hipaa/breach-letter.txt", "hipaa/npp.md",
-        "privacy-notice.md"]
+        "drafts/old.md",
+        "eng/memo.md",
+        "hipaa/breach-letter.txt",
+        "hipaa/npp.md",
+        "privacy-notice.md",
+    ]
     assert _names(collect([tree], include=["*.md"], exclude=["drafts"]), tree) == [
-        "eng/memo.md", "hipaa/npp.md", "privacy-notice.md"]
+        "eng/memo.md",
+        "hipaa/npp.md",
+        "privacy-notice.md",
+    ]
     assert _names(collect([tree], include=["hipaa/*"]), tree) == [
-        "hipaa/breach-letter.txt", "hipaa/npp.md"]
+        "hipaa/breach-letter.txt",
+        "hipaa/npp.md",
+    ]
     assert _names(collect([tree], exclude=["**/hipaa/**", "*.txt", "eng/*"]), tree) == [
-        "drafts/old.md", "privacy-notice.md"]
+        "drafts/old.md",
+        "privacy-notice.md",
+    ]
     # Files named explicitly are taken as given, whatever the globs; duplicates once.
     explicit = tree / "image.png"
     assert collect([explicit, tree / "eng"], exclude=["*.png", "*.md"]) == [explicit]
@@ -87,15 +98,22 @@ def test_parallel_exit_codes_and_summary_table(tree, run_cli, monkeypatch):
     assert code == 2  # an unreadable document outranks blocking findings
     assert "empty.md: the document is empty" in err
     assert "SEC-001" in out
-    table = out[out.index("documents"):]
+    table = out[out.index("documents") :]
     for name, verdict in (("memo.md", "fail"), ("empty.md", "error"), ("old.md", "pass")):
         line = next(x for x in table.splitlines() if name in x)
         assert verdict in line
     assert "verdict" in table and "blocking" in table
     assert len(_audit_names()) == 3  # privacy-notice, memo, old; the empty one is not recorded
 
-    code, out, _ = run_cli("validate", tree / "drafts", tree / "hipaa" / "breach-letter.txt",
-                           "-m", "secrets", "-j", "2")
+    code, out, _ = run_cli(
+        "validate",
+        tree / "drafts",
+        tree / "hipaa" / "breach-letter.txt",
+        "-m",
+        "secrets",
+        "-j",
+        "2",
+    )
     assert code == 0 and "2 pass" in out
     code, _, err = run_cli("validate", tree, "-i", "*.docx")
     assert code == 2 and "no documents found" in err

@@ -96,11 +96,17 @@ def test_stats_persist_across_processes_and_clear_resets(cache: DiskCache) -> No
     cache.put_report(KEY, make_report())
     cache.get_report(KEY)
     cache.get_report("9" * 64)
-    code = ("import sys; from engine.cache import DiskCache; "
-            f"c = DiskCache({str(cache.directory)!r}); "
-            f"sys.exit(0 if c.get_report({KEY!r}) else 1)")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys; from engine.cache import DiskCache; "
+        f"c = DiskCache({str(cache.directory)!r}); "
+        f"sys.exit(0 if c.get_report({KEY!r}) else 1)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     s = cache.stats()
     assert (s.entries, s.hits, s.misses, s.hit_rate) == (1, 2, 1, 2 / 3)
     assert s.size_bytes > 0
@@ -148,12 +154,18 @@ def test_failure_after_opening_disables_once(cache: DiskCache) -> None:
     assert cache.get_report(KEY) is None
     assert cache.get_answer(KEY) is None
     assert not cache.enabled and cache.warnings == [
-        f"cache disabled ({cache.directory}): OperationalError: disk I/O error"]
+        f"cache disabled ({cache.directory}): OperationalError: disk I/O error"
+    ]
 
 
 def test_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CLEARANCE_CACHE_DIR", "CLEARANCE_HOME", "CLEARANCE_NO_CACHE",
-                 "CLEARANCE_CACHE_SIZE", "CLEARANCE_CACHE_TTL"):
+    for name in (
+        "CLEARANCE_CACHE_DIR",
+        "CLEARANCE_HOME",
+        "CLEARANCE_NO_CACHE",
+        "CLEARANCE_CACHE_SIZE",
+        "CLEARANCE_CACHE_TTL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_mod.cache_dir() == tmp_path / "xdg" / "clearance"
@@ -201,7 +213,9 @@ def test_a_hit_reads_one_row_and_never_splits_the_document(tmp_path: Path) -> No
     engine = Engine(cache=DiskCache(tmp_path / "c"), audit=None, provider=None)
     text = "# Privacy notice\n\nWe are Acme Ltd, the controller. Call 415-555-0134.\n" * 40
     first = engine.validate(document_from_text(text), doc_type="privacy_notice")
-    assert not first.cache_hit and len(first.model_dump_json()) > 32 << 10  # over diskcache's default file size
+    assert (
+        not first.cache_hit and len(first.model_dump_json()) > 32 << 10
+    )  # over diskcache's default file size
     doc = document_from_text(text)
     again = engine.validate(doc, doc_type="privacy_notice")
     assert again.cache_hit and again.verdict == first.verdict
@@ -235,9 +249,15 @@ def _provider(server):  # type: ignore[no-untyped-def]
     async def no_wait(_: float) -> None:
         return None
 
-    return AnthropicProvider(api_key="test-key", base_url=server.url, timeout_s=2.0,
-                             max_attempts=2, backoff_base_s=0.01, backoff_cap_s=0.02,
-                             sleep=no_wait)
+    return AnthropicProvider(
+        api_key="test-key",
+        base_url=server.url,
+        timeout_s=2.0,
+        max_attempts=2,
+        backoff_base_s=0.01,
+        backoff_cap_s=0.02,
+        sleep=no_wait,
+    )
 
 
 def test_an_outage_is_not_cached(tmp_path: Path, fake_anthropic) -> None:  # type: ignore[no-untyped-def]
@@ -248,10 +268,12 @@ def test_an_outage_is_not_cached(tmp_path: Path, fake_anthropic) -> None:  # typ
     from engine.report import Status
 
     def validate():  # type: ignore[no-untyped-def]
-        engine = Engine(cache=DiskCache(tmp_path / "c"), audit=None,
-                        provider=_provider(fake_anthropic))
-        report = engine.validate(document_from_text(NOTICE, name="n.md"),
-                                 doc_type="privacy_notice", modules=["gdpr"])
+        engine = Engine(
+            cache=DiskCache(tmp_path / "c"), audit=None, provider=_provider(fake_anthropic)
+        )
+        report = engine.validate(
+            document_from_text(NOTICE, name="n.md"), doc_type="privacy_notice", modules=["gdpr"]
+        )
         return engine, report
 
     fake_anthropic.always = Fault("error", status=500)
@@ -271,7 +293,7 @@ def test_an_outage_is_not_cached(tmp_path: Path, fake_anthropic) -> None:  # typ
     assert isinstance(cache, DiskCache)
     keys = [k for k in cache._cache.iterkeys() if k.startswith("answer:")]  # type: ignore[union-attr]
     assert keys
-    by = {cache.answer_provenance(k[len("answer:"):]) for k in keys}
+    by = {cache.answer_provenance(k[len("answer:") :]) for k in keys}
     assert by == {engine.provider.identity()}
     # and a third run is a hit: decided reports are cached as before
     _, again = validate()
@@ -282,9 +304,14 @@ def test_undecided_reports_and_answers_are_refused_by_the_cache(cache: DiskCache
     from engine.report import Status
 
     report = make_report()
-    undecided = report.model_copy(update={"gates": [
-        report.gates[0].model_copy(update={"status": Status.indeterminate}),
-        *report.gates[1:]]})
+    undecided = report.model_copy(
+        update={
+            "gates": [
+                report.gates[0].model_copy(update={"status": Status.indeterminate}),
+                *report.gates[1:],
+            ]
+        }
+    )
     cache.put_report(KEY, undecided)
     assert cache.get_report(KEY) is None
     cache.put_answer(KEY, Answer("unclear", 0.0, "no answer"), PROVIDER)

@@ -7,8 +7,10 @@ import re
 
 from conftest import ROOT, SAMPLES, write
 
-LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>info|low|medium|high|critical) "
-                  r"(?P<code>[A-Z][A-Z0-9-]+) .+ \[(?P<name>\w+)\]$")
+LINE = re.compile(
+    r"^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>info|low|medium|high|critical) "
+    r"(?P<code>[A-Z][A-Z0-9-]+) .+ \[(?P<name>\w+)\]$"
+)
 
 
 def test_validate_findings_are_grepable_and_exit_1(run_cli):
@@ -20,7 +22,7 @@ def test_validate_findings_are_grepable_and_exit_1(run_cli):
     assert m["code"] == "SEC-001" and m["sev"] == "critical"
     memo = (SAMPLES / "engineering-memo.md").read_text().splitlines()
     line, col = int(m["line"]), int(m["col"])
-    assert memo[line - 1][col - 1:].startswith("AKIA")
+    assert memo[line - 1][col - 1 :].startswith("AKIA")
     assert "AKIAQ3EGT5YH2KXW7PLM" not in out  # the key is never printed in full
     assert out.strip().splitlines()[-1].startswith(str(SAMPLES / "engineering-memo.md") + ": FAIL")
 
@@ -59,7 +61,9 @@ def test_bad_documents_are_one_line_errors_with_exit_2(tmp_path, run_cli):
     binary.write_bytes(b"\x00\x01\x02binary\x00" * 100)
     empty = write(tmp_path / "empty.md", "")
     bad_utf8 = tmp_path / "latin.txt"
-    bad_utf8.write_bytes("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, fa\u00e7ade na\u00efve.".encode("latin-1") * 20)
+    bad_utf8.write_bytes(
+        "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, fa\u00e7ade na\u00efve.".encode("latin-1") * 20
+    )
     for path in (binary, empty, tmp_path / "missing.md"):
         code, out, err = run_cli("validate", path)
         assert code == 2, (path, err)
@@ -83,12 +87,15 @@ def test_mixed_outcomes_rank_input_errors_first(tmp_path, run_cli):
 
 
 def test_exit_3_when_a_blocking_check_cannot_be_decided(tmp_path, run_cli, monkeypatch):
-    write(tmp_path / "g" / "g.gates", """module g { title "g" }
+    write(
+        tmp_path / "g" / "g.gates",
+        """module g { title "g" }
 gate G-1 asks {
   title "needs a semantic answer" cite "c" severity high
   require semantic "Is this a question nobody can answer?"
   example pass "a" example fail "b"
-}""")
+}""",
+    )
     doc = write(tmp_path / "d.md", "Some text.\n")
     monkeypatch.setenv("CLEARANCE_PROVIDER", "none")
     code, out, _ = run_cli("validate", doc, "--gates", tmp_path / "g", "-m", "g")
@@ -134,9 +141,12 @@ def test_gate_show_and_unknown_gate(run_cli):
 def test_test_command_runs_examples(tmp_path, run_cli):
     code, out, _ = run_cli("test", ROOT / "modules" / "hipaa")
     assert code == 0 and re.search(r"^\d+ passed, 0 failed$", out, re.M)
-    write(tmp_path / "m" / "g.gates", """module m { title "m" }
+    write(
+        tmp_path / "m" / "g.gates",
+        """module m { title "m" }
 gate M-1 a { title "a" cite "c" forbid phrase("leak")
-  example pass "fine" example fail "also fine" }""")
+  example pass "fine" example fail "also fine" }""",
+    )
     code, out, _ = run_cli("test", tmp_path / "m")
     assert code == 1
     assert "FAIL M-1::example[2] expects fail: the gate's status is pass" in out
@@ -172,8 +182,11 @@ def test_a_broken_cache_degrades_with_a_warning(tmp_path, run_cli, monkeypatch):
 
 
 def test_timeout_stops_a_document_and_it_never_passes(tmp_path, run_cli):
-    big = write(tmp_path / "big.md", "# Privacy notice\n" + "We keep your personal data "
-                "safe and share it with couriers at privacy@x.example. " * 40_000)
+    big = write(
+        tmp_path / "big.md",
+        "# Privacy notice\n" + "We keep your personal data "
+        "safe and share it with couriers at privacy@x.example. " * 40_000,
+    )
     code, out, err = run_cli("validate", big, "--timeout", "0.2", "-m", "gdpr")
     assert code == 3, (out, err)
     assert "limit and was stopped" in err and "not decided" in err and "Traceback" not in err

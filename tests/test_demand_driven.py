@@ -16,8 +16,12 @@ from engine.providers.base import Answer
 from gates.regex import RegexCheck
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = sorted(p for d in ("gdpr", "hipaa") for p in (ROOT / "data" / "corpus" / d).iterdir()
-                if p.suffix in (".md", ".txt"))
+CORPUS = sorted(
+    p
+    for d in ("gdpr", "hipaa")
+    for p in (ROOT / "data" / "corpus" / d).iterdir()
+    if p.suffix in (".md", ".txt")
+)
 RULESET = Engine(cache=None, audit=None, provider=None).ruleset()
 
 
@@ -41,7 +45,8 @@ def _answers(seed: int) -> dict[str, Answer]:
             pick = rng.random()
             if pick < 0.6:
                 got[n.check.question.id] = Answer(
-                    ("yes", "no", "unclear")[int(pick * 5) % 3], 0.9, "scripted")
+                    ("yes", "no", "unclear")[int(pick * 5) % 3], 0.9, "scripted"
+                )
     return got
 
 
@@ -60,37 +65,48 @@ def test_generated_documents_evaluate_the_same() -> None:
 
 def _gates(tmp_path: Path, body: str):
     (tmp_path / "m").mkdir(exist_ok=True)
-    (tmp_path / "m" / "m.gates").write_text('module m { title "M" version "1" }\n' + body,
-                                            encoding="utf-8")
-    return Engine(cache=None, audit=None, provider=None, gate_paths=[tmp_path / "m"],
-                  include_builtin=False).ruleset()
+    (tmp_path / "m" / "m.gates").write_text(
+        'module m { title "M" version "1" }\n' + body, encoding="utf-8"
+    )
+    return Engine(
+        cache=None, audit=None, provider=None, gate_paths=[tmp_path / "m"], include_builtin=False
+    ).ruleset()
 
 
 def test_a_require_stops_at_its_first_match_and_a_forbid_lists_every_one(tmp_path) -> None:
     text = "term. " * 2000
-    rs = _gates(tmp_path, '''
+    rs = _gates(
+        tmp_path,
+        """
 gate M-1 needs_term { title "t" cite "x" require regex /term/ example pass "term" example fail "x" }
-''')
+""",
+    )
     (gate,) = rs.gates
     ctx = DocContext(document_from_text(text))
     assert evaluate_gate(gate, ctx).v is True
     check = next(c for c in rs.checks if isinstance(c, RegexCheck))
     assert check.key not in ctx._matches  # stopped early: the 2,000 matches were never built
 
-    rs = _gates(tmp_path, '''
+    rs = _gates(
+        tmp_path,
+        """
 gate M-1 no_term { title "t" cite "x" forbid regex /term/ example pass "x" example fail "term" }
-''')
+""",
+    )
     out = evaluate_gate(rs.gates[0], DocContext(document_from_text(text)))
     assert out.v is False and len(out.hits) == 2000
 
 
 def test_a_scoped_require_looks_past_matches_outside_its_section(tmp_path) -> None:
     text = "term " * 50 + "\n\n# Retention\n\nnothing here\n\n# Contact\n\nterm\n"
-    rs = _gates(tmp_path, '''
+    rs = _gates(
+        tmp_path,
+        """
 gate M-1 retention { title "t" cite "x" require in section("Retention") regex /term/
   example pass "# Retention\\nterm" example fail "term" }
 gate M-2 contact { title "t" cite "x" require in section("Contact") regex /term/
   example pass "# Contact\\nterm" example fail "term" }
-''')
+""",
+    )
     ctx = DocContext(document_from_text(text))
     assert [evaluate_gate(g, ctx).v for g in rs.gates] == [False, True]

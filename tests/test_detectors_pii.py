@@ -278,35 +278,52 @@ def test_pathological_input_finishes(name: str) -> None:
 # Names without a cue, phones by region, dates in every common form
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("record_id,age_band,notes\nR-0107,40-49,Maria Gonzalez called about the refill\n",
-     ["Maria Gonzalez"]),
-    ("| Name | Ward |\n|---|---|\n| Kelvin Obradovic | 4B |\n", ["Kelvin Obradovic"]),
-    ("Spoke with Priya Raman about the rollout; Raman will send the plan.",
-     ["Priya Raman", "Raman"]),
-    ("Attendees: Tomasz Wrona, Ingrid van der Berg and J. Okafor", [
-        "Tomasz Wrona", "Ingrid van der Berg", "J. Okafor"]),
-    ("Kind regards,\n\nSiobhan O'Connell\nSenior Analyst, Acme Logistics", ["Siobhan O'Connell"]),
-    # an extract's name columns: one word per cell, known by the header
-    ("mrn,last_name,first_name,age_band\n1001,Obradovic,Kelvin,40-49\n",
-     ["Obradovic", "Kelvin"]),
-    ("Patient Name\tDOB\nOkafor\t1961\n", ["Okafor"]),
-    ("name\tteam\nMaria Gonzalez\tAna Ruiz\n", ["Maria Gonzalez", "Ana Ruiz"]),  # tab: 2 cells
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "record_id,age_band,notes\nR-0107,40-49,Maria Gonzalez called about the refill\n",
+            ["Maria Gonzalez"],
+        ),
+        ("| Name | Ward |\n|---|---|\n| Kelvin Obradovic | 4B |\n", ["Kelvin Obradovic"]),
+        (
+            "Spoke with Priya Raman about the rollout; Raman will send the plan.",
+            ["Priya Raman", "Raman"],
+        ),
+        (
+            "Attendees: Tomasz Wrona, Ingrid van der Berg and J. Okafor",
+            ["Tomasz Wrona", "Ingrid van der Berg", "J. Okafor"],
+        ),
+        (
+            "Kind regards,\n\nSiobhan O'Connell\nSenior Analyst, Acme Logistics",
+            ["Siobhan O'Connell"],
+        ),
+        # an extract's name columns: one word per cell, known by the header
+        (
+            "mrn,last_name,first_name,age_band\n1001,Obradovic,Kelvin,40-49\n",
+            ["Obradovic", "Kelvin"],
+        ),
+        ("Patient Name\tDOB\nOkafor\t1961\n", ["Okafor"]),
+        ("name\tteam\nMaria Gonzalez\tAna Ruiz\n", ["Maria Gonzalez", "Ana Ruiz"]),  # tab: 2 cells
+    ],
+)
 def test_person_without_a_cue(text: str, expected: list[str]) -> None:
     assert values("PERSON", text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "Discharge Summary\n\nChief Complaint: chest pain.",
-    "The meeting moved to Baton Rouge; the Grand Rounds slides are on Google Drive.",
-    "Send it to Maria Street, Springfield.",  # a street named after a person
-    "Kaiser Pharmacy and Johnson Holdings signed the Data Retention Policy.",
-    "| City | Plan |\n|---|---|\n| Palo Alto | Gold |\n",
-    "id,city,team\n1,Springfield,Finance\n2,Leeds,Legal\n",  # one-word cells, not name columns
-    "Aaa " * 5000,  # a title-cased run on is not a name
-    "Results Summary\n\nNothing to report.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Discharge Summary\n\nChief Complaint: chest pain.",
+        "The meeting moved to Baton Rouge; the Grand Rounds slides are on Google Drive.",
+        "Send it to Maria Street, Springfield.",  # a street named after a person
+        "Kaiser Pharmacy and Johnson Holdings signed the Data Retention Policy.",
+        "| City | Plan |\n|---|---|\n| Palo Alto | Gold |\n",
+        "id,city,team\n1,Springfield,Finance\n2,Leeds,Legal\n",  # one-word cells, not name columns
+        "Aaa " * 5000,  # a title-cased run on is not a name
+        "Results Summary\n\nNothing to report.",
+    ],
+)
 def test_capitalised_words_that_are_not_names(text: str) -> None:
     assert values("PERSON", text) == []
 
@@ -316,7 +333,7 @@ def test_person_matches_expose_their_score() -> None:
 
     text = "Payroll,Team\nMaria Gonzalez,Finance\nSpoke with Xander Quillfeather."
     found = DETECTORS["PERSON"].find(text)
-    assert [text[m.start:m.end] for m in found] == ["Maria Gonzalez", "Xander Quillfeather"]
+    assert [text[m.start : m.end] for m in found] == ["Maria Gonzalez", "Xander Quillfeather"]
     assert all(THRESHOLD <= m.score <= 1 for m in found)
     assert found[0].display == "M. G."  # initials only, never the name
     # every candidate is scored, emitted or not: lists-and-cell evidence scores higher
@@ -330,32 +347,54 @@ def test_held_out_names_are_in_no_shipped_list() -> None:
     root = Path(__file__).resolve().parent.parent
 
     def read(p: Path) -> set[str]:
-        return {x.strip() for x in p.read_text(encoding="utf-8").splitlines()
-                if x.strip() and not x.startswith("#")}
+        return {
+            x.strip()
+            for x in p.read_text(encoding="utf-8").splitlines()
+            if x.strip() and not x.startswith("#")
+        }
 
     shipped = read(root / "gates/names_given.txt") | read(root / "gates/names_surnames.txt")
-    held = (read(root / "data/names/heldout_given.txt")
-            | read(root / "data/names/heldout_surnames.txt"))
+    held = read(root / "data/names/heldout_given.txt") | read(
+        root / "data/names/heldout_surnames.txt"
+    )
     assert len(held) > 4000 and len(shipped) > 15000
     assert held & shipped == set()
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Berlin office +49 30 901820, Mumbai +91 98765 43210.", ["+49 30 901820",
-                                                             "+91 98765 43210"]),
-    ("Tokyo: +81 3-1234-5678; Sydney 0061 2 9374 4000", ["+81 3-1234-5678", "0061 2 9374 4000"]),
-    ("Call (201) 555-0143 ext. 12 or 1-800-555-0199.", ["(201) 555-0143 ext. 12",
-                                                        "1-800-555-0199"]),
-    ("London 020 7946 0958", ["020 7946 0958"]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Berlin office +49 30 901820, Mumbai +91 98765 43210.",
+            ["+49 30 901820", "+91 98765 43210"],
+        ),
+        (
+            "Tokyo: +81 3-1234-5678; Sydney 0061 2 9374 4000",
+            ["+81 3-1234-5678", "0061 2 9374 4000"],
+        ),
+        (
+            "Call (201) 555-0143 ext. 12 or 1-800-555-0199.",
+            ["(201) 555-0143 ext. 12", "1-800-555-0199"],
+        ),
+        ("London 020 7946 0958", ["020 7946 0958"]),
+    ],
+)
 def test_phones_from_many_regions(text: str, expected: list[str]) -> None:
     assert values("PHONE_NUMBER", text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "Build 1.27.863.5177 shipped", "ISBN 978-3-16-148410-0", "Server 10.20.30.40",
-    "Order 4839201847 shipped", "Timestamp 1700000000", "Dated 2024-05-03", "+49 12",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Build 1.27.863.5177 shipped",
+        "ISBN 978-3-16-148410-0",
+        "Server 10.20.30.40",
+        "Order 4839201847 shipped",
+        "Timestamp 1700000000",
+        "Dated 2024-05-03",
+        "+49 12",
+    ],
+)
 def test_numbers_that_are_not_phones(text: str) -> None:
     assert values("PHONE_NUMBER", text) == []
 
@@ -365,16 +404,23 @@ def test_fax_keeps_its_context() -> None:
     assert values("FAX_NUMBER", text) == ["+33 1 42 68 53 01"]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Seen Tuesday 8th April for a rash.", ["Tuesday 8th April"]),
-    ("The meeting is on the 7th of December in room 4.", ["the 7th of December"]),
-    ("Event June 20-23, 2003 and 17-19 Oct 2024.", ["June 20-23, 2003", "17-19 Oct 2024"]),
-    ("Login 1990-06-16T01:00:00Z; due May 3, 2024 at 3:30 p.m. EST",
-     ["1990-06-16T01:00:00Z", "May 3, 2024 at 3:30 p.m. EST"]),
-    ("Collected 23-MAY-1979, expires Sep-27, renewed Jun 2023.",
-     ["23-MAY-1979", "Sep-27", "Jun 2023"]),
-    ("UK 18/07/2007 and US 7/18/07 and 2014/08/04", ["18/07/2007", "7/18/07", "2014/08/04"]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Seen Tuesday 8th April for a rash.", ["Tuesday 8th April"]),
+        ("The meeting is on the 7th of December in room 4.", ["the 7th of December"]),
+        ("Event June 20-23, 2003 and 17-19 Oct 2024.", ["June 20-23, 2003", "17-19 Oct 2024"]),
+        (
+            "Login 1990-06-16T01:00:00Z; due May 3, 2024 at 3:30 p.m. EST",
+            ["1990-06-16T01:00:00Z", "May 3, 2024 at 3:30 p.m. EST"],
+        ),
+        (
+            "Collected 23-MAY-1979, expires Sep-27, renewed Jun 2023.",
+            ["23-MAY-1979", "Sep-27", "Jun 2023"],
+        ),
+        ("UK 18/07/2007 and US 7/18/07 and 2014/08/04", ["18/07/2007", "7/18/07", "2014/08/04"]),
+    ],
+)
 def test_dates_in_every_common_form(text: str, expected: list[str]) -> None:
     assert values("DATE_TIME", text) == expected
 

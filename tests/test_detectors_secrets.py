@@ -25,7 +25,10 @@ def token(alphabet: str, n: int) -> str:
 def make_jwt(header: dict | None = None) -> str:
     def enc(obj: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
-    return f"{enc(header or {'alg': 'HS256', 'typ': 'JWT'})}.{enc({'sub': '42'})}.{token(ALNUM, 43)}"
+
+    return (
+        f"{enc(header or {'alg': 'HS256', 'typ': 'JWT'})}.{enc({'sub': '42'})}.{token(ALNUM, 43)}"
+    )
 
 
 AWS_ID = "AKIA" + token(string.ascii_uppercase + "234567", 16)
@@ -42,25 +45,42 @@ POSITIVE = [
     ("AWS_ACCESS_KEY", f"aws_access_key_id = {AWS_ID}", AWS_ID),
     ("AWS_SECRET_KEY", f"aws_secret_access_key = {AWS_SECRET}", AWS_SECRET),
     ("GCP_API_KEY", f"key=AIza{token(ALNUM + '-_', 35)}", None),
-    ("GCP_SERVICE_ACCOUNT_KEY",
-     '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEv'
-     + token(ALNUM, 40) + '\\n-----END PRIVATE KEY-----\\n"}', None),
-    ("AZURE_STORAGE_KEY", f"DefaultEndpointsProtocol=https;AccountName=x;AccountKey={AZURE_KEY};",
-     AZURE_KEY),
+    (
+        "GCP_SERVICE_ACCOUNT_KEY",
+        '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEv'
+        + token(ALNUM, 40)
+        + '\\n-----END PRIVATE KEY-----\\n"}',
+        None,
+    ),
+    (
+        "AZURE_STORAGE_KEY",
+        f"DefaultEndpointsProtocol=https;AccountName=x;AccountKey={AZURE_KEY};",
+        AZURE_KEY,
+    ),
     ("GITHUB_TOKEN", f"token: {GITHUB}", GITHUB),
     ("GITLAB_TOKEN", f"GL=glpat-{token(ALNUM, 20)}", None),
-    ("SLACK_TOKEN", f"xoxb-{token(string.digits, 12)}-{token(string.digits, 13)}-{token(ALNUM, 24)}",
-     None),
-    ("SLACK_WEBHOOK", f"https://hooks.slack.com/services/T{token(string.ascii_uppercase, 8)}/"
-                      f"B{token(string.ascii_uppercase, 10)}/{token(ALNUM, 24)}", None),
+    (
+        "SLACK_TOKEN",
+        f"xoxb-{token(string.digits, 12)}-{token(string.digits, 13)}-{token(ALNUM, 24)}",
+        None,
+    ),
+    (
+        "SLACK_WEBHOOK",
+        f"https://hooks.slack.com/services/T{token(string.ascii_uppercase, 8)}/"
+        f"B{token(string.ascii_uppercase, 10)}/{token(ALNUM, 24)}",
+        None,
+    ),
     ("STRIPE_KEY", f"stripe.api_key = 'sk_live_{token(ALNUM, 24)}'", None),
     ("TWILIO_SID", f"sid AC{token('0123456789abcdef', 32)}", None),
     ("TWILIO_AUTH_TOKEN", f"TWILIO_AUTH_TOKEN={token('0123456789abcdef', 32)}", None),
     ("ANTHROPIC_API_KEY", f"ANTHROPIC_API_KEY=sk-ant-api03-{token(ALNUM + '-_', 90)}AA", None),
     ("OPENAI_API_KEY", f"OPENAI_API_KEY=sk-proj-{token(ALNUM, 48)}", None),
     ("JWT", f"Authorization: Bearer {JWT}", JWT),
-    ("PRIVATE_KEY", f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----",
-     None),
+    (
+        "PRIVATE_KEY",
+        f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----",
+        None,
+    ),
     ("DATABASE_URL", "DATABASE_URL=postgres://app:S3cr3t!pw@db.internal:5432/app", "S3cr3t!pw"),
     ("PASSWORD", 'password = "hunter2!x"', "hunter2!x"),
     ("PASSWORD", "DB_PASSWORD: Tr0ub4dor&3", "Tr0ub4dor&3"),
@@ -72,10 +92,12 @@ POSITIVE = [
     ("GENERIC_SECRET", f'<add key="SERVICE_KEY" value="{HEX32}" />', HEX32),
     ("GENERIC_SECRET", f'os.environ.setdefault("APIKEY", "{HEX32}")', HEX32),
     ("GENERIC_SECRET", f"GET /cb?access_token={MIXED}&state=x", MIXED),
-    ("GENERIC_SECRET", f'curl -H "Authorization: Bearer {MIXED}" https://api.example.com',
-     MIXED),
-    ("URL_CREDENTIALS", "git clone https://deploy:maple#9900x@git.example.com/org/repo.git",
-     "maple#9900x"),
+    ("GENERIC_SECRET", f'curl -H "Authorization: Bearer {MIXED}" https://api.example.com', MIXED),
+    (
+        "URL_CREDENTIALS",
+        "git clone https://deploy:maple#9900x@git.example.com/org/repo.git",
+        "maple#9900x",
+    ),
 ]
 
 NEGATIVE = [
@@ -93,48 +115,67 @@ NEGATIVE = [
     ("TWILIO_AUTH_TOKEN", "auth_token = get_token()"),
     ("ANTHROPIC_API_KEY", "sk-ant- is the prefix."),
     ("OPENAI_API_KEY", "we use sk-learn-compatible-estimators-and-more-words; sk-ant-api03-x"),
-    ("JWT", f"eyJub3Rqc29uIjp9.eyJzdWIiOiI0MiJ9.{token(ALNUM, 20)} and "
-            + make_jwt({"typ": "JWT"})),  # header without alg
+    (
+        "JWT",
+        f"eyJub3Rqc29uIjp9.eyJzdWIiOiI0MiJ9.{token(ALNUM, 20)} and " + make_jwt({"typ": "JWT"}),
+    ),  # header without alg
     ("PRIVATE_KEY", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----"),
-    ("DATABASE_URL", "postgres://app@db/app, postgres://user:${DB_PASSWORD}@db/app, "
-                     "mysql://root:password@localhost/test"),
-    ("PASSWORD", 'password = "changeme"; password: ${DB_PASSWORD}; '
-                 "Password: must be at least eight characters.; password = os.environ['PW']; "
-                 "db_password = get_secret('db')"),
+    (
+        "DATABASE_URL",
+        "postgres://app@db/app, postgres://user:${DB_PASSWORD}@db/app, "
+        "mysql://root:password@localhost/test",
+    ),
+    (
+        "PASSWORD",
+        'password = "changeme"; password: ${DB_PASSWORD}; '
+        "Password: must be at least eight characters.; password = os.environ['PW']; "
+        "db_password = get_secret('db')",
+    ),
     ("HIGH_ENTROPY_STRING", "commit 3f786850e387550fdab836ed7e6dc881de23001b"),
-    ("HIGH_ENTROPY_STRING", 'integrity="sha384-' + base64.b64encode(
-        bytes(rnd.randrange(256) for _ in range(48))).decode() + '"'),
+    (
+        "HIGH_ENTROPY_STRING",
+        'integrity="sha384-'
+        + base64.b64encode(bytes(rnd.randrange(256) for _ in range(48))).decode()
+        + '"',
+    ),
     ("VENDOR_TOKEN", "SG. is SendGrid's prefix; npm_ and hf_ tokens; key-value pairs; dapi"),
-    ("GENERIC_SECRET", "api_key: ${API_KEY}; token = os.environ['TOKEN']; "
-                       "apiKey: <your-api-key-here>; API_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxx; "
-                       "request_id = \"550e8400-e29b-41d4-a716-446655440000\"; "
-                       "token = get_secret('payments/api_key'); secret = settings.SECRET_KEY; "
-                       "Authorization: Bearer YOUR_ACCESS_TOKEN_HERE"),
-    ("URL_CREDENTIALS", "https://user@example.com/x, https://host:8443/path, "
-                        "https://user:${PASSWORD}@host/"),
+    (
+        "GENERIC_SECRET",
+        "api_key: ${API_KEY}; token = os.environ['TOKEN']; "
+        "apiKey: <your-api-key-here>; API_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxx; "
+        'request_id = "550e8400-e29b-41d4-a716-446655440000"; '
+        "token = get_secret('payments/api_key'); secret = settings.SECRET_KEY; "
+        "Authorization: Bearer YOUR_ACCESS_TOKEN_HERE",
+    ),
+    (
+        "URL_CREDENTIALS",
+        "https://user@example.com/x, https://host:8443/path, https://user:${PASSWORD}@host/",
+    ),
 ]
 
 
 def values(name: str, text: str) -> list[str]:
-    return [text[m.start:m.end] for m in DETECTORS[name].find(text)]
+    return [text[m.start : m.end] for m in DETECTORS[name].find(text)]
 
 
-@pytest.mark.parametrize(("name", "text", "value"), POSITIVE,
-                         ids=[f"{p[0]}-{i}" for i, p in enumerate(POSITIVE)])
+@pytest.mark.parametrize(
+    ("name", "text", "value"), POSITIVE, ids=[f"{p[0]}-{i}" for i, p in enumerate(POSITIVE)]
+)
 def test_detector_finds(name: str, text: str, value: str | None) -> None:
     found = DETECTORS[name].find(text)
     assert len(found) == 1, values(name, text)
     m = found[0]
     if value is not None:
-        assert text[m.start:m.end] == value
+        assert text[m.start : m.end] == value
     assert m.detail == name
 
 
-@pytest.mark.parametrize(("name", "text", "value"), POSITIVE,
-                         ids=[f"{p[0]}-{i}" for i, p in enumerate(POSITIVE)])
+@pytest.mark.parametrize(
+    ("name", "text", "value"), POSITIVE, ids=[f"{p[0]}-{i}" for i, p in enumerate(POSITIVE)]
+)
 def test_display_never_shows_the_secret(name: str, text: str, value: str | None) -> None:
     (m,) = DETECTORS[name].find(text)
-    raw = text[m.start:m.end]
+    raw = text[m.start : m.end]
     assert m.display and raw not in m.display
     # at most a known prefix and the length survive
     assert len(m.display.split("…")[0]) <= 23 and f"[{len(raw)} chars]" in m.display
@@ -157,41 +198,48 @@ def test_mask_secret_keeps_nothing_of_short_values() -> None:
 
 # --- entropy ---------------------------------------------------------------------------------
 
+
 def test_shannon_entropy() -> None:
     assert shannon_entropy("") == 0
     assert shannon_entropy("aaaa") == 0
     assert shannon_entropy("abcd") == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("text", [
-    "3f786850e387550fdab836ed7e6dc881de23001b",  # git SHA
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # sha256
-    "550e8400-e29b-41d4-a716-446655440000",  # UUID
-    "d41d8cd98f00b204e9800998ecf8427e",  # md5
-    "internationalization",
-    "SomeVeryLongClassName2ForTesting",
-    "HTTP2ConnectionPoolManager",
-    "src/components/Button2/index.tsx",
-    "x86_64-unknown-linux-gnu",
-    "test_user_login_flow_v2_retries",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3f786850e387550fdab836ed7e6dc881de23001b",  # git SHA
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # sha256
+        "550e8400-e29b-41d4-a716-446655440000",  # UUID
+        "d41d8cd98f00b204e9800998ecf8427e",  # md5
+        "internationalization",
+        "SomeVeryLongClassName2ForTesting",
+        "HTTP2ConnectionPoolManager",
+        "src/components/Button2/index.tsx",
+        "x86_64-unknown-linux-gnu",
+        "test_user_login_flow_v2_retries",
+    ],
+)
 def test_entropy_ignores_hashes_uuids_and_identifiers(text: str) -> None:
     assert not high_entropy_ok(text)
 
 
 def test_entropy_flags_random_tokens() -> None:
     r = random.Random(11)
-    hits = sum(high_entropy_ok("".join(r.choice(ALNUM + "-_") for _ in range(40)))
-               for _ in range(500))
+    hits = sum(
+        high_entropy_ok("".join(r.choice(ALNUM + "-_") for _ in range(40))) for _ in range(500)
+    )
     assert hits >= 450  # measured ~0.98 at length 40
 
 
 def test_entropy_quiet_on_prose_and_release_notes() -> None:
-    text = ("Release 2.14.3 (2024-03-14): fixed the crash in ReportExporterFactory when the "
-            "upload of sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 "
-            "was retried; see commit 3f786850e387550fdab836ed7e6dc881de23001b and request "
-            "550e8400-e29b-41d4-a716-446655440000. Internationalization improvements for "
-            "the AbstractSingletonProxyFactoryBean1 module.")
+    text = (
+        "Release 2.14.3 (2024-03-14): fixed the crash in ReportExporterFactory when the "
+        "upload of sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 "
+        "was retried; see commit 3f786850e387550fdab836ed7e6dc881de23001b and request "
+        "550e8400-e29b-41d4-a716-446655440000. Internationalization improvements for "
+        "the AbstractSingletonProxyFactoryBean1 module."
+    )
     assert values("HIGH_ENTROPY_STRING", text) == []
     assert SecretCheck.from_spec(CheckSpec("secret", ("any",))).find(text) == []
 

@@ -26,8 +26,18 @@ def test_ten_mistakes_give_ten_coded_located_diagnostics(run_cli):
     assert "10 error(s)" in out
     headers = [ln for ln in err.splitlines() if ln.startswith("error[")]
     codes = sorted(h.split("]")[0].removeprefix("error[") for h in headers)
-    assert codes == ["DSL100", "DSL103", "DSL104", "DSL105", "DSL106", "DSL107", "DSL110",
-                     "DSL120", "DSL122", "DSL124"]
+    assert codes == [
+        "DSL100",
+        "DSL103",
+        "DSL104",
+        "DSL105",
+        "DSL106",
+        "DSL107",
+        "DSL110",
+        "DSL120",
+        "DSL122",
+        "DSL124",
+    ]
     arrows = [ln for ln in err.splitlines() if ln.strip().startswith("--> ")]
     assert len(arrows) == 10
     # every diagnostic points into the numbered line of its mistake
@@ -42,56 +52,104 @@ def test_ten_mistakes_rendered_snapshot(run_cli, snapshot):
     assert err == snapshot
 
 
-@pytest.mark.parametrize("source, code, caret, help_part", [
-    ("gate X-1 g { title \"t\" cite \"c\" require regexp /a/\n example pass \"a\" example fail \"b\" }",
-     "DSL103", "regexp", "Did you mean 'regex'?"),
-    ("gate X-1 g { title \"t\" cite \"c\" require pii(US_SNN)\n example pass \"a\" example fail \"b\" }",
-     "DSL104", "US_SNN", "Did you mean 'US_SSN'?"),
-    ("gate X-1 g { titel \"t\" cite \"c\" require phrase(\"a\")\n example pass \"a\" example fail \"b\" }",
-     "DSL108", "titel", "Did you mean 'title'?"),
-    ("gate X-1 g { title \"t\" cite \"c\" require regex /(a)\\1/\n example pass \"a\" example fail \"b\" }",
-     "DSL110", "/(a)\\1/", "match the repeated text explicitly"),
-    ("gate X-1 g { title \"t\" cite \"c\" applies privacy_notcie require phrase(\"a\")\n"
-     " example pass \"a\" example fail \"b\" }", "DSL125", "privacy_notcie",
-     "Did you mean 'privacy_notice'?"),
-    ("gate X-1 g { title \"t\" cite \"c\" require near(phrase(\"a\"), semantic \"q\", within 5 chars)\n"
-     " example pass \"a\" example fail \"b\" }", "DSL114", 'semantic "q"', "combine a semantic"),
-    ("gate X-1 g { title \"t\" cite \"c\" require phrase(\"a\")\n example pass \"a\" example fial \"b\" }",
-     "DSL128", "fial", "Did you mean 'fail'?"),
-    ("gate X-1 g { title \"t\" cite \"c\" require phrase(\"a\") on_indeterminate deny\n"
-     " example pass \"a\" example fail \"b\" }", "DSL126", "deny", "block, pass, review"),
-    ("gate X-1 g { title \"t\" cite \"c\" require phrase(\"a\"\n}", "DSL100", "}", "expected"),
-    ('gate X-1 g { title "unterminated\n}', "DSL102", '"', "close the string"),
-    ("import nosuchlib\ngate X-1 g { title \"t\" cite \"c\" require phrase(\"a\")\n"
-     " example pass \"a\" example fail \"b\" }", "DSL130", "import nosuchlib", "common"),
-])
+@pytest.mark.parametrize(
+    "source, code, caret, help_part",
+    [
+        (
+            'gate X-1 g { title "t" cite "c" require regexp /a/\n example pass "a" example fail "b" }',
+            "DSL103",
+            "regexp",
+            "Did you mean 'regex'?",
+        ),
+        (
+            'gate X-1 g { title "t" cite "c" require pii(US_SNN)\n example pass "a" example fail "b" }',
+            "DSL104",
+            "US_SNN",
+            "Did you mean 'US_SSN'?",
+        ),
+        (
+            'gate X-1 g { titel "t" cite "c" require phrase("a")\n example pass "a" example fail "b" }',
+            "DSL108",
+            "titel",
+            "Did you mean 'title'?",
+        ),
+        (
+            'gate X-1 g { title "t" cite "c" require regex /(a)\\1/\n example pass "a" example fail "b" }',
+            "DSL110",
+            "/(a)\\1/",
+            "match the repeated text explicitly",
+        ),
+        (
+            'gate X-1 g { title "t" cite "c" applies privacy_notcie require phrase("a")\n'
+            ' example pass "a" example fail "b" }',
+            "DSL125",
+            "privacy_notcie",
+            "Did you mean 'privacy_notice'?",
+        ),
+        (
+            'gate X-1 g { title "t" cite "c" require near(phrase("a"), semantic "q", within 5 chars)\n'
+            ' example pass "a" example fail "b" }',
+            "DSL114",
+            'semantic "q"',
+            "combine a semantic",
+        ),
+        (
+            'gate X-1 g { title "t" cite "c" require phrase("a")\n example pass "a" example fial "b" }',
+            "DSL128",
+            "fial",
+            "Did you mean 'fail'?",
+        ),
+        (
+            'gate X-1 g { title "t" cite "c" require phrase("a") on_indeterminate deny\n'
+            ' example pass "a" example fail "b" }',
+            "DSL126",
+            "deny",
+            "block, pass, review",
+        ),
+        ('gate X-1 g { title "t" cite "c" require phrase("a"\n}', "DSL100", "}", "expected"),
+        ('gate X-1 g { title "unterminated\n}', "DSL102", '"', "close the string"),
+        (
+            'import nosuchlib\ngate X-1 g { title "t" cite "c" require phrase("a")\n'
+            ' example pass "a" example fail "b" }',
+            "DSL130",
+            "import nosuchlib",
+            "common",
+        ),
+    ],
+)
 def test_each_diagnostic_points_at_the_narrowest_span(tmp_path, source, code, caret, help_part):
-    path = write(tmp_path / "m" / "g.gates", "module m { title \"m\" }\n" + source)
+    path = write(tmp_path / "m" / "g.gates", 'module m { title "m" }\n' + source)
     module, diags, texts = compile_paths([path], [ROOT / "modules" / "lib"])
     assert module is None
     d = next(d for d in diags if d.code == code)
     rendered = d.render(texts[d.file])
     src_line = texts[d.file].split("\n")[d.loc.line - 1]
-    assert src_line[d.loc.col - 1:d.loc.col - 1 + len(caret)] == caret
+    assert src_line[d.loc.col - 1 : d.loc.col - 1 + len(caret)] == caret
     assert "^" * len(caret.split("\n")[0]) in rendered
     assert help_part in rendered
 
 
 def test_all_errors_in_a_file_are_reported_after_a_syntax_error(tmp_path):
-    path = write(tmp_path / "m" / "g.gates", """module m { title "m" }
+    path = write(
+        tmp_path / "m" / "g.gates",
+        """module m { title "m" }
 gate A-1 a { title "a" cite "c" require phrase("x" "y") example pass "x" example fail "z" }
 gate A-2 b { title "b" cite "c" require regexp /x/ example pass "x" example fail "z" }
 gate A-3 c { title "c" require phrase("x") example pass "x" example fail "z" }
-""")
+""",
+    )
     _, diags, _ = compile_paths([path])
     assert [d.code for d in diags] == ["DSL100", "DSL103", "DSL120"]
 
 
-@pytest.mark.parametrize("content, code", [
-    (b"\xff\xfe\x00garbage\x80", "DSL001"),
-    (b"", "DSL002"),
-    (b"   \n\n", "DSL002"),
-])
+@pytest.mark.parametrize(
+    "content, code",
+    [
+        (b"\xff\xfe\x00garbage\x80", "DSL001"),
+        (b"", "DSL002"),
+        (b"   \n\n", "DSL002"),
+    ],
+)
 def test_bad_gate_files_are_one_coded_error(tmp_path, content, code, run_cli):
     path = tmp_path / "bad" / "bad.gates"
     path.parent.mkdir()
@@ -111,14 +169,17 @@ def test_huge_gate_file_is_refused(tmp_path, run_cli):
 
 
 def test_example_that_misbehaves_is_DSL123(tmp_path, run_cli):
-    path = write(tmp_path / "m" / "g.gates", """module m { title "m" }
+    path = write(
+        tmp_path / "m" / "g.gates",
+        """module m { title "m" }
 gate A-1 a {
   title "a" cite "c"
   forbid phrase("secret plan")
   example pass "nothing here"
   example fail "no match either"
 }
-""")
+""",
+    )
     rc, _, err = run_cli("lint", path.parent)
     assert rc == 2
     assert "error[DSL123]: example 2 of A-1 expects fail but the gate's status is pass" in err

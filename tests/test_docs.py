@@ -62,7 +62,9 @@ def examples(page: Path) -> list[Example]:
 
 
 def normalise(line: str) -> str:
-    line = re.sub(r"\b\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?", "<time>", line)
+    line = re.sub(
+        r"\b\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?", "<time>", line
+    )
     line = re.sub(r"\b[0-9a-f]{64}\b", "<sha256>", line)
     line = re.sub(r"\b\d[\d,]*\.\d ?ms\b", "<ms>", line)
     line = re.sub(r"(?<![\d.])\d[\d,]*\.\d(?![\d.])", "<n.n>", line)  # a timing column (ms)
@@ -132,16 +134,21 @@ def test_examples_print_what_the_page_says(page, tmp_path, monkeypatch):
     lines = page.read_text(encoding="utf-8").split("\n")
     # the README's blocks stand alone (each its own CLEARANCE_HOME); a guide's build on each other
     per_block = page == README
-    results = [(ex, run(ex.command, tmp_path / (f"home{ex.block}" if per_block else "home"),
-                        monkeypatch))
-               for ex in examples(page)]
+    results = [
+        (ex, run(ex.command, tmp_path / (f"home{ex.block}" if per_block else "home"), monkeypatch))
+        for ex in examples(page)
+    ]
     for ex, actual in reversed(results):  # from the bottom, so earlier line numbers hold
         if not matches(ex.expected, actual):
-            failures.append(f"{page.relative_to(ROOT)}:{ex.line}: $ {ex.command}\n"
-                            "--- the page says\n" + "\n".join(ex.expected)
-                            + "\n--- it printed\n" + "\n".join(actual))
+            failures.append(
+                f"{page.relative_to(ROOT)}:{ex.line}: $ {ex.command}\n"
+                "--- the page says\n"
+                + "\n".join(ex.expected)
+                + "\n--- it printed\n"
+                + "\n".join(actual)
+            )
             # the command is line ex.line (1-based); its recorded output follows it
-            lines[ex.line:ex.line + len(ex.expected)] = [x.rstrip() for x in actual]
+            lines[ex.line : ex.line + len(ex.expected)] = [x.rstrip() for x in actual]
     if UPDATE and failures:
         page.write_text("\n".join(lines), encoding="utf-8")
     assert not failures, "\n\n".join(reversed(failures))
@@ -151,13 +158,16 @@ def test_normalise_folds_timings_and_table_widths_but_not_counts():
     a = "│ data/samples/a.md │ fail    │      1 │ 1654.1 │"
     b = "│ data/samples/a.md │ fail │ 1 │ 24.2 │"
     assert normalise(a) == normalise(b)
-    assert normalise("FAIL (memo; 4 passed; 2.2 ms)") == normalise("FAIL (memo; 4 passed; 123.4 ms)")
+    assert normalise("FAIL (memo; 4 passed; 2.2 ms)") == normalise(
+        "FAIL (memo; 4 passed; 123.4 ms)"
+    )
     assert normalise("4 passed") != normalise("5 passed")
     assert matches(["one", "...", "four"], ["one", "two", "three", "four"])
     assert not matches(["one", "four"], ["one", "two", "four"])
 
 
 # --- the generated reference -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):

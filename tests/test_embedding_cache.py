@@ -86,14 +86,16 @@ def test_a_broken_cache_directory_is_no_cache(tmp_path):
 def test_headings_travel_with_their_passages_and_are_not_passages_themselves():
     doc = Document("# Retention\n\nWe delete it after a year.\n", media_type="text/markdown")
     idx = OfflineProvider(heads={}, embedding_cache=None).index(doc)
-    assert [doc.text[p.start:p.end] for p in idx.passages] == ["We delete it after a year."]
+    assert [doc.text[p.start : p.end] for p in idx.passages] == ["We delete it after a year."]
     assert idx.passages[0].heading == "Retention"
 
 
 @needs_model
 def test_the_time_limit_stops_embedding_and_answers_unclear():
-    q = Question("Does the notice say how long data is kept?",
-                 like=("We keep your personal data for a defined period.",))
+    q = Question(
+        "Does the notice say how long data is kept?",
+        like=("We keep your personal data for a defined period.",),
+    )
     provider = OfflineProvider(heads={}, embedding_cache=None, timeout_s=0.0)
     doc = notice([p + " (time-limit test)" for p in PARAGRAPHS])
     answer = asyncio.run(provider.answer(doc, [q])).answers[q.id]

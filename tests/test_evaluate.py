@@ -64,8 +64,9 @@ def gates_dir(tmp_path):
 
 def engine_with(gates_dir, table=None, default="unclear"):
     provider = ScriptedProvider(table or {}, default=default)
-    eng = Engine(gate_paths=[gates_dir], include_builtin=False, provider=provider, cache=None,
-                 audit=None)
+    eng = Engine(
+        gate_paths=[gates_dir], include_builtin=False, provider=provider, cache=None, audit=None
+    )
     return eng, provider
 
 
@@ -85,8 +86,9 @@ def test_cheap_check_decides_and_no_question_is_asked(gates_dir):
 
 
 def test_pending_questions_go_in_one_call(gates_dir):
-    eng, provider = engine_with(gates_dir, {"Does it name the controller?": "yes",
-                                            "Is retention explained?": "no"})
+    eng, provider = engine_with(
+        gates_dir, {"Does it name the controller?": "yes", "Is retention explained?": "no"}
+    )
     r = eng.validate(document_from_text("Our retention rules are in the annex."))
     assert len(provider.asked) == 1
     assert sorted(provider.asked[0]) == ["Does it name the controller?", "Is retention explained?"]
@@ -97,8 +99,11 @@ def test_pending_questions_go_in_one_call(gates_dir):
 
 def test_unclear_answer_is_indeterminate_and_follows_policy(gates_dir):
     eng, _ = engine_with(gates_dir)
-    r = eng.validate(document_from_text("Our retention rules are in the annex. Write to "
-                                        "a@b.example or c@d.example."))
+    r = eng.validate(
+        document_from_text(
+            "Our retention rules are in the annex. Write to a@b.example or c@d.example."
+        )
+    )
     assert status(r, "T-COUNT").status == Status.pass_
     any_gate, all_gate = status(r, "T-ANY"), status(r, "T-ALL")
     assert any_gate.status == Status.indeterminate and any_gate.blocking  # block is the default
@@ -115,7 +120,7 @@ def test_forbid_reports_every_span_with_line_and_col(gates_dir):
     assert g.status == Status.fail and g.blocking
     assert [(s.line, s.col) for s in g.spans] == [(2, 7), (3, 8), (3, 29)]
     for s in g.spans:
-        assert text[s.start:s.end].startswith("536-22-184")
+        assert text[s.start : s.end].startswith("536-22-184")
         assert s.kind == "pii" and "US_SSN" in s.detail
         assert "536-22-184" not in s.detail  # masked, never the raw value
 
@@ -127,8 +132,12 @@ def test_count_section_and_when(gates_dir):
     assert status(r, "T-COUNT").blocking  # severity low blocks at the default --fail-on low
     assert status(r, "T-SECTION").status == Status.fail  # 'erasure' is outside the section
     assert status(r, "T-WHEN").status == Status.not_applicable
-    r = eng.validate(document_from_text("# Your rights\n## Erasure\nerasure a@b.example x@y.example "
-                                        "children need parental consent"))
+    r = eng.validate(
+        document_from_text(
+            "# Your rights\n## Erasure\nerasure a@b.example x@y.example "
+            "children need parental consent"
+        )
+    )
     assert status(r, "T-COUNT").status == Status.pass_
     assert status(r, "T-SECTION").status == Status.pass_  # sub-sections belong to the section
     assert status(r, "T-WHEN").status == Status.pass_
@@ -176,8 +185,9 @@ def test_each_validation_starts_a_fresh_provider_budget(gates_dir):
             self.started += 1
 
     provider = Budgeted()
-    eng = Engine(gate_paths=[gates_dir], include_builtin=False, provider=provider, cache=None,
-                 audit=None)
+    eng = Engine(
+        gate_paths=[gates_dir], include_builtin=False, provider=provider, cache=None, audit=None
+    )
     for _ in range(3):
         eng.validate(document_from_text("Our retention rules are in the annex."))
     eng.validate(document_from_text("The controller is at a@b.example."))

@@ -10,12 +10,14 @@ _ENGINE = Engine(cache=None, audit=None)
 _CASES = [(g, ex) for m in _ENGINE.list_modules() for g in m.gates for ex in g.examples]
 
 
-@pytest.mark.parametrize("gate, example", _CASES,
-                         ids=[f"{g.code}::example[{ex.index}]" for g, ex in _CASES])
+@pytest.mark.parametrize(
+    "gate, example", _CASES, ids=[f"{g.code}::example[{ex.index}]" for g, ex in _CASES]
+)
 def test_gate_example(gate, example):
     result = _ENGINE.check_example(gate, example)
-    assert result.ok, (f"{example.file}:{example.loc.line}: expected {example.expect}, "
-                       f"{result.problem}")
+    assert result.ok, (
+        f"{example.file}:{example.loc.line}: expected {example.expect}, {result.problem}"
+    )
 
 
 def test_every_gate_is_proven_and_cited():

@@ -68,8 +68,11 @@ def test_folds_split_by_document_and_are_fixed_by_the_seed():
     folds = H.folds_by_document(names)
     assert folds == H.folds_by_document(list(reversed(names)))
     assert sorted(set(folds.values())) == [0, 1, 2, 3, 4]
-    assert max(list(folds.values()).count(f) for f in range(5)) - min(
-        list(folds.values()).count(f) for f in range(5)) <= 1
+    assert (
+        max(list(folds.values()).count(f) for f in range(5))
+        - min(list(folds.values()).count(f) for f in range(5))
+        <= 1
+    )
 
 
 def test_platt_scaling_is_monotone_and_calibrates():
@@ -82,10 +85,19 @@ def test_platt_scaling_is_monotone_and_calibrates():
 
 
 def head_for(question: str, gate: str, weights: np.ndarray, bias: float = 0.0) -> H.Head:
-    return H.Head(gate=gate, question=question, question_sha=H.question_hash(question),
-                  model=offline.MODEL_ID, weights=weights.astype(np.float32), bias=bias,
-                  platt_a=1.0, platt_b=0.0, decided_above=0.6, decided_below=0.4,
-                  meta={"seed": 0})
+    return H.Head(
+        gate=gate,
+        question=question,
+        question_sha=H.question_hash(question),
+        model=offline.MODEL_ID,
+        weights=weights.astype(np.float32),
+        bias=bias,
+        platt_a=1.0,
+        platt_b=0.0,
+        decided_above=0.6,
+        decided_below=0.4,
+        meta={"seed": 0},
+    )
 
 
 def test_head_files_round_trip(tmp_path):
@@ -106,8 +118,9 @@ def retention_gate_question() -> str:
 
 
 def test_a_head_whose_question_changed_is_stale_and_lint_says_so(tmp_path, monkeypatch, run_cli):
-    head = head_for("Does the notice say how long data is kept (old wording)?", "GDPR-13-2A",
-                    np.zeros(384))
+    head = head_for(
+        "Does the notice say how long data is kept (old wording)?", "GDPR-13-2A", np.zeros(384)
+    )
     H.write_head(head, tmp_path)
     gates = Engine(cache=None, audit=None).ruleset(["gdpr"]).gates
     (warning,) = H.stale_heads(gates, tmp_path)
@@ -124,18 +137,27 @@ def test_a_head_whose_question_changed_is_stale_and_lint_says_so(tmp_path, monke
 def test_a_question_with_a_head_is_answered_by_it_one_without_by_similarity():
     embedder, _ = offline.load_embedder()
     direction = embedder.embed(["Retention: we keep your personal data for two years."])[0]
-    asked = Question("Does the notice say how long personal data is kept?",
-                     like=("We retain your personal data for a defined period of time.",))
-    other = Question("Does the notice describe automated decision-making?",
-                     like=("We use automated decision-making with legal effects on you.",))
+    asked = Question(
+        "Does the notice say how long personal data is kept?",
+        like=("We retain your personal data for a defined period of time.",),
+    )
+    other = Question(
+        "Does the notice describe automated decision-making?",
+        like=("We use automated decision-making with legal effects on you.",),
+    )
     # a head that is sure of passages along ``direction``: 12 * cosine - 6
     head = head_for(asked.text, "TEST-1", direction * 12, -6.0)
-    provider = OfflineProvider(heads={head.question_sha: head}, band=Band(0.02, 0.02),
-                               embedding_cache=None)
+    provider = OfflineProvider(
+        heads={head.question_sha: head}, band=Band(0.02, 0.02), embedding_cache=None
+    )
     doc = Document(NOTICE, media_type="text/markdown")
     result = asyncio.run(provider.answer(doc, [asked, other])).answers
     yes, sim = result[asked.id], result[other.id]
-    assert yes.verdict == "yes" and yes.rationale.startswith("yes (score ") and "by head TEST-1" in yes.rationale
+    assert (
+        yes.verdict == "yes"
+        and yes.rationale.startswith("yes (score ")
+        and "by head TEST-1" in yes.rationale
+    )
     assert (yes.decided_above, yes.decided_below) == (0.6, 0.4)
     assert yes.evidence[0].quote.startswith("We keep your personal data")
     assert 0.6 <= yes.score <= 1.0 and yes.confidence == round(yes.score, 3)
@@ -162,8 +184,10 @@ def test_shipped_heads_are_current_and_documented():
 
 def test_train_without_the_corpus_says_so_and_exits_2(tmp_path, run_cli):
     toml = tmp_path / "t200.toml"
-    toml.write_text('corpus = "%s"\nmodule = "gdpr"\n[requirements]\n'
-                    '"Data Retention Period" = ["GDPR-13-2A"]\n' % (tmp_path / "absent"))
+    toml.write_text(
+        'corpus = "%s"\nmodule = "gdpr"\n[requirements]\n'
+        '"Data Retention Period" = ["GDPR-13-2A"]\n' % (tmp_path / "absent")
+    )
     code, out, err = run_cli("train", "--eval", str(toml))
     assert code == 2
     assert "training corpus is not at" in err and "../shared/corpus/gdpr-t200" in err
@@ -181,6 +205,7 @@ def test_heads_json_carries_no_document_text():
 def test_eval_cross_validation_flags_are_checked(run_cli):
     code, _, err = run_cli("eval", "data/samples", "--cv")
     assert code == 2 and "--cv evaluates GDPR-T-200 only" in err
-    code, _, err = run_cli("eval", "--t200", "data/eval/gdpr-t200.toml", "--cv",
-                           "--deterministic-only")
+    code, _, err = run_cli(
+        "eval", "--t200", "data/eval/gdpr-t200.toml", "--cv", "--deterministic-only"
+    )
     assert code == 2 and "offline provider" in err

@@ -44,8 +44,9 @@ class Server:
         headers = {}
         if role is not None:
             key = self.keys[role]
-            headers = ({"Authorization": f"Bearer {key}"} if header == "bearer"
-                       else {"X-API-Key": key})
+            headers = (
+                {"Authorization": f"Bearer {key}"} if header == "bearer" else {"X-API-Key": key}
+            )
         return httpx.Client(base_url=self.url, headers=headers, timeout=20)
 
 
@@ -62,8 +63,9 @@ def serve() -> Iterator:
 
     def start(app) -> str:
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 30
@@ -88,14 +90,16 @@ def server(serve, tmp_path_factory) -> Server:
         mp.setenv("CLEARANCE_HOME", str(home))
         mp.setenv("CLEARANCE_PROVIDER", "none")  # deterministic gates only; no model to load
         store = KeyStore(home / "audit.db")
-        keys = {role: store.create(f"{role}-bot", role)[1]
-                for role in ("validator", "auditor", "admin")}
+        keys = {
+            role: store.create(f"{role}-bot", role)[1] for role in ("validator", "auditor", "admin")
+        }
         revoked, raw = store.create("gone", "admin")
         store.revoke(revoked.id)
         keys["revoked"] = raw
         store.close()
-        url = serve(create_app(settings=Settings(max_body_bytes=MAX_BODY,
-                                                 max_document_bytes=MAX_DOC)))
+        url = serve(
+            create_app(settings=Settings(max_body_bytes=MAX_BODY, max_document_bytes=MAX_DOC))
+        )
     return Server(url, home, keys)
 
 
@@ -111,7 +115,9 @@ def _assert_problem(r: httpx.Response, status: int) -> dict:
 
 def _audit_rows(db: Path) -> list[tuple]:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT id, principal, doc_name FROM validations ORDER BY id").fetchall()
+        return conn.execute(
+            "SELECT id, principal, doc_name FROM validations ORDER BY id"
+        ).fetchall()
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -132,14 +138,18 @@ def test_validate_json_matches_cli_contract(server, run_cli, monkeypatch):
     assert report["exit_code"] == cli["exit_code"] == code
     assert report["document"]["sha256"] == cli["document"]["sha256"]
     assert [(g["gate"], g["status"]) for g in report["gates"]] == [
-        (g["gate"], g["status"]) for g in cli["gates"]]
+        (g["gate"], g["status"]) for g in cli["gates"]
+    ]
 
 
 @pytest.mark.parametrize("name", ["sample.docx", "sample.pdf", "sample.html"])
 def test_validate_upload_formats(server, name):
     with server.client("validator", header="x-api-key") as c:
-        r = c.post("/v1/validate", files={"file": (name, (FORMATS / name).read_bytes())},
-                   data={"modules": "gdpr", "doc_type": "privacy_notice"})
+        r = c.post(
+            "/v1/validate",
+            files={"file": (name, (FORMATS / name).read_bytes())},
+            data={"modules": "gdpr", "doc_type": "privacy_notice"},
+        )
     assert r.status_code == 200, r.text
     report = r.json()
     jsonschema.validate(report, SCHEMA)
@@ -163,8 +173,10 @@ def test_principal_and_one_row_per_validation(server):
     before = len(_audit_rows(server.db))
     with server.client("admin") as c:
         for i in range(3):
-            assert c.post("/v1/validate", json={"text": f"memo {i}", "name": f"m{i}.txt"}
-                          ).status_code == 200
+            assert (
+                c.post("/v1/validate", json={"text": f"memo {i}", "name": f"m{i}.txt"}).status_code
+                == 200
+            )
     rows = _audit_rows(server.db)
     assert len(rows) == before + 3
     assert [(p, n) for _, p, n in rows[-3:]] == [("admin-bot", f"m{i}.txt") for i in range(3)]
@@ -175,8 +187,9 @@ def test_concurrent_validations_are_each_recorded_once(server):
 
     def post(i: int) -> int:
         with server.client("validator") as c:
-            return c.post("/v1/validate", json={"text": f"note number {i}", "name": f"n{i}.txt"}
-                          ).status_code
+            return c.post(
+                "/v1/validate", json={"text": f"note number {i}", "name": f"n{i}.txt"}
+            ).status_code
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(20)]
     for t in threads:
@@ -199,8 +212,10 @@ def test_group_commit_records_each_once_and_refuses_after_close(tmp_path):
     report = engine.validate(SAMPLES / "breach-letter.txt")
     sink = GroupCommitAudit(AuditLog(tmp_path / "audit.db"))
     ids: list[int] = []
-    threads = [threading.Thread(target=lambda: ids.append(
-        sink.record(report, principal="t", gates=[]))) for _ in range(12)]
+    threads = [
+        threading.Thread(target=lambda: ids.append(sink.record(report, principal="t", gates=[])))
+        for _ in range(12)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -271,16 +286,24 @@ def test_auth_401_403(server):
         r = _assert_problem(c.post("/v1/validate", json=body), 401)
         assert "API key" in r["detail"]
         assert c.post("/v1/validate", json=body).headers["www-authenticate"] == "Bearer"
-        _assert_problem(c.post("/v1/validate", json=body,
-                               headers={"X-API-Key": "clr_not-a-real-key"}), 401)
-        _assert_problem(c.post("/v1/validate", json=body,
-                               headers={"Authorization": f"Bearer {server.keys['revoked']}"}), 401)
+        _assert_problem(
+            c.post("/v1/validate", json=body, headers={"X-API-Key": "clr_not-a-real-key"}), 401
+        )
+        _assert_problem(
+            c.post(
+                "/v1/validate",
+                json=body,
+                headers={"Authorization": f"Bearer {server.keys['revoked']}"},
+            ),
+            401,
+        )
     with server.client("auditor") as c:
         _assert_problem(c.post("/v1/validate", json=body), 403)
     with server.client("validator") as c:
         _assert_problem(c.get("/v1/audit/recent"), 403)
-        _assert_problem(c.post("/v1/waivers", json={"gate": "X", "doc_sha256": "0" * 64,
-                                                    "reason": "r"}), 403)
+        _assert_problem(
+            c.post("/v1/waivers", json={"gate": "X", "doc_sha256": "0" * 64, "reason": "r"}), 403
+        )
 
 
 def test_body_too_large(server):
@@ -294,8 +317,9 @@ def test_body_too_large(server):
                 yield b"b" * 8192
             yield b'"}'
 
-        streamed = c.post("/v1/validate", content=chunks(),
-                          headers={"content-type": "application/json"})
+        streamed = c.post(
+            "/v1/validate", content=chunks(), headers={"content-type": "application/json"}
+        )
         _assert_problem(streamed, 413)
         doc = _assert_problem(c.post("/v1/validate", json={"text": "c" * (MAX_DOC + 1)}), 413)
         assert "document limit" in doc["detail"]
@@ -309,13 +333,19 @@ def test_bad_documents_are_problems(server):
         assert "not a PDF" in _assert_problem(fake_pdf, 422)["detail"]
         empty = c.post("/v1/validate", json={"text": "   "})
         assert "empty" in _assert_problem(empty, 422)["detail"]
-        _assert_problem(c.post("/v1/validate", content=b"text", headers={
-            "content-type": "text/plain"}), 415)
+        _assert_problem(
+            c.post("/v1/validate", content=b"text", headers={"content-type": "text/plain"}), 415
+        )
         _assert_problem(c.post("/v1/validate", json={"name": "no text"}), 422)
-        _assert_problem(c.post("/v1/validate", content=b"{not json",
-                               headers={"content-type": "application/json"}), 422)
-        bad_type = _assert_problem(c.post("/v1/validate", json={"text": "x", "doc_type":
-                                                                "privacy_notise"}), 422)
+        _assert_problem(
+            c.post(
+                "/v1/validate", content=b"{not json", headers={"content-type": "application/json"}
+            ),
+            422,
+        )
+        bad_type = _assert_problem(
+            c.post("/v1/validate", json={"text": "x", "doc_type": "privacy_notise"}), 422
+        )
         assert "Did you mean 'privacy_notice'" in bad_type["detail"]
         _assert_problem(c.post("/v1/validate", json={"text": "x", "modules": ["gdrp"]}), 422)
         _assert_problem(c.get("/v1/nothing-here"), 404)
@@ -384,31 +414,49 @@ def test_audit_endpoints_and_waivers(server):
         assert c.get("/v1/audit/verify").json()["ok"] is True
         _assert_problem(c.get("/v1/audit/stats", params={"since": "last week"}), 422)
         _assert_problem(c.get("/v1/audit/history/zz"), 422)
-        _assert_problem(c.post("/v1/waivers", json={"gate": failing, "doc_sha256": sha,
-                                                    "reason": "r"}), 403)
+        _assert_problem(
+            c.post("/v1/waivers", json={"gate": failing, "doc_sha256": sha, "reason": "r"}), 403
+        )
     with server.client("admin") as c:
-        no_expiry = c.post("/v1/waivers", json={"gate": failing, "doc_sha256": sha,
-                                                "reason": "legal approved the wording"})
+        no_expiry = c.post(
+            "/v1/waivers",
+            json={"gate": failing, "doc_sha256": sha, "reason": "legal approved the wording"},
+        )
         assert "expiry" in _assert_problem(no_expiry, 422)["detail"]
-        unknown = c.post("/v1/waivers", json={"gate": failing + "X", "doc_sha256": sha,
-                                              "reason": "r", "no_expiry": True})
+        unknown = c.post(
+            "/v1/waivers",
+            json={"gate": failing + "X", "doc_sha256": sha, "reason": "r", "no_expiry": True},
+        )
         assert "unknown gate" in _assert_problem(unknown, 422)["detail"]
-        w = c.post("/v1/waivers", json={"gate": failing, "doc_sha256": sha,
-                                        "reason": "legal approved the wording",
-                                        "expires": "2999-12-31"})
+        w = c.post(
+            "/v1/waivers",
+            json={
+                "gate": failing,
+                "doc_sha256": sha,
+                "reason": "legal approved the wording",
+                "expires": "2999-12-31",
+            },
+        )
         assert w.status_code == 201 and w.json()["approver"] == "admin-bot"
         again = c.post("/v1/validate", json={"text": text, "name": "pn.md"}).json()
         assert next(g for g in again["gates"] if g["gate"] == failing)["status"] == "waived"
-        _assert_problem(c.post("/v1/waivers", json={"gate": failing, "doc_sha256": "abc",
-                                                    "reason": "r"}), 422)
+        _assert_problem(
+            c.post("/v1/waivers", json={"gate": failing, "doc_sha256": "abc", "reason": "r"}), 422
+        )
 
 
 def test_openapi_and_health(server):
     with server.client() as c:
         assert c.get("/healthz").json()["status"] == "ok"
         spec = c.get("/openapi.json").json()
-        assert {"/v1/validate", "/v1/modules", "/v1/gates/{code}", "/v1/audit/recent",
-                "/v1/waivers", "/healthz"} <= set(spec["paths"])
+        assert {
+            "/v1/validate",
+            "/v1/modules",
+            "/v1/gates/{code}",
+            "/v1/audit/recent",
+            "/v1/waivers",
+            "/healthz",
+        } <= set(spec["paths"])
         content = spec["paths"]["/v1/validate"]["post"]["requestBody"]["content"]
         assert {"application/json", "multipart/form-data"} <= set(content)
         assert "swagger" in c.get("/docs").text.lower()
@@ -417,12 +465,17 @@ def test_openapi_and_health(server):
 def test_jurisdictions_and_untyped_policy_over_http(server):
     text = (SAMPLES / "privacy-notice.md").read_text()
     with server.client("validator") as c:
-        us = c.post("/v1/validate", json={"text": text, "name": "n.md",
-                                          "jurisdictions": ["California"]}).json()
-        form = c.post("/v1/validate", files={"file": ("n.md", text.encode())},
-                      data={"jurisdictions": "uk", "untyped": "fail"}).json()
-        untyped = c.post("/v1/validate", json={"text": "Lunch is at noon.", "name": "n.txt",
-                                               "untyped": "fail"}).json()
+        us = c.post(
+            "/v1/validate", json={"text": text, "name": "n.md", "jurisdictions": ["California"]}
+        ).json()
+        form = c.post(
+            "/v1/validate",
+            files={"file": ("n.md", text.encode())},
+            data={"jurisdictions": "uk", "untyped": "fail"},
+        ).json()
+        untyped = c.post(
+            "/v1/validate", json={"text": "Lunch is at noon.", "name": "n.txt", "untyped": "fail"}
+        ).json()
         default = c.post("/v1/validate", json={"text": "Lunch is at noon.", "name": "n.txt"})
         bad = c.post("/v1/validate", json={"text": "x", "jurisdictions": ["not a place!"]})
         bad_policy = c.post("/v1/validate", json={"text": "x", "untyped": "ignore"})
@@ -430,8 +483,11 @@ def test_jurisdictions_and_untyped_policy_over_http(server):
     assert "gdpr" not in {g["module"] for g in us["gates"]}
     assert {c["id"]: c["applied"] for c in us["module_selection"]}["gdpr"] is False
     assert form["jurisdictions"] == ["uk"] and "gdpr" in {g["module"] for g in form["gates"]}
-    assert (untyped["verdict"], untyped["exit_code"], untyped["untyped_policy"]) == ("fail", 1,
-                                                                                      "fail")
+    assert (untyped["verdict"], untyped["exit_code"], untyped["untyped_policy"]) == (
+        "fail",
+        1,
+        "fail",
+    )
     assert default.status_code == 200 and default.json()["verdict"] == "review"
     assert "not a jurisdiction code" in _assert_problem(bad, 422)["detail"]
     _assert_problem(bad_policy, 422)

@@ -10,8 +10,9 @@ from engine.keys import PREFIX, KeyStore, hash_key
 
 def _db_bytes() -> bytes:
     path = audit_db_path()
-    return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal"))
-                    if p.exists())
+    return b"".join(
+        p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists()
+    )
 
 
 def test_create_list_revoke(run_cli):
@@ -24,8 +25,16 @@ def test_create_list_revoke(run_cli):
     code, out, _ = run_cli("keys", "list")
     assert code == 0 and "carol" in out and "auditor" in out and raw not in out
     listed = json.loads(run_cli("keys", "list", "-f", "json")[1])
-    assert listed == [{"id": 1, "name": "carol", "role": "auditor", "key_prefix": raw[:8],
-                       "created": listed[0]["created"], "revoked": None}]
+    assert listed == [
+        {
+            "id": 1,
+            "name": "carol",
+            "role": "auditor",
+            "key_prefix": raw[:8],
+            "created": listed[0]["created"],
+            "revoked": None,
+        }
+    ]
 
     store = KeyStore()
     key = store.authenticate(raw)
@@ -34,7 +43,7 @@ def test_create_list_revoke(run_cli):
     assert store.authenticate(raw + "x") is None and store.authenticate(None) is None
 
     data = _db_bytes()
-    assert raw.encode() not in data and raw[len(PREFIX):].encode() not in data
+    assert raw.encode() not in data and raw[len(PREFIX) :].encode() not in data
     assert hash_key(raw).encode() in data
 
     code, out, _ = run_cli("keys", "revoke", "1")

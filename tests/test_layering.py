@@ -27,7 +27,9 @@ def files(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", files("dsl") + files("gates"), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", files("dsl") + files("gates"), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_language_and_checks_never_import_the_engine(path):
     bad = {m for m in imports(path) if m == "engine" or m.startswith("engine.")}
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
@@ -39,8 +41,9 @@ def _is_shell(path: Path) -> bool:
     return any(dotted == s or dotted.startswith(s + ".") for s in SHELLS)
 
 
-@pytest.mark.parametrize("path", [p for p in files("engine") if not _is_shell(p)],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [p for p in files("engine") if not _is_shell(p)], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_core_never_imports_the_cli_or_http_layer(path):
     bad = {m for m in imports(path) if any(m == s or m.startswith(s + ".") for s in SHELLS)}
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"

@@ -58,6 +58,7 @@ def test_deterministic_layer_is_linear(engine: Engine) -> None:
 
 def test_one_long_line_is_linear(engine: Engine) -> None:
     """No newlines at all: line/column mapping, sections and windowed regexes stay linear."""
+
     def make(n: int) -> Callable[[], object]:
         return _deterministic(engine, make_text(n)[0].replace("\n", " "))
 
@@ -85,8 +86,9 @@ def test_near_with_long_and_dense_spans_is_linear() -> None:
     def make(n: int) -> Callable[[], object]:
         # one huge span (a key block) and dense short spans on both sides
         a = [Hit(i * 10, i * 10 + 4, "a", "phrase") for i in range(n)]
-        b = [Hit(0, n * 10, "b", "secret")] + [Hit(i * 10 + 5, i * 10 + 8, "c", "regex")
-                                               for i in range(n)]
+        b = [Hit(0, n * 10, "b", "secret")] + [
+            Hit(i * 10 + 5, i * 10 + 8, "c", "regex") for i in range(n)
+        ]
         return lambda: _near(a, b, 400)
 
     assert _ratio(make, 2_000) < BOUND
@@ -94,6 +96,7 @@ def test_near_with_long_and_dense_spans_is_linear() -> None:
 
 def test_many_candidates_that_fail_are_linear(engine: Engine) -> None:
     """Phrase candidates RE2 finds but Python's word boundaries reject ("xcontrollers")."""
+
     def make(n: int) -> Callable[[], object]:
         return _deterministic(engine, "xcontrollers é415-555-0134 " * n)
 
@@ -102,6 +105,7 @@ def test_many_candidates_that_fail_are_linear(engine: Engine) -> None:
 
 def test_non_ascii_offsets_are_linear(engine: Engine) -> None:
     """Byte -> character offset mapping for many matches in a non-ASCII text."""
+
     def make(n: int) -> Callable[[], object]:
         return _deterministic(engine, "Zoë Müller 电话 415-555-0134, keep data 6 years. " * n)
 
@@ -117,7 +121,8 @@ def test_validate_end_to_end_is_linear(engine: Engine) -> None:
 
 
 def test_deterministic_validation_uses_no_event_loop_or_thread(
-        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Gates without a pending semantic question never pay for asyncio or a thread; documents
     are parallelised with processes (engine.batch), not here."""
     import asyncio
@@ -129,14 +134,16 @@ def test_deterministic_validation_uses_no_event_loop_or_thread(
     monkeypatch.setattr(asyncio, "run", forbidden)
     monkeypatch.setattr(asyncio, "new_event_loop", forbidden)
     monkeypatch.setattr(threading.Thread, "start", forbidden)
-    report = engine.validate(document_from_text("Deploy with AKIAIOSFODNN7EXAMPLE in the config."),
-                             modules=["secrets"])
+    report = engine.validate(
+        document_from_text("Deploy with AKIAIOSFODNN7EXAMPLE in the config."), modules=["secrets"]
+    )
     assert report.verdict == "fail"
     assert report.llm.calls == 0
 
 
 def test_no_provider_answers_pending_questions_without_an_event_loop(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """With no semantic provider (`--provider none`), pending questions are answered `unclear`
     on the spot: the report is the one the asynchronous path gives, without its ~1 ms loop."""
     import asyncio
@@ -149,7 +156,8 @@ def test_no_provider_answers_pending_questions_without_an_event_loop(
 
     text = make_text(8_000)[0]
     want = Engine(cache=None, audit=None, provider=AsyncOnly()).validate(
-        document_from_text(text), doc_type="privacy_notice")
+        document_from_text(text), doc_type="privacy_notice"
+    )
     assert any(g.status.value == "indeterminate" for g in want.gates)
 
     def forbidden(*args: object, **kwargs: object) -> None:
@@ -157,10 +165,14 @@ def test_no_provider_answers_pending_questions_without_an_event_loop(
 
     monkeypatch.setattr(asyncio, "run", forbidden)
     got = Engine(cache=None, audit=None, provider=NullProvider()).validate(
-        document_from_text(text), doc_type="privacy_notice")
+        document_from_text(text), doc_type="privacy_notice"
+    )
 
     def shape(report):  # type: ignore[no-untyped-def]
-        return ([(g.gate, g.status, g.spans, g.semantic) for g in report.gates], report.verdict,
-                report.llm.model_dump())
+        return (
+            [(g.gate, g.status, g.spans, g.semantic) for g in report.gates],
+            report.verdict,
+            report.llm.model_dump(),
+        )
 
     assert shape(got) == shape(want)

@@ -368,17 +368,29 @@ def test_parse_retry_after_forms():
         ({"input_tokens": 12, "output_tokens": [1]}, (12, 0), "output_tokens"),
         ({"input_tokens": -5, "output_tokens": 1e300}, (0, 0), "input_tokens, output_tokens"),
         ({"input_tokens": True, "output_tokens": 3.0}, (0, 3), "input_tokens"),
-        ({"input_tokens": 10, "output_tokens": 2, "cache_read_input_tokens": {"n": 1}},
-         (10, 2), "cache_read_input_tokens"),
+        (
+            {"input_tokens": 10, "output_tokens": 2, "cache_read_input_tokens": {"n": 1}},
+            (10, 2),
+            "cache_read_input_tokens",
+        ),
         ("garbage", (0, 0), "input_tokens, output_tokens"),
         (None, (0, 0), "input_tokens, output_tokens"),
         (MISSING, (0, 0), "input_tokens, output_tokens"),
     ],
-    ids=["string", "list", "negative-and-huge", "bool-and-float", "cache-field", "not-an-object",
-         "null", "missing"],
+    ids=[
+        "string",
+        "list",
+        "negative-and-huge",
+        "bool-and-float",
+        "cache-field",
+        "not-an-object",
+        "null",
+        "missing",
+    ],
 )
-def test_malformed_usage_is_a_counted_call_with_unknown_tokens(fake_anthropic, caplog, usage,
-                                                               tokens, bad):
+def test_malformed_usage_is_a_counted_call_with_unknown_tokens(
+    fake_anthropic, caplog, usage, tokens, bad
+):
     fake_anthropic.faults.append(Fault("bad_usage", usage=usage))
     provider = make(fake_anthropic)
     with caplog.at_level("WARNING", logger="clearance.providers.anthropic"):
@@ -401,8 +413,9 @@ def test_well_formed_usage_logs_nothing(fake_anthropic, caplog):
     assert not [r for r in caplog.records if r.name == "clearance.providers.anthropic"]
 
 
-def test_malformed_usage_through_the_engine_is_counted_in_report_and_audit(fake_anthropic,
-                                                                           tmp_path):
+def test_malformed_usage_through_the_engine_is_counted_in_report_and_audit(
+    fake_anthropic, tmp_path
+):
     from engine.api import Engine
     from engine.audit import AuditLog
 
@@ -419,8 +432,13 @@ def test_malformed_usage_through_the_engine_is_counted_in_report_and_audit(fake_
     )
     fake_anthropic.always = Fault("bad_usage", usage={"input_tokens": "n/a", "output_tokens": None})
     with AuditLog(tmp_path / "audit.db") as log:
-        engine = Engine(gate_paths=[gates], include_builtin=False, provider=make(fake_anthropic),
-                        cache=None, audit=log)
+        engine = Engine(
+            gate_paths=[gates],
+            include_builtin=False,
+            provider=make(fake_anthropic),
+            cache=None,
+            audit=log,
+        )
         report = engine.validate(Document(NOTICE, media_type="text/markdown", name="n.md"))
         gate = next(g for g in report.gates if g.gate == "PROBE-1")
         assert gate.status.value == "pass"

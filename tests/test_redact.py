@@ -26,8 +26,10 @@ AWS_ID = "AKIA" + "".join(_r.choice(string.ascii_uppercase + "234567") for _ in 
 SSN = "219-09-9999"
 EMAIL = "jane.doe@example.org"
 PW = "Tr0ub4dor&3x"
-DOC = (f"Dear Ms. Jane Doe,\nYour SSN {SSN} and email {EMAIL} are on file (DOB: 01/02/1950).\n"
-       f"aws_access_key_id = {AWS_ID}\npassword = \"{PW}\"\n")
+DOC = (
+    f"Dear Ms. Jane Doe,\nYour SSN {SSN} and email {EMAIL} are on file (DOB: 01/02/1950).\n"
+    f'aws_access_key_id = {AWS_ID}\npassword = "{PW}"\n'
+)
 RAW = [SSN, EMAIL, AWS_ID, PW, "Jane Doe", "01/02/1950"]
 
 
@@ -82,8 +84,14 @@ def test_overlapping_spans_are_merged_so_nothing_leaks() -> None:
 
 
 def test_resolve_overlaps_keeps_higher_score_then_longer() -> None:
-    kept = resolve_overlaps([Match(0, 10, "URL", 0.85), Match(0, 10, "SLACK_WEBHOOK", 0.95),
-                             Match(12, 14, "X", 0.5), Match(12, 18, "Y", 0.5)])
+    kept = resolve_overlaps(
+        [
+            Match(0, 10, "URL", 0.85),
+            Match(0, 10, "SLACK_WEBHOOK", 0.95),
+            Match(12, 14, "X", 0.5),
+            Match(12, 18, "Y", 0.5),
+        ]
+    )
     assert [(m.detail, m.start, m.end) for m in kept] == [("SLACK_WEBHOOK", 0, 10), ("Y", 12, 18)]
 
 
@@ -91,8 +99,14 @@ def test_detect_all_is_sorted_and_non_overlapping() -> None:
     found = detect_all(DOC)
     assert found == sorted(found, key=lambda m: m.start)
     assert all(a.end <= b.start for a, b in zip(found, found[1:], strict=False))
-    assert {m.detail for m in found} >= {"PERSON", "US_SSN", "EMAIL_ADDRESS", "AWS_ACCESS_KEY",
-                                         "PASSWORD", "DATE_OF_BIRTH"}
+    assert {m.detail for m in found} >= {
+        "PERSON",
+        "US_SSN",
+        "EMAIL_ADDRESS",
+        "AWS_ACCESS_KEY",
+        "PASSWORD",
+        "DATE_OF_BIRTH",
+    }
     assert {m.detail for m in detect_all(DOC, ("secret",))} == {"AWS_ACCESS_KEY", "PASSWORD"}
 
 
@@ -113,6 +127,7 @@ def test_deidentification_uses_detect_all() -> None:
 
 
 # --- CLI ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def doc(tmp_path: Path) -> Path:
@@ -137,7 +152,7 @@ def test_cli_pii_json_and_only(run_cli, doc: Path) -> None:
     assert types == ["AWS_ACCESS_KEY", "PASSWORD"]
     e = data["entities"][0]
     assert set(e) == {"type", "start", "end", "line", "col", "score", "text"}
-    assert DOC[e["start"]:e["end"]] == AWS_ID and e["line"] == 3 and e["col"] == 21
+    assert DOC[e["start"] : e["end"]] == AWS_ID and e["line"] == 3 and e["col"] == 21
     assert AWS_ID not in out and PW not in out
 
 

@@ -19,8 +19,13 @@ def test_exported_schema_is_current():
 
 def test_cli_json_reports_validate_against_schema(run_cli):
     schema = json.loads(SCHEMA_FILE.read_text())
-    code, out, _ = run_cli("validate", SAMPLES / "privacy-notice.md", SAMPLES / "engineering-memo.md",
-                           "--format", "json")
+    code, out, _ = run_cli(
+        "validate",
+        SAMPLES / "privacy-notice.md",
+        SAMPLES / "engineering-memo.md",
+        "--format",
+        "json",
+    )
     assert code == 1
     reports = json.loads(out)
     assert isinstance(reports, list) and len(reports) == 2

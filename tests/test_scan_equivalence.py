@@ -18,16 +18,58 @@ from gates.phrases import PhraseCheck
 
 # Text that trips engines with ASCII-only \b, \d, \w or RE2's own case folding.
 _TRAPS = [
-    "José123-45-6789", "é123-45-6789", "Zoë (415) 555-0134", "电话415-555-0199", "📞 415-555-0198",
-    "٠١٢-٣٤-٥٦٧٨", "１２３-４５-６７８９", "DATA PROTECTİON OFFİCER", "prıvacy notıce", "ſupervisory",
-    "Keep", "data\u00a0controller", "data\u2003controller", "naïve café", "İstanbul", "straße",
-    "ﬁle a complaint", "Müller, MD\n", "Dear Renée Dubois,", "DOB: 03/04/1961", "MRN: 4829103",
-    "AKIAIOSFODNN7EXAMPLE", "ghp_" + "a1B2" * 9, "xoxb-123456789012-abcdefABCDEF", "sk_live_" + "x9" * 12,
-    'password = "Tr0ub4dor&3"', "postgres://admin:s3cr3tPw@db.example.com/app", "GB82 WEST 1234 5698 7654 32",
-    "4111 1111 1111 1111", "192.168.0.1", "2001:db8::ff00:42:8329", "https://www.example.org/x?y=1",
-    "NHS 943 476 5919", "AB 12 34 56 C", "aged 97 years old", "ICD-10 E11.9", "CPT 99213",
-    "controllers", "xcontroller", "controller_", "_controller", "controller.", "Controller’s",
-    "\u0130", "\u0131", "\u017f", "\u212a", "\u00b5", "\u1e9e", "x\u0301", "\U0001f600", "\t\n\x0b\x0c\r",
+    "José123-45-6789",
+    "é123-45-6789",
+    "Zoë (415) 555-0134",
+    "电话415-555-0199",
+    "📞 415-555-0198",
+    "٠١٢-٣٤-٥٦٧٨",
+    "１２３-４５-６７８９",
+    "DATA PROTECTİON OFFİCER",
+    "prıvacy notıce",
+    "ſupervisory",
+    "Keep",
+    "data\u00a0controller",
+    "data\u2003controller",
+    "naïve café",
+    "İstanbul",
+    "straße",
+    "ﬁle a complaint",
+    "Müller, MD\n",
+    "Dear Renée Dubois,",
+    "DOB: 03/04/1961",
+    "MRN: 4829103",
+    "AKIAIOSFODNN7EXAMPLE",
+    "ghp_" + "a1B2" * 9,
+    "xoxb-123456789012-abcdefABCDEF",
+    "sk_live_" + "x9" * 12,
+    'password = "Tr0ub4dor&3"',
+    "postgres://admin:s3cr3tPw@db.example.com/app",
+    "GB82 WEST 1234 5698 7654 32",
+    "4111 1111 1111 1111",
+    "192.168.0.1",
+    "2001:db8::ff00:42:8329",
+    "https://www.example.org/x?y=1",
+    "NHS 943 476 5919",
+    "AB 12 34 56 C",
+    "aged 97 years old",
+    "ICD-10 E11.9",
+    "CPT 99213",
+    "controllers",
+    "xcontroller",
+    "controller_",
+    "_controller",
+    "controller.",
+    "Controller’s",
+    "\u0130",
+    "\u0131",
+    "\u017f",
+    "\u212a",
+    "\u00b5",
+    "\u1e9e",
+    "x\u0301",
+    "\U0001f600",
+    "\t\n\x0b\x0c\r",
 ]
 
 
@@ -71,7 +113,7 @@ def corpus(seed: int, n: int = 40) -> list[str]:
         words = base.split(" ")
         for _ in range(rng.randrange(5, 40)):
             pick = rng.random()
-            item = (_mutate(rng, rng.choice(phrases)) if pick < 0.6 else rng.choice(_TRAPS))
+            item = _mutate(rng, rng.choice(phrases)) if pick < 0.6 else rng.choice(_TRAPS)
             words.insert(rng.randrange(len(words) + 1), item)
         docs.append(rng.choice(["", "\n", "# Privacy notice\n\n"]) + " ".join(words))
     docs.append("".join(_TRAPS))
@@ -112,8 +154,13 @@ def test_the_prefilter_prunes_and_finds_the_same() -> None:
     """Short documents: most checks are proved absent by the atom pass, none wrongly."""
     scanner = _scanner(Engine(cache=None, audit=None, provider=None).ruleset())
     pruned = 0
-    for text in ["Hello world.", "Deploy with AKIAIOSFODNN7EXAMPLE now.", "Call 415-555-0134.",
-                 "Our data protection officer is at dpo@acme.example.", *_TRAPS]:
+    for text in [
+        "Hello world.",
+        "Deploy with AKIAIOSFODNN7EXAMPLE now.",
+        "Call 415-555-0134.",
+        "Our data protection officer is at dpo@acme.example.",
+        *_TRAPS,
+    ]:
         dead = set(scanner.scan(text))
         pruned += len(dead)
         for c in CHECKS:
@@ -146,10 +193,11 @@ def test_offsets_are_characters_not_bytes() -> None:
     phone = [c for c in CHECKS if c.describe() == "pii(PHONE_NUMBER)"]
     if phone:
         (m,) = ctx.matches(phone[0])
-        assert text[m.start:m.end] == "415-555-0134"
+        assert text[m.start : m.end] == "415-555-0134"
 
 
 # --- the evaluator's linear replacements agree with the straightforward versions -----------
+
 
 def _near_pairwise(a: list[Hit], b: list[Hit], within: int) -> set[tuple[int, int, str]]:
     out = set()
@@ -184,8 +232,11 @@ def test_section_ranges_match_document(seed: int) -> None:
     rng = random.Random(seed)
     lines = []
     for _ in range(rng.randrange(1, 60)):
-        lines.append("#" * rng.randrange(1, 5) + " " + rng.choice(["Data", "Rights", "Contact",
-                                                                      "Data retention", "Other"]))
+        lines.append(
+            "#" * rng.randrange(1, 5)
+            + " "
+            + rng.choice(["Data", "Rights", "Contact", "Data retention", "Other"])
+        )
         lines.append("text " * rng.randrange(1, 5))
     doc = Document("\n".join(lines), media_type="text/markdown")
     ends = _subtree_ends(doc.sections)
@@ -218,8 +269,9 @@ def test_anchored_regex_matches_finditer(pattern: str) -> None:
     assert anchor is not None
     rng = random.Random(pattern)
     texts = ["a " * 3000, "ab a b c ab\nb c é c ßs SS aa"]
-    texts += ["".join(rng.choice("ab c\nécßSZ") for _ in range(rng.randrange(0, 300)))
-              for _ in range(200)]
+    texts += [
+        "".join(rng.choice("ab c\nécßSZ") for _ in range(rng.randrange(0, 300))) for _ in range(200)
+    ]
     for text in texts:
         scan.release()
         got = [(m.span(), m.groups()) for m in scan.finditer(rx, text, anchor)]
@@ -227,18 +279,25 @@ def test_anchored_regex_matches_finditer(pattern: str) -> None:
         assert got == want, text
 
 
-@pytest.mark.parametrize("pattern", [r"\b(?:a)|b", r"(?:a)?b", r"(?:a|)b", r"(?i:a)b",
-                                     r"(?:\ba)b", r"[(](?:a)"])
+@pytest.mark.parametrize(
+    "pattern", [r"\b(?:a)|b", r"(?:a)?b", r"(?:a|)b", r"(?i:a)b", r"(?:\ba)b", r"[(](?:a)"]
+)
 def test_no_anchor_when_the_group_is_not_a_necessary_prefix(pattern: str) -> None:
     assert scan.anchor_of(pattern) is None
 
 
-@pytest.mark.parametrize(("pattern", "anchor"), [
-    (r"(?i)\b(?:we|I)\s+(?:may\s+)?(?:use)\b[^.\n]{0,80}?x", r"(?i)\b(?:we|I)\s+(?:may\s+)?(?:use)\b"),
-    (r"(?:a|b)c?\b[a-z ]*Z", r"(?:a|b)c?\b"),
-    (r"(?:a)\x{41}\p{Lu}[^x]+y", r"(?:a)\x{41}\p{Lu}"),
-    (r"(?:a)b\Qx*\E", r"(?:a)b"),
-])
+@pytest.mark.parametrize(
+    ("pattern", "anchor"),
+    [
+        (
+            r"(?i)\b(?:we|I)\s+(?:may\s+)?(?:use)\b[^.\n]{0,80}?x",
+            r"(?i)\b(?:we|I)\s+(?:may\s+)?(?:use)\b",
+        ),
+        (r"(?:a|b)c?\b[a-z ]*Z", r"(?:a|b)c?\b"),
+        (r"(?:a)\x{41}\p{Lu}[^x]+y", r"(?:a)\x{41}\p{Lu}"),
+        (r"(?:a)b\Qx*\E", r"(?:a)b"),
+    ],
+)
 def test_the_anchor_runs_up_to_the_window(pattern: str, anchor: str) -> None:
     got = scan.anchor_of(pattern)
     assert got is not None and got.pattern == anchor
@@ -265,8 +324,13 @@ def test_a_set_pass_that_fails_proves_nothing() -> None:
     text = "Call 415-555-0134 today. Our records show the patient list."
     with_sets = set(scanner.scan(text))
     assert with_sets > set(atoms_only.scan(text))  # a completed Set pass proves more
-    scanner._sets = {kind: [(_OutOfMemorySet.__new__(_OutOfMemorySet), index)
-                            for _, index in scanner.set_passes(kind)] for kind in _NO_SETS}
+    scanner._sets = {
+        kind: [
+            (_OutOfMemorySet.__new__(_OutOfMemorySet), index)
+            for _, index in scanner.set_passes(kind)
+        ]
+        for kind in _NO_SETS
+    }
     assert all(scanner._sets.values())
     scan.release()
     # every Set compiled, so the atoms ran only for the patterns no Set holds: with every Set
@@ -276,7 +340,7 @@ def test_a_set_pass_that_fails_proves_nothing() -> None:
 
 def test_with_every_set_running_the_atoms_cover_only_the_rest() -> None:
     scanner = scan.Scanner(CHECKS)
-    (leftover, index), = scanner._leftover
+    ((leftover, index),) = scanner._leftover
     held = {i for kind in _NO_SETS for group in scanner._groups[kind] for i in group}
     assert set(index) == set(range(len(scanner.patterns))) - held and index
     big = "Call 415-555-0134 today. " * 5000
@@ -300,7 +364,8 @@ def test_sets_run_only_on_documents_big_enough(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_phrase_sets_wait_until_enough_large_documents_are_read(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A phrase list whose words occur, but never as the phrase, passes the atoms; its Set
     proves it absent, once the scanner has read LATE_SET_BYTES of large documents."""
     monkeypatch.setattr(scan, "SET_MIN_BYTES", 1000)
@@ -327,26 +392,34 @@ def test_each_kind_of_set_holds_its_checks_patterns() -> None:
                 kind = "atoms" if scan.set_form(p) is None else c.prefilter
                 kinds[p] = kind if kinds.get(p, kind) == kind else "atoms"
     for kind in _NO_SETS:
-        held = {scanner.patterns[i] for engine, index in scanner.set_passes(kind)
-                if isinstance(engine, re2.Set) for i in index}
+        held = {
+            scanner.patterns[i]
+            for engine, index in scanner.set_passes(kind)
+            if isinstance(engine, re2.Set)
+            for i in index
+        }
         assert held == {p for p, k in kinds.items() if k == kind}
         assert len(held) > 50
-    assert {scanner.patterns[i] for _, index in scanner.set_passes("late-set")
-            for i in index} == {c.triggers()[0][0] for c in CHECKS if isinstance(c, PhraseCheck)}
+    assert {scanner.patterns[i] for _, index in scanner.set_passes("late-set") for i in index} == {
+        c.triggers()[0][0] for c in CHECKS if isinstance(c, PhraseCheck)
+    }
     assert "atoms" in kinds.values()  # a windowed regex with a top-level "|"
 
 
-@pytest.mark.parametrize(("pattern", "cut"), [
-    (r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b", r"\bgh[pousr]_"),
-    (r"(?i:\bpwd)[ \t]*=[ \t]*([^\s\"'`,;]{6,200})", r"(?i:\bpwd)[ \t]*=[ \t]*"),
-    (r"(?i)\bwe\s+(?:get)\b[^.\n]{0,80}?\bfrom\b", r"(?i)\bwe\s+(?:get)\b"),
-    (r"\bDPO\b(?:[^\n]|\n[^\n]){0,250}?@", r"\bDPO\b"),
-    (r"[a-z]+\.[A-Za-z]{2,63}", r"[a-z]+\."),
-    (r"\d{3}-\d{4}", r"\d{3}-\d{4}"),  # nothing wide: the pattern itself
-    (r"a|b[^x]{0,40}c", None),  # a top-level "|"
-    (r"(?:x|y[^z]{0,40})z", None),  # the repeat is inside a group
-    (r"[^x]{0,40}y", None),  # the cut form would match the empty string
-])
+@pytest.mark.parametrize(
+    ("pattern", "cut"),
+    [
+        (r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b", r"\bgh[pousr]_"),
+        (r"(?i:\bpwd)[ \t]*=[ \t]*([^\s\"'`,;]{6,200})", r"(?i:\bpwd)[ \t]*=[ \t]*"),
+        (r"(?i)\bwe\s+(?:get)\b[^.\n]{0,80}?\bfrom\b", r"(?i)\bwe\s+(?:get)\b"),
+        (r"\bDPO\b(?:[^\n]|\n[^\n]){0,250}?@", r"\bDPO\b"),
+        (r"[a-z]+\.[A-Za-z]{2,63}", r"[a-z]+\."),
+        (r"\d{3}-\d{4}", r"\d{3}-\d{4}"),  # nothing wide: the pattern itself
+        (r"a|b[^x]{0,40}c", None),  # a top-level "|"
+        (r"(?:x|y[^z]{0,40})z", None),  # the repeat is inside a group
+        (r"[^x]{0,40}y", None),  # the cut form would match the empty string
+    ],
+)
 def test_the_set_form_cuts_before_the_wide_repeat(pattern: str, cut: str | None) -> None:
     assert scan.set_form(pattern) == cut
 
@@ -357,8 +430,9 @@ def test_the_set_form_matches_wherever_its_pattern_does() -> None:
     cut = {p: scan.set_form(p) for c in CHECKS for conj in c.triggers() or () for p in conj}
     cut = {p: f for p, f in cut.items() if f is not None and f != p}
     assert len(cut) >= 10
-    compiled = [(re2.compile(p, scan.options()), re2.compile(f, scan.options()))
-                for p, f in cut.items()]
+    compiled = [
+        (re2.compile(p, scan.options()), re2.compile(f, scan.options())) for p, f in cut.items()
+    ]
     found = 0
     for text in DOCS:
         for full, form in compiled:

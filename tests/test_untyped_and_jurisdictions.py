@@ -48,10 +48,15 @@ def test_a_body_without_a_typed_heading_is_still_typed(engine):
     assert report.verdict == "fail" and report.exit_code == 1
 
 
-@pytest.mark.parametrize("policy, verdict, code", [
-    (None, "review", 3), ("review", "review", 3), ("fail", "fail", 1),
-    ("universal", "pass", 0),
-])
+@pytest.mark.parametrize(
+    "policy, verdict, code",
+    [
+        (None, "review", 3),
+        ("review", "review", 3),
+        ("fail", "fail", 1),
+        ("universal", "pass", 0),
+    ],
+)
 def test_untyped_policy_decides_and_is_reported(engine, policy, verdict, code):
     doc = document_from_text("Lunch is at noon on Friday. Bring cake.\n", name="note.txt")
     report = engine.validate(doc, untyped=policy)
@@ -83,6 +88,7 @@ def test_the_cache_keeps_untyped_policies_apart(tmp_path):
 
 
 # -- jurisdictions ---------------------------------------------------------------------------
+
 
 def test_jurisdiction_codes():
     assert normalise_jurisdictions(["us-ca"]) == ["us-ca", "us"]
@@ -117,32 +123,45 @@ def test_named_modules_win_over_jurisdictions(engine):
 
 # -- settings files --------------------------------------------------------------------------
 
+
 def test_settings_file_is_found_upwards_and_checked(tmp_path):
-    write(tmp_path / "clearance.toml", 'jurisdictions = ["us"]\nuntyped = "fail"\n'
-          'fail-on = "high"\n[doc-types]\n"letters/**" = "patient_letter"\n')
+    write(
+        tmp_path / "clearance.toml",
+        'jurisdictions = ["us"]\nuntyped = "fail"\n'
+        'fail-on = "high"\n[doc-types]\n"letters/**" = "patient_letter"\n',
+    )
     (tmp_path / "a" / "b").mkdir(parents=True)
     found = find_config(tmp_path / "a" / "b")
     assert found == tmp_path / "clearance.toml"
     cfg = load_config(found)
     assert cfg.jurisdictions == ["us"] and cfg.untyped == UntypedPolicy.fail
-    assert cfg.doc_type_for(tmp_path / "letters" / "2026" / "x.txt") == ("patient_letter", "letters/**")
+    assert cfg.doc_type_for(tmp_path / "letters" / "2026" / "x.txt") == (
+        "patient_letter",
+        "letters/**",
+    )
     assert cfg.doc_type_for(tmp_path / "memo.txt") is None
 
 
 def test_pyproject_tool_table(tmp_path):
-    write(tmp_path / "pyproject.toml", '[project]\nname = "x"\n[tool.clearance]\nmodules = ["secrets"]\n')
+    write(
+        tmp_path / "pyproject.toml",
+        '[project]\nname = "x"\n[tool.clearance]\nmodules = ["secrets"]\n',
+    )
     cfg = load_config(find_config(tmp_path))
     assert cfg.modules == ["secrets"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ('jurisdiction = ["us"]\n', "unknown setting 'jurisdiction'"),
-    ('untyped = "ignore"\n', "unknown policy 'ignore'"),
-    ('[doc-types]\n"*.txt" = "leter"\n', "unknown document type 'leter'"),
-    ('fail-on = "urgent"\n', "'fail-on' must be one of"),
-    ('modules = "gdpr"\n', "'modules' must be a list of strings"),
-    ('modules = [\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('jurisdiction = ["us"]\n', "unknown setting 'jurisdiction'"),
+        ('untyped = "ignore"\n', "unknown policy 'ignore'"),
+        ('[doc-types]\n"*.txt" = "leter"\n', "unknown document type 'leter'"),
+        ('fail-on = "urgent"\n', "'fail-on' must be one of"),
+        ('modules = "gdpr"\n', "'modules' must be a list of strings"),
+        ("modules = [\n", "not valid TOML"),
+    ],
+)
 def test_settings_mistakes_are_clear_errors(tmp_path, text, message):
     path = write(tmp_path / "clearance.toml", text)
     with pytest.raises(UserError, match=message):
@@ -150,10 +169,13 @@ def test_settings_mistakes_are_clear_errors(tmp_path, text, message):
 
 
 def test_cli_reads_the_settings_and_flags_win(tmp_path, run_cli, monkeypatch):
-    write(tmp_path / "clearance.toml", 'jurisdictions = ["us"]\n[doc-types]\n'
-          '"notices/*" = "privacy_notice"\n')
-    doc = write(tmp_path / "notices" / "n.md",
-                (SAMPLES / "privacy-notice.md").read_text(encoding="utf-8"))
+    write(
+        tmp_path / "clearance.toml",
+        'jurisdictions = ["us"]\n[doc-types]\n"notices/*" = "privacy_notice"\n',
+    )
+    doc = write(
+        tmp_path / "notices" / "n.md", (SAMPLES / "privacy-notice.md").read_text(encoding="utf-8")
+    )
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli("validate", doc, "-f", "json", "--explain-type")
     report = json.loads(out)
@@ -188,6 +210,7 @@ def test_engine_default_config_is_the_built_in_one():
 
 # -- honest uncertainty ----------------------------------------------------------------------
 
+
 class _Unsure(ScriptedProvider):
     """Answers every question with a fixed verdict and confidence (or a scored band)."""
 
@@ -198,8 +221,10 @@ class _Unsure(ScriptedProvider):
     async def answer(self, doc, questions):
         verdict, confidence, score = self.answer_args
         band = {"score": score, "decided_above": 0.62, "decided_below": 0.55} if score else {}
-        return ProviderResult({q.id: Answer(verdict, confidence, "because", **band)
-                               for q in questions}, Usage(calls=1))
+        return ProviderResult(
+            {q.id: Answer(verdict, confidence, "because", **band) for q in questions},
+            Usage(calls=1),
+        )
 
 
 SEMANTIC_GATE = """module u { title "u" version "1" }
@@ -211,19 +236,28 @@ gate U-1 purposes {
 """
 
 
-@pytest.mark.parametrize("verdict, confidence, score, status", [
-    ("no", 0.53, None, "indeterminate"),   # a coin-flip no is not a confident failure
-    ("yes", 0.55, None, "indeterminate"),  # nor a coin-flip yes a pass
-    ("no", 0.9, None, "fail"),
-    ("yes", 0.9, None, "pass"),
-    ("no", 0.5, 0.50, "fail"),             # a scored answer carries its own band: trusted
-])
+@pytest.mark.parametrize(
+    "verdict, confidence, score, status",
+    [
+        ("no", 0.53, None, "indeterminate"),  # a coin-flip no is not a confident failure
+        ("yes", 0.55, None, "indeterminate"),  # nor a coin-flip yes a pass
+        ("no", 0.9, None, "fail"),
+        ("yes", 0.9, None, "pass"),
+        ("no", 0.5, 0.50, "fail"),  # a scored answer carries its own band: trusted
+    ],
+)
 def test_unsure_answers_are_indeterminate(tmp_path, verdict, confidence, score, status):
     write(tmp_path / "u" / "module.gates", SEMANTIC_GATE)
-    eng = Engine(gate_paths=[tmp_path / "u"], include_builtin=False, cache=None, audit=None,
-                 provider=_Unsure(verdict, confidence, score))
-    report = eng.validate(document_from_text("We use your email.", name="n.txt"),
-                          doc_type="privacy_notice")
+    eng = Engine(
+        gate_paths=[tmp_path / "u"],
+        include_builtin=False,
+        cache=None,
+        audit=None,
+        provider=_Unsure(verdict, confidence, score),
+    )
+    report = eng.validate(
+        document_from_text("We use your email.", name="n.txt"), doc_type="privacy_notice"
+    )
     gate = report.gates[0]
     assert gate.status.value == status
     if status == "indeterminate":
@@ -256,11 +290,21 @@ def test_review_verdicts_are_audited_as_undecided_and_verify(tmp_path):
 
 
 def test_an_undecided_review_gate_blocks_nothing_but_is_never_a_pass(tmp_path):
-    write(tmp_path / "u" / "module.gates", SEMANTIC_GATE.replace(
-        "applies privacy_notice", "applies privacy_notice on_indeterminate review"))
-    eng = Engine(gate_paths=[tmp_path / "u"], include_builtin=False, cache=None, audit=None,
-                 provider=_Unsure("no", 0.53))
-    report = eng.validate(document_from_text("We use your email.", name="n.txt"),
-                          doc_type="privacy_notice")
+    write(
+        tmp_path / "u" / "module.gates",
+        SEMANTIC_GATE.replace(
+            "applies privacy_notice", "applies privacy_notice on_indeterminate review"
+        ),
+    )
+    eng = Engine(
+        gate_paths=[tmp_path / "u"],
+        include_builtin=False,
+        cache=None,
+        audit=None,
+        provider=_Unsure("no", 0.53),
+    )
+    report = eng.validate(
+        document_from_text("We use your email.", name="n.txt"), doc_type="privacy_notice"
+    )
     assert report.gates[0].status.value == "indeterminate" and not report.gates[0].blocking
     assert (report.verdict, report.exit_code) == ("review", 0)

@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if isinstance(exc, typer.Abort):
             return 130
-        print(f"clearance: internal error: {type(exc).__name__}: {exc} "
-              "(set CLEARANCE_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"clearance: internal error: {type(exc).__name__}: {exc} "
+            "(set CLEARANCE_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         import os
 
         if os.environ.get("CLEARANCE_DEBUG"):

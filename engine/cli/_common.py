@@ -12,7 +12,9 @@ from engine.api import Engine
 from engine.errors import GateFileError
 
 GatesOpt = typer.Option(None, "--gates", "-g", help="extra gate file or module folder (repeatable)")
-ModuleOpt = typer.Option(None, "--module", "-m", help="module id to apply (repeatable; default all)")
+ModuleOpt = typer.Option(
+    None, "--module", "-m", help="module id to apply (repeatable; default all)"
+)
 
 
 def make_engine(gates: list[Path] | None = None, **kw: Any) -> Engine:

@@ -22,9 +22,14 @@ audit = typer.Typer(
 )
 app.add_typer(audit, name="audit")
 
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", help="audit database (default: CLEARANCE_AUDIT_DB, CLEARANCE_HOME/audit.db or "
-    "~/.local/share/clearance/audit.db)")]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="audit database (default: CLEARANCE_AUDIT_DB, CLEARANCE_HOME/audit.db or "
+        "~/.local/share/clearance/audit.db)",
+    ),
+]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text or json")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="from this date (YYYY-MM-DD), UTC")]
 
@@ -58,16 +63,33 @@ def _table(title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]
     table = Table(title=title, title_justify="left")
     for key, label in columns:
         numeric = key in _NUMERIC
-        table.add_column(label, justify="right" if numeric else "left",
-                         no_wrap=numeric or key in _NOWRAP, min_width=len(label))
+        table.add_column(
+            label,
+            justify="right" if numeric else "left",
+            no_wrap=numeric or key in _NOWRAP,
+            min_width=len(label),
+        )
     for row in rows:
         table.add_row(*(_cell(key, row.get(key)) for key, _ in columns))
     # Piped output (grep, a file, CI logs) has no width to fit: don't squeeze columns into 80.
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
-_NUMERIC = {"id", "failed", "passed", "evaluated", "indeterminate", "waived", "validations",
-            "duration_ms", "avg_ms", "fail_pct", "cache_hits", "blocking", "not_applicable"}
+_NUMERIC = {
+    "id",
+    "failed",
+    "passed",
+    "evaluated",
+    "indeterminate",
+    "waived",
+    "validations",
+    "duration_ms",
+    "avg_ms",
+    "fail_pct",
+    "cache_hits",
+    "blocking",
+    "not_applicable",
+}
 _NOWRAP = {"time", "doc", "day", "gate", "verdict"}
 _VERDICT_STYLE = {"pass": "green", "fail": "red", "indeterminate": "yellow"}
 
@@ -92,14 +114,25 @@ def _with_doc(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "doc": f"{r['doc_name']} {r['doc_sha256'][:12]}"} for r in rows]
 
 
-_VALIDATION_COLS = [("id", "#"), ("time", "time (UTC)"), ("doc", "document"),
-                    ("verdict", "verdict"), ("failed", "failed"), ("blocking", "blocking"),
-                    ("duration_ms", "ms"), ("cache_hit", "cache"), ("principal", "principal")]
+_VALIDATION_COLS = [
+    ("id", "#"),
+    ("time", "time (UTC)"),
+    ("doc", "document"),
+    ("verdict", "verdict"),
+    ("failed", "failed"),
+    ("blocking", "blocking"),
+    ("duration_ms", "ms"),
+    ("cache_hit", "cache"),
+    ("principal", "principal"),
+]
 
 
 @audit.command()
-def recent(limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
-           db: DbOpt = None, fmt: FormatOpt = "text") -> None:
+def recent(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    db: DbOpt = None,
+    fmt: FormatOpt = "text",
+) -> None:
     """The latest validations, newest first."""
     _check_format(fmt)
     with _open(db) as log:
@@ -120,9 +153,12 @@ def doc_sha256(doc: str) -> str:
 
 
 @audit.command()
-def history(doc: Annotated[str, typer.Argument(help="a document path, or its sha256 (prefix)")],
-            limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 100,
-            db: DbOpt = None, fmt: FormatOpt = "text") -> None:
+def history(
+    doc: Annotated[str, typer.Argument(help="a document path, or its sha256 (prefix)")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 100,
+    db: DbOpt = None,
+    fmt: FormatOpt = "text",
+) -> None:
     """Every validation of one document, newest first, with the gates that did not pass."""
     _check_format(fmt)
     sha = doc_sha256(doc)
@@ -130,9 +166,16 @@ def history(doc: Annotated[str, typer.Argument(help="a document path, or its sha
         rows = log.history(sha, limit)
         for row in rows:
             row["not_passed"] = [
-                {"gate": f["gate"], "status": f["status"], "severity": f["severity"],
-                 "line": f["line"], "waiver_reason": f["waiver_reason"]}
-                for f in log.findings(row["id"]) if f["status"] not in ("pass", "not_applicable")]
+                {
+                    "gate": f["gate"],
+                    "status": f["status"],
+                    "severity": f["severity"],
+                    "line": f["line"],
+                    "waiver_reason": f["waiver_reason"],
+                }
+                for f in log.findings(row["id"])
+                if f["status"] not in ("pass", "not_applicable")
+            ]
     if fmt == "json":
         _json(rows)
         return
@@ -140,20 +183,35 @@ def history(doc: Annotated[str, typer.Argument(help="a document path, or its sha
         print(f"no validations recorded for {doc} ({sha})")
         return
     for row in rows:
-        row["gates_not_passed"] = ", ".join(f"{g['gate']} ({g['status']})" for g in row["not_passed"])
-    _table(f"History of {sha[:12]}", [*_VALIDATION_COLS[:4], ("gates_not_passed", "not passed"),
-                                       ("principal", "principal")], _with_doc(rows))
+        row["gates_not_passed"] = ", ".join(
+            f"{g['gate']} ({g['status']})" for g in row["not_passed"]
+        )
+    _table(
+        f"History of {sha[:12]}",
+        [*_VALIDATION_COLS[:4], ("gates_not_passed", "not passed"), ("principal", "principal")],
+        _with_doc(rows),
+    )
 
 
-_GATE_COLS = [("gate", "gate"), ("module", "module"), ("evaluated", "evaluated"),
-              ("passed", "passed"), ("failed", "failed"), ("indeterminate", "indeterminate"),
-              ("waived", "waived"), ("not_applicable", "n/a")]
+_GATE_COLS = [
+    ("gate", "gate"),
+    ("module", "module"),
+    ("evaluated", "evaluated"),
+    ("passed", "passed"),
+    ("failed", "failed"),
+    ("indeterminate", "indeterminate"),
+    ("waived", "waived"),
+    ("not_applicable", "n/a"),
+]
 
 
 @audit.command()
-def stats(since: SinceOpt = None,
-          module: Annotated[str | None, typer.Option("--module", "-m", help="module id")] = None,
-          db: DbOpt = None, fmt: FormatOpt = "text") -> None:
+def stats(
+    since: SinceOpt = None,
+    module: Annotated[str | None, typer.Option("--module", "-m", help="module id")] = None,
+    db: DbOpt = None,
+    fmt: FormatOpt = "text",
+) -> None:
     """Validations, pass/fail rates and per-gate outcomes."""
     _check_format(fmt)
     with _open(db) as log:
@@ -161,11 +219,17 @@ def stats(since: SinceOpt = None,
     if fmt == "json":
         _json(data)
         return
-    scope = " ".join(filter(None, [f"module {module}" if module else "",
-                                   f"since {since}" if since else ""])) or "all time"
-    print(f"{scope}: {data['validations']} validations, {data['passed']} passed "
-          f"({_rate(data['pass_rate'])}), {data['failed']} failed ({_rate(data['fail_rate'])}), "
-          f"{data['indeterminate']} indeterminate")
+    scope = (
+        " ".join(
+            filter(None, [f"module {module}" if module else "", f"since {since}" if since else ""])
+        )
+        or "all time"
+    )
+    print(
+        f"{scope}: {data['validations']} validations, {data['passed']} passed "
+        f"({_rate(data['pass_rate'])}), {data['failed']} failed ({_rate(data['fail_rate'])}), "
+        f"{data['indeterminate']} indeterminate"
+    )
     if data["by_gate"]:
         _table("By gate", _GATE_COLS, data["by_gate"])
 
@@ -175,17 +239,27 @@ def _rate(r: float | None) -> str:
 
 
 @audit.command()
-def gates(top_failing: Annotated[bool, typer.Option(
-              "--top-failing", help="only gates that failed, most failures first")] = False,
-          limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 10,
-          since: SinceOpt = None, db: DbOpt = None, fmt: FormatOpt = "text") -> None:
+def gates(
+    top_failing: Annotated[
+        bool, typer.Option("--top-failing", help="only gates that failed, most failures first")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 10,
+    since: SinceOpt = None,
+    db: DbOpt = None,
+    fmt: FormatOpt = "text",
+) -> None:
     """Per-gate outcomes; with --top-failing, the gates that fail most often."""
     _check_format(fmt)
     with _open(db) as log:
         if top_failing:
             rows = log.top_failing(limit=limit, since=_since(since))
-            cols = [("gate", "gate"), ("module", "module"), ("failed", "failed"),
-                    ("evaluated", "evaluated"), ("fail_pct", "fail %")]
+            cols = [
+                ("gate", "gate"),
+                ("module", "module"),
+                ("failed", "failed"),
+                ("evaluated", "evaluated"),
+                ("fail_pct", "fail %"),
+            ]
         else:
             rows = log.stats(since=_since(since))["by_gate"]
             cols = _GATE_COLS
@@ -204,16 +278,27 @@ def trends(since: SinceOpt = None, db: DbOpt = None, fmt: FormatOpt = "text") ->
     if fmt == "json":
         _json(rows)
     else:
-        _table("Per day (UTC)", [("day", "day"), ("validations", "validations"),
-                                 ("passed", "passed"), ("failed", "failed"),
-                                 ("indeterminate", "indeterminate"),
-                                 ("cache_hits", "cache hits"), ("avg_ms", "avg ms")], rows)
+        _table(
+            "Per day (UTC)",
+            [
+                ("day", "day"),
+                ("validations", "validations"),
+                ("passed", "passed"),
+                ("failed", "failed"),
+                ("indeterminate", "indeterminate"),
+                ("cache_hits", "cache hits"),
+                ("avg_ms", "avg ms"),
+            ],
+            rows,
+        )
 
 
 @audit.command()
-def export(fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json")] = "csv",
-           output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
-           db: DbOpt = None) -> None:
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    db: DbOpt = None,
+) -> None:
     """Every validation (JSON: with its findings), in chain order."""
     _check_format(fmt, ("csv", "json"))
     with _open(db) as log:
@@ -237,40 +322,56 @@ def verify(db: DbOpt = None, fmt: FormatOpt = "text") -> None:
     if fmt == "json":
         _json(result.summary())
     elif result.ok:
-        print(f"OK: {result.validations} validations, {result.waivers} waivers, "
-              f"{result.checkpoints} checkpoints, {result.rulesets} gate sources verified; "
-              f"rollups match; head #{result.head_id} {result.head_hash}")
+        print(
+            f"OK: {result.validations} validations, {result.waivers} waivers, "
+            f"{result.checkpoints} checkpoints, {result.rulesets} gate sources verified; "
+            f"rollups match; head #{result.head_id} {result.head_hash}"
+        )
     else:
         print(f"FAILED: the audit log does not verify ({len(result.problems)} problem(s)):")
         for problem in result.problems:
             print(f"  {problem}")
-        last = (f"validations #{result.last_good_id} {result.last_good_hash}"
-                if result.last_good_id is not None else "none")
+        last = (
+            f"validations #{result.last_good_id} {result.last_good_hash}"
+            if result.last_good_id is not None
+            else "none"
+        )
         print(f"last good row: {last}")
     if not result.ok:
         raise SystemExit(1)
 
 
 @audit.command()
-def prune(before: Annotated[str, typer.Option("--before", help="delete validations before this "
-                                                "date (YYYY-MM-DD, UTC)")],
-          db: DbOpt = None) -> None:
+def prune(
+    before: Annotated[
+        str, typer.Option("--before", help="delete validations before this date (YYYY-MM-DD, UTC)")
+    ],
+    db: DbOpt = None,
+) -> None:
     """Delete old validations; a checkpoint keeps the remaining chain verifiable."""
     with _open(db, readonly=False) as log:
         n = log.prune(before)
-    print(f"pruned {n} validations recorded before {before}" +
-          ("; checkpoint written" if n else ""))
+    print(
+        f"pruned {n} validations recorded before {before}" + ("; checkpoint written" if n else "")
+    )
 
 
 @audit.command()
-def report(html: Annotated[Path, typer.Option("--html", help="write the HTML page here")],
-           since: SinceOpt = None,
-           limit: Annotated[int, typer.Option("--limit", "-n", min=1,
-                                              help="recent validations shown")] = 25,
-           verify: Annotated[bool, typer.Option(
-               "--verify/--no-verify", help="walk the hash chain and show the result "
-               "(seconds on 100,000s of validations)")] = True,
-           db: DbOpt = None) -> None:
+def report(
+    html: Annotated[Path, typer.Option("--html", help="write the HTML page here")],
+    since: SinceOpt = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="recent validations shown")
+    ] = 25,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="walk the hash chain and show the result (seconds on 100,000s of validations)",
+        ),
+    ] = True,
+    db: DbOpt = None,
+) -> None:
     """A self-contained HTML report: figures, a trend chart, failing gates, recent validations.
     Exit 1 when the log does not verify (the page then opens with every problem)."""
     from engine.audit_html import render
@@ -281,6 +382,9 @@ def report(html: Annotated[Path, typer.Option("--html", help="write the HTML pag
     html.write_text(page, encoding="utf-8")
     print(f"wrote {html}")
     if check is not None and not check.ok:
-        print(f"FAILED: the audit log does not verify ({len(check.problems)} problem(s), "
-              "listed at the top of the page); run `clearance audit verify`", file=sys.stderr)
+        print(
+            f"FAILED: the audit log does not verify ({len(check.problems)} problem(s), "
+            "listed at the top of the page); run `clearance audit verify`",
+            file=sys.stderr,
+        )
         raise SystemExit(1)

@@ -15,9 +15,14 @@ from engine.errors import UserError
 cache = typer.Typer(help="Inspect or empty the result cache.", no_args_is_help=True)
 app.add_typer(cache, name="cache")
 
-DirOpt = Annotated[Path | None, typer.Option(
-    "--dir", help="cache directory (default: CLEARANCE_CACHE_DIR, CLEARANCE_HOME/cache or "
-    "~/.cache/clearance)")]
+DirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="cache directory (default: CLEARANCE_CACHE_DIR, CLEARANCE_HOME/cache or "
+        "~/.cache/clearance)",
+    ),
+]
 
 
 def _size(n: int) -> str:
@@ -29,8 +34,10 @@ def _size(n: int) -> str:
 
 
 @cache.command()
-def stats(directory: DirOpt = None,
-          fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text") -> None:
+def stats(
+    directory: DirOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+) -> None:
     """Entries, size on disk, hits, misses and hit rate (counted across processes)."""
     if fmt not in ("text", "json"):
         raise UserError(f"unknown format '{fmt}' (expected one of: text, json)")
@@ -40,17 +47,30 @@ def stats(directory: DirOpt = None,
     finally:
         c.close()
     if fmt == "json":
-        print(json.dumps({"directory": s.directory, "entries": s.entries,
-                          "size_bytes": s.size_bytes, "size_limit": s.size_limit,
-                          "hits": s.hits, "misses": s.misses, "hit_rate": s.hit_rate}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "directory": s.directory,
+                    "entries": s.entries,
+                    "size_bytes": s.size_bytes,
+                    "size_limit": s.size_limit,
+                    "hits": s.hits,
+                    "misses": s.misses,
+                    "hit_rate": s.hit_rate,
+                },
+                indent=2,
+            )
+        )
         return
     rate = "–" if s.hit_rate is None else f"{100 * s.hit_rate:.1f}%"
-    print(f"cache     {s.directory}\n"
-          f"entries   {s.entries}\n"
-          f"size      {_size(s.size_bytes)} (limit {_size(s.size_limit)})\n"
-          f"hits      {s.hits}\n"
-          f"misses    {s.misses}\n"
-          f"hit rate  {rate}")
+    print(
+        f"cache     {s.directory}\n"
+        f"entries   {s.entries}\n"
+        f"size      {_size(s.size_bytes)} (limit {_size(s.size_limit)})\n"
+        f"hits      {s.hits}\n"
+        f"misses    {s.misses}\n"
+        f"hit rate  {rate}"
+    )
 
 
 @cache.command()

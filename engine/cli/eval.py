@@ -85,7 +85,8 @@ def eval_command(
         ),
     ] = False,
     no_heads: Annotated[
-        bool, typer.Option("--no-heads", help="offline provider by similarity only (no trained heads)")
+        bool,
+        typer.Option("--no-heads", help="offline provider by similarity only (no trained heads)"),
     ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
     quiet: Annotated[
@@ -100,8 +101,9 @@ def eval_command(
         raise UserError(f"unknown format '{fmt}' (expected one of: {', '.join(FORMATS)})")
     corpora = corpora or []
     if not corpora and t200 is None and entities is None and heldout is None:
-        raise UserError("give labelled corpus folders, --t200 FILE, --entities FILE or "
-                        "--heldout DIR")
+        raise UserError(
+            "give labelled corpus folders, --t200 FILE, --entities FILE or --heldout DIR"
+        )
     out: dict[str, Any] = {}
     from rich.console import Console
 
@@ -124,9 +126,7 @@ def eval_command(
     needs_engine = (bool(corpora) or t200 is not None or heldout is not None) and not cv
     engine = None
     if needs_engine:
-        chosen = (
-            _offline_without_heads() if no_heads else _provider(provider, deterministic_only)
-        )
+        chosen = _offline_without_heads() if no_heads else _provider(provider, deterministic_only)
         engine = make_engine(gates, cache=None, audit=None, provider=chosen)
     try:
         if heldout is not None:
@@ -140,8 +140,10 @@ def eval_command(
                 console.print(held.table(), markup=False)
                 for mode in ("told", "newcomer"):
                     errors = held.errors(mode)
-                    console.print(f"\n{mode}: {len(errors)} documents judged wrong or sent "
-                                  "to review", markup=False)
+                    console.print(
+                        f"\n{mode}: {len(errors)} documents judged wrong or sent to review",
+                        markup=False,
+                    )
                     if not quiet:
                         console.print("\n".join(errors), markup=False, soft_wrap=True)
         if corpora:

@@ -14,7 +14,9 @@ from engine.errors import GateFileError
 
 @app.command("test")
 def test_examples(
-    paths: list[Path] = typer.Argument(None, help="gate files or module folders (default: built-in)"),
+    paths: list[Path] = typer.Argument(
+        None, help="gate files or module folders (default: built-in)"
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="also list passing examples"),
 ) -> None:
     """Run every inline example (example pass/fail) as a test. Exit 1 if any fails."""
@@ -28,8 +30,10 @@ def test_examples(
     failed = [r for r in results if not r.ok]
     for r in results:
         if not r.ok:
-            print(f"{r.example.file}:{r.example.loc.line}:{r.example.loc.col}: FAIL {r.id} "
-                  f"expects {r.example.expect}: {r.problem}")
+            print(
+                f"{r.example.file}:{r.example.loc.line}:{r.example.loc.col}: FAIL {r.id} "
+                f"expects {r.example.expect}: {r.problem}"
+            )
         elif verbose:
             print(f"ok   {r.id} ({r.example.expect})")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")

@@ -12,12 +12,18 @@ import typer
 from engine.cli.app import app
 from engine.keys import ROLES, KeyStore
 
-keys = typer.Typer(help="Manage API keys for `clearance serve` (stored hashed in the audit "
-                        "database).", no_args_is_help=True)
+keys = typer.Typer(
+    help="Manage API keys for `clearance serve` (stored hashed in the audit database).",
+    no_args_is_help=True,
+)
 app.add_typer(keys, name="keys")
 
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", help="audit database holding the keys (default: as for `clearance audit`)")]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db", help="audit database holding the keys (default: as for `clearance audit`)"
+    ),
+]
 
 
 @keys.command("create")
@@ -34,8 +40,9 @@ def create(
         store.close()
     print(raw)
     # The secret goes alone to stdout (scripts capture it); the note to stderr.
-    sys.stderr.write(f"key #{key.id} '{key.name}' ({key.role}) created; it is shown only once, "
-                     "store it now\n")
+    sys.stderr.write(
+        f"key #{key.id} '{key.name}' ({key.role}) created; it is shown only once, store it now\n"
+    )
 
 
 @keys.command("list")

@@ -34,7 +34,9 @@ def engine_for(paths: list[Path]) -> Engine:
 
 @app.command()
 def lint(
-    paths: list[Path] = typer.Argument(None, help="gate files or module folders (default: built-in)"),
+    paths: list[Path] = typer.Argument(
+        None, help="gate files or module folders (default: built-in)"
+    ),
     no_examples: bool = typer.Option(False, "--no-examples", help="skip running inline examples"),
 ) -> None:
     """Check gate files: syntax, names, regexes, citations, examples. Exit 2 on any error."""

@@ -30,12 +30,16 @@ def list_modules(
     if fmt != "text":
         raise typer.BadParameter("must be text or json", param_hint="--format")
     for m in mods:
-        print(f"{m.id} {m.version}  {m.title}" + (f" [{m.jurisdiction}]" if m.jurisdiction else "")
-              + f"  ({len(m.gates)} gates)")
+        print(
+            f"{m.id} {m.version}  {m.title}"
+            + (f" [{m.jurisdiction}]" if m.jurisdiction else "")
+            + f"  ({len(m.gates)} gates)"
+        )
         for g in m.gates:
             types = ",".join(sorted(g.applies)) if g.applies is not None else "any"
-            print(f"  {g.code:<16} {g.severity.value:<8} {g.title}  [{'; '.join(g.cite)}] "
-                  f"({types})")
+            print(
+                f"  {g.code:<16} {g.severity.value:<8} {g.title}  [{'; '.join(g.cite)}] ({types})"
+            )
 
 
 @app.command("gate")
@@ -51,7 +55,17 @@ def show_gate(
         print(json.dumps(gate_info(g, source=True), indent=2))
         return
     info = gate_info(g)
-    for k in ("code", "name", "module", "title", "cite", "severity", "doc_types",
-              "on_indeterminate", "version", "fix"):
+    for k in (
+        "code",
+        "name",
+        "module",
+        "title",
+        "cite",
+        "severity",
+        "doc_types",
+        "on_indeterminate",
+        "version",
+        "fix",
+    ):
         print(f"{k:>17}: {info[k]}")
     print(f"\n# {g.file}:{g.loc.line}\n{g.source}")

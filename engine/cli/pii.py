@@ -25,16 +25,29 @@ def _kinds(only: str | None) -> tuple[str, ...]:
 
 @app.command("pii")
 def pii_command(
-    path: Annotated[Path | None, typer.Argument(help="document to scan", show_default=False)] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="document to scan", show_default=False)
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
-    only: Annotated[str | None, typer.Option(
-        "--only", help="only pii (PII/PHI) or only secret detectors")] = None,
-    eval_path: Annotated[Path | None, typer.Option(
-        "--eval", help="instead of scanning, score the detectors on a labelled JSON-lines set "
-        "(e.g. data/pii-eval/entities.jsonl) and print per-type precision/recall/F1")] = None,
-    types: Annotated[str | None, typer.Option(
-        "--types", help="with --eval: score only these entity types (comma-separated, e.g. "
-        "PERSON or PHONE_NUMBER,FAX_NUMBER)")] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="only pii (PII/PHI) or only secret detectors")
+    ] = None,
+    eval_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval",
+            help="instead of scanning, score the detectors on a labelled JSON-lines set "
+            "(e.g. data/pii-eval/entities.jsonl) and print per-type precision/recall/F1",
+        ),
+    ] = None,
+    types: Annotated[
+        str | None,
+        typer.Option(
+            "--types",
+            help="with --eval: score only these entity types (comma-separated, e.g. "
+            "PERSON or PHONE_NUMBER,FAX_NUMBER)",
+        ),
+    ] = None,
 ) -> None:
     """List detected entities (type, span, line:col, score, masked value). Values are never
     printed in full: PII is masked and secrets show at most a known prefix and the length."""
@@ -57,11 +70,21 @@ def pii_command(
     entities = []
     for m in detect_all(doc.text, kinds):
         line, col = doc.line_col(m.start)
-        entities.append({"type": m.detail, "start": m.start, "end": m.end, "line": line,
-                         "col": col, "score": round(m.score, 3), "text": m.display or ""})
+        entities.append(
+            {
+                "type": m.detail,
+                "start": m.start,
+                "end": m.end,
+                "line": line,
+                "col": col,
+                "score": round(m.score, 3),
+                "text": m.display or "",
+            }
+        )
     if fmt == "json":
-        print(json.dumps({"document": doc.name, "entities": entities}, indent=2,
-                         ensure_ascii=False))
+        print(
+            json.dumps({"document": doc.name, "entities": entities}, indent=2, ensure_ascii=False)
+        )
         return
     if not entities:
         print(f"{doc.name}: no PII/PHI or secrets found")
@@ -71,8 +94,9 @@ def pii_command(
     print(f"{len(entities)} entit{'y' if len(entities) == 1 else 'ies'} found")
 
 
-def _evaluate(path: Path, fmt: str, kinds: tuple[str, ...],
-              types: tuple[str, ...] | None = None) -> None:
+def _evaluate(
+    path: Path, fmt: str, kinds: tuple[str, ...], types: tuple[str, ...] | None = None
+) -> None:
     from engine.evaluation.entities import evaluate_entities, format_table
 
     result = evaluate_entities(path, kinds, types)

@@ -17,34 +17,70 @@ from engine.cli.app import app
 def serve(
     host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port")] = 8080,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1,
-                                         help="worker processes (each loads its own engine)")] = 1,
-    no_auth: Annotated[bool, typer.Option("--no-auth", help="accept requests without an API "
-                                          "key (local development only)")] = False,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", "-w", min=1, help="worker processes (each loads its own engine)"),
+    ] = 1,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth", help="accept requests without an API key (local development only)"
+        ),
+    ] = False,
     # Defaults live in engine.server.Settings (not imported here: FastAPI is slow to import
     # and every other command would pay for it).
-    max_body: Annotated[int | None, typer.Option(
-        "--max-body", help="largest request body in bytes [default: 8 MiB]")] = None,
-    max_document: Annotated[int | None, typer.Option(
-        "--max-document", help="largest document in bytes [default: 5 MiB]")] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", help="seconds one validation may take: past it the client gets 504 and "
-        "the work stops at its next check [default: 30]")] = None,
-    max_inflight: Annotated[int | None, typer.Option(
-        "--max-inflight", help="validations admitted and not finished per worker (queued, "
-        "running, or stopping after a 504) before 503 [default: 64]")] = None,
-    retry_after: Annotated[int | None, typer.Option(
-        "--retry-after", min=0, help="seconds a 503 asks clients to wait [default: 2]")] = None,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", min=1, help="validations running at once per worker (CPU-bound: more "
-        "only time-slice) [default: 4]")] = None,
+    max_body: Annotated[
+        int | None,
+        typer.Option("--max-body", help="largest request body in bytes [default: 8 MiB]"),
+    ] = None,
+    max_document: Annotated[
+        int | None,
+        typer.Option("--max-document", help="largest document in bytes [default: 5 MiB]"),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="seconds one validation may take: past it the client gets 504 and "
+            "the work stops at its next check [default: 30]",
+        ),
+    ] = None,
+    max_inflight: Annotated[
+        int | None,
+        typer.Option(
+            "--max-inflight",
+            help="validations admitted and not finished per worker (queued, "
+            "running, or stopping after a 504) before 503 [default: 64]",
+        ),
+    ] = None,
+    retry_after: Annotated[
+        int | None,
+        typer.Option(
+            "--retry-after", min=0, help="seconds a 503 asks clients to wait [default: 2]"
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="validations running at once per worker (CPU-bound: more "
+            "only time-slice) [default: 4]",
+        ),
+    ] = None,
     gates: list[Path] = GatesOpt,
-    config: Annotated[Path | None, typer.Option(
-        "--config", help="settings file [default: CLEARANCE_CONFIG, else the nearest "
-        "clearance.toml or [tool.clearance]]")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="settings file [default: CLEARANCE_CONFIG, else the nearest "
+            "clearance.toml or [tool.clearance]]",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "info",
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
-                                             help="log every request")] = True,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="log every request")
+    ] = True,
 ) -> None:
     """Serve the HTTP API: POST /v1/validate, /v1/modules, /v1/gates/{code}, /v1/audit/...,
     /v1/waivers; OpenAPI docs at /docs. Clients authenticate with keys from `clearance keys`."""
@@ -52,11 +88,18 @@ def serve(
 
     # Workers are separate processes that import the app by name: settings travel in the
     # environment, which they inherit.
-    env = {"CLEARANCE_SERVE_NO_AUTH": "1" if no_auth else "",
-           "CLEARANCE_SERVE_GATES": os.pathsep.join(str(g.resolve()) for g in gates or [])}
-    for var, value in (("MAX_BODY", max_body), ("MAX_DOCUMENT", max_document),
-                       ("TIMEOUT", timeout), ("MAX_INFLIGHT", max_inflight),
-                       ("THREADS", threads), ("RETRY_AFTER", retry_after)):
+    env = {
+        "CLEARANCE_SERVE_NO_AUTH": "1" if no_auth else "",
+        "CLEARANCE_SERVE_GATES": os.pathsep.join(str(g.resolve()) for g in gates or []),
+    }
+    for var, value in (
+        ("MAX_BODY", max_body),
+        ("MAX_DOCUMENT", max_document),
+        ("TIMEOUT", timeout),
+        ("MAX_INFLIGHT", max_inflight),
+        ("THREADS", threads),
+        ("RETRY_AFTER", retry_after),
+    ):
         if value is not None:
             env[f"CLEARANCE_SERVE_{var}"] = str(value)
     if config is not None:
@@ -66,10 +109,15 @@ def serve(
         env["CLEARANCE_CONFIG"] = str(config.resolve())
     os.environ.update(env)
     if no_auth:
-        where = "" if host in ("127.0.0.1", "localhost", "::1") else (
-            f" AND LISTENING ON {host}, NOT ONLY ON LOOPBACK")
-        sys.stderr.write(f"clearance: WARNING: --no-auth: authentication is DISABLED{where}; "
-                         "for local development only\n")
+        where = (
+            ""
+            if host in ("127.0.0.1", "localhost", "::1")
+            else (f" AND LISTENING ON {host}, NOT ONLY ON LOOPBACK")
+        )
+        sys.stderr.write(
+            f"clearance: WARNING: --no-auth: authentication is DISABLED{where}; "
+            "for local development only\n"
+        )
     extra = {}
     for name, module in (("loop", "uvloop"), ("http", "httptools")):
         try:
@@ -77,6 +125,14 @@ def serve(
             extra[name] = module
         except ImportError:  # optional speed-ups; uvicorn's pure-Python fallbacks work
             pass
-    uvicorn.run("engine.server:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, access_log=access_log,
-                proxy_headers=False, **extra)  # type: ignore[arg-type]
+    uvicorn.run(
+        "engine.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+        proxy_headers=False,
+        **extra,  # type: ignore[arg-type]
+    )

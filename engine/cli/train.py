@@ -20,7 +20,10 @@ DEFAULT_EVAL = Path("data/eval/gdpr-t200.toml")
 @app.command()
 def train(
     module: Annotated[
-        str | None, typer.Option("--module", "-m", help="only this module's heads (default: the evaluation file's)")
+        str | None,
+        typer.Option(
+            "--module", "-m", help="only this module's heads (default: the evaluation file's)"
+        ),
     ] = None,
     eval_file: Annotated[
         Path, typer.Option("--eval", help="evaluation file naming the corpus and gate mapping")
@@ -104,12 +107,25 @@ def train(
             )
     seconds = time.perf_counter() - started
     if fmt == "json":
-        sys.stdout.write(json.dumps({"heads": rows, "band": {"below": band[0], "above": band[1]},
-                                     "seconds": round(seconds, 1),
-                                     "training_set_sha256": ts.sha256}, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "heads": rows,
+                    "band": {"below": band[0], "above": band[1]},
+                    "seconds": round(seconds, 1),
+                    "training_set_sha256": ts.sha256,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     else:
-        print(f"unsure band (pooled out-of-fold): {band[0]:.2f} below / {band[1]:.2f} above "
-              "each head's threshold")
-        print(f"wrote {written} head(s) to {directory} ({len(targets) - written} question(s) "
-              f"stay with similarity) in {seconds:.0f} s (training set {ts.sha256[:12]}, "
-              f"{len(ts.names)} documents, 5-fold CV by document)")
+        print(
+            f"unsure band (pooled out-of-fold): {band[0]:.2f} below / {band[1]:.2f} above "
+            "each head's threshold"
+        )
+        print(
+            f"wrote {written} head(s) to {directory} ({len(targets) - written} question(s) "
+            f"stay with similarity) in {seconds:.0f} s (training set {ts.sha256[:12]}, "
+            f"{len(ts.names)} documents, 5-fold CV by document)"
+        )

@@ -29,10 +29,14 @@ def type_explanation(report: Report) -> str:
         return f"{where}: type {d.doc_type} (settings: {', '.join(d.doc_type_signals)})"
     signals = "; ".join(d.doc_type_signals) or "none"
     if d.doc_type:
-        return (f"{where}: type {d.doc_type} (inferred, confidence {d.doc_type_confidence:.2f}; "
-                f"signals: {signals}; runners-up: {', '.join(d.doc_type_likely[1:]) or 'none'})")
-    return (f"{where}: type not told (likely: {', '.join(d.doc_type_likely) or 'none'}; "
-            f"signals of the leader: {signals}); policy {report.untyped_policy or 'n/a'}")
+        return (
+            f"{where}: type {d.doc_type} (inferred, confidence {d.doc_type_confidence:.2f}; "
+            f"signals: {signals}; runners-up: {', '.join(d.doc_type_likely[1:]) or 'none'})"
+        )
+    return (
+        f"{where}: type not told (likely: {', '.join(d.doc_type_likely) or 'none'}; "
+        f"signals of the leader: {signals}); policy {report.untyped_policy or 'n/a'}"
+    )
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -44,35 +48,71 @@ def expand(paths: list[Path]) -> list[Path]:
 def validate(
     paths: list[Path] = typer.Argument(..., help="documents (or folders of documents) to validate"),
     module: list[str] = ModuleOpt,
-    doc_type: str = typer.Option(None, "--doc-type", "-t", help="document type (default: inferred)"),
+    doc_type: str = typer.Option(
+        None, "--doc-type", "-t", help="document type (default: inferred)"
+    ),
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, sarif, junit or html"),
     output: Path = typer.Option(None, "--output", "-o", help="write the report to a file"),
     profile: bool = typer.Option(False, "--profile", help="per-gate and per-check timings"),
-    fail_on: str = typer.Option(None, "--fail-on", help="lowest severity that blocks "
-                                "[default: the settings' fail-on, else low]"),
-    jurisdiction: list[str] = typer.Option(None, "--jurisdiction", "-J", help="the documents' "
-                                           "jurisdiction, e.g. us, us-ca, eu, uk (repeatable): "
-                                           "only modules declaring it apply"),
-    untyped: str = typer.Option(None, "--untyped", help="when no type is given or inferred: "
-                                "review (default: exit 3), fail (exit 1) or universal (only the "
-                                "gates that need no type decide)"),
-    config: Path = typer.Option(None, "--config", help="settings file [default: the nearest "
-                                "clearance.toml, or [tool.clearance] in pyproject.toml]"),
-    explain_type: bool = typer.Option(False, "--explain-type", help="print how each document's "
-                                      "type was told (to stderr)"),
-    timeout: float = typer.Option(None, "--timeout", min=0.1, envvar="CLEARANCE_TIMEOUT",
-                                  help="seconds one document may take; past it the work stops "
-                                  "and the document counts as undecided (exit 3) [default: no "
-                                  "limit]"),
+    fail_on: str = typer.Option(
+        None,
+        "--fail-on",
+        help="lowest severity that blocks [default: the settings' fail-on, else low]",
+    ),
+    jurisdiction: list[str] = typer.Option(
+        None,
+        "--jurisdiction",
+        "-J",
+        help="the documents' "
+        "jurisdiction, e.g. us, us-ca, eu, uk (repeatable): "
+        "only modules declaring it apply",
+    ),
+    untyped: str = typer.Option(
+        None,
+        "--untyped",
+        help="when no type is given or inferred: "
+        "review (default: exit 3), fail (exit 1) or universal (only the "
+        "gates that need no type decide)",
+    ),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        help="settings file [default: the nearest "
+        "clearance.toml, or [tool.clearance] in pyproject.toml]",
+    ),
+    explain_type: bool = typer.Option(
+        False, "--explain-type", help="print how each document's type was told (to stderr)"
+    ),
+    timeout: float = typer.Option(
+        None,
+        "--timeout",
+        min=0.1,
+        envvar="CLEARANCE_TIMEOUT",
+        help="seconds one document may take; past it the work stops "
+        "and the document counts as undecided (exit 3) [default: no "
+        "limit]",
+    ),
     gates: list[Path] = GatesOpt,
     max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", help="largest document accepted"),
-    include: list[str] = typer.Option(None, "--include", "-i", help="in folders, only files "
-                                      "matching this glob, e.g. '*.md' or 'policies/**' "
-                                      "(repeatable)"),
-    exclude: list[str] = typer.Option(None, "--exclude", "-x", help="in folders, skip files or "
-                                      "folders matching this glob, e.g. 'drafts' (repeatable)"),
-    jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="worker processes for several "
-                             "documents [default: CPU count]"),
+    include: list[str] = typer.Option(
+        None,
+        "--include",
+        "-i",
+        help="in folders, only files matching this glob, e.g. '*.md' or 'policies/**' (repeatable)",
+    ),
+    exclude: list[str] = typer.Option(
+        None,
+        "--exclude",
+        "-x",
+        help="in folders, skip files or folders matching this glob, e.g. 'drafts' (repeatable)",
+    ),
+    jobs: int = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="worker processes for several documents [default: CPU count]",
+    ),
 ) -> None:
     """Validate documents against the gates of the chosen modules. Folders are searched
     recursively; several documents are validated in parallel across processes."""
@@ -82,8 +122,9 @@ def validate(
     try:
         sev = Severity(fail_on) if fail_on else settings.fail_on or Severity.low
     except ValueError:
-        raise typer.BadParameter(f"must be one of {', '.join(s.value for s in Severity)}",
-                                 param_hint="--fail-on") from None
+        raise typer.BadParameter(
+            f"must be one of {', '.join(s.value for s in Severity)}", param_hint="--fail-on"
+        ) from None
     wanted = normalise_jurisdictions(jurisdiction) if jurisdiction else None
     policy = parse_untyped(untyped).value if untyped else None
     gates = [*(gates or []), *settings.gates]
@@ -92,9 +133,13 @@ def validate(
     workers = min(jobs or default_jobs(), len(files))
     # In-process runs use this engine; a pool's workers build their own, so here only the
     # gates are checked (and nothing is opened that this process would not use).
-    engine = (make_engine(gates, fail_on=sev, max_bytes=max_bytes, config=settings)
-              if workers <= 1 else make_engine(gates, fail_on=sev, max_bytes=max_bytes,
-                                               cache=None, audit=None, config=settings))
+    engine = (
+        make_engine(gates, fail_on=sev, max_bytes=max_bytes, config=settings)
+        if workers <= 1
+        else make_engine(
+            gates, fail_on=sev, max_bytes=max_bytes, cache=None, audit=None, config=settings
+        )
+    )
     try:
         engine.ruleset(module or None)
     except GateFileError as exc:
@@ -102,10 +147,18 @@ def validate(
     if not files:
         sys.stderr.write("clearance: error: no documents found\n")
         raise typer.Exit(2)
-    job = Job(gate_paths=tuple(str(g) for g in gates or []), modules=tuple(module or ()) or None,
-              doc_type=doc_type, profile=profile, fail_on=sev.value, max_bytes=max_bytes,
-              jurisdictions=tuple(wanted) if wanted is not None else None, untyped=policy,
-              config_path=str(settings.path) if settings.path else None, timeout=timeout)
+    job = Job(
+        gate_paths=tuple(str(g) for g in gates or []),
+        modules=tuple(module or ()) or None,
+        doc_type=doc_type,
+        profile=profile,
+        fail_on=sev.value,
+        max_bytes=max_bytes,
+        jurisdictions=tuple(wanted) if wanted is not None else None,
+        untyped=policy,
+        config_path=str(settings.path) if settings.path else None,
+        timeout=timeout,
+    )
 
     progress = progress_for(len(files))
     task = None
@@ -127,8 +180,9 @@ def validate(
         task = progress.add_task("", total=len(files))
         progress.refresh()
     try:
-        outcomes = run(files, job, jobs=workers, engine=engine if workers <= 1 else None,
-                       on_done=done)
+        outcomes = run(
+            files, job, jobs=workers, engine=engine if workers <= 1 else None, on_done=done
+        )
     finally:
         if progress is not None:
             progress.stop()
@@ -137,7 +191,9 @@ def validate(
     if reports:
         rendered = formatter.render(reports)
         if output:
-            output.write_text(rendered + ("" if rendered.endswith("\n") else "\n"), encoding="utf-8")
+            output.write_text(
+                rendered + ("" if rendered.endswith("\n") else "\n"), encoding="utf-8"
+            )
         else:
             emit(rendered)
     if fmt == "text" and len(outcomes) > 1:

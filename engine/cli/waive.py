@@ -17,32 +17,59 @@ from engine.cli.audit import doc_sha256
 def waive(
     gate: Annotated[str, typer.Argument(help="gate code, e.g. GDPR-13-1A")],
     doc: Annotated[str, typer.Option("--doc", help="the document's sha256, or its path")],
-    reason: Annotated[str, typer.Option(
-        "--reason", help=f"why the gate does not apply (at most {MAX_WAIVER_REASON:,} "
-        "characters)")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help=f"why the gate does not apply (at most {MAX_WAIVER_REASON:,} characters)",
+        ),
+    ],
     approver: Annotated[str, typer.Option("--approver", help="who approved the exception")],
-    expires: Annotated[str | None, typer.Option(
-        "--expires", help="last day the waiver applies (YYYY-MM-DD, UTC); required unless "
-        "--no-expiry")] = None,
-    no_expiry: Annotated[bool, typer.Option(
-        "--no-expiry", help="the waiver never expires (recorded as such, with its approver)")
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires",
+            help="last day the waiver applies (YYYY-MM-DD, UTC); required unless --no-expiry",
+        ),
+    ] = None,
+    no_expiry: Annotated[
+        bool,
+        typer.Option(
+            "--no-expiry", help="the waiver never expires (recorded as such, with its approver)"
+        ),
     ] = False,
-    gates: Annotated[list[Path] | None, typer.Option(
-        "--gates", "-g", help="extra gate file or module folder that defines GATE "
-        "(repeatable)")] = None,
+    gates: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--gates", "-g", help="extra gate file or module folder that defines GATE (repeatable)"
+        ),
+    ] = None,
     db: Annotated[Path | None, typer.Option("--db", help="audit database")] = None,
 ) -> None:
     """Waive one gate for one document; later reports show it as `waived` with the reason."""
     # The cheap checks first, so a bad waiver is refused before the gates are compiled.
-    check_waiver(gate, reason=reason, approver=approver, expires=expires, no_expiry=no_expiry,
-                 known_gates=None)
+    check_waiver(
+        gate,
+        reason=reason,
+        approver=approver,
+        expires=expires,
+        no_expiry=no_expiry,
+        known_gates=None,
+    )
     # A waiver names a gate of the ruleset validations run with: built-in modules plus --gates.
     known = {g.code for g in make_engine(gates, cache=None, audit=None).ruleset(None).gates}
     log = AuditLog(db or audit_db_path())
     try:
         sha = doc_sha256(doc)
-        wid = log.waive(gate, sha, reason=reason, approver=approver, expires=expires,
-                        no_expiry=no_expiry, known_gates=known)
+        wid = log.waive(
+            gate,
+            sha,
+            reason=reason,
+            approver=approver,
+            expires=expires,
+            no_expiry=no_expiry,
+            known_gates=known,
+        )
     finally:
         log.close()
     until = f" until {expires}" if expires else " with no expiry"

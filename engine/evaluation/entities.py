@@ -40,10 +40,17 @@ class TypeScore:
         return self.found + self.missed
 
     def as_dict(self) -> dict[str, float | int | str]:
-        return {"type": self.type, "precision": round(self.precision, 4),
-                "recall": round(self.recall, 4), "f1": round(self.f1, 4), "support": self.support,
-                "predicted": self.tp + self.fp, "tp": self.tp, "fp": self.fp,
-                "missed": self.missed}
+        return {
+            "type": self.type,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "support": self.support,
+            "predicted": self.tp + self.fp,
+            "tp": self.tp,
+            "fp": self.fp,
+            "missed": self.missed,
+        }
 
 
 @dataclass
@@ -65,9 +72,12 @@ class EntityEvaluation:
         return total
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": self.path, "documents": self.documents,
-                "types": [s.as_dict() for s in sorted(self.scores.values(), key=lambda s: s.type)],
-                "overall": self.micro.as_dict()}
+        return {
+            "path": self.path,
+            "documents": self.documents,
+            "types": [s.as_dict() for s in sorted(self.scores.values(), key=lambda s: s.type)],
+            "overall": self.micro.as_dict(),
+        }
 
 
 def load_labelled(path: str | Path) -> list[dict]:
@@ -95,22 +105,27 @@ def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
     return a_start < b_end and b_start < a_end
 
 
-def score_document(index: int, labels: Iterable[dict], predicted: Iterable[Match],
-                   result: EntityEvaluation) -> None:
+def score_document(
+    index: int, labels: Iterable[dict], predicted: Iterable[Match], result: EntityEvaluation
+) -> None:
     labels = list(labels)
     predicted = list(predicted)
     for m in predicted:
         s = result.scores.setdefault(m.detail, TypeScore(m.detail))
-        if any(e["type"] == m.detail and _overlaps(m.start, m.end, e["start"], e["end"])
-               for e in labels):
+        if any(
+            e["type"] == m.detail and _overlaps(m.start, m.end, e["start"], e["end"])
+            for e in labels
+        ):
             s.tp += 1
         else:
             s.fp += 1
             result.errors.append((index, "false_positive", m.detail, m.start, m.end))
     for e in labels:
         s = result.scores.setdefault(e["type"], TypeScore(e["type"]))
-        if any(m.detail == e["type"] and _overlaps(m.start, m.end, e["start"], e["end"])
-               for m in predicted):
+        if any(
+            m.detail == e["type"] and _overlaps(m.start, m.end, e["start"], e["end"])
+            for m in predicted
+        ):
             s.found += 1
         else:
             s.missed += 1
@@ -121,8 +136,11 @@ def score_document(index: int, labels: Iterable[dict], predicted: Iterable[Match
 SECRET = "SECRET"
 
 
-def evaluate_entities(path: str | Path, kinds: tuple[str, ...] = ("pii", "secret"),
-                      types: tuple[str, ...] | None = None) -> EntityEvaluation:
+def evaluate_entities(
+    path: str | Path,
+    kinds: tuple[str, ...] = ("pii", "secret"),
+    types: tuple[str, ...] | None = None,
+) -> EntityEvaluation:
     """Run :func:`gates.redact.detect_all` (what de-identification uses) on every labelled
     document and score it per entity type; with ``types``, only those types are scored (a set
     labelled for names only says nothing about the dates in it). ``SECRET`` among ``types``
@@ -138,8 +156,7 @@ def evaluate_entities(path: str | Path, kinds: tuple[str, ...] = ("pii", "secret
         labels = doc["entities"]
         if types is not None and SECRET in types:
             # a secrets corpus labels the value, not the vendor: any secret detector counts
-            found = [m._replace(detail=SECRET) if m.detail in secret_names else m
-                     for m in found]
+            found = [m._replace(detail=SECRET) if m.detail in secret_names else m for m in found]
         if types is not None:
             found = [m for m in found if m.detail in types]
             labels = [e for e in labels if e["type"] in types]
@@ -155,6 +172,8 @@ def format_table(result: EntityEvaluation) -> str:
     for s in [*rows, result.micro]:
         if s.type == "ALL":
             lines.append("-" * len(head))
-        lines.append(f"{s.type:<{width}}  {s.precision:9.3f}  {s.recall:6.3f}  {s.f1:5.3f}  "
-                     f"{s.support:7d}  {s.tp + s.fp:9d}")
+        lines.append(
+            f"{s.type:<{width}}  {s.precision:9.3f}  {s.recall:6.3f}  {s.f1:5.3f}  "
+            f"{s.support:7d}  {s.tp + s.fp:9d}"
+        )
     return "\n".join(lines)

@@ -556,7 +556,11 @@ def t200_cross_validated(
     fold_of = H.folds_by_document(ts.names)
     engines = [make(OfflineProvider(heads=H.fold_heads(cvs, f, band))) for f in range(H.FOLDS)]
     res = evaluate_t200(
-        config, engines[0], deterministic_only=False, limit=limit, progress=progress,
+        config,
+        engines[0],
+        deterministic_only=False,
+        limit=limit,
+        progress=progress,
         engine_for=lambda name: engines[fold_of[name]],
     )
     res.notes.append(
@@ -564,8 +568,10 @@ def t200_cross_validated(
         f"without its fold ({sum(c.prefers_head(band) for c in cvs)} of {len(targets)} questions "
         "with a head, where cross-validation prefers one; the rest by similarity)"
     )
-    rows = [{"gate": cv.target.gate, "requirements": cv.target.requirements, **cv.metrics(band)}
-            for cv in cvs]
+    rows = [
+        {"gate": cv.target.gate, "requirements": cv.target.requirements, **cv.metrics(band)}
+        for cv in cvs
+    ]
     return res, rows
 
 

@@ -25,8 +25,11 @@ _SECTION = re.compile(r"(\d+(?:\.\d+)?(?:\(\w+\))*)")
 
 def provisions(cite: str) -> set[str]:
     """``"45 CFR 164.502(b), 164.514(d)"`` -> {"164.502(b)", "164.514(d)"}; spaces dropped."""
-    return {m.group(1) for m in _SECTION.finditer(cite.replace(" ", "")) if "(" in m.group(1)
-            or "." in m.group(1)}
+    return {
+        m.group(1)
+        for m in _SECTION.finditer(cite.replace(" ", ""))
+        if "(" in m.group(1) or "." in m.group(1)
+    }
 
 
 def cites_match(defect_cite: str, gate_cite: str) -> bool:
@@ -76,33 +79,51 @@ class Result:
         return out
 
     def table(self) -> str:
-        rows = ["| mode | compliant docs | blocking false alarms | sent to review | defect docs | "
-                "caught | blocked for another reason | review | missed (passed) |",
-                "|---|---|---|---|---|---|---|---|---|"]
+        rows = [
+            "| mode | compliant docs | blocking false alarms | sent to review | defect docs | "
+            "caught | blocked for another reason | review | missed (passed) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for mode in ("told", "newcomer"):
             c = self.counts(mode)
-            rows.append(f"| {mode} | {sum(c['compliant'].values())} | "
-                        f"{c['compliant']['false alarm']} | {c['compliant']['review']} | "
-                        f"{sum(c['defect'].values())} | {c['defect']['caught']} | "
-                        f"{c['defect']['blocked, other reason']} | {c['defect']['review']} | "
-                        f"{c['defect']['missed']} |")
+            rows.append(
+                f"| {mode} | {sum(c['compliant'].values())} | "
+                f"{c['compliant']['false alarm']} | {c['compliant']['review']} | "
+                f"{sum(c['defect'].values())} | {c['defect']['caught']} | "
+                f"{c['defect']['blocked, other reason']} | {c['defect']['review']} | "
+                f"{c['defect']['missed']} |"
+            )
         return "\n".join(rows)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"counts": {m: {k: dict(v) for k, v in self.counts(m).items()}
-                           for m in ("told", "newcomer")},
-                "outcomes": [{"file": o.file, "doc_type": o.doc_type, "mode": o.mode,
-                              "kind": o.kind, "verdict": o.verdict, "exit_code": o.exit_code,
-                              "blocking": o.blocking, "inferred": o.inferred}
-                             for o in self.outcomes]}
+        return {
+            "counts": {
+                m: {k: dict(v) for k, v in self.counts(m).items()} for m in ("told", "newcomer")
+            },
+            "outcomes": [
+                {
+                    "file": o.file,
+                    "doc_type": o.doc_type,
+                    "mode": o.mode,
+                    "kind": o.kind,
+                    "verdict": o.verdict,
+                    "exit_code": o.exit_code,
+                    "blocking": o.blocking,
+                    "inferred": o.inferred,
+                }
+                for o in self.outcomes
+            ],
+        }
 
     def errors(self, mode: str) -> list[str]:
         out = []
         for o in self.outcomes:
             if o.mode == mode and o.kind not in ("pass", "caught"):
                 extra = f" inferred={o.inferred}" if mode == "newcomer" else ""
-                out.append(f"{o.kind:>22}: {o.file} ({o.doc_type}{extra}) verdict {o.verdict}; "
-                           f"blocking: {', '.join(o.blocking) or '-'}")
+                out.append(
+                    f"{o.kind:>22}: {o.file} ({o.doc_type}{extra}) verdict {o.verdict}; "
+                    f"blocking: {', '.join(o.blocking) or '-'}"
+                )
         return out
 
 
@@ -112,14 +133,22 @@ def load_labels(folder: Path) -> list[dict[str, Any]]:
 
 def judge(report: Report, label: dict[str, Any], mode: str) -> Outcome:
     blocking = [g for g in report.gates if g.blocking and g.status == Status.fail]
-    out = Outcome(label["file"], label["doc_type"], label["compliant"], mode, report.verdict,
-                  report.exit_code, [g.gate for g in blocking],
-                  inferred=report.document.doc_type)
+    out = Outcome(
+        label["file"],
+        label["doc_type"],
+        label["compliant"],
+        mode,
+        report.verdict,
+        report.exit_code,
+        [g.gate for g in blocking],
+        inferred=report.document.doc_type,
+    )
     if not label["compliant"]:
         expect = set(label.get("expect_gates") or [])
         out.caught = report.exit_code == 1 and any(
             g.gate in expect or (label.get("cite") and cites_match(label["cite"], g.cite))
-            for g in blocking)
+            for g in blocking
+        )
     return out
 
 
@@ -127,9 +156,11 @@ def measure(engine: Any, folder: Path) -> Result:
     result = Result()
     for label in load_labels(folder):
         path = folder / label["file"]
-        told = engine.validate(path, doc_type=label["doc_type"],
-                               jurisdictions=_JURISDICTION.get(label["jurisdiction"],
-                                                               [label["jurisdiction"]]))
+        told = engine.validate(
+            path,
+            doc_type=label["doc_type"],
+            jurisdictions=_JURISDICTION.get(label["jurisdiction"], [label["jurisdiction"]]),
+        )
         result.outcomes.append(judge(told, label, "told"))
         newcomer = engine.validate(path)
         result.outcomes.append(judge(newcomer, label, "newcomer"))

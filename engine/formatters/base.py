@@ -27,7 +27,9 @@ def shown(text: str) -> str:
     return _CONTROL.sub(_escape, text)
 
 
-_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_IN_LINES = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def shown_lines(text: str) -> str:
@@ -71,7 +73,9 @@ def get_formatter(name: str) -> Formatter:
     except KeyError:
         from engine.errors import UserError
 
-        raise UserError(f"unknown format '{name}' (expected one of: {', '.join(formats())})") from None
+        raise UserError(
+            f"unknown format '{name}' (expected one of: {', '.join(formats())})"
+        ) from None
 
 
 def formats() -> list[str]:

@@ -274,8 +274,9 @@ class _Page:
             while active and active[0][2] <= a:
                 heapq.heappop(active)
             chunk = _e(text[a:b])
-            if any(e > a and self.findings[kk].spans[jj].kind == "secret"
-                   for _, kk, e, jj in active):
+            if any(
+                e > a and self.findings[kk].spans[jj].kind == "secret" for _, kk, e, jj in active
+            ):
                 # a credential is never shown, not even in a report for the document's owner
                 chunk = re.sub(r"[^\n]", "•", text[a:b])
             if not active:
@@ -360,8 +361,9 @@ class HtmlFormatter(Formatter):
             if "review" in verdicts
             else "pass"
         )
-        title = (shown(reports[0].document.name) if len(reports) == 1
-                 else f"{len(reports)} documents")
+        title = (
+            shown(reports[0].document.name) if len(reports) == 1 else f"{len(reports)} documents"
+        )
         version = reports[0].tool_version if reports else ""
         toc = ""
         if len(reports) > 1:

@@ -24,16 +24,29 @@ def finding_lines(report: Report) -> list[str]:
         if g.spans:
             for s in g.spans:
                 detail = f" ({s.detail})" if s.detail else ""
-                rows.append((s.line, s.col, f"{where}:{s.line}:{s.col}: {g.severity.value} "
-                             f"{g.gate} {g.message}{detail}{tag} [{g.name}]"))
+                rows.append(
+                    (
+                        s.line,
+                        s.col,
+                        f"{where}:{s.line}:{s.col}: {g.severity.value} "
+                        f"{g.gate} {g.message}{detail}{tag} [{g.name}]",
+                    )
+                )
             if g.spans_omitted:
                 last = g.spans[-1]
-                rows.append((last.line, last.col + 1, f"{where}:{last.line}:{last.col}: "
-                             f"{g.severity.value} {g.gate} {g.spans_omitted:,} more spans not "
-                             f"listed [{g.name}]"))
+                rows.append(
+                    (
+                        last.line,
+                        last.col + 1,
+                        f"{where}:{last.line}:{last.col}: "
+                        f"{g.severity.value} {g.gate} {g.spans_omitted:,} more spans not "
+                        f"listed [{g.name}]",
+                    )
+                )
         else:
-            rows.append((0, 0, f"{where}:1:1: {g.severity.value} {g.gate} {g.message}{tag} "
-                         f"[{g.name}]"))
+            rows.append(
+                (0, 0, f"{where}:1:1: {g.severity.value} {g.gate} {g.message}{tag} [{g.name}]")
+            )
         if g.fix and g.status in (Status.fail, Status.indeterminate):
             # indented, so `grep path:` still finds one line per finding
             first = min(((s.line, s.col) for s in g.spans), default=(0, 0))
@@ -65,8 +78,10 @@ def summary_line(report: Report) -> str:
         doc_type += f", policy {report.untyped_policy}"
     if report.jurisdictions:
         doc_type += f"; {'/'.join(report.jurisdictions)}"
-    return shown(f"{_where(report)}: {report.verdict.upper()} ({doc_type}; {', '.join(parts)}; "
-                 f"{s.blocking} blocking; {report.ms:.1f} ms)")
+    return shown(
+        f"{_where(report)}: {report.verdict.upper()} ({doc_type}; {', '.join(parts)}; "
+        f"{s.blocking} blocking; {report.ms:.1f} ms)"
+    )
 
 
 @register

@@ -141,8 +141,11 @@ def usage_tokens(usage: Any) -> tuple[dict[str, int], list[str]]:
             continue
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and (
-                0 <= value <= MAX_TOKENS_PER_CALL):
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (0 <= value <= MAX_TOKENS_PER_CALL)
+        ):
             counts[name] = value
         else:
             counts[name] = 0

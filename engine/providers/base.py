@@ -67,8 +67,7 @@ class Provider(ABC):
     prompt_version: str = "1"
 
     @abstractmethod
-    async def answer(self, doc: Document, questions: list[Question]) -> ProviderResult:
-        ...
+    async def answer(self, doc: Document, questions: list[Question]) -> ProviderResult: ...
 
     def answer_now(self, doc: Document, questions: list[Question]) -> ProviderResult | None:
         """The answers, synchronously, when the provider can give them without waiting on

@@ -119,9 +119,7 @@ class Passage(NamedTuple):
 _MD_MARKUP = re.compile(r"^[#>*\-+\s]+|\*\*|__")
 
 
-def section_passages(
-    text: str, sections: Sequence[Any], max_chars: int = 400
-) -> list[Passage]:
+def section_passages(text: str, sections: Sequence[Any], max_chars: int = 400) -> list[Passage]:
     """Each sentence, list item or paragraph of ``text`` once (no overlapping windows), with the
     heading of the section it sits in. A passage that is only its section's heading line is left
     out: the heading travels as context with every passage under it instead."""

@@ -31,7 +31,9 @@ class EmbeddingCache:
     """Vectors by key in a ``diskcache.Cache``; any storage failure switches it off (the provider
     then embeds everything, as without a cache) and leaves one message in :attr:`warnings`."""
 
-    def __init__(self, directory: Path | str | None = None, size_limit: int = DEFAULT_SIZE_LIMIT) -> None:
+    def __init__(
+        self, directory: Path | str | None = None, size_limit: int = DEFAULT_SIZE_LIMIT
+    ) -> None:
         self.directory = Path(directory) if directory is not None else embedding_cache_dir()
         self.warnings: list[str] = []
         self._cache: diskcache.Cache | None = None

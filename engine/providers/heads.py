@@ -73,13 +73,24 @@ class Head:
         import numpy as np
 
         known = {
-            "format", "gate", "question", "question_sha", "model", "decided_above",
-            "decided_below", "platt", "bias", "weights", "statements",
+            "format",
+            "gate",
+            "question",
+            "question_sha",
+            "model",
+            "decided_above",
+            "decided_below",
+            "platt",
+            "bias",
+            "weights",
+            "statements",
         }
         weights = np.asarray(d["weights"], dtype=np.float32)
         statements = tuple(str(t) for t in d.get("statements", ()))
         if weights.shape not in ((EMBED_DIM,), (EMBED_DIM + 1,)):
-            raise ValueError(f"expected {EMBED_DIM} or {EMBED_DIM + 1} weights, got {weights.shape}")
+            raise ValueError(
+                f"expected {EMBED_DIM} or {EMBED_DIM + 1} weights, got {weights.shape}"
+            )
         if len(weights) == EMBED_DIM + 1 and not statements:
             raise ValueError("a head with a similarity feature needs its statements")
         return cls(
@@ -133,7 +144,9 @@ def heads_fingerprint(heads: dict[str, Head]) -> str:
     if not heads:
         return "noheads"
     blob = json.dumps(
-        sorted((h.question_sha, h.meta.get("training_set_sha256", ""), h.bias) for h in heads.values())
+        sorted(
+            (h.question_sha, h.meta.get("training_set_sha256", ""), h.bias) for h in heads.values()
+        )
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -213,7 +226,8 @@ def single_thread_blas() -> bool:
         for path in libs:
             lib = ctypes.CDLL(path)
             for name in (
-                "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                "scipy_openblas_set_num_threads64_",
+                "openblas_set_num_threads64_",
                 "openblas_set_num_threads",
             ):
                 if hasattr(lib, name):
@@ -292,7 +306,11 @@ def _train_one(
     for d, y in zip(docs, labels, strict=True):
         if not y and len(d.vectors):
             n = len(d.vectors)
-            pick = rng.choice(n, size=min(n, NEG_PER_DOC), replace=False) if n > NEG_PER_DOC else np.arange(n)
+            pick = (
+                rng.choice(n, size=min(n, NEG_PER_DOC), replace=False)
+                if n > NEG_PER_DOC
+                else np.arange(n)
+            )
             neg_rows.append(d.vectors[np.sort(pick)])
     negatives = np.vstack(neg_rows) if neg_rows else np.zeros((0, statements.shape[1]), np.float32)
     score_of = [seeds(d.vectors) for d in docs]
@@ -355,7 +373,11 @@ class Fitted:
 
 
 def fit_calibrated(
-    docs: list[DocVectors], labels: list[bool], seeds: Any, statements: Any, seed: int,
+    docs: list[DocVectors],
+    labels: list[bool],
+    seeds: Any,
+    statements: Any,
+    seed: int,
     inner_folds: int = 3,
 ) -> Fitted:
     """Regression on all of ``docs``; Platt scaling and the threshold from inner
@@ -401,7 +423,10 @@ def rates(pred: Any, y: Any) -> dict[str, float | None]:
         "balanced_accuracy": None if ba is None else round(ba, 4),
         "precision": round(tp / (tp + fp), 4) if tp + fp else None,
         "recall": None if rec is None else round(rec, 4),
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
     }
 
 
@@ -472,7 +497,9 @@ def statements_of(target: Target) -> list[str]:
     return list(target.like) or [target.question]
 
 
-def _augment(ts: TrainingSet, provider: Any, target: Target) -> tuple[dict[str, DocVectors], Any, Any]:
+def _augment(
+    ts: TrainingSet, provider: Any, target: Target
+) -> tuple[dict[str, DocVectors], Any, Any]:
     """Each passage's embedding plus its best similarity to the question's statements (the
     similarity judge's own score, as a feature the regression may weigh), the statements as
     positives, and the seed scorer that picks the first positives (that similarity)."""
@@ -519,7 +546,9 @@ class CrossValidation:
             "disclosed": int(self.labels.sum()),
             "at_threshold": decided,
             "with_band": {**banded, "unsure": int(unsure.sum())},
-            "accuracy_outside_band": round(float(right[~unsure].mean()), 4) if (~unsure).any() else None,
+            "accuracy_outside_band": round(float(right[~unsure].mean()), 4)
+            if (~unsure).any()
+            else None,
             "accuracy_inside_band": round(float(right[unsure].mean()), 4) if unsure.any() else None,
         }
         if self.sim_oof is not None:
@@ -554,8 +583,12 @@ def cross_validate(
     docs, seeds, statements = _augment(ts, provider, target)
     fold_of = folds_by_document(ts.names, folds, seed)
     labels = np.array([all(r in ts.disclosed[n] for r in target.requirements) for n in ts.names])
-    sim = np.array([float(seeds(docs[n].vectors).max()) / SIM_SCALE if len(docs[n].vectors)
-                    else 0.0 for n in ts.names])
+    sim = np.array(
+        [
+            float(seeds(docs[n].vectors).max()) / SIM_SCALE if len(docs[n].vectors) else 0.0
+            for n in ts.names
+        ]
+    )
     oof = np.zeros(len(ts.names))
     thr = np.zeros(len(ts.names))
     sim_thr = np.zeros(len(ts.names))
@@ -587,9 +620,7 @@ def pooled_band(cvs: list[CrossValidation]) -> tuple[float, float]:
     return below, above
 
 
-def make_head(
-    target: Target, fit: Fitted, meta: dict[str, Any], band: tuple[float, float]
-) -> Head:
+def make_head(target: Target, fit: Fitted, meta: dict[str, Any], band: tuple[float, float]) -> Head:
     from engine.providers.offline import MODEL_ID
 
     return Head(
@@ -623,9 +654,15 @@ def final_head(
         "training_set_sha256": ts.sha256,
         "seed": seed,
         "hyperparameters": {
-            "l2": L2, "top_k": TOP_K, "negatives_per_document": NEG_PER_DOC, "rounds": ROUNDS,
-            "folds": FOLDS, "inner_folds": 3, "similarity_scale": SIM_SCALE,
-            "band_below": band[0], "band_above": band[1],
+            "l2": L2,
+            "top_k": TOP_K,
+            "negatives_per_document": NEG_PER_DOC,
+            "rounds": ROUNDS,
+            "folds": FOLDS,
+            "inner_folds": 3,
+            "similarity_scale": SIM_SCALE,
+            "band_below": band[0],
+            "band_above": band[1],
         },
         "threshold": round(fit.threshold, 4),
         "cv": cv.metrics(band),
@@ -634,9 +671,7 @@ def final_head(
     return make_head(target, fit, meta, band)
 
 
-def fold_heads(
-    cvs: list[CrossValidation], fold: int, band: tuple[float, float]
-) -> dict[str, Head]:
+def fold_heads(cvs: list[CrossValidation], fold: int, band: tuple[float, float]) -> dict[str, Head]:
     """The heads fold ``fold`` is judged with: trained without its documents, and only for the
     questions where cross-validation prefers a head to similarity."""
     out: dict[str, Head] = {}
@@ -652,5 +687,7 @@ def write_head(head: Head, directory: Path | None = None) -> Path:
     directory = directory if directory is not None else HEADS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{head.gate}.json"
-    path.write_text(json.dumps(head.as_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(head.as_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return path

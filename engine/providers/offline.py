@@ -451,31 +451,46 @@ def _decide(
     if span is not None:
         line, _ = doc.line_col(span[0])
         # the document's own words, never the reference statement they were compared with
-        where = f'; best passage, line {line}: "{_clip(doc.text[span[0]:span[1]])}"'
+        where = f'; best passage, line {line}: "{_clip(doc.text[span[0] : span[1]])}"'
     numbers = f"score {score:.2f}, decided above {above:.2f} / below {below:.2f}"
     if score >= above and span is not None:
         a, b = span
         return Answer(
-            "yes", _confidence(score, above, below, how), f"yes ({numbers}) by {how}{where}",
+            "yes",
+            _confidence(score, above, below, how),
+            f"yes ({numbers}) by {how}{where}",
             (Evidence(doc.text[a:b], a, b),),
-            score=score, decided_above=above, decided_below=below,
+            score=score,
+            decided_above=above,
+            decided_below=below,
         )
     if not idx.complete:
         n, k = len(idx.passages), int(idx.embedded.sum())
         return Answer(
-            "unclear", 0.0,
+            "unclear",
+            0.0,
             f"unsure: the semantic time limit passed after {k} of {n} passages ({numbers}) "
             f"by {how}{where}",
-            score=score, decided_above=above, decided_below=below,
+            score=score,
+            decided_above=above,
+            decided_below=below,
         )
     if score < below:
         return Answer(
-            "no", _confidence(score, above, below, how), f"no ({numbers}) by {how}{where}",
-            score=score, decided_above=above, decided_below=below,
+            "no",
+            _confidence(score, above, below, how),
+            f"no ({numbers}) by {how}{where}",
+            score=score,
+            decided_above=above,
+            decided_below=below,
         )
     return Answer(
-        "unclear", 0.5, f"unsure ({numbers}) by {how}{where}",
-        score=score, decided_above=above, decided_below=below,
+        "unclear",
+        0.5,
+        f"unsure ({numbers}) by {how}{where}",
+        score=score,
+        decided_above=above,
+        decided_below=below,
     )
 
 

@@ -12,7 +12,9 @@ class ScriptedProvider(Provider):
     model = "table"
     prompt_version = "1"
 
-    def __init__(self, table: dict[str, Verdict] | None = None, default: Verdict = "unclear") -> None:
+    def __init__(
+        self, table: dict[str, Verdict] | None = None, default: Verdict = "unclear"
+    ) -> None:
         self.table = dict(table or {})
         self.default = default
         self.asked: list[list[str]] = []  # one entry per call: the question texts asked
@@ -22,6 +24,7 @@ class ScriptedProvider(Provider):
         answers = {}
         for q in questions:
             verdict = self.table.get(q.text, self.default)
-            answers[q.id] = Answer(verdict, 1.0 if verdict != "unclear" else 0.0,
-                                   f"scripted answer '{verdict}'")
+            answers[q.id] = Answer(
+                verdict, 1.0 if verdict != "unclear" else 0.0, f"scripted answer '{verdict}'"
+            )
         return ProviderResult(answers, Usage(calls=1))

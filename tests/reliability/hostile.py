@@ -33,7 +33,9 @@ _RELS = (
     'relationships/officeDocument" Target="word/document.xml"/></Relationships>'
 )
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-DOC_HEAD = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{W_NS}"><w:body>'
+DOC_HEAD = (
+    f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{W_NS}"><w:body>'
+)
 DOC_TAIL = "</w:body></w:document>"
 
 
@@ -83,11 +85,47 @@ def _zip_with_raw_member(
     def add(fname: str, data: bytes, crc_: int, size: int, method: int) -> None:
         offset = buf.tell()
         fn = fname.encode()
-        buf.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21,
-                              crc_, len(data), size, len(fn), 0) + fn + data)
-        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0,
-                                   0x21, crc_, len(data), size, len(fn), 0, 0, 0, 0, 0,
-                                   offset) + fn)
+        buf.write(
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc_,
+                len(data),
+                size,
+                len(fn),
+                0,
+            )
+            + fn
+            + data
+        )
+        central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc_,
+                len(data),
+                size,
+                len(fn),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + fn
+        )
 
     for fname, text in others.items():
         data = text.encode()
@@ -96,8 +134,11 @@ def _zip_with_raw_member(
     cd_offset = buf.tell()
     cd = b"".join(central)
     buf.write(cd)
-    buf.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), len(cd),
-                          cd_offset, 0))
+    buf.write(
+        struct.pack(
+            "<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), len(cd), cd_offset, 0
+        )
+    )
     return buf.getvalue()
 
 
@@ -110,7 +151,10 @@ def docx_lying_headers(inflated: int = 3_000_000_000) -> bytes:
     declared = 4096
     prefix = (head + b" " * declared)[:declared]
     return _zip_with_raw_member(
-        "word/document.xml", raw, zlib.crc32(prefix), declared,
+        "word/document.xml",
+        raw,
+        zlib.crc32(prefix),
+        declared,
         {"[Content_Types].xml": _CONTENT_TYPES, "_rels/.rels": _RELS},
     )
 
@@ -121,7 +165,10 @@ def docx_empty_paragraphs(inflated: int = 190_000_000) -> bytes:
     head, tail, unit = DOC_HEAD.encode(), DOC_TAIL.encode(), b"<w:p/>"
     raw, size, crc = _repeated_deflate(head, unit, (inflated - len(head)) // len(unit), tail)
     return _zip_with_raw_member(
-        "word/document.xml", raw, crc, size,
+        "word/document.xml",
+        raw,
+        crc,
+        size,
         {"[Content_Types].xml": _CONTENT_TYPES, "_rels/.rels": _RELS},
     )
 
@@ -133,8 +180,7 @@ def docx_xml_bomb() -> bytes:
         ents.append(f'<!ENTITY a{i} "' + f"&a{i - 1};" * 10 + '">')
     xml = (
         '<?xml version="1.0"?><!DOCTYPE w:document [' + "".join(ents) + "]>"
-        f'<w:document xmlns:w="{W_NS}"><w:body><w:p><w:r><w:t>&a9;</w:t></w:r></w:p>'
-        + DOC_TAIL
+        f'<w:document xmlns:w="{W_NS}"><w:body><w:p><w:r><w:t>&a9;</w:t></w:r></w:p>' + DOC_TAIL
     )
     return docx_package(xml)
 
@@ -171,7 +217,8 @@ def pdf_shared_stream(
     objs: dict[int, bytes] = {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         3: b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content)
-        + content + b"\nendstream",
+        + content
+        + b"\nendstream",
         4: font,
     }
     kids = []
@@ -181,8 +228,10 @@ def pdf_shared_stream(
         if not shared_font:
             objs[n + 1] = font
         kids.append(b"%d 0 R" % n)
-        objs[n] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
-                   b"/Resources << /Font << /F1 %d 0 R >> >> >>" % font_ref)
+        objs[n] = (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % font_ref
+        )
     objs[2] = b"<< /Type /Pages /Kids [" + b" ".join(kids) + b"] /Count %d >>" % pages
     return _pdf(objs)
 
@@ -218,12 +267,19 @@ def pdf_many_pages(pages: int = 100_000) -> bytes:
     for g in level:
         parent[g] = 2
     for n in range(5, 5 + pages):
-        objs[n] = (b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
-                   b"/Resources << /Font << /F1 4 0 R >> >> >>" % parent[n])
+        objs[n] = (
+            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+            b"/Resources << /Font << /F1 4 0 R >> >> >>" % parent[n]
+        )
     for n, ks in kids.items():
         up_ref = b"/Parent %d 0 R " % parent[n] if n in parent else b""
-        objs[n] = (b"<< /Type /Pages " + up_ref + b"/Kids [" + b" ".join(b"%d 0 R" % k for k in ks)
-                   + b"] /Count %d >>" % count[n])
+        objs[n] = (
+            b"<< /Type /Pages "
+            + up_ref
+            + b"/Kids ["
+            + b" ".join(b"%d 0 R" % k for k in ks)
+            + b"] /Count %d >>" % count[n]
+        )
     return _pdf(objs)
 
 
@@ -331,8 +387,15 @@ def _cpu(pid: int) -> float:
         return 0.0
 
 
-def probe(data: bytes, suffix: str, *, timeout: float, root: Path = ROOT,
-          memory_cap: int = 6 << 30, **kw: object) -> Probe:
+def probe(
+    data: bytes,
+    suffix: str,
+    *,
+    timeout: float,
+    root: Path = ROOT,
+    memory_cap: int = 6 << 30,
+    **kw: object,
+) -> Probe:
     """Ingest ``data`` in a fresh interpreter (cwd ``root``, so that tree's engine is used);
     wall time, peak RSS and the outcome. The child's address space is capped at
     ``memory_cap`` so that a regression cannot take the machine down with it."""
@@ -345,8 +408,11 @@ def probe(data: bytes, suffix: str, *, timeout: float, root: Path = ROOT,
 
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(path), json.dumps(kw)], cwd=root,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit,
+            [sys.executable, "-c", _CHILD, str(path), json.dumps(kw)],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=limit,
             env={**os.environ, "PYTHONPATH": str(root)},
         )
         peak = 0
@@ -357,8 +423,13 @@ def probe(data: bytes, suffix: str, *, timeout: float, root: Path = ROOT,
             peak, cpu = max(peak, _vm_hwm(proc.pid)), _cpu(proc.pid)
             proc.kill()
             proc.wait()
-            return Probe(f"still running after {timeout:.0f} s (killed)",
-                         time.monotonic() - t0, peak, timed_out=True, cpu=cpu)
+            return Probe(
+                f"still running after {timeout:.0f} s (killed)",
+                time.monotonic() - t0,
+                peak,
+                timed_out=True,
+                cpu=cpu,
+            )
         out, err = proc.communicate()
         elapsed = time.monotonic() - t0
         lines = out.decode().strip().splitlines()
@@ -379,11 +450,15 @@ def ordinary_page(size: int, seed: int = 1) -> str:
     while total < size:
         r = rnd.random()
         if r < 0.5:
-            chunk = (f"<p>Some <b>bold</b> text with a <a href='/x/{rnd.randrange(1000)}'>link"
-                     "</a> and more words here.</p>\n")
+            chunk = (
+                f"<p>Some <b>bold</b> text with a <a href='/x/{rnd.randrange(1000)}'>link"
+                "</a> and more words here.</p>\n"
+            )
         elif r < 0.7:
-            chunk = ("<table><tr><td>cell one</td><td>cell two</td></tr><tr><td>a</td><td>b</td>"
-                     "</tr></table>\n")
+            chunk = (
+                "<table><tr><td>cell one</td><td>cell two</td></tr><tr><td>a</td><td>b</td>"
+                "</tr></table>\n"
+            )
         elif r < 0.8:
             chunk = "<ul><li>item<li>item two<li>three</ul>\n"
         elif r < 0.9:
@@ -412,8 +487,10 @@ def html_cost() -> None:
         for _ in range(reps):
             _read_html(src, work)
         read = (time.process_time() - t0) / reps
-        print(f"| {size // 1000:,} KB | {src.count('<'):,} | {model * 1000:,.0f} ms | "
-              f"{read * 1000:,.0f} ms |")
+        print(
+            f"| {size // 1000:,} KB | {src.count('<'):,} | {model * 1000:,.0f} ms | "
+            f"{read * 1000:,.0f} ms |"
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -433,8 +510,11 @@ def main(argv: list[str]) -> int:
         data = make()
         r = probe(data, _SUFFIX[name.split("-")[0]], timeout=timeout, root=root)
         outcome = r.outcome.replace("|", "\\|").replace(str(root), "<root>")
-        print(f"| {name} | {len(data) / 1024:,.0f} KB | {r.seconds:.1f} s | {r.cpu:.1f} s | "
-              f"{r.peak / 2**20:,.0f} MB | {outcome[:200]} |", flush=True)
+        print(
+            f"| {name} | {len(data) / 1024:,.0f} KB | {r.seconds:.1f} s | {r.cpu:.1f} s | "
+            f"{r.peak / 2**20:,.0f} MB | {outcome[:200]} |",
+            flush=True,
+        )
     return 0
 
 

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import httpx
 
-GATES = ('module dot { title "D" version "1" }\ngate DOT-1 any_char { title "t" cite "x" '
-         'forbid regex /[a-z ]/ example pass "1." example fail "a" }\n')
+GATES = (
+    'module dot { title "D" version "1" }\ngate DOT-1 any_char { title "t" cite "x" '
+    'forbid regex /[a-z ]/ example pass "1." example fail "a" }\n'
+)
 
 
 def main(tree: str, label: str) -> None:
@@ -30,12 +32,32 @@ def main(tree: str, label: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "CLEARANCE_HOME": str(work / "home"), "CLEARANCE_PROVIDER": "none",
-           "CLEARANCE_SERVE_TIMEOUT": "2", "PYTHONPATH": tree}
+    env = {
+        **os.environ,
+        "CLEARANCE_HOME": str(work / "home"),
+        "CLEARANCE_PROVIDER": "none",
+        "CLEARANCE_SERVE_TIMEOUT": "2",
+        "PYTHONPATH": tree,
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))",
-         "serve", "--no-auth", "--port", str(port), "--gates", str(work / "dot"),
-         "--log-level", "warning", "--no-access-log"], cwd=tree, env=env, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))",
+            "serve",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--gates",
+            str(work / "dot"),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=tree,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -52,8 +74,11 @@ def main(tree: str, label: str) -> None:
 
     def post() -> None:
         t = time.monotonic()
-        r = httpx.post(url + "/v1/validate", json={"text": text, "name": "big.txt",
-                                                    "modules": ["dot"]}, timeout=300)
+        r = httpx.post(
+            url + "/v1/validate",
+            json={"text": text, "name": "big.txt", "modules": ["dot"]},
+            timeout=300,
+        )
         codes.append((r.status_code, round(time.monotonic() - t, 1)))
 
     threads = [threading.Thread(target=post) for _ in range(4)]
@@ -73,8 +98,10 @@ def main(tree: str, label: str) -> None:
         last = now
     with sqlite3.connect(work / "home" / "audit.db") as conn:
         rows = conn.execute("SELECT count(*) FROM validations").fetchone()[0]
-    print(f"{label}: answers {sorted(codes)}; server busy {busy_until - answered:.1f} s after "
-          f"the last answer; audit rows {rows}; server CPU total {cpu():.1f} s")
+    print(
+        f"{label}: answers {sorted(codes)}; server busy {busy_until - answered:.1f} s after "
+        f"the last answer; audit rows {rows}; server CPU total {cpu():.1f} s"
+    )
     proc.terminate()
     proc.wait(10)
 

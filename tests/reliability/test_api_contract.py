@@ -40,9 +40,15 @@ def api_url(tmp_path_factory) -> Iterator[str]:
         mp.setenv("CLEARANCE_HOME", str(home))
         mp.setenv("CLEARANCE_PROVIDER", "none")  # no model to load: the contract, not verdicts
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings=Settings(auth=False)),
-                                               host="127.0.0.1", port=port,
-                                               log_level="critical", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings=Settings(auth=False)),
+                host="127.0.0.1",
+                port=port,
+                log_level="critical",
+                lifespan="on",
+            )
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 60
@@ -64,11 +70,18 @@ def _operations() -> list:
 @pytest.mark.parametrize("operation", _operations(), ids=lambda op: op.label)
 def test_every_operation_keeps_its_contract(api_url, operation):
     @given(case=operation.as_strategy())
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case) -> None:
-        case.call_and_validate(base_url=api_url, checks=[
-            not_a_server_error, content_type_conformance, response_schema_conformance],
-            timeout=60)
+        case.call_and_validate(
+            base_url=api_url,
+            checks=[not_a_server_error, content_type_conformance, response_schema_conformance],
+            timeout=60,
+        )
 
     check()

@@ -24,15 +24,20 @@ try:
 except ImportError:  # tests/ collected as a package
     from tests.test_audit import DOC, make_report
 
-SOURCES = [GateSource("GDPR-0", "v0", "gdpr", "gate GDPR-0 x { require regex /controller/ }"),
-           GateSource("GDPR-1", "v1", "gdpr", "gate GDPR-1 y { require regex /retention/ }")]
+SOURCES = [
+    GateSource("GDPR-0", "v0", "gdpr", "gate GDPR-0 x { require regex /controller/ }"),
+    GateSource("GDPR-1", "v1", "gdpr", "gate GDPR-1 y { require regex /retention/ }"),
+]
 
 
 def build(path: Path, n: int = 6) -> Path:
     with AuditLog(path) as log:
         for i in range(n):
-            log.record(make_report(fail=i % 2 == 0, module=("gdpr", "hipaa")[i % 3 == 2]),
-                       principal="ci", gates=SOURCES if i == 0 else [])
+            log.record(
+                make_report(fail=i % 2 == 0, module=("gdpr", "hipaa")[i % 3 == 2]),
+                principal="ci",
+                gates=SOURCES if i == 0 else [],
+            )
         log.waive("GDPR-0", DOC, reason="counsel approved", approver="ann", expires="2099-01-01")
     return path
 
@@ -44,6 +49,7 @@ def sql(*statements: str) -> Callable[[Path], None]:
             for s in statements:
                 conn.execute(s)
         conn.close()
+
     return alter
 
 
@@ -57,8 +63,10 @@ def forge_rulesets_chain(path: Path) -> None:
                 r["source"] = "gate GDPR-0 x { require regex /./ }"
             r["prev_hash"] = prev
             r["row_hash"] = prev = row_hash("rulesets", r)
-            conn.execute("UPDATE rulesets SET source = ?, prev_hash = ?, row_hash = ? "
-                         "WHERE id = ?", [r["source"], r["prev_hash"], r["row_hash"], r["id"]])
+            conn.execute(
+                "UPDATE rulesets SET source = ?, prev_hash = ?, row_hash = ? WHERE id = ?",
+                [r["source"], r["prev_hash"], r["row_hash"], r["id"]],
+            )
     conn.close()
 
 
@@ -67,6 +75,7 @@ def truncate(keep: float) -> Callable[[Path], None]:
         size = path.stat().st_size
         with path.open("r+b") as fh:
             fh.truncate(int(size * keep) // 4096 * 4096)
+
     return alter
 
 
@@ -78,62 +87,123 @@ def overwrite_header(path: Path) -> None:
 DAY = r"\d{4}-\d\d-\d\d"
 # (case, alteration, the first problem `audit verify` names: a regex)
 MATRIX: list[tuple[str, Callable[[Path], None], str]] = [
-    ("validation verdict edited", sql("UPDATE validations SET verdict = 'pass' WHERE id = 3"),
-     r"validations #3: content does not match its row_hash \(edited\)"),
-    ("validation row deleted", sql("DELETE FROM validations WHERE id = 3"),
-     r"validations #4: row\(s\) #3 before it are missing \(deleted\)"),
-    ("last validation row deleted", sql("DELETE FROM validations WHERE id = 6"),
-     rf"daily {DAY}: the rollup says validations=6 \(records: 5\)"),
-    ("validation row inserted", sql(
-        "INSERT INTO validations (id, time, doc_sha256, verdict, prev_hash, row_hash) "
-        "VALUES (7, '2026-01-01T00:00:00Z', 'ff', 'pass', 'x', 'y')"),
-     r"validations #7: prev_hash does not match"),
-    ("finding status edited",
-     sql("UPDATE findings SET status = 'waived' WHERE validation_id = 1 AND seq = 0"),
-     r"validations #1: content does not match"),
-    ("plain results edited",
-     sql("UPDATE validations SET results = replace(results, '\"pass\"', '\"fail\"') "
-         "WHERE id = 2"), r"validations #2: content does not match"),
-    ("waiver reason edited", sql("UPDATE waivers SET reason = 'because' WHERE id = 1"),
-     r"waivers #1: content does not match"),
+    (
+        "validation verdict edited",
+        sql("UPDATE validations SET verdict = 'pass' WHERE id = 3"),
+        r"validations #3: content does not match its row_hash \(edited\)",
+    ),
+    (
+        "validation row deleted",
+        sql("DELETE FROM validations WHERE id = 3"),
+        r"validations #4: row\(s\) #3 before it are missing \(deleted\)",
+    ),
+    (
+        "last validation row deleted",
+        sql("DELETE FROM validations WHERE id = 6"),
+        rf"daily {DAY}: the rollup says validations=6 \(records: 5\)",
+    ),
+    (
+        "validation row inserted",
+        sql(
+            "INSERT INTO validations (id, time, doc_sha256, verdict, prev_hash, row_hash) "
+            "VALUES (7, '2026-01-01T00:00:00Z', 'ff', 'pass', 'x', 'y')"
+        ),
+        r"validations #7: prev_hash does not match",
+    ),
+    (
+        "finding status edited",
+        sql("UPDATE findings SET status = 'waived' WHERE validation_id = 1 AND seq = 0"),
+        r"validations #1: content does not match",
+    ),
+    (
+        "plain results edited",
+        sql(
+            "UPDATE validations SET results = replace(results, '\"pass\"', '\"fail\"') WHERE id = 2"
+        ),
+        r"validations #2: content does not match",
+    ),
+    (
+        "waiver reason edited",
+        sql("UPDATE waivers SET reason = 'because' WHERE id = 1"),
+        r"waivers #1: content does not match",
+    ),
     # issue 16: the rollups and the gate sources were not covered at all
-    ("daily rollup edited", sql("UPDATE daily SET failed = 0, passed = validations"),
-     rf"daily {DAY}: the rollup says passed=6 \(records: 3\), failed=0 \(records: 3\)"),
-    ("daily rollup row deleted", sql("DELETE FROM daily"),
-     rf"daily {DAY}: no rollup row, yet 6 recorded"),
-    ("daily rollup row inserted",
-     sql("INSERT INTO daily VALUES ('2020-01-01', 100, 100, 0, 0, 0, 1.0, 0, 0)"),
-     r"daily 2020-01-01: a rollup row with validations=100, yet nothing recorded"),
-    ("daily_modules edited", sql("UPDATE daily_modules SET failed = 0 WHERE module = 'gdpr'"),
-     rf"daily_modules {DAY} gdpr: the rollup says failed=0 \(records: 2\)"),
-    ("daily_gates counts edited", sql("UPDATE daily_gates SET failed = 0, passed = evaluated"),
-     rf"daily_gates {DAY} GDPR-0: the rollup says passed=4 \(records: 2\), failed=0"),
-    ("daily_gates module edited", sql("UPDATE daily_gates SET module = 'x' WHERE gate = 'GDPR-1'"),
-     rf"daily_gates {DAY} GDPR-1: the rollup says module=x \(records: gdpr\)"),
-    ("rulesets.source edited",
-     sql("UPDATE rulesets SET source = 'gate GDPR-0 x { require regex /./ }' "
-         "WHERE gate = 'GDPR-0'"), r"rulesets #1: content does not match its row_hash"),
-    ("rulesets.source edited, rulesets chain recomputed", forge_rulesets_chain,
-     r"validations #1: the gate sources it was judged by are not in the rulesets chain"),
-    ("last rulesets row deleted", sql("DELETE FROM rulesets WHERE id = 2"),
-     r"validations #1: the gate sources it was judged by are not in the rulesets chain"),
-    ("rulesets row inserted", sql(
-        "INSERT INTO rulesets VALUES (3, 'X-1', 'v', 'x', 'src', 'p', 'h')"),
-     r"rulesets #3: prev_hash does not match"),
+    (
+        "daily rollup edited",
+        sql("UPDATE daily SET failed = 0, passed = validations"),
+        rf"daily {DAY}: the rollup says passed=6 \(records: 3\), failed=0 \(records: 3\)",
+    ),
+    (
+        "daily rollup row deleted",
+        sql("DELETE FROM daily"),
+        rf"daily {DAY}: no rollup row, yet 6 recorded",
+    ),
+    (
+        "daily rollup row inserted",
+        sql("INSERT INTO daily VALUES ('2020-01-01', 100, 100, 0, 0, 0, 1.0, 0, 0)"),
+        r"daily 2020-01-01: a rollup row with validations=100, yet nothing recorded",
+    ),
+    (
+        "daily_modules edited",
+        sql("UPDATE daily_modules SET failed = 0 WHERE module = 'gdpr'"),
+        rf"daily_modules {DAY} gdpr: the rollup says failed=0 \(records: 2\)",
+    ),
+    (
+        "daily_gates counts edited",
+        sql("UPDATE daily_gates SET failed = 0, passed = evaluated"),
+        rf"daily_gates {DAY} GDPR-0: the rollup says passed=4 \(records: 2\), failed=0",
+    ),
+    (
+        "daily_gates module edited",
+        sql("UPDATE daily_gates SET module = 'x' WHERE gate = 'GDPR-1'"),
+        rf"daily_gates {DAY} GDPR-1: the rollup says module=x \(records: gdpr\)",
+    ),
+    (
+        "rulesets.source edited",
+        sql(
+            "UPDATE rulesets SET source = 'gate GDPR-0 x { require regex /./ }' "
+            "WHERE gate = 'GDPR-0'"
+        ),
+        r"rulesets #1: content does not match its row_hash",
+    ),
+    (
+        "rulesets.source edited, rulesets chain recomputed",
+        forge_rulesets_chain,
+        r"validations #1: the gate sources it was judged by are not in the rulesets chain",
+    ),
+    (
+        "last rulesets row deleted",
+        sql("DELETE FROM rulesets WHERE id = 2"),
+        r"validations #1: the gate sources it was judged by are not in the rulesets chain",
+    ),
+    (
+        "rulesets row inserted",
+        sql("INSERT INTO rulesets VALUES (3, 'X-1', 'v', 'x', 'src', 'p', 'h')"),
+        r"rulesets #3: prev_hash does not match",
+    ),
     # issue 16: a truncated file was exit 4 "cannot verify: database disk image is malformed"
-    ("file truncated to 60%", truncate(0.6),
-     r"the database file is damaged \(.*truncated\); .*last good row: "),
-    ("file truncated to nothing", truncate(0.0),
-     r"the file holds no audit log \(its tables are missing\)"),
-    ("file header overwritten", overwrite_header,
-     r"the database file is damaged \(.*no SQLite header\).*last good row: none"),
+    (
+        "file truncated to 60%",
+        truncate(0.6),
+        r"the database file is damaged \(.*truncated\); .*last good row: ",
+    ),
+    (
+        "file truncated to nothing",
+        truncate(0.0),
+        r"the file holds no audit log \(its tables are missing\)",
+    ),
+    (
+        "file header overwritten",
+        overwrite_header,
+        r"the database file is damaged \(.*no SQLite header\).*last good row: none",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("alter", "expected"), [m[1:] for m in MATRIX],
-                         ids=[m[0] for m in MATRIX])
-def test_tampering_matrix(tmp_path: Path, run_cli, alter: Callable[[Path], None],
-                          expected: str) -> None:
+@pytest.mark.parametrize(("alter", "expected"), [m[1:] for m in MATRIX], ids=[m[0] for m in MATRIX])
+def test_tampering_matrix(
+    tmp_path: Path, run_cli, alter: Callable[[Path], None], expected: str
+) -> None:
     db = build(tmp_path / "audit.db")
     assert run_cli("audit", "verify", "--db", db)[0] == 0
     alter(db)
@@ -166,11 +236,16 @@ def test_truncation_names_the_last_good_row(tmp_path: Path) -> None:
     assert not result.ok and result.derived is None
     assert result.last_good_id is not None and 1 <= result.last_good_id < 300
     assert result.problems[0].endswith(
-        f"last good row: validations #{result.last_good_id} (row_hash {result.last_good_hash})")
+        f"last good row: validations #{result.last_good_id} (row_hash {result.last_good_hash})"
+    )
     # the row named is the row as it was written
     with sqlite3.connect(intact) as conn:
-        assert conn.execute("SELECT row_hash FROM validations WHERE id = ?",
-                            [result.last_good_id]).fetchone()[0] == result.last_good_hash
+        assert (
+            conn.execute(
+                "SELECT row_hash FROM validations WHERE id = ?", [result.last_good_id]
+            ).fetchone()[0]
+            == result.last_good_hash
+        )
     conn.close()
 
 
@@ -192,8 +267,12 @@ def test_a_schema_2_log_is_upgraded_and_then_covered(tmp_path: Path) -> None:
         prev = GENESIS
         for i in (1, 2, 3):
             report = make_report(fail=i == 1)
-            row = {**audit_mod.validation_row(report, "old"), "id": i,
-                   "time": audit_mod.now_iso(), "prev_hash": prev}
+            row = {
+                **audit_mod.validation_row(report, "old"),
+                "id": i,
+                "time": audit_mod.now_iso(),
+                "prev_hash": prev,
+            }
             prepared = audit_mod._Prepared.of(report, "old", [])
             row["results"] = prepared.results
             row["row_hash"] = prev = row_hash("validations", row, prepared.findings)
@@ -205,31 +284,39 @@ def test_a_schema_2_log_is_upgraded_and_then_covered(tmp_path: Path) -> None:
     # read-only, not upgraded yet: the chains verify; rollups are not judged before the upgrade
     assert AuditLog(path, readonly=True).verify().ok
     with AuditLog(path) as log:  # a writer upgrades
-        assert log.db().execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                                ).fetchone()[0] == "3"
+        assert (
+            log.db().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            == "3"
+        )
         result = log.verify()
         assert result.ok and result.validations == 3 and result.rulesets == 2, result.problems
         assert log.stats()["validations"] == 3  # rollups rebuilt from the records
         log.record(make_report(), principal="new", gates=[])
         assert log.verify().ok
     sql("UPDATE rulesets SET source = 'forged' WHERE gate = 'GDPR-1'")(path)
-    assert AuditLog(path, readonly=True).verify().problems[0].startswith(
-        "rulesets #2: content does not match")
+    assert (
+        AuditLog(path, readonly=True)
+        .verify()
+        .problems[0]
+        .startswith("rulesets #2: content does not match")
+    )
 
 
 def test_html_report_of_a_tampered_log(tmp_path: Path, run_cli) -> None:
     """issue 16: a grey subtitle with the first of 19 problems, tiles counting deleted rows,
     exit 0. Now: a red banner first, every problem, tiles from the rows present, exit 1."""
     db = build(tmp_path / "audit.db", n=8)
-    sql("DELETE FROM validations WHERE id IN (2, 3, 5)",
-        "UPDATE validations SET verdict = 'pass' WHERE id = 7")(db)
+    sql(
+        "DELETE FROM validations WHERE id IN (2, 3, 5)",
+        "UPDATE validations SET verdict = 'pass' WHERE id = 7",
+    )(db)
     problems = AuditLog(db, readonly=True).verify().problems
     assert len(problems) >= 4
     page = tmp_path / "report.html"
     code, out, err = run_cli("audit", "report", "--html", page, "--db", db)
     html = page.read_text()
     assert code == 1 and "does not verify" in err and str(page) in out
-    body = html[html.index("<body>"):]
+    body = html[html.index("<body>") :]
     assert body.index('class="alarm" role="alert"') < body.index("<h1>")
     assert f"NOT verify: {len(problems)} problems" in html
     items = re.findall(r"<li>(.*?)</li>", html)

@@ -38,11 +38,18 @@ FIXTURES = ROOT / "tests" / "fixtures" / "fuzz"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 _CODE = re.compile(r"^DSL\d{3}$")
 
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                print_blob=True, suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 # --- the harness: what `clearance lint` does, on files in a scratch module folder ----------
+
 
 def lint_files(files: dict[str, str], workdir: Path, run_examples: bool = True) -> list:
     """Write ``files`` as module ``m`` (plus the built-in library) and lint it the way
@@ -54,8 +61,13 @@ def lint_files(files: dict[str, str], workdir: Path, run_examples: bool = True) 
     shutil.copytree(MODULES / "lib", workdir / "lib")
     for name, text in files.items():
         (mod / name).write_text(text, encoding="utf-8", errors="surrogatepass")
-    engine = Engine(gate_paths=[mod], include_builtin=False, cache=None, audit=None,
-                    provider=NullProvider("fuzzing: semantic checks stay undecided"))
+    engine = Engine(
+        gate_paths=[mod],
+        include_builtin=False,
+        cache=None,
+        audit=None,
+        provider=NullProvider("fuzzing: semantic checks stay undecided"),
+    )
     diags, sources = engine.lint(None, run_examples=run_examples)
     for d in diags:  # every diagnostic is coded and renders against its source
         assert _CODE.match(d.code), d
@@ -66,18 +78,76 @@ def lint_files(files: dict[str, str], workdir: Path, run_examples: bool = True) 
 # --- mutation of the built-in modules ------------------------------------------------------
 
 #: a gate-file token: strings, regexes, comments, words, numbers, or one other character
-_TOKEN = re.compile(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"|/(?:[^/\\\n]|\\.)+/[A-Za-z]*|#[^\n]*'
-                    r"|[A-Za-z_][A-Za-z0-9_-]*|\d+(?:\.\d+)?|\s+|.", re.DOTALL)
+_TOKEN = re.compile(
+    r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"|/(?:[^/\\\n]|\\.)+/[A-Za-z]*|#[^\n]*'
+    r"|[A-Za-z_][A-Za-z0-9_-]*|\d+(?:\.\d+)?|\s+|.",
+    re.DOTALL,
+)
 #: tokens worth splicing in: keywords, edge numbers, pathological patterns and phrases
 INTERESTING = (
-    "not", "all {", "any {", "}", "{", "(", ")", ",", '"', "/", "in section(\"A\")", "define",
-    "gate", "module", "import", "require", "forbid", "when", "example", "expecting", "within",
-    "chars", "like [", "]", "threshold", "raw", "near(", "count(", ">=", "==", "phrase(",
-    "pii(", "secret(", "semantic", "regex", "1e309", "1" + "0" * 400, "0.5", "-1", "99999999999",
-    "within 1" + "0" * 320 + " chars", ">= 1" + "0" * 320, '"\\ud800"', '"\\x00"', '"\\N{x}"',
-    '"""', "/(?<=a)b/", "/a{1000}{1000}/", "/(a|b)\\1/", "/[/", "/\\p{Zz}/", "/a/zz",
-    '"' + " ".join("a" * 5 for _ in range(12000)) + '"', "\x00", "\ufeff", "\u202e", "\r",
-    "\t", "\\", "é", "ﬃ", "K", "ſ",
+    "not",
+    "all {",
+    "any {",
+    "}",
+    "{",
+    "(",
+    ")",
+    ",",
+    '"',
+    "/",
+    'in section("A")',
+    "define",
+    "gate",
+    "module",
+    "import",
+    "require",
+    "forbid",
+    "when",
+    "example",
+    "expecting",
+    "within",
+    "chars",
+    "like [",
+    "]",
+    "threshold",
+    "raw",
+    "near(",
+    "count(",
+    ">=",
+    "==",
+    "phrase(",
+    "pii(",
+    "secret(",
+    "semantic",
+    "regex",
+    "1e309",
+    "1" + "0" * 400,
+    "0.5",
+    "-1",
+    "99999999999",
+    "within 1" + "0" * 320 + " chars",
+    ">= 1" + "0" * 320,
+    '"\\ud800"',
+    '"\\x00"',
+    '"\\N{x}"',
+    '"""',
+    "/(?<=a)b/",
+    "/a{1000}{1000}/",
+    "/(a|b)\\1/",
+    "/[/",
+    "/\\p{Zz}/",
+    "/a/zz",
+    '"' + " ".join("a" * 5 for _ in range(12000)) + '"',
+    "\x00",
+    "\ufeff",
+    "\u202e",
+    "\r",
+    "\t",
+    "\\",
+    "é",
+    "ﬃ",
+    "K",
+    "ſ",
 )
 OPS = ("delete", "duplicate", "swap", "insert", "splice", "nest", "chain", "truncate")
 
@@ -103,7 +173,7 @@ def apply_op(text: str, op: str, a: int, b: int, payload: str) -> str:
         return payload
     i, j = a % len(toks), b % len(toks)
     if op == "delete":
-        del toks[i:i + 1 + b % 3]
+        del toks[i : i + 1 + b % 3]
     elif op == "duplicate":
         toks.insert(i, toks[i])
     elif op == "swap":
@@ -120,11 +190,14 @@ def apply_op(text: str, op: str, a: int, b: int, payload: str) -> str:
         end = k + 2
         while end < len(toks) and toks[end].isspace():
             end += 1
-        toks[k + 1:end + 1] = [" " + kind * depth] + toks[k + 1:end + 1] + [close * depth]
+        toks[k + 1 : end + 1] = [" " + kind * depth] + toks[k + 1 : end + 1] + [close * depth]
     elif op == "chain":  # a chain of definitions that refer to each other
         n = 1 + b % 1300
-        toks.append("\n" + "".join(f"define zz{m} = zz{m - 1}\n" for m in range(n, 0, -1))
-                    + 'define zz0 = phrase("x")\n')
+        toks.append(
+            "\n"
+            + "".join(f"define zz{m} = zz{m - 1}\n" for m in range(n, 0, -1))
+            + 'define zz0 = phrase("x")\n'
+        )
     elif op == "truncate":
         del toks[i:]
     return "".join(toks)
@@ -140,9 +213,12 @@ def random_mutants(count: int, seed: int = 16) -> list[tuple[Path, str]]:
         text = target.read_text(encoding="utf-8")
         for _ in range(rnd.randint(1, 4)):
             op = rnd.choice(OPS)
-            payload = "".join(rnd.choice(INTERESTING) if rnd.random() < 0.3
-                              else chr(rnd.choice((rnd.randint(32, 126), rnd.randint(0, 0x2FFF))))
-                              for _ in range(rnd.randint(1, 6)))
+            payload = "".join(
+                rnd.choice(INTERESTING)
+                if rnd.random() < 0.3
+                else chr(rnd.choice((rnd.randint(32, 126), rnd.randint(0, 0x2FFF))))
+                for _ in range(rnd.randint(1, 6))
+            )
             text = apply_op(text, op, rnd.randrange(1 << 30), rnd.randrange(1 << 30), payload)
         out.append((target, text))
     return out
@@ -151,9 +227,12 @@ def random_mutants(count: int, seed: int = 16) -> list[tuple[Path, str]]:
 # --- generated gate files ------------------------------------------------------------------
 
 _WORD = st.text("abcdefghijklmnopqrstuvwxyzAZ_0123456789", min_size=1, max_size=8).map(
-    lambda s: "x" + s)
-_NUMBER = st.one_of(st.integers(0, 500).map(str), st.sampled_from(
-    ["0.5", "1.25", "1" + "0" * 309, "1" + "0" * 20, "99999999999", "3.0", "0"]))
+    lambda s: "x" + s
+)
+_NUMBER = st.one_of(
+    st.integers(0, 500).map(str),
+    st.sampled_from(["0.5", "1.25", "1" + "0" * 309, "1" + "0" * 20, "99999999999", "3.0", "0"]),
+)
 _CHARS = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
 
 
@@ -161,18 +240,37 @@ def _quoted(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-_STRING = st.one_of(_CHARS.map(_quoted), st.sampled_from(
-    ['"\\ud800"', '"\\x00"', '"  "', '""', '"a\\tb"', '"""multi\nline"""']))
-_EXAMPLE = st.one_of(st.sampled_from(['"the word x"', '"Contact privacy@acme.example"',
-                                      '"# Rights\\nYou may object."', '""']),
-                     _CHARS.filter(str.strip).map(_quoted))
+_STRING = st.one_of(
+    _CHARS.map(_quoted),
+    st.sampled_from(['"\\ud800"', '"\\x00"', '"  "', '""', '"a\\tb"', '"""multi\nline"""']),
+)
+_EXAMPLE = st.one_of(
+    st.sampled_from(
+        ['"the word x"', '"Contact privacy@acme.example"', '"# Rights\\nYou may object."', '""']
+    ),
+    _CHARS.filter(str.strip).map(_quoted),
+)
 _REGEX = st.one_of(
-    st.text(st.characters(codec="utf-8", exclude_characters="/\n\\\x00"), min_size=1,
-            max_size=12).map(lambda s: f"/{s}/"),
-    st.sampled_from(["/(?<=a)b/", "/a{1000}{1000}/", "/(a)\\1/", "/[/", "/a/zq", "/\\d+/i",
-                     "/" + "a{1000}" * 40 + "/", "/(?i)x/s", "/.*/"]))
-_NAMES = st.sampled_from(["any", "EMAIL_ADDRESS", "US_SSN", "AWS_ACCESS_KEY", "bogus", "d0",
-                          "d1", "common_contact"])
+    st.text(
+        st.characters(codec="utf-8", exclude_characters="/\n\\\x00"), min_size=1, max_size=12
+    ).map(lambda s: f"/{s}/"),
+    st.sampled_from(
+        [
+            "/(?<=a)b/",
+            "/a{1000}{1000}/",
+            "/(a)\\1/",
+            "/[/",
+            "/a/zq",
+            "/\\d+/i",
+            "/" + "a{1000}" * 40 + "/",
+            "/(?i)x/s",
+            "/.*/",
+        ]
+    ),
+)
+_NAMES = st.sampled_from(
+    ["any", "EMAIL_ADDRESS", "US_SSN", "AWS_ACCESS_KEY", "bogus", "d0", "d1", "common_contact"]
+)
 
 
 def _leaf() -> st.SearchStrategy[str]:
@@ -182,22 +280,29 @@ def _leaf() -> st.SearchStrategy[str]:
         st.lists(_NAMES, max_size=3).map(lambda xs: f"pii({', '.join(xs)})"),
         st.lists(_NAMES, max_size=2).map(lambda xs: f"secret({', '.join(xs)})"),
         st.tuples(_STRING, _NUMBER, st.booleans()).map(
-            lambda t: f"semantic {t[0]} threshold {t[1]}" + (" raw" if t[2] else "")),
+            lambda t: f"semantic {t[0]} threshold {t[1]}" + (" raw" if t[2] else "")
+        ),
         st.sampled_from(["d0", "d1", "undefined_thing", "phrase", "count", '"a string"']),
     )
 
 
-_EXPR = st.recursive(_leaf(), lambda kids: st.one_of(
-    kids.map(lambda k: "not " + k),
-    st.lists(kids, min_size=1, max_size=3).map(lambda ks: "all { " + " ".join(ks) + " }"),
-    st.lists(kids, min_size=1, max_size=3).map(lambda ks: "any { " + " ".join(ks) + " }"),
-    st.tuples(_STRING, kids).map(lambda t: f"in section({t[0]}) {t[1]}"),
-    st.tuples(kids, kids, _NUMBER, st.sampled_from(["chars", "characters", "lines", ""])).map(
-        lambda t: f"near({t[0]}, {t[1]}, within {t[2]} {t[3]})"),
-    st.tuples(kids, st.sampled_from([">=", "<=", "==", ">", "<"]), _NUMBER).map(
-        lambda t: f"count({t[0]}) {t[1]} {t[2]}"),
-    kids.map(lambda k: f"({k})"),
-), max_leaves=12)
+_EXPR = st.recursive(
+    _leaf(),
+    lambda kids: st.one_of(
+        kids.map(lambda k: "not " + k),
+        st.lists(kids, min_size=1, max_size=3).map(lambda ks: "all { " + " ".join(ks) + " }"),
+        st.lists(kids, min_size=1, max_size=3).map(lambda ks: "any { " + " ".join(ks) + " }"),
+        st.tuples(_STRING, kids).map(lambda t: f"in section({t[0]}) {t[1]}"),
+        st.tuples(kids, kids, _NUMBER, st.sampled_from(["chars", "characters", "lines", ""])).map(
+            lambda t: f"near({t[0]}, {t[1]}, within {t[2]} {t[3]})"
+        ),
+        st.tuples(kids, st.sampled_from([">=", "<=", "==", ">", "<"]), _NUMBER).map(
+            lambda t: f"count({t[0]}) {t[1]} {t[2]}"
+        ),
+        kids.map(lambda k: f"({k})"),
+    ),
+    max_leaves=12,
+)
 
 
 @st.composite
@@ -206,8 +311,11 @@ def gate_files(draw) -> str:
     for i in range(draw(st.integers(0, 2))):
         parts.append(f"define d{i} = {draw(_EXPR)}\n")
     for n in range(draw(st.integers(1, 2))):
-        body = [f'  title {draw(_STRING)}', f'  cite {draw(_STRING)}',
-                f'  severity {draw(st.sampled_from(["high", "low", "critical", "huge", "1"]))}']
+        body = [
+            f"  title {draw(_STRING)}",
+            f"  cite {draw(_STRING)}",
+            f"  severity {draw(st.sampled_from(['high', 'low', 'critical', 'huge', '1']))}",
+        ]
         for _ in range(draw(st.integers(1, 3))):
             kind = draw(st.sampled_from(["require", "forbid", "when"]))
             expr = draw(_EXPR)
@@ -216,19 +324,35 @@ def gate_files(draw) -> str:
             expr = wrap * depth + expr + (" }" * depth if "{" in wrap else "")
             body.append(f"  {kind} {expr}")
         body.append(f"  example pass {draw(_EXAMPLE)}")
-        expecting = draw(st.sampled_from(["", "", " expecting phrase", " expecting regex, pii",
-                                          " expecting d0", f" expecting {draw(_WORD)}"]))
+        expecting = draw(
+            st.sampled_from(
+                [
+                    "",
+                    "",
+                    " expecting phrase",
+                    " expecting regex, pii",
+                    " expecting d0",
+                    f" expecting {draw(_WORD)}",
+                ]
+            )
+        )
         body.append(f"  example fail {draw(_EXAMPLE)}{expecting}")
         parts.append(f"gate FZ-{n} g{n} {{\n" + "\n".join(body) + "\n}\n")
     text = "".join(parts)
     if draw(st.integers(0, 3)) == 0:  # and a few raw mutations on top of the grammar's shape
         for _ in range(draw(st.integers(1, 3))):
-            text = apply_op(text, draw(st.sampled_from(OPS[:5])), draw(st.integers(0, 1 << 20)),
-                            draw(st.integers(0, 1 << 20)), draw(_CHARS))
+            text = apply_op(
+                text,
+                draw(st.sampled_from(OPS[:5])),
+                draw(st.integers(0, 1 << 20)),
+                draw(st.integers(0, 1 << 20)),
+                draw(_CHARS),
+            )
     return text
 
 
 # --- the properties ------------------------------------------------------------------------
+
 
 @FUZZ
 @given(text=gate_files())
@@ -241,15 +365,23 @@ def test_generated_gate_files_end_in_diagnostics(text: str, tmp_path_factory) ->
 def test_mutated_builtin_modules_end_in_diagnostics(data, tmp_path_factory) -> None:
     target = data.draw(st.sampled_from(module_files()), label="file")
     text = target.read_text(encoding="utf-8")
-    ops = data.draw(st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1 << 30),
-                                       st.integers(0, 1 << 30), _CHARS), min_size=1, max_size=4),
-                    label="mutations")
+    ops = data.draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(OPS), st.integers(0, 1 << 30), st.integers(0, 1 << 30), _CHARS
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        label="mutations",
+    )
     for op in ops:
         text = apply_op(text, *op)
     lint_files(mutant_files(target, text), tmp_path_factory.mktemp("mut"))
 
 
 # --- regression fixtures: inputs that crashed the compiler, and the code each must give -----
+
 
 def _fixtures() -> list[Path]:
     return sorted(FIXTURES.glob("*.gates"))
@@ -301,10 +433,17 @@ def test_unknown_provider_is_a_usage_error(run_cli, monkeypatch) -> None:
 def _limit_file(nots: int) -> str:
     """``any { chain-of-64-definitions, not x nots phrase }``: nots + 2 levels deep."""
     deep = "not " * nots + 'phrase("x")'
-    chain = "".join(f"define c{i} = c{i - 1}\n" for i in range(63, 0, -1)) + 'define c0 = phrase("y")\n'
-    return ('module m { title "t" version "1" }\n' + chain
-            + 'gate T-1 t {\n  title "t"\n  cite "c"\n  require any { c63 ' + deep + " }\n"
-            + '  example pass "x y"\n  example fail "z"\n}\n')
+    chain = (
+        "".join(f"define c{i} = c{i - 1}\n" for i in range(63, 0, -1)) + 'define c0 = phrase("y")\n'
+    )
+    return (
+        'module m { title "t" version "1" }\n'
+        + chain
+        + 'gate T-1 t {\n  title "t"\n  cite "c"\n  require any { c63 '
+        + deep
+        + " }\n"
+        + '  example pass "x y"\n  example fail "z"\n}\n'
+    )
 
 
 def test_the_limits_leave_real_gates_alone(tmp_path) -> None:
@@ -338,8 +477,9 @@ def _count_crashes(inputs, work: Path) -> Counter[str]:
             lint_files(files, work / "w")
         except Exception as exc:  # counting crashes is the point of this run
             crashes[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
-            (work / f"crash-{n}-{label}").write_text(next(iter(files.values())),
-                                                     encoding="utf-8", errors="surrogatepass")
+            (work / f"crash-{n}-{label}").write_text(
+                next(iter(files.values())), encoding="utf-8", errors="surrogatepass"
+            )
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
     shutil.rmtree(work / "w", ignore_errors=True)
@@ -371,8 +511,9 @@ def main(argv: Sequence[str]) -> int:
     else:
         count = int(args[0]) if args else 5200
         what = "mutated inputs"
-        inputs = [(mutant_files(target, text), target.name)
-                  for target, text in random_mutants(count)]
+        inputs = [
+            (mutant_files(target, text), target.name) for target, text in random_mutants(count)
+        ]
     crashes = _count_crashes(inputs, work)
     total = sum(crashes.values())
     print(f"{len(inputs)} {what}, {total} crashed (inputs kept in {work})")

@@ -52,9 +52,12 @@ def test_pdf_pages_sharing_one_big_content_stream_stop_at_the_text_cap() -> None
 def test_pdf_content_budget_counts_every_page_that_is_read() -> None:
     # the same attack with a font object per page, so no page's text can be reused
     data = hostile.pdf_shared_stream(pages=50, stream_bytes=60_000, shared_font=False)
-    with pytest.raises(DocumentError, match=r"page 5 of 50 brings the page content to read to "
-                       r"3[0-9,]+ bytes, over the limit of 300,000 \(raise it with "
-                       r"CLEARANCE_INGEST_MAX_PDF_CONTENT\)"):
+    with pytest.raises(
+        DocumentError,
+        match=r"page 5 of 50 brings the page content to read to "
+        r"3[0-9,]+ bytes, over the limit of 300,000 \(raise it with "
+        r"CLEARANCE_INGEST_MAX_PDF_CONTENT\)",
+    ):
         document_from_bytes(data, "x.pdf", limits=IngestLimits(max_pdf_content=300_000))
 
 
@@ -80,8 +83,11 @@ def test_docx_with_lying_zip_headers_is_bounded() -> None:
 def test_docx_whose_headers_under_declare_is_read_only_as_far_as_declared() -> None:
     # zipfile never returns more than the declared size; read in 64 KB steps, nothing more is
     # ever inflated either, and the truncated XML is a damaged file
-    message = str(pytest.raises(DocumentError, document_from_bytes,
-                                hostile.docx_lying_headers(50_000_000), "lie.docx").value)
+    message = str(
+        pytest.raises(
+            DocumentError, document_from_bytes, hostile.docx_lying_headers(50_000_000), "lie.docx"
+        ).value
+    )
     assert message == "lie.docx: a damaged .docx file; open and re-save it in Word"
 
 
@@ -91,8 +97,13 @@ def test_docx_inflate_budget_counts_what_is_read() -> None:
         document_from_bytes(data, "x.docx", max_bytes=200_000)
     # the running count is the second line: with a cap the declared sizes meet, it still holds
     limits = IngestLimits(inflate_factor=20)
-    doc = document_from_bytes(hostile.docx_package(hostile.DOC_HEAD + "<w:p><w:r><w:t>ok</w:t>"
-                              "</w:r></w:p>" + hostile.DOC_TAIL), "ok.docx", limits=limits)
+    doc = document_from_bytes(
+        hostile.docx_package(
+            hostile.DOC_HEAD + "<w:p><w:r><w:t>ok</w:t></w:r></w:p>" + hostile.DOC_TAIL
+        ),
+        "ok.docx",
+        limits=limits,
+    )
     assert doc.text == "ok"
 
 
@@ -180,8 +191,11 @@ def test_heading_rules_are_unchanged() -> None:
     from engine.document import split_sections
 
     md = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
-    txt = re.compile(r"^(?:(?P<num>\d+(?:\.\d+)*\.?)[ \t]+)?(?P<title>[A-Z][^\n]{1,78}?)"
-                     r"[ \t]*:?[ \t]*$", re.MULTILINE)
+    txt = re.compile(
+        r"^(?:(?P<num>\d+(?:\.\d+)*\.?)[ \t]+)?(?P<title>[A-Z][^\n]{1,78}?)"
+        r"[ \t]*:?[ \t]*$",
+        re.MULTILINE,
+    )
 
     def before(text: str, media_type: str) -> list[tuple[int, int, str]]:
         heads = [(m.start(), len(m.group(1)), m.group(2).strip()) for m in md.finditer(text)]
@@ -202,8 +216,11 @@ def test_heading_rules_are_unchanged() -> None:
     for _ in range(8_000):
         text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 60)))
         for media_type in ("text/markdown", "text/plain"):
-            now = [(s.start, s.level, s.heading) for s in split_sections(text, media_type)
-                   if s.heading is not None]
+            now = [
+                (s.start, s.level, s.heading)
+                for s in split_sections(text, media_type)
+                if s.heading is not None
+            ]
             assert now == before(text, media_type), (text, media_type)
 
 
@@ -287,7 +304,17 @@ def _rich_docx(seed: int) -> bytes:
     from docx.oxml import parse_xml
 
     rnd = random.Random(seed)
-    words = ["controller", "data", "retention", "rights", "erasure", "processor", "lawful", "basis", "consent"]
+    words = [
+        "controller",
+        "data",
+        "retention",
+        "rights",
+        "erasure",
+        "processor",
+        "lawful",
+        "basis",
+        "consent",
+    ]
     doc = docx.Document()
     doc.add_paragraph("Privacy notice", style="Title")
     for section in range(rnd.randrange(2, 5)):
@@ -298,18 +325,26 @@ def _rich_docx(seed: int) -> bytes:
             run.add_break()
             p.add_run("after break")
             if rnd.random() < 0.5:
-                p._p.append(parse_xml(
-                    f'<w:hyperlink xmlns:w="{hostile.W_NS}"><w:r><w:t>link text</w:t></w:r>'
-                    "</w:hyperlink>"))
+                p._p.append(
+                    parse_xml(
+                        f'<w:hyperlink xmlns:w="{hostile.W_NS}"><w:r><w:t>link text</w:t></w:r>'
+                        "</w:hyperlink>"
+                    )
+                )
             if rnd.random() < 0.3:
-                p._p.append(parse_xml(  # tracked insertion: python-docx does not read it
-                    f'<w:ins xmlns:w="{hostile.W_NS}" w:id="1" w:author="a"><w:r><w:t>inserted'
-                    "</w:t></w:r></w:ins>"))
+                p._p.append(
+                    parse_xml(  # tracked insertion: python-docx does not read it
+                        f'<w:ins xmlns:w="{hostile.W_NS}" w:id="1" w:author="a"><w:r><w:t>inserted'
+                        "</w:t></w:r></w:ins>"
+                    )
+                )
         rows, cols = rnd.randrange(2, 5), rnd.randrange(2, 4)
         table = doc.add_table(rows=rows, cols=cols)
         for r in range(rows):
             for c in range(cols):
-                table.cell(r, c).text = f"r{r}c{c} {rnd.choice(words)}" if rnd.random() < 0.9 else ""
+                table.cell(r, c).text = (
+                    f"r{r}c{c} {rnd.choice(words)}" if rnd.random() < 0.9 else ""
+                )
         if rnd.random() < 0.6:
             table.cell(0, 0).merge(table.cell(0, 1))  # across
         if rnd.random() < 0.6:
@@ -363,16 +398,62 @@ def test_html_model_never_nests_shallower_than_the_parser() -> None:
     than a few levels (the margin seen on random tag soup), so what it lets through parses in
     linear time. Random tag soup, fixed seed."""
     rnd = random.Random(16)
-    tags = ["div", "span", "p", "b", "i", "a", "table", "tr", "td", "li", "ul", "svg", "math", "button", "em", "font", "h1", "select", "option", "form", "nobr", "dd", "dt", "tbody", "pre", "mi", "foreignObject", "title", "script", "textarea"]
+    tags = [
+        "div",
+        "span",
+        "p",
+        "b",
+        "i",
+        "a",
+        "table",
+        "tr",
+        "td",
+        "li",
+        "ul",
+        "svg",
+        "math",
+        "button",
+        "em",
+        "font",
+        "h1",
+        "select",
+        "option",
+        "form",
+        "nobr",
+        "dd",
+        "dt",
+        "tbody",
+        "pre",
+        "mi",
+        "foreignObject",
+        "title",
+        "script",
+        "textarea",
+    ]
     for _ in range(100):
         parts = []
         for _ in range(rnd.randrange(20, 200)):
             tag, r = rnd.choice(tags), rnd.random()
-            parts.append(f"<{tag}>" if r < 0.45 else f"</{tag}>" if r < 0.8 else
-                         "x" if r < 0.9 else f"<{tag} id={rnd.randrange(5)}/>")
+            parts.append(
+                f"<{tag}>"
+                if r < 0.45
+                else f"</{tag}>"
+                if r < 0.8
+                else "x"
+                if r < 0.9
+                else f"<{tag} id={rnd.randrange(5)}/>"
+            )
         page = "<body>" + "".join(parts)
         assert _model_depth(page) >= _lexbor_depth(page) - 5, page
-    for unit in ("<p><b id={i}>x", "<span><div></span>", "<b><div></b>", "<svg><div/>",
-                 "<table><tr><td>", "<li><ul>", "<form><div></form>", "<math><mi><div>"):
+    for unit in (
+        "<p><b id={i}>x",
+        "<span><div></span>",
+        "<b><div></b>",
+        "<svg><div/>",
+        "<table><tr><td>",
+        "<li><ul>",
+        "<form><div></form>",
+        "<math><mi><div>",
+    ):
         page = "<body>" + "".join(unit.format(i=i) for i in range(200))
         assert _model_depth(page) >= _lexbor_depth(page) - 1, unit

@@ -20,8 +20,9 @@ import pytest
 from engine.audit import AuditLog
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
-                                reason="finds the pool's workers through /proc (Linux)")
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="finds the pool's workers through /proc (Linux)"
+)
 
 ROUNDS = [5] + [1 + 9 * i for i in range(int(os.environ.get("CLEARANCE_KILL9_ROUNDS", "0")))]
 
@@ -71,21 +72,39 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(400):  # distinct texts: nothing is answered from a cache
         (folder / f"notice-{i:03d}.txt").write_text(
             f"Privacy notice {i}. Acme Ltd is the data controller. We keep account records "
-            f"for {i % 7 + 1} years. Write to privacy{i}@acme.example with any request.\n")
+            f"for {i % 7 + 1} years. Write to privacy{i}@acme.example with any request.\n"
+        )
     return folder
 
 
 @pytest.mark.parametrize("after_rows", ROUNDS, ids=[f"kill-after-{n}-rows" for n in ROUNDS])
 def test_kill9_of_validate_j2_leaves_no_worker_and_a_verifiable_log(
-        tmp_path: Path, docs: Path, after_rows: int) -> None:
+    tmp_path: Path, docs: Path, after_rows: int
+) -> None:
     db = tmp_path / "audit.db"
-    env = {**os.environ, "CLEARANCE_AUDIT_DB": str(db), "CLEARANCE_PROVIDER": "none",
-           "CLEARANCE_NO_CACHE": "1", "PYTHONPATH": str(ROOT)}
-    cli = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())",
-           "validate", "-j", "2", "--format", "json", "-o", str(tmp_path / "out.json"),
-           str(docs)]
-    proc = subprocess.Popen(cli, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "CLEARANCE_AUDIT_DB": str(db),
+        "CLEARANCE_PROVIDER": "none",
+        "CLEARANCE_NO_CACHE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    cli = [
+        sys.executable,
+        "-c",
+        "import sys; from engine.cli import main; sys.exit(main())",
+        "validate",
+        "-j",
+        "2",
+        "--format",
+        "json",
+        "-o",
+        str(tmp_path / "out.json"),
+        str(docs),
+    ]
+    proc = subprocess.Popen(
+        cli, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     workers: set[int] = set()
     try:
         wait_for(f"{after_rows} audit rows", lambda: rows(db) >= after_rows, 90)

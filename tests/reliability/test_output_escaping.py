@@ -40,8 +40,9 @@ def serve() -> Iterator:
 
     def start(app) -> str:  # type: ignore[no-untyped-def]
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         until = time.monotonic() + 30
@@ -63,7 +64,8 @@ def _forged_lines(out: str) -> list[str]:
 
 def test_shown_escapes_every_control_character() -> None:
     assert shown("a\nb\r\t\x1b[0m\x00\x7f\x85\u2028\u202e") == (
-        "a\\nb\\r\\t\\x1b[0m\\x00\\x7f\\x85\\u2028\\u202e")
+        "a\\nb\\r\\t\\x1b[0m\\x00\\x7f\\x85\\u2028\\u202e"
+    )
     assert shown("Datenschutzerklärung – 2024 ✓.pdf") == "Datenschutzerklärung – 2024 ✓.pdf"
 
 
@@ -88,8 +90,11 @@ def test_cli_file_name_cannot_forge_a_result_line(tmp_path: Path, run_cli) -> No
     assert "\x1b" not in out and not _forged_lines(out)
     assert "memo.txt\\nfake.txt:1:1: info OK-1 all clear [ok]\\x1b[2J.txt" in out
     # every finding line names the real file (fix lines are indented under their finding)
-    assert all(line.startswith(str(tmp_path)) for line in out.splitlines()
-               if line.strip() and not line.startswith("    "))
+    assert all(
+        line.startswith(str(tmp_path))
+        for line in out.splitlines()
+        if line.strip() and not line.startswith("    ")
+    )
 
 
 def test_http_name_cannot_forge_a_result_line(serve) -> None:  # type: ignore[no-untyped-def]
@@ -107,12 +112,16 @@ def test_http_name_cannot_forge_a_result_line(serve) -> None:  # type: ignore[no
 def test_api_gives_module_relative_paths(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "extra").mkdir()
     (tmp_path / "extra" / "module.gates").write_text(
-        'module extra { title "Extra" version "1" }\n', encoding="utf-8")
+        'module extra { title "Extra" version "1" }\n', encoding="utf-8"
+    )
     (tmp_path / "extra" / "x.gates").write_text(
         'gate EXTRA-1 no_word { title "t" cite "x" forbid regex /secretword/ '
-        'example pass "fine" example fail "secretword" }\n', encoding="utf-8")
-    engine = Engine(gate_paths=[tmp_path / "extra"], provider=NullProvider(), cache=None,
-                    audit=None)
+        'example pass "fine" example fail "secretword" }\n',
+        encoding="utf-8",
+    )
+    engine = Engine(
+        gate_paths=[tmp_path / "extra"], provider=NullProvider(), cache=None, audit=None
+    )
     url = serve(create_app(engine, settings=Settings(auth=False)))
     root = str(Path(__file__).resolve().parents[2])
     with httpx.Client(base_url=url, timeout=20) as c:
@@ -134,17 +143,27 @@ def test_a_client_disconnect_is_one_log_line(serve, caplog: pytest.LogCaptureFix
     url = serve(create_app(engine, settings=Settings(auth=False)))
     port = int(url.rsplit(":", 1)[1])
     with caplog.at_level(logging.INFO, logger="clearance.server"):
-        for ctype, body in (("application/json", b'{"text": "abc'),
-                            ("multipart/form-data; boundary=XX",
-                             b'--XX\r\nContent-Disposition: form-data; name="file"; '
-                             b'filename="a.txt"\r\n\r\nhello')):
+        for ctype, body in (
+            ("application/json", b'{"text": "abc'),
+            (
+                "multipart/form-data; boundary=XX",
+                b'--XX\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="a.txt"\r\n\r\nhello',
+            ),
+        ):
             with socket.create_connection(("127.0.0.1", port)) as conn:
-                conn.sendall(b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                             + ctype.encode() + b"\r\nContent-Length: 100000\r\n\r\n" + body)
+                conn.sendall(
+                    b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                    + ctype.encode()
+                    + b"\r\nContent-Length: 100000\r\n\r\n"
+                    + body
+                )
                 time.sleep(0.2)
         until = time.monotonic() + 5
-        while time.monotonic() < until and len(
-                [r for r in caplog.records if "disconnected" in r.getMessage()]) < 2:
+        while (
+            time.monotonic() < until
+            and len([r for r in caplog.records if "disconnected" in r.getMessage()]) < 2
+        ):
             time.sleep(0.05)
     server_records = [r for r in caplog.records if r.name == "clearance.server"]
     gone = [r for r in server_records if "disconnected" in r.getMessage()]

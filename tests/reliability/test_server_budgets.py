@@ -22,11 +22,11 @@ from engine.providers.base import NullProvider
 from engine.server import GroupCommitAudit, Settings, create_app
 
 #: one check that matches every letter: ~150,000 matches, several seconds when not stopped
-GATES = '''module heavy { title "Heavy" version "1" }
+GATES = """module heavy { title "Heavy" version "1" }
 gate HEAVY-1 letters { title "t" cite "x" forbid regex /[a-z ]/ example pass "1." example fail "a" }
 gate HEAVY-2 pairs { title "t" cite "x" forbid regex /[a-z][a-z ]/ example pass "1." example fail "ab" }
 gate HEAVY-3 words { title "t" cite "x" forbid regex /[a-z]+ / example pass "1." example fail "ab " }
-'''
+"""
 HEAVY = ("lorem ipsum dolor sit amet " * 6000)[:150_000]
 
 
@@ -64,12 +64,18 @@ def heavy_server(tmp_path: Path) -> Iterator:
 
     def start(**settings: object):  # type: ignore[no-untyped-def]
         sink = GroupCommitAudit(AuditLog(tmp_path / f"audit{len(running)}.db"))
-        engine = Engine(gate_paths=[tmp_path / "heavy"], include_builtin=False, cache=None,
-                        audit=sink, provider=NullProvider())
+        engine = Engine(
+            gate_paths=[tmp_path / "heavy"],
+            include_builtin=False,
+            cache=None,
+            audit=sink,
+            provider=NullProvider(),
+        )
         app = create_app(engine, settings=Settings(auth=False, **settings))  # type: ignore[arg-type]
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         until = time.monotonic() + 30
@@ -147,8 +153,13 @@ def test_the_deadline_also_stops_the_engine_between_and_inside_checks(tmp_path: 
 
     (tmp_path / "heavy").mkdir()
     (tmp_path / "heavy" / "heavy.gates").write_text(GATES, encoding="utf-8")
-    engine = Engine(gate_paths=[tmp_path / "heavy"], include_builtin=False, cache=None,
-                    audit=None, provider=NullProvider())
+    engine = Engine(
+        gate_paths=[tmp_path / "heavy"],
+        include_builtin=False,
+        cache=None,
+        audit=None,
+        provider=NullProvider(),
+    )
     doc = document_from_text(HEAVY * 3, name="heavy.txt")
     t0 = time.monotonic()
     with deadline_scope(Deadline.after(0.3)), pytest.raises(DeadlineExceeded, match="0.3 s"):
@@ -161,8 +172,10 @@ def test_a_verdict_the_client_hung_up_on_is_not_recorded(heavy_server) -> None:
     port = int(url.rsplit(":", 1)[1])
     body = json.dumps({"text": HEAVY[:20_000], "name": "gone.txt"}).encode()
     with socket.create_connection(("127.0.0.1", port)) as conn:
-        conn.sendall(b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                     b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        conn.sendall(
+            b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
         until = time.monotonic() + 10
         while not state.running and time.monotonic() < until:
             time.sleep(0.01)
@@ -172,6 +185,7 @@ def test_a_verdict_the_client_hung_up_on_is_not_recorded(heavy_server) -> None:
         time.sleep(0.02)
     time.sleep(0.3)  # the handler decides after its thread is done
     with httpx.Client(base_url=url, timeout=30) as c:
-        assert c.post("/v1/validate", json={"text": "short note", "name": "ok.txt"}
-                      ).status_code == 200
+        assert (
+            c.post("/v1/validate", json={"text": "short note", "name": "ok.txt"}).status_code == 200
+        )
     assert [row["doc_name"] for row in sink.log.recent(10)] == ["ok.txt"]

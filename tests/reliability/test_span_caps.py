@@ -17,18 +17,19 @@ from engine.formatters.base import get_formatter
 from engine.ingest import document_from_text
 from engine.providers.base import NullProvider
 
-EVERY_LETTER = '''module dense { title "Dense" version "1" }
+EVERY_LETTER = """module dense { title "Dense" version "1" }
 gate DENSE-1 letters { title "t" cite "x" forbid regex /[a-z]/ example pass "1." example fail "a" }
 gate DENSE-2 words { title "t" cite "x" forbid regex /[a-z]+/ example pass "1." example fail "ab" }
-'''
+"""
 
 
 def _engine(tmp_path: Path, gates: str, audit: AuditLog | None = None) -> Engine:
     folder = tmp_path / "m"
     folder.mkdir(exist_ok=True)
     (folder / "m.gates").write_text(gates, encoding="utf-8")
-    return Engine(gate_paths=[folder], include_builtin=False, cache=None, audit=audit,
-                  provider=NullProvider())
+    return Engine(
+        gate_paths=[folder], include_builtin=False, cache=None, audit=audit, provider=NullProvider()
+    )
 
 
 def test_spans_are_capped_per_gate_and_the_rest_counted(tmp_path: Path) -> None:
@@ -50,16 +51,18 @@ def test_spans_are_capped_per_gate_and_the_rest_counted(tmp_path: Path) -> None:
     assert "21,900 more spans not listed" in text_out
     assert "21,900 more not listed" in get_formatter("html").render([report])
     sarif = json.loads(get_formatter("sarif").render([report]))
-    assert {r["properties"].get("spansOmitted") for r in sarif["runs"][0]["results"]
-            if r["ruleId"] == "DENSE-1"} == {21_900}
+    assert {
+        r["properties"].get("spansOmitted")
+        for r in sarif["runs"][0]["results"]
+        if r["ruleId"] == "DENSE-1"
+    } == {21_900}
     assert "21,900 more spans not listed" in get_formatter("junit").render([report])
 
 
 def test_the_report_cap_spans_gates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLEARANCE_MAX_SPANS", "5")
     monkeypatch.setenv("CLEARANCE_MAX_REPORT_SPANS", "7")
-    report = _engine(tmp_path, EVERY_LETTER).validate(document_from_text("ab cd ef " * 20,
-                                                                         "d.txt"))
+    report = _engine(tmp_path, EVERY_LETTER).validate(document_from_text("ab cd ef " * 20, "d.txt"))
     letters, words = report.gates
     assert (len(letters.spans), letters.spans_omitted) == (5, 120 - 5)
     assert (len(words.spans), words.spans_omitted) == (2, 60 - 2)
@@ -75,9 +78,11 @@ def test_a_long_pattern_is_not_copied_onto_every_span(tmp_path: Path) -> None:
     words = [f"w{i:05d}x" for i in range(5_600)]
     pattern = "|".join(words)
     assert len(pattern) > 44_000
-    gates = ('module long { title "Long" version "1" }\n'
-             f'gate LONG-1 listed {{ title "t" cite "x" forbid regex /(?:{pattern})/ '
-             'example pass "none" example fail "w00001x" }\n')
+    gates = (
+        'module long { title "Long" version "1" }\n'
+        f'gate LONG-1 listed {{ title "t" cite "x" forbid regex /(?:{pattern})/ '
+        'example pass "none" example fail "w00001x" }\n'
+    )
     audit = AuditLog(tmp_path / "audit.db")
     text = " ".join(words[i % len(words)] for i in range(3_000))
     report = _engine(tmp_path, gates, audit).validate(document_from_text(text, "d.txt"))
@@ -85,7 +90,8 @@ def test_a_long_pattern_is_not_copied_onto_every_span(tmp_path: Path) -> None:
     assert gate.status == "fail" and gate.spans_omitted == 3_000 - 100
     assert all(len(s.check) <= MAX_LABEL_CHARS for s in gate.spans)
     assert gate.spans[0].check.startswith("regex /(?:w00000x|w00001x") and "chars)" in (
-        gate.spans[0].check)
+        gate.spans[0].check
+    )
     assert len(report.model_dump_json()) < 64_000
     assert audit.count() == 1 and audit.verify().ok
     audit.close()
