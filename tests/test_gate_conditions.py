@@ -92,8 +92,10 @@ def test_public_body_must_give_a_dpo_contact():
 
 
 def test_art_14_notice_must_name_its_sources():
-    vague = SMALL_STUDIO.replace("Everything we hold comes from\nyou.",
-                                 "We may also receive information about you from other sources.")
+    vague = SMALL_STUDIO.replace(
+        "Everything we hold comes from\nyou.",
+        "We may also receive information about you from other sources.",
+    )
     named = vague.replace("from other sources", "from your referees and from recruitment agencies")
     # the condition holds, and "from other sources" names none: never a pass (fail, or
     # indeterminate if the semantic provider is unsure)
@@ -102,9 +104,14 @@ def test_art_14_notice_must_name_its_sources():
 
 
 def test_automated_decisions_need_logic_and_consequences_once_described():
-    described = SMALL_STUDIO + "\nYour membership application is assessed automatically by our scoring model."
-    explained = described + (" The model looks at factors such as missed payments; if it declines"
-                             " you, you can ask for a person to review the decision.")
+    described = (
+        SMALL_STUDIO
+        + "\nYour membership application is assessed automatically by our scoring model."
+    )
+    explained = described + (
+        " The model looks at factors such as missed payments; if it declines"
+        " you, you can ask for a person to review the decision."
+    )
     assert _status(described, "privacy_notice", "gdpr")["GDPR-13-2F"] in ("fail", "indeterminate")
     assert _status(explained, "privacy_notice", "gdpr")["GDPR-13-2F"] == "pass"
 
@@ -115,16 +122,18 @@ def test_without_a_semantic_provider_a_condition_is_never_a_silent_pass():
     engine = Engine(cache=None, audit=None, provider=NullProvider("no provider"))
     vague = SMALL_STUDIO + "\nWe may also receive information about you from other sources."
     for text in (SMALL_STUDIO, vague):
-        report = engine.validate(document_from_text(text), modules=["gdpr"],
-                                 doc_type="privacy_notice")
+        report = engine.validate(
+            document_from_text(text), modules=["gdpr"], doc_type="privacy_notice"
+        )
         status = {g.gate: getattr(g.status, "value", g.status) for g in report.gates}
         assert status["GDPR-14-2F"] == "indeterminate", text
 
 
 @pytest.mark.parametrize("name", ["sample.html", "sample.pdf", "sample.docx"])
 def test_demo_sample_purposes_and_erasure_are_recognised(name):
-    report = _ENGINE.validate(ROOT / "data" / "samples" / "formats" / name, modules=["gdpr"],
-                              doc_type="privacy_notice")
+    report = _ENGINE.validate(
+        ROOT / "data" / "samples" / "formats" / name, modules=["gdpr"], doc_type="privacy_notice"
+    )
     s = {g.gate: getattr(g.status, "value", g.status) for g in report.gates}
     # "...to deliver your orders and to send you our newsletter"; "correct or erase it"
     assert s["GDPR-13-1C"] == "pass"
@@ -142,18 +151,23 @@ Sincerely, Dr. Ellen Park"""
 
 
 def test_patient_letter_with_full_ssn_sent_on_to_the_employer_fails_both_ways():
-    text = LETTER.format(line="SSN: 287-65-4410. Your test results were also forwarded to your "
-                              "employer, Brightline Freight.")
+    text = LETTER.format(
+        line="SSN: 287-65-4410. Your test results were also forwarded to your "
+        "employer, Brightline Freight."
+    )
     s = _status(text, "patient_letter", "hipaa")
     assert s["HIPAA-508-THIRDPARTY"] == "fail"
     assert s["HIPAA-502-SSN"] == "fail"
 
 
-@pytest.mark.parametrize("line", [
-    "At your request, we sent a copy to your employer's occupational health nurse.",
-    "We will not share your results with your employer.",
-    "SSN on file: XXX-XX-4410.",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "At your request, we sent a copy to your employer's occupational health nurse.",
+        "We will not share your results with your employer.",
+        "SSN on file: XXX-XX-4410.",
+    ],
+)
 def test_patient_letter_lawful_wording_passes(line):
     s = _status(LETTER.format(line=line), "patient_letter", "hipaa")
     assert s["HIPAA-508-THIRDPARTY"] == "pass" and s["HIPAA-502-SSN"] == "pass"
@@ -165,26 +179,32 @@ def test_every_outgoing_type_now_has_hipaa_gates():
         assert any(v != "not_applicable" for v in s.values()), doc_type
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("study_code,state,zip3\nP-01,WY,821", "fail"),  # restricted prefix: must be 000
-    ("study_code,state,zip3\nP-01,WY,000\nP-02,OR,972", "pass"),
-    ("record R-1 | zip3: 036 | stage I", "fail"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("study_code,state,zip3\nP-01,WY,821", "fail"),  # restricted prefix: must be 000
+        ("study_code,state,zip3\nP-01,WY,000\nP-02,OR,972", "pass"),
+        ("record R-1 | zip3: 036 | stage I", "fail"),
+    ],
+)
 def test_safe_harbor_three_digit_zip(text, expected):
     assert _status(text, "deidentified_extract", "hipaa")["HIPAA-514-GEO"] == expected
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Case 2. A ninety-three-year-old man fell in 2025.", "fail"),
-    ("The patient, aged 93, was admitted in 2025.", "fail"),
-    ("| Record | Age |\n|---|---|\n| R-01 | 67 |\n| R-02 | 93 |", "fail"),
-    ("visit,age_band\nT-1,90-94", "fail"),
-    ("Case 3. A man aged 90 or older fell in 2025.", "pass"),
-    ("visit,age_band\nT-1,90+", "pass"),
-    # the age column is read by position: a ZIP prefix "100" elsewhere in the row is not an age
-    ("key,age,sex,zip3\nK1,90+,F,100\nK2,71,M,945", "pass"),
-    ("key,zip3,sex,age\nK1,100,F,71\nK2,945,M,93", "fail"),
-    ("key\tage\tsex\nK1\t67\tF\nK2\t91\tM", "fail"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Case 2. A ninety-three-year-old man fell in 2025.", "fail"),
+        ("The patient, aged 93, was admitted in 2025.", "fail"),
+        ("| Record | Age |\n|---|---|\n| R-01 | 67 |\n| R-02 | 93 |", "fail"),
+        ("visit,age_band\nT-1,90-94", "fail"),
+        ("Case 3. A man aged 90 or older fell in 2025.", "pass"),
+        ("visit,age_band\nT-1,90+", "pass"),
+        # the age column is read by position: a ZIP prefix "100" elsewhere in the row is not an age
+        ("key,age,sex,zip3\nK1,90+,F,100\nK2,71,M,945", "pass"),
+        ("key,zip3,sex,age\nK1,100,F,71\nK2,945,M,93", "fail"),
+        ("key\tage\tsex\nK1\t67\tF\nK2\t91\tM", "fail"),
+    ],
+)
 def test_safe_harbor_ages_over_89_in_any_form(text, expected):
     assert _status(text, "deidentified_extract", "hipaa")["HIPAA-514-AGE90"] == expected
