@@ -22,6 +22,7 @@ test: $(STAMP)  ## the whole test suite (what CI runs)
 
 lint: $(STAMP)  ## ruff, mypy, import contracts, and the gate files' own diagnostics
 	$(BIN)/ruff check dsl gates engine tests scripts
+	$(BIN)/ruff format --check dsl gates engine tests scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/clearance lint modules/
