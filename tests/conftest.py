@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +56,35 @@ def write(path: Path, text: str) -> Path:
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class LiveServers:
+    """Real uvicorn servers on free loopback ports, each in a background thread, for the tests
+    that talk HTTP; ``close`` stops every one it started."""
+
+    def __init__(self) -> None:
+        self.running: list[tuple[Any, threading.Thread]] = []
+
+    def start(self, app: Any) -> str:
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        until = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < until, "server did not start"
+            time.sleep(0.02)
+        self.running.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    def close(self) -> None:
+        for server, thread in self.running:
+            server.should_exit = True
+            thread.join(timeout=10)
+        self.running.clear()

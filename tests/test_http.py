@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import threading
 import time
@@ -14,9 +13,8 @@ from pathlib import Path
 import httpx
 import jsonschema
 import pytest
-import uvicorn
 
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, LiveServers
 from engine.api import Engine
 from engine.errors import GateFileError
 from engine.keys import KeyStore
@@ -50,35 +48,12 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=20)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def serve() -> Iterator:
     """Start real uvicorn servers in background threads; stop them all at the end."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app) -> str:
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        running.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=10)
+    servers = LiveServers()
+    yield servers.start
+    servers.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,12 @@ operation of a real server never get a 5xx, and every answer matches the documen
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-uvicorn = pytest.importorskip("uvicorn")
+
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
@@ -21,43 +18,23 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     response_schema_conformance,
 )
 
+from conftest import LiveServers  # noqa: E402
 from engine.server import Settings, create_app  # noqa: E402
 
 #: generated cases per operation; `make fuzz` runs more
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "15"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("contract-home")
+    servers = LiveServers()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLEARANCE_HOME", str(home))
         mp.setenv("CLEARANCE_PROVIDER", "none")  # no model to load: the contract, not verdicts
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings=Settings(auth=False)),
-                host="127.0.0.1",
-                port=port,
-                log_level="critical",
-                lifespan="on",
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+        url = servers.start(create_app(settings=Settings(auth=False)))
+    yield url
+    servers.close()
 
 
 def _operations() -> list:

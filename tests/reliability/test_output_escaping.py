@@ -6,15 +6,14 @@ from __future__ import annotations
 import logging
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
+from conftest import LiveServers
 from engine.api import Engine
 from engine.formatters.base import formats, get_formatter, shown
 from engine.ingest import document_from_text
@@ -28,34 +27,11 @@ RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u
 FAILING = "Rollback: psql postgres://deploy:Tr4ck-Harbor-92@db.internal.example.com:5432/clinic\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def serve() -> Iterator:
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app) -> str:  # type: ignore[no-untyped-def]
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        until = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < until, "server did not start"
-            time.sleep(0.02)
-        running.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=10)
+    servers = LiveServers()
+    yield servers.start
+    servers.close()
 
 
 def _forged_lines(out: str) -> list[str]:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
+from conftest import LiveServers
 from engine.api import Engine
 from engine.audit import AuditLog
 from engine.providers.base import NullProvider
@@ -49,21 +49,16 @@ def _validating() -> list[str]:
     return busy
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def heavy_server(tmp_path: Path) -> Iterator:
     """Start a server over the heavy module with the given settings; stopped at the end."""
     (tmp_path / "heavy").mkdir()
     (tmp_path / "heavy" / "heavy.gates").write_text(GATES, encoding="utf-8")
-    running: list[tuple[uvicorn.Server, threading.Thread, GroupCommitAudit]] = []
+    servers, sinks = LiveServers(), []
 
     def start(**settings: object):  # type: ignore[no-untyped-def]
-        sink = GroupCommitAudit(AuditLog(tmp_path / f"audit{len(running)}.db"))
+        sink = GroupCommitAudit(AuditLog(tmp_path / f"audit{len(sinks)}.db"))
+        sinks.append(sink)
         engine = Engine(
             gate_paths=[tmp_path / "heavy"],
             include_builtin=False,
@@ -72,23 +67,11 @@ def heavy_server(tmp_path: Path) -> Iterator:
             provider=NullProvider(),
         )
         app = create_app(engine, settings=Settings(auth=False, **settings))  # type: ignore[arg-type]
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        until = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < until, "server did not start"
-            time.sleep(0.02)
-        running.append((server, thread, sink))
-        return f"http://127.0.0.1:{port}", app.state.clearance, sink
+        return servers.start(app), app.state.clearance, sink
 
     yield start
-    for server, thread, sink in running:
-        server.should_exit = True
-        thread.join(timeout=10)
+    servers.close()
+    for sink in sinks:
         sink.close()
 
 
