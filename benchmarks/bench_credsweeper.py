@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.errors import UserError
 from engine.evaluation.entities import SECRET, EntityEvaluation, load_labelled, score_document
 from gates.base import Match
 
@@ -130,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     args = ap.parse_args(argv)
 
-    docs = load_labelled(args.set)
+    if not Path(args.credsweeper).is_file():
+        sys.exit(f"{args.credsweeper}: no such credsweeper executable")
+    try:
+        docs = load_labelled(args.set)
+    except UserError as exc:
+        sys.exit(str(exc))
     texts = [d["text"] for d in docs]
     kb = sum(len(t.encode()) for t in texts) / 1000
     labels = [[e for e in d["entities"] if e["type"] == SECRET] for d in docs]
@@ -194,25 +200,41 @@ def main(argv: list[str] | None = None) -> int:
                 fp_rules[rule] = fp_rules.get(rule, 0) + 1
 
     if args.json:
-        print(json.dumps({"set": str(args.set), "documents": len(docs), "kb": round(kb, 1),
-                          "credsweeper_version": version, "rows": [r for r, _ in rows],
-                          "credsweeper_fp_rules": fp_rules}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "set": str(args.set),
+                    "documents": len(docs),
+                    "kb": round(kb, 1),
+                    "credsweeper_version": version,
+                    "rows": [r for r, _ in rows],
+                    "credsweeper_fp_rules": fp_rules,
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"{args.set}: {len(docs)} samples, {kb:.1f} KB; {version}")
-    head = f"{'detector':<30} {'recall':>6} {'prec':>6} {'f1':>6} {'FP':>4} {'missed':>6} {'ms/KB':>7}"
+    head = (
+        f"{'detector':<30} {'recall':>6} {'prec':>6} {'f1':>6} {'FP':>4} {'missed':>6} {'ms/KB':>7}"
+    )
     print(head)
     print("-" * len(head))
     for r, _ in rows:
-        print(f"{r['name']:<30} {r['recall']:6.3f} {r['precision']:6.3f} {r['f1']:6.3f} "
-              f"{r['fp']:4d} {r['missed']:6d} {r['ms_per_kb']:7.2f}  {r['note']}")
+        print(
+            f"{r['name']:<30} {r['recall']:6.3f} {r['precision']:6.3f} {r['f1']:6.3f} "
+            f"{r['fp']:4d} {r['missed']:6d} {r['ms_per_kb']:7.2f}  {r['note']}"
+        )
     print("\nper sample kind: positives = missed/labelled, negative = false alarms/samples")
     kinds = sorted({d["kind"] for d in docs})
     print(f"{'kind':<12}" + "".join(f"{r['name'][:28]:>30}" for r, _ in rows))
     tables = [_by_kind(ev, docs) for _, ev in rows]
     for k in kinds:
         print(f"{k:<12}" + "".join(f"{f'{t[k][1]}/{t[k][0]}':>30}" for t in tables))
-    print("\nCredSweeper false alarms by rule (defaults):",
-          ", ".join(f"{k} {v}" for k, v in sorted(fp_rules.items(), key=lambda x: -x[1])))
+    print(
+        "\nCredSweeper false alarms by rule (defaults):",
+        ", ".join(f"{k} {v}" for k, v in sorted(fp_rules.items(), key=lambda x: -x[1])),
+    )
     return 0
 
 
