@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -561,7 +562,9 @@ def create_app(
         yield
         await anyio.to_thread.run_sync(state.stop)
 
-    app = FastAPI(
+    # /docs and /redoc serve Swagger UI and ReDoc from the package, not from a CDN: they work
+    # offline and behind a closed firewall
+    app = FastAPIOffline(
         title="Clearance",
         version=TOOL_VERSION,
         lifespan=lifespan,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -435,6 +436,16 @@ def test_openapi_and_health(server):
         content = spec["paths"]["/v1/validate"]["post"]["requestBody"]["content"]
         assert {"application/json", "multipart/form-data"} <= set(content)
         assert "swagger" in c.get("/docs").text.lower()
+
+
+def test_api_docs_load_nothing_from_the_network(server):
+    with server.client() as c:
+        for page in ("/docs", "/redoc"):
+            html = c.get(page).text
+            assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+            assert assets and all(a.startswith("/") for a in assets), (page, assets)
+            for asset in assets:  # every script and style the page loads is served here
+                assert c.get(asset).status_code == 200, asset
 
 
 def test_jurisdictions_and_untyped_policy_over_http(server):
