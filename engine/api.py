@@ -242,9 +242,8 @@ class Engine:
             else:
                 ok, why = module_applies(declared, jurisdictions)
             choices.append(ModuleChoice(id=m.id, applied=ok, jurisdictions=declared, why=why))
-        chosen = [c.id for c in choices if c.applied]
-        if named is not None:
-            chosen = list(named)  # unknown names fail in ruleset() with a did-you-mean
+        # named modules are taken as named: unknown names fail in ruleset() with a did-you-mean
+        chosen = list(named) if named is not None else [c.id for c in choices if c.applied]
         return chosen, choices
 
     def _prepare(

@@ -30,19 +30,19 @@ def combine(codes: Iterable[int]) -> int:
 # -- finding documents -----------------------------------------------------------------------
 
 
-def _match(rel: PurePosixPath, pattern: str) -> bool:
+def glob_match(rel: PurePosixPath, pattern: str) -> bool:
     """A glob against a path relative to the folder given: ``*.md`` matches any Markdown file at
     any depth (by name), ``drafts/*`` a path, ``**/x/**`` also at the top level."""
     text = rel.as_posix()
     if fnmatchcase(text, pattern) or fnmatchcase(rel.name, pattern):
         return True
-    return pattern.startswith("**/") and _match(rel, pattern[3:])
+    return pattern.startswith("**/") and glob_match(rel, pattern[3:])
 
 
 def _excluded(rel: PurePosixPath, patterns: list[str]) -> bool:
     # A pattern naming a folder (``node_modules``, ``drafts``) excludes everything below it.
     parents = [PurePosixPath(*rel.parts[:i]) for i in range(1, len(rel.parts))]
-    return any(_match(rel, p) or any(_match(d, p) for d in parents) for p in patterns)
+    return any(glob_match(rel, p) or any(glob_match(d, p) for d in parents) for p in patterns)
 
 
 def collect(
@@ -65,7 +65,7 @@ def collect(
                     continue
                 if media_type_for(f.name) is None:
                     continue
-                if include and not any(_match(rel, g) for g in include):
+                if include and not any(glob_match(rel, g) for g in include):
                     continue
                 if _excluded(rel, exclude):
                     continue

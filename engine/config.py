@@ -7,12 +7,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from enum import Enum
-from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dsl.ast import DOC_TYPES, Severity
 from dsl.diagnostics import did_you_mean
+from engine.batch import glob_match
 from engine.errors import UserError
 
 CONFIG_NAMES = ("clearance.toml", ".clearance.toml")
@@ -57,20 +57,9 @@ class Config:
         except (ValueError, OSError):
             rel = PurePosixPath(p.as_posix())
         for glob, doc_type in self.doc_types:
-            if _glob_match(rel, glob):
+            if glob_match(rel, glob):
                 return doc_type, glob
         return None
-
-
-def _glob_match(rel: PurePosixPath, pattern: str) -> bool:
-    """``*.md`` matches a file name at any depth, ``letters/**`` everything below a folder,
-    ``**/x/*`` also at the top level."""
-    text = rel.as_posix()
-    if fnmatchcase(text, pattern) or fnmatchcase(rel.name, pattern):
-        return True
-    if pattern.endswith("/**") and (text + "/").startswith(pattern[:-2]):
-        return True
-    return pattern.startswith("**/") and _glob_match(rel, pattern[3:])
 
 
 def find_config(start: Path | None = None) -> Path | None:
