@@ -4,13 +4,16 @@ module whose coverage is worked out by hand below."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import write
 from engine.api import Engine
-from engine.coverage import coverage
+from engine.coverage import CoverageReport, coverage
+
+RunCli = Callable[..., tuple[int, str, str]]
 
 # Worked out by hand:
 # COV-1 (require): any{...} true (ex 1) and false (ex 2); the define `greek` has two phrases:
@@ -55,7 +58,7 @@ def module_dir(tmp_path: Path) -> Path:
     return tmp_path / "covtest"
 
 
-def _report(module_dir: Path):
+def _report(module_dir: Path) -> CoverageReport:
     engine = Engine(gate_paths=[module_dir], include_builtin=False, cache=None, audit=None)
     return coverage(engine.ruleset(["covtest"]).modules)
 
@@ -87,7 +90,7 @@ def test_uncovered_branches_named_by_file_line_and_text(module_dir: Path) -> Non
     assert {b.clause for b in g2.uncovered()} == {"forbid"}
 
 
-def test_threshold_sets_the_exit_code(run_cli, module_dir: Path) -> None:
+def test_threshold_sets_the_exit_code(run_cli: RunCli, module_dir: Path) -> None:
     code, out, _ = run_cli("test", module_dir, "--coverage", "--threshold", "60")
     assert code == 0, out
     assert "4 passed, 0 failed" in out
@@ -102,7 +105,7 @@ def test_threshold_sets_the_exit_code(run_cli, module_dir: Path) -> None:
     assert "coverage 66.7% below the threshold of 70%" in out
 
 
-def test_json_output(run_cli, module_dir: Path) -> None:
+def test_json_output(run_cli: RunCli, module_dir: Path) -> None:
     code, out, _ = run_cli("test", module_dir, "--coverage", "--threshold", "70", "-f", "json")
     assert code == 1
     doc = json.loads(out)
@@ -119,7 +122,7 @@ def test_json_output(run_cli, module_dir: Path) -> None:
     assert beta["line"] == 4 and beta["text"] == '"beta"' and beta["outcome"] == "phrase"
 
 
-def test_full_coverage_and_usage_errors(run_cli, tmp_path: Path) -> None:
+def test_full_coverage_and_usage_errors(run_cli: RunCli, tmp_path: Path) -> None:
     full = MODULE.replace(
         'example fail "nothing"', 'example fail "nothing"\n  example pass "gamma1 beta"'
     )
