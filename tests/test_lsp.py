@@ -299,3 +299,66 @@ def test_go_to_definition(session: Session, opened: tuple[str, list[types.Diagno
     assert lib.range.start == _at(SHARED, "contact_email")
     imp = goto(_at(DEMO, "import shared", 9))
     assert imp.uri.endswith("/lib/shared.gates") and imp.range.start == types.Position(0, 0)
+
+
+MISTAKES = """\
+module demo { title "Demo" version "1" }
+
+import sharde
+
+define controller_words = phrase("data controller", "controller")
+
+gate DEMO-1 controller_named {
+  titel    "Notice names the controller"
+  cite     "GDPR Art. 13(1)(a)"
+  severity hihg
+  applies  privacy_notise
+  on_indeterminate reveiw
+  require  near(controller_words, phrase("email"), within 300 charz)
+  forbid   regexp /x/
+  fix      "Name the controller and an email address."
+  example fial "We collect your data."
+  example pass "Acme Ltd is the data controller." expecting phrse
+}
+
+gate DEMO-2 names {
+  title "Names"
+  cite  "Policy 1"
+  require controler_words
+  forbid  pii(EMAIL_ADRESS)
+  example fail "x"
+  example pass "controller"
+}
+"""
+
+
+def test_every_did_you_mean_has_a_quick_fix(tmp_path: Path) -> None:
+    """In-process, on one file holding a misspelling of each kind: each diagnostic whose help
+    says "Did you mean 'x'?" gets an edit replacing exactly the misspelt word with x."""
+    from engine.lsp.analysis import analyse
+    from engine.lsp.server import quick_fix
+
+    write(tmp_path / "lib" / "shared.gates", SHARED)
+    path = write(tmp_path / "demo" / "demo.gates", MISTAKES).resolve()
+    a = analyse(path, {})
+    fixed = {}
+    for d in a.diagnostics:
+        if "Did you mean" not in (d.help or ""):
+            continue
+        got = quick_fix(a, Path(d.file).resolve(), d)
+        assert got is not None, d.headline()
+        loc, new = got
+        fixed[d.code, a.texts[path][loc.start : loc.end]] = new
+    assert fixed == {
+        ("DSL130", "sharde"): "shared",
+        ("DSL108", "titel"): "title",
+        ("DSL124", "hihg"): "high",
+        ("DSL125", "privacy_notise"): "privacy_notice",
+        ("DSL126", "reveiw"): "review",
+        ("DSL114", "charz"): "chars",
+        ("DSL103", "regexp"): "regex",
+        ("DSL128", "fial"): "fail",
+        ("DSL129", "phrse"): "phrase",
+        ("DSL105", "controler_words"): "controller_words",
+        ("DSL104", "EMAIL_ADRESS"): "EMAIL_ADDRESS",
+    }
