@@ -263,8 +263,10 @@ def test_completion(session: Session, opened: tuple[str, list[types.Diagnostic]]
     assert {"gate", "define", "import"} <= _labels(session, uri, _at(DEMO, "import shared"))
 
 
-def test_detector_completion(session: Session, folder: Path) -> None:
-    text = DEMO.replace("near(controller_words", "near(pii(EM), controller_words")
+def test_detector_and_expecting_completion(session: Session, folder: Path) -> None:
+    text = DEMO.replace("near(controller_words", "near(pii(EM), controller_words").replace(
+        '"We collect your data."', '"We collect your data." expecting phr'
+    )
     uri = from_fs_path(str((folder / "draft.gates").resolve()))  # a new, unsaved file
     assert uri
     session.client.text_document_did_open(
@@ -275,6 +277,9 @@ def test_detector_completion(session: Session, folder: Path) -> None:
     got = _labels(session, uri, _at(text, "pii(EM", 6))
     assert {"EMAIL_ADDRESS", "US_SSN", "any"} <= got
     assert "AWS_ACCESS_KEY" not in got  # a secret detector, not a pii one
+    # after `expecting`: check kinds, detectors and definitions
+    expecting = _labels(session, uri, _at(text, "expecting phr", 13))
+    assert {"phrase", "regex", "EMAIL_ADDRESS", "AWS_ACCESS_KEY", "controller_words"} <= expecting
     session.client.text_document_did_close(
         types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
     )
@@ -362,3 +367,27 @@ def test_every_did_you_mean_has_a_quick_fix(tmp_path: Path) -> None:
         ("DSL105", "controler_words"): "controller_words",
         ("DSL104", "EMAIL_ADRESS"): "EMAIL_ADDRESS",
     }
+
+
+def test_examples_run_on_open(session: Session, folder: Path) -> None:
+    """A module without compile errors: its inline examples run (off the event loop) and a
+    misbehaving one is reported as lint reports it (DSL123), after the compile diagnostics."""
+    text = DEMO.replace("hihg", "high").replace("privacy_notise", "privacy_notice")
+    text = text.replace("regexp", "regex").replace('"About nothing."', '"About Project X too."')
+    path = write(folder.parent / "ok" / "ok.gates", text).resolve()
+    uri = from_fs_path(str(path))
+    assert uri
+    session.client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="gates", version=1, text=text)
+        )
+    )
+
+    async def wait() -> None:
+        while not session.diagnostics.get(uri):
+            await asyncio.sleep(0.02)
+
+    session.run(wait())
+    (d,) = session.diagnostics[uri]
+    assert d.code == "DSL123" and "example 2 of DEMO-2 expects pass" in d.message
+    assert d.range.start == _at(text, 'example pass "About Project X too."')

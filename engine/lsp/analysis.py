@@ -192,6 +192,16 @@ class Analysis:
             return [("any", "detector", f"every {call.group(1)} detector")] + [
                 (n, "detector", d) for n, d in sorted(self.detectors[call.group(1)].items())
             ]
+        if re.search(r"\bexpecting\s+[\w, ]*$", before):  # what must fire: kind, detector, define
+            return (
+                [(k, "check", "check kind") for k in KIND_NAMES]
+                + [
+                    (n, "detector", d)
+                    for t in self.detectors.values()
+                    for n, d in sorted(t.items())
+                ]
+                + [(n, "define", shown(w)) for n, (_, w) in sorted(self.defines.items())]
+            )
         field_ = re.match(r"\s*(applies|severity|on_indeterminate)\b", before)
         if field_:
             words = {

@@ -4,6 +4,7 @@ hover, completion, go to definition and a quick fix for every did-you-mean."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from engine.lsp.analysis import DID_YOU_MEAN, Analysis, analyse, example_diagnos
 log = logging.getLogger(__name__)
 
 SOURCE = "clearance"
+#: how long typing must pause before a changed file is compiled again
+DEBOUNCE_S = 0.2
 _KINDS = {
     "field": types.CompletionItemKind.Field,
     "check": types.CompletionItemKind.Function,
@@ -73,21 +76,34 @@ class GateServer(LanguageServer):
         )
         return types.Range(start, end)
 
-    def publish(self, uri: str, with_examples: bool) -> None:
+    async def publish(self, uri: str, with_examples: bool) -> None:
+        """Publish the compile diagnostics of the file's module at once; with
+        ``with_examples``, then run its inline examples off the event loop (they may load the
+        offline model or ask a provider) and publish again if one misbehaves."""
         a = self.analysis(uri)
         if a is None:
             return
+        version = self.analyses[uri][0]
         diags = list(a.diagnostics)
-        if with_examples and a.module is not None and not any(d.severity == "error" for d in diags):
-            try:
-                diags += example_diagnostics(a.module)
-            except Exception as exc:  # a provider failure must not cost the compile diagnostics
-                log.warning("inline examples could not run: %s", exc)
-        by_file: dict[Path, list[types.Diagnostic]] = {}
+        self.send(a, diags)
+        if not with_examples or a.module is None or any(d.severity == "error" for d in diags):
+            return
+        try:
+            extra = await asyncio.to_thread(example_diagnostics, a.module)
+        except Exception as exc:  # a provider failure must not cost the compile diagnostics
+            log.warning("inline examples could not run: %s", exc)
+            return
+        current = self.analyses.get(uri)
+        if extra and current is not None and current[0] == version:  # not edited meanwhile
+            self.send(a, diags + extra)
+
+    def send(self, a: Analysis, diags: list[Diagnostic]) -> None:
+        """One publication per file with diagnostics (the open file always, to clear it), and
+        an empty one for each file of the module that had some last time and has none now."""
+        by_file: dict[Path, list[types.Diagnostic]] = {a.path: []}
         for d in diags:
             path = Path(d.file).resolve()
             by_file.setdefault(path, []).append(self.to_lsp(a, path, d))
-        by_file.setdefault(a.path, [])
         folder = a.path.parent
         uris = set()
         for path, items in by_file.items():
@@ -135,19 +151,24 @@ def _path(uri: str) -> Path | None:
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-def did_open(ls: GateServer, params: types.DidOpenTextDocumentParams) -> None:
-    ls.publish(params.text_document.uri, with_examples=True)
+async def did_open(ls: GateServer, params: types.DidOpenTextDocumentParams) -> None:
+    await ls.publish(params.text_document.uri, with_examples=True)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-def did_change(ls: GateServer, params: types.DidChangeTextDocumentParams) -> None:
-    # compile diagnostics only: the examples (which may ask the semantic provider) run on save
-    ls.publish(params.text_document.uri, with_examples=False)
+async def did_change(ls: GateServer, params: types.DidChangeTextDocumentParams) -> None:
+    # wait for a pause in typing: a later change makes this one moot. Compile diagnostics
+    # only: the examples (which may ask the semantic provider) run on save
+    await asyncio.sleep(DEBOUNCE_S)
+    uri = params.text_document.uri
+    if ls.workspace.get_text_document(uri).version != params.text_document.version:
+        return
+    await ls.publish(uri, with_examples=False)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-def did_save(ls: GateServer, params: types.DidSaveTextDocumentParams) -> None:
-    ls.publish(params.text_document.uri, with_examples=True)
+async def did_save(ls: GateServer, params: types.DidSaveTextDocumentParams) -> None:
+    await ls.publish(params.text_document.uri, with_examples=True)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
