@@ -135,8 +135,7 @@ def _sets_on_every_document(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _reference(check: Check, text: str) -> list:
-    with scan.reference_mode():
-        return check.find(text)
+    return check.find(scan.ScanText(text, reference=True))
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.describe()[:60])
@@ -273,7 +272,6 @@ def test_anchored_regex_matches_finditer(pattern: str) -> None:
         "".join(rng.choice("ab c\nécßSZ") for _ in range(rng.randrange(0, 300))) for _ in range(200)
     ]
     for text in texts:
-        scan.release()
         got = [(m.span(), m.groups()) for m in scan.finditer(rx, text, anchor)]
         want = [(m.span(), m.groups()) for m in rx.finditer(text)]
         assert got == want, text
@@ -332,7 +330,6 @@ def test_a_set_pass_that_fails_proves_nothing() -> None:
         for kind in _NO_SETS
     }
     assert all(scanner._sets.values())
-    scan.release()
     # every Set compiled, so the atoms ran only for the patterns no Set holds: with every Set
     # failing, less is proved than by the atoms alone, and nothing wrongly
     assert set(scanner.scan(text)) < set(atoms_only.scan(text))
