@@ -34,7 +34,6 @@ from engine.hooks import GateSource
 from engine.ingest import document_from_bytes, media_type_for
 from engine.keys import ApiKey, KeyStore
 from engine.report import Report, Waiver
-from gates import scan
 
 log = logging.getLogger("clearance.server")
 
@@ -697,16 +696,13 @@ def create_app(
         def work() -> tuple[Report, Held]:
             # In a pool thread: every step checks the deadline (engine.budget) and stops there.
             with deadline_scope(deadline):
-                try:
-                    deadline.check("before reading the document")  # queued past it
-                    doc = _ingest(data, name, media, settings.max_document_bytes, deadline)
-                    deadline.check("after reading the document")
-                    held: Held = []
-                    with group.deferred() if group else nullcontext(held) as held:
-                        report = engine.validate(doc, principal=key.name, **opts)
-                    return report, held
-                finally:
-                    scan.release()  # also when stopped midway: drop the document's bytes
+                deadline.check("before reading the document")  # queued past it
+                doc = _ingest(data, name, media, settings.max_document_bytes, deadline)
+                deadline.check("after reading the document")
+                held: Held = []
+                with group.deferred() if group else nullcontext(held) as held:
+                    report = engine.validate(doc, principal=key.name, **opts)
+                return report, held
 
         job = state.pool.submit(work)
         job.add_done_callback(state.finished)
