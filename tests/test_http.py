@@ -438,6 +438,16 @@ def test_openapi_and_health(server):
         assert "swagger" in c.get("/docs").text.lower()
 
 
+def test_openapi_schema_matches_snapshot(snapshot):
+    """The published contract (paths, operationIds, parameters, schemas) changes only on
+    purpose: refresh with `pytest tests/test_http.py --snapshot-update` and review the diff."""
+    from syrupy.extensions.json import JSONSnapshotExtension
+
+    spec = create_app(settings=Settings()).openapi()
+    spec["info"]["version"] = "<version>"  # the package version is not part of the contract
+    assert spec == snapshot.use_extension(JSONSnapshotExtension)
+
+
 def test_api_docs_load_nothing_from_the_network(server):
     with server.client() as c:
         for page in ("/docs", "/redoc"):
