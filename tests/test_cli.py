@@ -190,3 +190,11 @@ def test_timeout_stops_a_document_and_it_never_passes(tmp_path, run_cli):
     code, out, err = run_cli("validate", big, "--timeout", "0.2", "-m", "gdpr")
     assert code == 3, (out, err)
     assert "limit and was stopped" in err and "not decided" in err and "Traceback" not in err
+
+
+def test_waive_help_states_the_audit_logs_reason_limit():
+    # engine.cli.waive mirrors the limit so that --help need not import the audit log
+    from engine.audit import MAX_WAIVER_REASON
+    from engine.cli import waive
+
+    assert waive.MAX_WAIVER_REASON == MAX_WAIVER_REASON
