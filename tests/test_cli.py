@@ -198,3 +198,15 @@ def test_waive_help_states_the_audit_logs_reason_limit():
     from engine.cli import waive
 
     assert waive.MAX_WAIVER_REASON == MAX_WAIVER_REASON
+
+
+def test_user_errors_exit_2_and_clearance_failures_exit_4(tmp_path, run_cli, monkeypatch):
+    # your input is wrong: a format that does not exist
+    code, _, err = run_cli("audit", "recent", "--format", "yaml")
+    assert code == 2 and err.startswith("clearance: error: unknown format 'yaml'")
+    # Clearance failed: the audit log's folder is a file, so the log cannot be opened
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CLEARANCE_AUDIT_DB", str(blocker / "audit.db"))
+    code, _, err = run_cli("validate", SAMPLES / "breach-letter.txt")
+    assert code == 4 and "clearance: failed:" in err and "Traceback" not in err
