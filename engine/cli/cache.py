@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from engine.cache import DiskCache
 from engine.cli.app import app
 from engine.errors import UserError
 
@@ -41,6 +40,8 @@ def stats(
     """Entries, size on disk, hits, misses and hit rate (counted across processes)."""
     if fmt not in ("text", "json"):
         raise UserError(f"unknown format '{fmt}' (expected one of: text, json)")
+    from engine.cache import DiskCache  # diskcache is slow to import; --help needs none
+
     c = DiskCache(directory)
     try:
         s = c.stats()
@@ -76,6 +77,8 @@ def stats(
 @cache.command()
 def clear(directory: DirOpt = None) -> None:
     """Remove every cached report and answer, and reset the hit/miss counters."""
+    from engine.cache import DiskCache
+
     c = DiskCache(directory)
     try:
         n = c.clear()
