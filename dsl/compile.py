@@ -16,7 +16,7 @@ import re2
 
 from dsl import ast
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
-from dsl.diagnostics import Diagnostic, DiagnosticBag, Loc, did_you_mean, one_of
+from dsl.diagnostics import Code, Diagnostic, DiagnosticBag, Loc, did_you_mean, one_of
 from dsl.parse import MAX_NESTING, parse_file
 from gates import KINDS, CheckError, CheckSpec
 from gates.base import Check
@@ -60,7 +60,7 @@ MAX_EXPANDED = 10_000
 #: (ingestion stops at 20 MB), and small enough for every integer type the scanner uses.
 MAX_AMOUNT = 1_000_000_000
 #: the diagnostic code for a check whose pattern RE2 refuses to compile (e.g. too large).
-_RE2_CODES = {"regex": "DSL110", "phrase": "DSL112"}
+_RE2_CODES = {"regex": Code.BAD_REGEX, "phrase": Code.BAD_PHRASES}
 
 
 # --- compiled expression tree --------------------------------------------------------------
@@ -351,7 +351,7 @@ def read_gate_file(path: Path, bag: DiagnosticBag) -> str | None:
         size = path.stat().st_size
         if size > MAX_GATE_FILE_BYTES:
             bag.error(
-                "DSL003",
+                Code.FILE_TOO_LARGE,
                 f"gate file is {size:,} bytes, over the {MAX_GATE_FILE_BYTES:,}-byte limit",
                 shown,
                 help="split it into several files in the module folder",
@@ -359,23 +359,25 @@ def read_gate_file(path: Path, bag: DiagnosticBag) -> str | None:
             return None
         data = path.read_bytes()
     except OSError as exc:
-        bag.error("DSL004", f"cannot read gate file: {exc.strerror}", shown)
+        bag.error(Code.FILE_UNREADABLE, f"cannot read gate file: {exc.strerror}", shown)
         return None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         bag.error(
-            "DSL001",
+            Code.FILE_NOT_TEXT,
             f"gate file is not UTF-8 (invalid byte at offset {exc.start})",
             shown,
             help="save the file as UTF-8",
         )
         return None
     if "\x00" in text:
-        bag.error("DSL001", "gate file contains NUL bytes; is it a binary file?", shown)
+        bag.error(Code.FILE_NOT_TEXT, "gate file contains NUL bytes; is it a binary file?", shown)
         return None
     if not text.strip():
-        bag.error("DSL002", "gate file is empty", shown, help="add gates, or delete the file")
+        bag.error(
+            Code.FILE_EMPTY, "gate file is empty", shown, help="add gates, or delete the file"
+        )
         return None
     return text.replace("\r\n", "\n")
 
@@ -422,7 +424,11 @@ class Compiler:
             else "import a library by name (modules/lib/NAME.gates) or by relative path"
         )
         self.bag.error(
-            "DSL130", f"cannot find import '{imp.target}'", importer, imp.loc, help=help_
+            Code.IMPORT_NOT_FOUND,
+            f"cannot find import '{imp.target}'",
+            importer,
+            imp.loc,
+            help=help_,
         )
         return None
 
@@ -458,7 +464,7 @@ class Compiler:
         for m, path in headers:
             if path not in own:
                 self.bag.error(
-                    "DSL141",
+                    Code.MODULE_CONFLICT,
                     "a library file cannot declare a module",
                     path,
                     m.id_loc,
@@ -468,7 +474,7 @@ class Compiler:
                 header = (m, path)
             elif m.id != header[0].id:
                 self.bag.error(
-                    "DSL141",
+                    Code.MODULE_CONFLICT,
                     f"module '{m.id}' conflicts with module "
                     f"'{header[0].id}' declared in {header[1]}",
                     path,
@@ -477,7 +483,7 @@ class Compiler:
                 )
         if header is None and default_id is None:
             self.bag.error(
-                "DSL140",
+                Code.NO_MODULE_HEADER,
                 "no module header in these gate files",
                 sorted(own)[0] if own else "<none>",
                 help='add: module ID { title "..." version "1.0" }',
@@ -491,7 +497,7 @@ class Compiler:
                 if d.name in self.defines:
                     prev, prev_file = self.defines[d.name]
                     self.bag.error(
-                        "DSL106",
+                        Code.DUPLICATE_DEFINE,
                         f"'{d.name}' is defined twice",
                         f.path,
                         d.name_loc,
@@ -501,7 +507,7 @@ class Compiler:
                     continue
                 if d.name in KIND_NAMES or d.name in FUNCTIONS:
                     self.bag.error(
-                        "DSL106",
+                        Code.DUPLICATE_DEFINE,
                         f"'{d.name}' is a built-in name and cannot be defined",
                         f.path,
                         d.name_loc,
@@ -518,7 +524,7 @@ class Compiler:
             if f.path not in own and f.gates:
                 for g in f.gates:
                     self.bag.error(
-                        "DSL142",
+                        Code.GATES_IN_LIBRARY,
                         "library files may hold definitions only, not gates",
                         f.path,
                         g.code_loc,
@@ -528,7 +534,7 @@ class Compiler:
                 if g.code in codes:
                     pf, pl = codes[g.code]
                     self.bag.error(
-                        "DSL107",
+                        Code.DUPLICATE_GATE_CODE,
                         f"duplicate gate code '{g.code}'",
                         f.path,
                         g.code_loc,
@@ -558,7 +564,7 @@ class Compiler:
         for p in props:
             if p.name not in allowed:
                 self.bag.error(
-                    "DSL108",
+                    Code.UNKNOWN_FIELD,
                     f"unknown field '{p.name}'",
                     file,
                     p.name_loc,
@@ -571,7 +577,7 @@ class Compiler:
             if p.name in seen:
                 prev = seen[p.name]
                 self.bag.error(
-                    "DSL109",
+                    Code.DUPLICATE_FIELD,
                     f"field '{p.name}' is given twice",
                     file,
                     p.name_loc,
@@ -582,13 +588,15 @@ class Compiler:
             shape = allowed[p.name]
             values = p.values
             if shape in ("text", "word", "name") and len(values) > 1:
-                self.bag.error("DSL115", f"field '{p.name}' takes one value", file, p.value_locs[1])
+                self.bag.error(
+                    Code.BAD_FIELD_VALUE, f"field '{p.name}' takes one value", file, p.value_locs[1]
+                )
                 continue
             v0 = values[0]
             if shape == "text":
                 if not isinstance(v0, ast.Text):
                     self.bag.error(
-                        "DSL115",
+                        Code.BAD_FIELD_VALUE,
                         f"field '{p.name}' takes a quoted string",
                         file,
                         p.value_locs[0],
@@ -600,7 +608,7 @@ class Compiler:
                 bad = [i for i, v in enumerate(values) if not isinstance(v, ast.Text)]
                 if bad:
                     self.bag.error(
-                        "DSL115",
+                        Code.BAD_FIELD_VALUE,
                         f"field '{p.name}' takes quoted strings",
                         file,
                         p.value_locs[bad[0]],
@@ -615,7 +623,7 @@ class Compiler:
                 bad = [i for i, v in enumerate(values) if not isinstance(v, ast.Ref)]
                 if bad:
                     self.bag.error(
-                        "DSL115",
+                        Code.BAD_FIELD_VALUE,
                         f"field '{p.name}' takes a bare word, not a string",
                         file,
                         p.value_locs[bad[0]],
@@ -630,7 +638,7 @@ class Compiler:
         props = self._props(g.props, GATE_FIELDS, file)
         if not _CODE_RE.match(g.code):
             self.bag.error(
-                "DSL150",
+                Code.BAD_GATE_CODE,
                 f"gate code '{g.code}' must be capitals, digits and dashes",
                 file,
                 g.code_loc,
@@ -643,7 +651,7 @@ class Compiler:
             and not any(p.name == "cite" for p in g.props)
         ):
             self.bag.error(
-                "DSL120",
+                Code.NO_CITATION,
                 f"gate {g.code} has no citation",
                 file,
                 g.code_loc,
@@ -655,7 +663,7 @@ class Compiler:
             and not any(p.name == "title" for p in g.props)
         ):
             self.bag.error(
-                "DSL121",
+                Code.NO_TITLE,
                 f"gate {g.code} has no title",
                 file,
                 g.code_loc,
@@ -668,7 +676,7 @@ class Compiler:
                 severity = Severity(word)
             except ValueError:
                 self.bag.error(
-                    "DSL124",
+                    Code.UNKNOWN_SEVERITY,
                     f"unknown severity '{word}'",
                     file,
                     loc,
@@ -681,7 +689,7 @@ class Compiler:
                 policy = OnIndeterminate(word)
             except ValueError:
                 self.bag.error(
-                    "DSL126",
+                    Code.UNKNOWN_POLICY,
                     f"unknown on_indeterminate policy '{word}'",
                     file,
                     loc,
@@ -696,7 +704,7 @@ class Compiler:
                     break
                 if word not in DOC_TYPES:
                     self.bag.error(
-                        "DSL125",
+                        Code.UNKNOWN_DOC_TYPE,
                         f"unknown document type '{word}'",
                         file,
                         loc,
@@ -706,7 +714,7 @@ class Compiler:
             applies = frozenset(kinds) if kinds else None
         if not g.requires and not g.forbids:
             self.bag.error(
-                "DSL127",
+                Code.CHECKS_NOTHING,
                 f"gate {g.code} checks nothing",
                 file,
                 g.code_loc,
@@ -723,7 +731,7 @@ class Compiler:
         size = sum(self._shape[n][1] for n in roots)
         if size > MAX_EXPANDED:
             self.bag.error(
-                "DSL133",
+                Code.TOO_LARGE,
                 f"gate {g.code} expands to {size:,} checks and operators "
                 f"once its definitions are expanded; at most {MAX_EXPANDED:,} may",
                 file,
@@ -761,7 +769,7 @@ class Compiler:
         for i, ex in enumerate(g.examples, start=1):
             if ex.expect not in ("pass", "fail"):
                 self.bag.error(
-                    "DSL128",
+                    Code.BAD_EXAMPLE,
                     f"an example expects 'pass' or 'fail', not '{ex.expect}'",
                     file,
                     ex.expect_loc,
@@ -772,7 +780,7 @@ class Compiler:
             for name, loc in ex.expecting:
                 if name not in known:
                     self.bag.error(
-                        "DSL129",
+                        Code.UNKNOWN_EXPECTING,
                         f"'{name}' in expecting is not a check kind, detector or definition",
                         file,
                         loc,
@@ -781,15 +789,17 @@ class Compiler:
                         f"{did_you_mean(name, known)}",
                     )
             if not ex.text.strip():
-                self.bag.error("DSL128", "example text is empty", file, ex.loc)
+                self.bag.error(Code.BAD_EXAMPLE, "example text is empty", file, ex.loc)
             out.append(
                 Example(i, ex.expect, ex.text, tuple(n for n, _ in ex.expecting), file, ex.loc)
             )
         kinds = {e.expect for e in out}
         missing = [k for k in ("pass", "fail") if k not in kinds]
-        if missing and not any(d.code == "DSL128" for d in self.bag.items if d.file == file):
+        if missing and not any(
+            d.code == Code.BAD_EXAMPLE for d in self.bag.items if d.file == file
+        ):
             self.bag.error(
-                "DSL122",
+                Code.NO_EXAMPLES,
                 f"gate {g.code} has no '{missing[0]}' example"
                 + (" and no 'fail' example" if len(missing) == 2 else ""),
                 file,
@@ -818,7 +828,7 @@ class Compiler:
                 if dep in self._resolving:
                     decl, file = self.defines[dep]
                     self.bag.error(
-                        "DSL131",
+                        Code.DEFINE_CYCLE,
                         f"'{dep}' is defined in terms of itself",
                         file,
                         decl.name_loc,
@@ -853,7 +863,7 @@ class Compiler:
                 at = max(nxt, key=lambda d: self._chain.get(d, 0))
                 links.append(at)
             self.bag.error(
-                "DSL132",
+                Code.TOO_DEEP,
                 f"definition chain too deep: '{name}' is the end of a chain "
                 f"of {chain} definitions that refer to one another",
                 file,
@@ -876,7 +886,9 @@ class Compiler:
         if isinstance(e, ast.Invalid):
             return None  # the parser reported it
         if self._depth >= MAX_NESTING:  # the parser's limit makes this rare: a hand-built tree
-            self.bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep", file, e.loc)
+            self.bag.error(
+                Code.TOO_DEEP, f"expression nests more than {MAX_NESTING} deep", file, e.loc
+            )
             return None
         self._depth += 1
         try:
@@ -889,7 +901,7 @@ class Compiler:
         size = 1 + sum(self._shape[k][1] for k in kids)
         if size > MAX_EXPANDED:
             self.bag.error(
-                "DSL133",
+                Code.TOO_LARGE,
                 f"expression expands to {size:,} checks and operators once "
                 f"its definitions are expanded; at most {MAX_EXPANDED:,} may",
                 file,
@@ -908,7 +920,7 @@ class Compiler:
         height = self._shape[node][0]
         if self._depth + height > MAX_NESTING:
             self.bag.error(
-                "DSL132",
+                Code.TOO_DEEP,
                 f"expression nests more than {MAX_NESTING} deep with "
                 f"'{e.name}' expanded ({self._depth} levels here, {height} in "
                 f"'{e.name}')",
@@ -924,11 +936,15 @@ class Compiler:
         if isinstance(e, ast.Ref):
             if e.name in KIND_NAMES or e.name in FUNCTIONS:
                 self.bag.error(
-                    "DSL114", f"'{e.name}' needs arguments", file, e.loc, help=_usage(e.name)
+                    Code.NEEDS_ARGUMENTS,
+                    f"'{e.name}' needs arguments",
+                    file,
+                    e.loc,
+                    help=_usage(e.name),
                 )
                 return None
             self.bag.error(
-                "DSL105",
+                Code.UNDEFINED_NAME,
                 f"undefined name '{e.name}'",
                 file,
                 e.loc,
@@ -951,7 +967,7 @@ class Compiler:
         if isinstance(e, ast.InSection):
             child = self.expr(e.child, file)
             if not all(h.strip() for h in e.headings):
-                self.bag.error("DSL114", "empty section heading", file, e.loc)
+                self.bag.error(Code.EMPTY_HEADING, "empty section heading", file, e.loc)
                 return None
             return SectionNode(e.loc, tuple(e.headings), child) if child else None
         if isinstance(e, ast.RegexCheck):
@@ -976,7 +992,7 @@ class Compiler:
             return self._call(e, file, label)
         if isinstance(e, ast.Text):
             self.bag.error(
-                "DSL114",
+                Code.STRING_NOT_A_CHECK,
                 "a quoted string is not a check here",
                 file,
                 e.loc,
@@ -985,14 +1001,17 @@ class Compiler:
             return None
         if isinstance(e, ast.Within):
             self.bag.error(
-                "DSL114", "'within' belongs inside near(a, b, within N chars)", file, e.loc
+                Code.WITHIN_OUTSIDE_NEAR,
+                "'within' belongs inside near(a, b, within N chars)",
+                file,
+                e.loc,
             )
             return None
         raise AssertionError(f"unhandled expression {e!r}")  # pragma: no cover
 
     def _unknown_kind(self, kind: str, loc: Loc, file: str, shape: str) -> None:
         self.bag.error(
-            "DSL103",
+            Code.UNKNOWN_KIND,
             f"unknown check kind '{kind}'",
             file,
             loc,
@@ -1018,7 +1037,7 @@ class Compiler:
         except re2.error as exc:  # a pattern the check builds itself, refused by RE2 (too large)
             raw = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             self.bag.error(
-                _RE2_CODES.get(spec.kind, "DSL114"),
+                _RE2_CODES.get(spec.kind, Code.CHECK_NOT_COMPILABLE),
                 f"{spec.kind} check cannot be compiled: {raw}",
                 file,
                 arg_loc,
@@ -1032,7 +1051,7 @@ class Compiler:
     def _call(self, e: ast.Call, file: str, label: str | None) -> Node | None:
         if e.comparison is not None and e.name != "count":
             self.bag.error(
-                "DSL114",
+                Code.NOT_COMPARABLE,
                 f"only count(...) can be compared, not {e.name}(...)",
                 file,
                 e.comparison[2],
@@ -1044,7 +1063,7 @@ class Compiler:
             if len(texts) != len(e.args):
                 bad = next(a for a in e.args if not isinstance(a, ast.Text))
                 self.bag.error(
-                    "DSL112",
+                    Code.BAD_PHRASES,
                     "phrase(...) takes quoted strings",
                     file,
                     bad.loc,
@@ -1064,7 +1083,7 @@ class Compiler:
             for a in e.args:
                 if not isinstance(a, ast.Ref):
                     self.bag.error(
-                        "DSL104",
+                        Code.UNKNOWN_DETECTOR,
                         f"{e.name}(...) takes detector names",
                         file,
                         a.loc,
@@ -1086,7 +1105,7 @@ class Compiler:
             return self._count(e, file)
         if e.name in ("regex", "semantic"):
             self.bag.error(
-                "DSL114",
+                Code.NO_PARENTHESES,
                 f"{e.name} is written without parentheses",
                 file,
                 e.name_loc,
@@ -1101,13 +1120,17 @@ class Compiler:
         within = [a for a in e.args if isinstance(a, ast.Within)]
         if len(exprs) != 2 or len(within) != 1:
             self.bag.error(
-                "DSL114", "near takes two checks and a distance", file, e.loc, help=_usage("near")
+                Code.BAD_ARGUMENTS,
+                "near takes two checks and a distance",
+                file,
+                e.loc,
+                help=_usage("near"),
             )
             return None
         w = within[0]
         if w.unit not in (None, "chars", "characters"):
             self.bag.error(
-                "DSL114",
+                Code.UNKNOWN_UNIT,
                 f"unknown distance unit '{w.unit}'",
                 file,
                 w.unit_loc,
@@ -1116,7 +1139,7 @@ class Compiler:
             return None
         if not 0 <= w.amount <= MAX_AMOUNT or w.amount != int(w.amount):
             self.bag.error(
-                "DSL114",
+                Code.AMOUNT_OUT_OF_RANGE,
                 f"the distance must be a whole number of characters from 0 to {MAX_AMOUNT:,}",
                 file,
                 w.loc,
@@ -1128,7 +1151,7 @@ class Compiler:
         for node, src in ((a, exprs[0]), (b, exprs[1])):
             if not node.spanning:
                 self.bag.error(
-                    "DSL114",
+                    Code.NEEDS_SPANS,
                     "near(...) needs checks that find text; this one does not",
                     file,
                     src.loc,
@@ -1141,7 +1164,7 @@ class Compiler:
     def _count(self, e: ast.Call, file: str) -> Node | None:
         if len(e.args) != 1 or e.comparison is None:
             self.bag.error(
-                "DSL114",
+                Code.BAD_ARGUMENTS,
                 "count takes one check and a comparison",
                 file,
                 e.loc,
@@ -1151,7 +1174,10 @@ class Compiler:
         op, n, loc = e.comparison
         if not 0 <= n <= MAX_AMOUNT or n != int(n):
             self.bag.error(
-                "DSL114", f"count compares with a whole number from 0 to {MAX_AMOUNT:,}", file, loc
+                Code.AMOUNT_OUT_OF_RANGE,
+                f"count compares with a whole number from 0 to {MAX_AMOUNT:,}",
+                file,
+                loc,
             )
             return None
         child = self.expr(e.args[0], file)
@@ -1159,7 +1185,7 @@ class Compiler:
             return None
         if not child.spanning:
             self.bag.error(
-                "DSL114",
+                Code.NEEDS_SPANS,
                 "count(...) needs a check that finds text",
                 file,
                 e.args[0].loc,

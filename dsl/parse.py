@@ -11,7 +11,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from dsl import ast
-from dsl.diagnostics import DiagnosticBag, Loc
+from dsl.diagnostics import Code, DiagnosticBag, Loc
 
 #: how a grammar terminal is named in an error message.
 _TERMINALS = {
@@ -117,7 +117,7 @@ def _ends_early(text: str, path: str, expected: set[str], bag: DiagnosticBag) ->
     line = text.count("\n") + 1
     col = pos - (text.rfind("\n") + 1) + 1
     bag.error(
-        "DSL102",
+        Code.UNTERMINATED,
         "the file ends in the middle of a declaration",
         path,
         Loc(line, col, line, col + 1, pos, pos + 1),
@@ -135,7 +135,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
         )
         if ch == '"':
             bag.error(
-                "DSL102",
+                Code.UNTERMINATED,
                 "unterminated string",
                 path,
                 loc,
@@ -144,7 +144,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
             )
         elif ch == "/":
             bag.error(
-                "DSL102",
+                Code.UNTERMINATED,
                 "unterminated regex",
                 path,
                 loc,
@@ -153,7 +153,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
         else:
             allowed = _expected_words(set(exc.allowed or ()))
             bag.error(
-                "DSL101",
+                Code.UNEXPECTED_CHARACTER,
                 f"unexpected character {ch!r}",
                 path,
                 loc,
@@ -179,7 +179,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
         help_ += "; a regex goes after the word regex, as in: regex /pattern/i"
     elif tok.type in ("STRING", "LONG_STRING") and "RBRACE" in expected and "RPAR" not in expected:
         help_ += '; a field needs a name before its value, as in: title "..."'
-    bag.error("DSL100", message, path, loc, help=help_)
+    bag.error(Code.SYNTAX, message, path, loc, help=help_)
     return tok.start_pos or 0
 
 
@@ -248,7 +248,7 @@ def _limit_nesting(tree: Tree, path: str, text: str, bag: DiagnosticBag) -> None
                     continue
                 if not reported:
                     bag.error(
-                        "DSL132",
+                        Code.TOO_DEEP,
                         f"expression nests more than {MAX_NESTING} deep",
                         path,
                         _first_word(text, child.meta),
@@ -288,7 +288,7 @@ def _check_escapes(tree: Tree, path: str, bag: DiagnosticBag) -> None:
         bad = _SURROGATE.search(value)
         if bad:
             bag.error(
-                "DSL101",
+                Code.LONE_SURROGATE,
                 f"the escape for U+{ord(bad.group()):04X} in this string is a "
                 "lone surrogate, not a character",
                 path,

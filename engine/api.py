@@ -17,7 +17,7 @@ from typing import Any
 
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
 from dsl.compile import CheckNode, Example, Gate, Module
-from dsl.diagnostics import Diagnostic, did_you_mean
+from dsl.diagnostics import Code, Diagnostic, did_you_mean
 from engine import budget
 from engine.config import Config, UntypedPolicy, module_applies, module_jurisdictions
 from engine.doctype import TypeGuess, explain_doc_type
@@ -704,7 +704,7 @@ class Engine:
                     ex = res.example
                     diags.append(
                         Diagnostic(
-                            "DSL123",
+                            Code.EXAMPLE_MISBEHAVES,
                             f"example {ex.index} of {res.gate.code} "
                             f"expects {ex.expect} but {res.problem}",
                             ex.file,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import modules as _builtin
 from dsl.compile import GATE_SUFFIX, CheckNode, Gate, Module, compile_paths
-from dsl.diagnostics import Diagnostic, DiagnosticBag, did_you_mean
+from dsl.diagnostics import Code, Diagnostic, DiagnosticBag, did_you_mean
 from engine.errors import GateFileError, UserError
 from engine.hooks import GateSource
 from gates.base import Check
@@ -168,7 +168,7 @@ class Registry:
             for g in module.gates:
                 if g.code in seen:
                     bag.error(
-                        "DSL107",
+                        Code.DUPLICATE_GATE_CODE,
                         f"gate code '{g.code}' is used by modules '{seen[g.code]}' "
                         f"and '{module.id}'",
                         g.file,

@@ -89,7 +89,7 @@ def test_ten_mistakes_rendered_snapshot(run_cli, snapshot):
         (
             'gate X-1 g { title "t" cite "c" require near(phrase("a"), semantic "q", within 5 chars)\n'
             ' example pass "a" example fail "b" }',
-            "DSL114",
+            "DSL166",
             'semantic "q"',
             "combine a semantic",
         ),
@@ -189,3 +189,86 @@ def test_builtin_modules_lint_clean(run_cli):
     rc, out, err = run_cli("lint", ROOT / "modules")
     assert rc == 0, err
     assert "0 error(s)" in out
+
+
+# --- the table of codes ------------------------------------------------------------------------
+
+
+def _code_strings_outside_the_table() -> list[str]:
+    """Every string literal (docstrings aside) naming a DSL code in the Python tree, outside
+    the table in dsl/diagnostics.py: an emit site must name a ``Code`` member instead."""
+    import ast
+    import re
+
+    code_re = re.compile(r"\bDSL\d{3}\b")
+    stray = []
+    for root in ("dsl", "gates", "engine", "modules", "scripts"):
+        for path in sorted((ROOT / root).rglob("*.py")):
+            if path == ROOT / "dsl" / "diagnostics.py":
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = {
+                id(node.body[0].value)
+                for node in ast.walk(tree)
+                if isinstance(
+                    node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+                )
+                and node.body
+                and isinstance(node.body[0], ast.Expr)
+                and isinstance(node.body[0].value, ast.Constant)
+            }
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and id(node) not in docstrings
+                    and code_re.search(node.value)
+                ):
+                    stray.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:40]!r}")
+    return stray
+
+
+def test_no_code_is_written_as_a_string_outside_the_table():
+    assert _code_strings_outside_the_table() == []
+
+
+def test_the_stray_code_check_finds_a_literal(tmp_path, monkeypatch):
+    """The check above can fail: a literal code planted in a scanned folder is found."""
+    import tests.test_diagnostics as me
+
+    fake = tmp_path / "root"
+    for d in ("dsl", "gates", "engine", "modules", "scripts"):
+        (fake / d).mkdir(parents=True)
+    (fake / "engine" / "x.py").write_text(
+        '"""Mentions DSL114 in a docstring: fine."""\nC = "DSL114"\n'
+    )
+    monkeypatch.setattr(me, "ROOT", fake)
+    assert me._code_strings_outside_the_table() == ["engine/x.py:2: 'DSL114'"]
+
+
+def test_every_code_is_in_the_table_once_with_its_words():
+    import re
+
+    from dsl.diagnostics import CODES, Code
+
+    assert len(CODES) == len(Code) >= 50
+    for code, entry in CODES.items():
+        assert re.fullmatch(r"DSL\d{3}", code), code
+        assert entry.severity in ("error", "warning")
+        assert entry.summary.endswith(".") and entry.explanation, code
+    # DSL114 was one code for 13 different errors; each distinct error now has its own
+    assert len({Code.BAD_ARGUMENTS, Code.NEEDS_ARGUMENTS, Code.NEEDS_SPANS, Code.UNKNOWN_UNIT}) == 4
+
+
+def test_every_code_in_the_table_is_raised_somewhere():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import gen_docs
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    from dsl.diagnostics import CODES
+
+    used = gen_docs.codes_in_source([ROOT / "dsl", ROOT / "gates", ROOT / "engine"])
+    assert sorted(set(CODES) - set(used)) == []
