@@ -17,7 +17,7 @@ import re2
 from dsl import ast
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
 from dsl.diagnostics import Code, Diagnostic, DiagnosticBag, Loc, did_you_mean, one_of
-from dsl.parse import MAX_NESTING, parse_file
+from dsl.parse import CLAUSES, MAX_NESTING, parse_file
 from gates import KINDS, CheckError, CheckSpec
 from gates.base import Check
 from gates.semantic import SemanticCheck
@@ -49,7 +49,11 @@ MODULE_FIELDS = {
     "description": "text",
     "owner": "text",
 }
-_CODE_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+#: a gate code: a capital letter and capitals or digits, then parts joined by '-', '.' or '_',
+#: each part optionally followed by (a)-style sub-parts, as regulations number their
+#: provisions: GDPR-13-1A, PCI-3.4, CCPA-1798.120, HIPAA-164.514(b)(2). No '/' or ':' (a code
+#: is a URL path segment in the HTTP API and the prefix of an example id, CODE::example[N]).
+GATE_CODE_RE = re.compile(r"[A-Z][A-Z0-9]*(?:[-._][A-Z0-9]+(?:\([A-Za-z0-9]+\))*)+")
 #: how many definitions may refer to one another in a chain (d2 = d1, d1 = d0, ...) (DSL132).
 MAX_DEFINE_CHAIN = 64
 #: how many checks and operators one gate may hold once its definitions are expanded: the
@@ -558,19 +562,26 @@ class Compiler:
         )
 
     # metadata --------------------------------------------------------------------------
-    def _props(self, props: list[ast.Prop], allowed: dict[str, str], file: str) -> dict[str, Any]:
+    def _props(
+        self,
+        props: list[ast.Prop],
+        allowed: dict[str, str],
+        file: str,
+        clauses: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         seen: dict[str, Loc] = {}
         for p in props:
             if p.name not in allowed:
+                # the clauses (require, forbid, ...) are listed too: `requrie` reads as a field
                 self.bag.error(
                     Code.UNKNOWN_FIELD,
                     f"unknown field '{p.name}'",
                     file,
                     p.name_loc,
-                    help=one_of(allowed, p.name),
+                    help=one_of([*allowed, *clauses], p.name),
                 )
-                near = did_you_mean(p.name, list(allowed))
+                near = did_you_mean(p.name, [*allowed, *clauses])
                 if near:  # a typo'd field counts as given, so 'no title' is not said twice
                     out.setdefault("_typos", set()).add(near.split("'")[1])
                 continue
@@ -635,14 +646,17 @@ class Compiler:
 
     def compile_gate(self, g: ast.GateDecl, module_id: str, file: str) -> Gate | None:
         before = len(self.bag.errors)
-        props = self._props(g.props, GATE_FIELDS, file)
-        if not _CODE_RE.match(g.code):
+        props = self._props(g.props, GATE_FIELDS, file, CLAUSES)
+        if not GATE_CODE_RE.fullmatch(g.code):
+            upper = g.code.upper()
             self.bag.error(
                 Code.BAD_GATE_CODE,
-                f"gate code '{g.code}' must be capitals, digits and dashes",
+                f"'{g.code}' is not a gate code",
                 file,
                 g.code_loc,
-                help=f"e.g. {g.code.upper()}",
+                help="a gate code is capitals and digits in parts joined by '-', '.' or '_', "
+                "with optional (a)-style sub-parts, e.g. GDPR-13-1A, PCI-3.4, HIPAA-164.514(b)"
+                + (f". Did you mean '{upper}'?" if GATE_CODE_RE.fullmatch(upper) else ""),
             )
         typos = props.pop("_typos", set())
         if (
@@ -712,7 +726,7 @@ class Compiler:
                     )
                 kinds.add(word)
             applies = frozenset(kinds) if kinds else None
-        if not g.requires and not g.forbids:
+        if not g.requires and not g.forbids and not typos & {"require", "forbid"}:
             self.bag.error(
                 Code.CHECKS_NOTHING,
                 f"gate {g.code} checks nothing",

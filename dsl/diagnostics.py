@@ -4,10 +4,15 @@ diagnostics that render with file:line:col, the source line and a caret."""
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum, unique
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # only for annotations: the parser builds these, this module reads them
+    from lark import Token
+    from lark.tree import Meta
 
 Severity = Literal["error", "warning"]
 
@@ -382,45 +387,24 @@ class Loc:
     end: int
 
     @classmethod
-    def from_meta(cls, meta: _Meta) -> Loc:
+    def from_meta(cls, meta: Meta) -> Loc:
+        """The span of a parse-tree node (Lark's ``propagate_positions`` meta)."""
         return cls(
             meta.line, meta.column, meta.end_line, meta.end_column, meta.start_pos, meta.end_pos
         )
 
     @classmethod
-    def from_token(cls, tok: _Token) -> Loc:
+    def from_token(cls, tok: Token) -> Loc:
+        """The span of a token; a token the parser made up (no position) sits at the start."""
+        line, col, start = tok.line or 1, tok.column or 1, tok.start_pos or 0
         return cls(
-            tok.line,
-            tok.column,
-            tok.end_line or tok.line,
-            tok.end_column or tok.column + len(tok),
-            tok.start_pos,
-            tok.end_pos if tok.end_pos is not None else tok.start_pos + len(tok),
+            line,
+            col,
+            tok.end_line or line,
+            tok.end_column or col + len(tok),
+            start,
+            tok.end_pos if tok.end_pos is not None else start + len(tok),
         )
-
-
-class _Meta(Protocol):
-    """The position fields of a Lark tree's ``meta`` (dsl never needs Lark's own type here)."""
-
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-    start_pos: int
-    end_pos: int
-
-
-class _Token(Protocol):
-    """The position fields of a Lark token, which is also a ``str``."""
-
-    line: int
-    column: int
-    end_line: int | None
-    end_column: int | None
-    start_pos: int
-    end_pos: int | None
-
-    def __len__(self) -> int: ...
 
 
 NOWHERE = Loc(1, 1, 1, 2, 0, 1)
@@ -475,6 +459,12 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
             folded[m]
             for m in difflib.get_close_matches(word.casefold(), list(folded), n=1, cutoff=0.6)
         ]
+    if not near:  # a longer form of a short name (citation for cite): the longest shared prefix
+        shared = {c: len(os.path.commonprefix([word.casefold(), c.casefold()])) for c in pool}
+        best = max(shared.values(), default=0)
+        tied = [c for c, n in shared.items() if n == best]
+        if best >= 3 and len(tied) == 1:
+            near = tied
     return f" Did you mean '{near[0]}'?" if near else ""
 
 

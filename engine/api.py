@@ -23,7 +23,7 @@ from engine.config import Config, UntypedPolicy, module_applies, module_jurisdic
 from engine.doctype import TypeGuess, explain_doc_type
 from engine.document import Document
 from engine.errors import UserError
-from engine.evaluate import DocContext, GateOutcome, Hit, cap_hits, evaluate_gate
+from engine.evaluate import DocContext, GateOutcome, Hit, cap_hits, evaluate, evaluate_gate
 from engine.hooks import AuditSink, ResultCache
 from engine.ingest import MAX_BYTES, document_from_text, load_document
 from engine.loader import Registry, Ruleset
@@ -753,10 +753,16 @@ class Engine:
             ok = status == Status.fail
         problem = None if ok else f"the gate's status is {status.value}"
         if ok and ex.expecting:
+            # a gate's outcome keeps only the spans of what it found wrong (forbid); what made
+            # a passing example pass (require, when) is asked for here, spans and all
+            hits = list(out.hits)
+            for node in (gate.when_node, gate.require_node, gate.forbid_node):
+                if node is not None:
+                    hits.extend(evaluate(node, ctx, None, True).hits)
             fired = (
-                {h.kind for h in out.hits}
-                | {h.label for h in out.hits}
-                | {h.entity for h in out.hits if h.entity}
+                {h.kind for h in hits}
+                | {h.label for h in hits}
+                | {h.entity for h in hits if h.entity}
             )
             missing = [n for n in ex.expecting if n not in fired]
             if missing:
