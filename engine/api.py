@@ -26,7 +26,7 @@ from engine.errors import UserError
 from engine.evaluate import DocContext, GateOutcome, Hit, cap_hits, evaluate, evaluate_gate
 from engine.hooks import AuditSink, ResultCache
 from engine.ingest import MAX_BYTES, document_from_text, load_document
-from engine.loader import Registry, Ruleset
+from engine.loader import Registry, Ruleset, library_search_path
 from engine.providers.base import Answer, NullProvider, Provider, Usage
 from engine.report import (
     CheckTiming,
@@ -142,9 +142,14 @@ class Engine:
         max_bytes: int = MAX_BYTES,
         semantic_timeout: float = DEFAULT_SEMANTIC_TIMEOUT,
         config: Config | None = None,
+        lib_paths: Iterable[str | Path] | None = None,
     ) -> None:
         self.config = config or Config()
-        self.registry = Registry([Path(p) for p in gate_paths or []], include_builtin)
+        self.registry = Registry(
+            [Path(p) for p in gate_paths or []],
+            include_builtin,
+            library_search_path([Path(p) for p in lib_paths or []], self.config.lib_path),
+        )
         self._provider = provider
         self.cache = _auto_cache() if cache is _AUTO else cache
         self.audit = _auto_audit() if audit is _AUTO else audit

@@ -51,6 +51,12 @@ def _fence(text: str, lang: str = "") -> str:
 # --- gate catalogue ----------------------------------------------------------------------------
 
 
+def anchor(code: str) -> str:
+    """A gate code as an HTML id: lower case, a dash for each run of what an id in Markdown's
+    attribute lists cannot hold (HIPAA-164.514(b) -> hipaa-164.514-b)."""
+    return re.sub(r"[^a-z0-9_.-]+", "-", code.lower()).strip("-")
+
+
 def _applies(gate: Any) -> str:
     return (
         "every document type"
@@ -65,7 +71,7 @@ def _value(v: Any) -> str:
 
 def gate_section(gate: Any) -> str:
     """One gate's entry: the ruff-style rule page, metadata first, then its examples and source."""
-    out = [f"## {gate.code} `{gate.name}` {{ #{gate.code.lower()} }}\n", f"**{gate.title}**\n"]
+    out = [f"## {gate.code} `{gate.name}` {{ #{anchor(gate.code)} }}\n", f"**{gate.title}**\n"]
     rows = [
         ("Citation", "; ".join(gate.cite) or "(none)"),
         ("Severity", f"`{_value(gate.severity)}`"),
@@ -123,7 +129,7 @@ def module_page(module: Any) -> str:
     table = ["| code | title | severity | applies to | citation |", "|---|---|---|---|---|"]
     for g in module.gates:
         table.append(
-            f"| [{g.code}](#{g.code.lower()}) | {_cell(g.title)} | {_value(g.severity)} "
+            f"| [{g.code}](#{anchor(g.code)}) | {_cell(g.title)} | {_value(g.severity)} "
             f"| {_cell(_applies(g))} | {_cell('; '.join(g.cite))} |"
         )
     return (

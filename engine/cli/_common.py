@@ -12,6 +12,12 @@ from engine.api import Engine
 from engine.errors import GateFileError
 
 GatesOpt = typer.Option(None, "--gates", "-g", help="extra gate file or module folder (repeatable)")
+LibOpt = typer.Option(
+    None,
+    "--lib",
+    help="library folder for `import NAME` (repeatable; searched before CLEARANCE_LIB_PATH, "
+    "lib-path in clearance.toml, the lib/ folders beside the modules and the built-in library)",
+)
 ModuleOpt = typer.Option(
     None, "--module", "-m", help="module id to apply (repeatable; default all)"
 )

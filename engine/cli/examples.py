@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli._common import gate_file_errors
+from engine.cli._common import LibOpt, gate_file_errors
 from engine.cli.app import app
 from engine.cli.lint import engine_for, module_ids_for
 from engine.errors import GateFileError
@@ -18,10 +18,11 @@ def test_examples(
         None, help="gate files or module folders (default: built-in)"
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="also list passing examples"),
+    lib: list[Path] = LibOpt,
 ) -> None:
     """Run every inline example (example pass/fail) as a test. Exit 1 if any fails."""
     paths = paths or []
-    engine = engine_for(paths)
+    engine = engine_for(paths, lib)
     try:
         rs = engine.ruleset(module_ids_for(engine, paths))
     except GateFileError as exc:
