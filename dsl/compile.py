@@ -407,10 +407,10 @@ class Compiler:
         self.sources: dict[str, str] = {}
 
     # imports ---------------------------------------------------------------------------
-    def _resolve_import(self, imp: ast.ImportDecl, importer: str) -> Path | None:
+    def _resolve_import(self, imp: ast.ImportDecl, importer: Path) -> Path | None:
         candidates: list[Path] = []
         if imp.is_path:
-            candidates.append(Path(importer).parent / imp.target)
+            candidates.append(importer.parent / imp.target)
         else:
             candidates.extend(p / f"{imp.target}{GATE_SUFFIX}" for p in self.lib_paths)
         for c in candidates:
@@ -427,13 +427,19 @@ class Compiler:
             if available and not imp.is_path
             else "import a library by name (modules/lib/NAME.gates) or by relative path"
         )
-        self.bag.error(
+        d = self.bag.error(
             Code.IMPORT_NOT_FOUND,
             f"cannot find import '{imp.target}'",
-            importer,
+            _display(importer),  # as the file's other diagnostics show it, with its source
             imp.loc,
             help=help_,
         )
+        if not imp.is_path and self.lib_paths:
+            d.notes.append(
+                "searched, in order: "
+                + ", ".join(_display(p) for p in self.lib_paths)
+                + " (add a folder with --lib, CLEARANCE_LIB_PATH or lib-path in clearance.toml)"
+            )
         return None
 
     def load_files(self, paths: list[Path]) -> list[ast.GateFile]:
@@ -454,7 +460,7 @@ class Compiler:
             gf = parse_file(text, shown, self.bag)
             files.append(gf)
             for imp in gf.imports:
-                target = self._resolve_import(imp, str(p))
+                target = self._resolve_import(imp, p)
                 if target is not None:
                     queue.append(target.resolve())
         return files
