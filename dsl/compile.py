@@ -17,7 +17,7 @@ import re2
 from dsl import ast
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
 from dsl.diagnostics import Code, Diagnostic, DiagnosticBag, Loc, did_you_mean, one_of
-from dsl.parse import CLAUSES, MAX_NESTING, parse_file
+from dsl.parse import CLAUSES, MAX_NESTING, SYNTAX_CODES, parse_file
 from gates import KINDS, CheckError, CheckSpec
 from gates.base import Check
 from gates.semantic import SemanticCheck
@@ -63,6 +63,8 @@ MAX_EXPANDED = 10_000
 #: the largest ``within N chars`` distance and ``count(...)`` bound: far past any document
 #: (ingestion stops at 20 MB), and small enough for every integer type the scanner uses.
 MAX_AMOUNT = 1_000_000_000
+#: what a gate lacks: not said of a gate the parser recovered (the part may be what it cut)
+_MISSING = frozenset({Code.NO_CITATION, Code.NO_TITLE, Code.NO_EXAMPLES, Code.CHECKS_NOTHING})
 #: the diagnostic code for a check whose pattern RE2 refuses to compile (e.g. too large).
 _RE2_CODES = {"regex": Code.BAD_REGEX, "phrase": Code.BAD_PHRASES}
 
@@ -651,7 +653,14 @@ class Compiler:
         return out
 
     def compile_gate(self, g: ast.GateDecl, module_id: str, file: str) -> Gate | None:
-        before = len(self.bag.errors)
+        before, mark = len(self.bag.errors), len(self.bag.items)
+        recovered = any(
+            d.code in SYNTAX_CODES
+            and d.file == file
+            and d.loc
+            and g.loc.start <= d.loc.start < g.loc.end
+            for d in self.bag.items
+        )
         props = self._props(g.props, GATE_FIELDS, file, CLAUSES)
         if not GATE_CODE_RE.fullmatch(g.code):
             upper = g.code.upper()
@@ -745,6 +754,11 @@ class Compiler:
         requires = [self.expr(e, file) for e in g.requires]
         forbids = [self.expr(e, file) for e in g.forbids]
         examples = self._examples(g, file)
+        if recovered:
+            # the parser cut a broken item out of this gate: its other mistakes are said, not
+            # the parts the cut removed, and it is not run (it is not the gate that was written)
+            self.bag.items[mark:] = [d for d in self.bag.items[mark:] if d.code not in _MISSING]
+            return None
         if len(self.bag.errors) > before or None in (*whens, *requires, *forbids):
             return None
         roots = [n for n in (*whens, *requires, *forbids) if n is not None]

@@ -194,6 +194,8 @@ def _blank(text: str, start: int, end: int) -> str:
 
 #: the bracket each opening token is closed by
 _CLOSERS = {"LPAR": ("RPAR", ")"), "LBRACE": ("RBRACE", "}"), "LSQB": ("RSQB", "]")}
+#: the codes the parser reports: a gate holding one was recovered, not read whole
+SYNTAX_CODES = frozenset({Code.SYNTAX, Code.UNEXPECTED_CHARACTER, Code.UNTERMINATED, Code.UNCLOSED})
 #: the gate clauses, which a misspelt field name is measured against
 CLAUSES = ("require", "forbid", "when", "example")
 #: words that start an expression rather than a gate item (a line inside any { ... } starting
@@ -300,9 +302,9 @@ class _Recovery:
         self.text = text
         self.path = path
         self.bag = bag
-        #: offsets where a blanked region ends -> (where it starts, how often we resumed here):
-        #: an error there is a consequence of the blanking, not a new mistake
-        self.resumes: dict[int, tuple[int, int]] = {}
+        #: where a blanked region ends -> where it starts: an error there is a consequence
+        #: of the blanking (said once already), and blanking there again would not help
+        self.resumes: dict[int, int] = {}
 
     def on_error(self, exc: UnexpectedInput) -> bool:
         """Close what is left open, if that lets the parser take the token it stopped at."""
@@ -356,27 +358,37 @@ class _Recovery:
         return True
 
     def blank(self, exc: UnexpectedInput, work: str) -> str:
-        """Report ``exc`` (unless it follows from an earlier blanking) and blank the text the
-        parse resumes after."""
+        """Report ``exc`` and blank the text the parse resumes after: inside a gate, the item
+        (clause or field) the error is in, up to the next item, so the rest of the gate is
+        still read; elsewhere, or when that did not help, the whole declaration."""
         at = _error_offset(exc, work)
-        resumed = self.resumes.get(at)
+        misspelt = self._misspelt_clause(exc)
+        if not misspelt:
+            _syntax_diagnostic(exc, self.path, self.text, self.bag)
         ip = getattr(exc, "interactive_parser", None)
         body = _gate_body_start(ip) if ip is not None else None
-        if resumed is None and not self._misspelt_clause(exc):
-            _syntax_diagnostic(exc, self.path, self.text, self.bag)
-        if body is not None and not isinstance(exc, UnexpectedEOF) and work[at:].strip():
-            if resumed is None:  # first: blank from the error to the next item of the gate
-                start = at
-            elif resumed[1] == 1:  # the part before it was no whole item: blank that item
-                start = max(
-                    (p for p in _item_points(work, body, resumed[0] + 1) if p <= resumed[0]),
-                    default=body,
-                )
+        if body is not None and at not in self.resumes and work[at:].strip():
+            before: list[int] = []
+            after: int | None = None
+            starts_item = False
+            for p in _item_points(work, body, len(work)):
+                if p < at:
+                    before.append(p)
+                elif p == at:
+                    starts_item = True
+                else:
+                    after = p
+                    break
+            if misspelt:  # keep `requrie phrase`: the compiler says it is no field (DSL108)
+                start, end = at, after
             else:
-                start = -1
-            end = next((p for p in _item_points(work, at, len(work)) if p > at), len(work))
-            if start >= 0 and end > at:
-                self.resumes[end] = (start, 1 if resumed is None else resumed[1] + 1)
+                # the item holding the error; an error at an item's first token is the fault
+                # of the item before it, left unfinished
+                start = before[-1] if before else body
+                end = at if starts_item else after
+            end = len(work) if end is None else end
+            if start < end:
+                self.resumes[end] = start
                 return _blank(work, start, end)
         # outside a gate, or nothing else worked: blank the whole declaration
         decl_start = max((m.start() for m in _RESYNC.finditer(work, 0, at + 1)), default=0)

@@ -21,8 +21,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # mkdocs loads this file by path, from whatever venv it runs in: make the repository's own
 # packages win over an installed copy (a shared venv's editable install may point elsewhere).
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+
+
+def _own_packages_first() -> None:
+    """Put the repository first on sys.path (not merely on it: an editable install's path hook
+    in site-packages would still win), at import and again at each build, since mkdocs puts
+    sys.path back as it was after loading its hooks."""
+    if sys.path[0] != str(ROOT):
+        sys.path.insert(0, str(ROOT))
+
+
+_own_packages_first()
 
 GENERATED = Path("reference") / "generated"
 
@@ -338,6 +347,7 @@ def http_page() -> str:
 
 def generate(docs_dir: Path) -> list[Path]:
     """Write every generated page under ``docs_dir``; return the pages that changed."""
+    _own_packages_first()
     from engine.api import Engine
 
     out = docs_dir / GENERATED

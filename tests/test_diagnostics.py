@@ -244,11 +244,26 @@ def test_unclosed_paren_points_at_the_paren_and_where_it_was_expected():
     assert d.help.startswith(f"add ')' at line 8, column {col} ")
 
 
-def test_recovered_gates_compile_whole():
-    """Recovery keeps the gates around the mistake: the gate left open still compiles, with
-    both its examples, and the dotted codes are gates of the module."""
-    module, _, _ = compile_paths([FIXTURES / "missing_brace.gates"], partial=True)
-    assert [(g.code, len(g.examples)) for g in module.gates] == [("BRC-1", 2)]
+def test_a_recovered_gate_is_checked_but_not_run(tmp_path):
+    """A gate the parser had to recover reports its own mistakes but not the parts recovery cut
+    out (no 'checks nothing' for a require with a syntax error), and is not compiled, so lint
+    runs no example of a gate nobody wrote; the gates around it are unaffected."""
+    path = write(
+        tmp_path / "m" / "g.gates",
+        """module m { title "m" }
+gate A-1 a {
+  title "a" cite "c"
+  require phrase("x" "y")
+  severity hihg
+  example pass "x"
+  example fail "z"
+}
+gate A-2 b { title "b" cite "c" require phrase("x") example pass "x" example fail "z" }
+""",
+    )
+    module, diags, _ = compile_paths([path], partial=True)
+    assert [d.code for d in diags] == ["DSL100", "DSL124"]
+    assert [g.code for g in module.gates] == ["A-2"]
     module, _, _ = compile_paths([FIXTURES / "gate_codes.gates"], partial=True)
     assert [g.code for g in module.gates] == ["PCI-3.4", "HIPAA-164.514(b)"]
 
