@@ -172,9 +172,20 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str, bag: Diagnost
     if tok.type == "$END":
         return _ends_early(text, path, set(exc.expected), bag)
     loc = Loc.from_token(tok)
+    ip = getattr(exc, "interactive_parser", None)
+    if tok.type == "GATE_CODE":  # the lexer's last resort (see the grammar): a stray character
+        at = tok.start_pos or 0
+        allowed = _expected_words(_accepts(ip) if ip is not None else set(exc.expected))
+        bag.error(
+            Code.UNEXPECTED_CHARACTER,
+            f"unexpected character {tok[0]!r}",
+            path,
+            Loc(loc.line, loc.col, loc.line, loc.col + 1, at, at + 1),
+            help=f"expected {allowed}" if allowed else None,
+        )
+        return at
     # `accepts` is what the parser can really take here, after pending reductions; `expected`
     # is the raw LALR lookahead of a possibly merged state.
-    ip = getattr(exc, "interactive_parser", None)
     expected = (_accepts(ip) if ip is not None else set()) or set(exc.expected)
     message = f"unexpected {_describe_token(tok)}"
     help_ = f"expected {_expected_words(expected)}"

@@ -109,6 +109,13 @@ def test_ten_mistakes_rendered_snapshot(run_cli, snapshot):
         ('gate X-1 g { title "t" cite "c" require phrase("a"\n}', "DSL171", "(", "add ')'"),
         ('gate X-1 g { title "unterminated\n}', "DSL102", '"', "close the string"),
         (
+            'gate X-1 g { title "t" ; cite "c" require phrase("a")\n'
+            ' example pass "a" example fail "b" }',
+            "DSL101",
+            ";",
+            "expected ',', 'example'",
+        ),
+        (
             'import nosuchlib\ngate X-1 g { title "t" cite "c" require phrase("a")\n'
             ' example pass "a" example fail "b" }',
             "DSL130",
