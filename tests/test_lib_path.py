@@ -175,3 +175,18 @@ def test_a_library_folder_that_does_not_exist_is_a_clear_error(tmp_path, monkeyp
     write(tmp_path / "clearance.toml", 'lib-path = "missing"\n')
     with pytest.raises(UserError, match="'lib-path' names 'missing', which is not a folder"):
         load_config(tmp_path / "clearance.toml")
+
+
+def test_a_regulation_style_code_is_addressable_over_http(tmp_path):
+    """Codes may hold '.' and '(...)' because they stay usable as a URL path segment."""
+    from fastapi.testclient import TestClient
+
+    from engine.server import Settings, create_app
+
+    write(tmp_path / "policies" / "pci" / "storage.gates", OUTSIDE_MODULE)
+    engine = Engine(gate_paths=[tmp_path / "policies" / "pci"], cache=None, audit=None)
+    with TestClient(create_app(engine, settings=Settings(auth=False))) as client:
+        for path in ("HIPAA-164.514(b)", "HIPAA-164.514%28b%29", "CCPA-1798.120"):
+            r = client.get(f"/v1/gates/{path}")
+            assert r.status_code == 200, r.text
+        assert client.get("/v1/gates/HIPAA-164.514(b)").json()["code"] == "HIPAA-164.514(b)"
