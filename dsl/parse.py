@@ -224,9 +224,8 @@ _VALUE_TOKENS = frozenset({"STRING", "LONG_STRING", "NAME", "NUMBER"})
 def _item_points(work: str, start: int, end: int) -> Iterator[int]:
     """Offsets in work[start:end] where parsing may resume inside a gate: a clause keyword
     (require, forbid, when, example), a field at the start of its line (a name, then a value),
-    or a '}' or declaration keyword in the first column. Read with the lexer, so a word in a
-    string or a comment is not taken for one; the lexer stops at a character that starts no
-    token, and so do the points."""
+    or a '}' or declaration keyword in the first column. Read with the lexer, so a word in a string or a comment is not taken for one; the
+    lexer stops at a character that starts no token, and so do the points."""
     tokens = parser().lex(work[start:end], dont_ignore=True)
     first_on_line = not work[work.rfind("\n", 0, start) + 1 : start].strip()
     pending: int | None = None  # a name first on its line, waiting for a value on that line
@@ -265,16 +264,20 @@ def _open_brackets(ip: InteractiveParser) -> list[Token]:
     return [v for v in ip.parser_state.value_stack if isinstance(v, Token) and v.type in _CLOSERS]
 
 
-def _gate_body_start(ip: InteractiveParser) -> int | None:
-    """Where the body of the gate being parsed starts (just past its '{'), if inside one."""
+def _item_start(ip: InteractiveParser) -> int | None:
+    """Inside a gate's body, where the item the parser is in the middle of starts (the offset
+    of its first token), or -1 between items; None outside a gate's body."""
     stack = ip.parser_state.value_stack
     for i in range(len(stack) - 1, -1, -1):
         v = stack[i]
         if isinstance(v, Token) and v.type == "GATE":
             brace = stack[i + 3] if i + 3 < len(stack) else None
-            if isinstance(brace, Token) and brace.type == "LBRACE" and brace.end_pos is not None:
-                return brace.end_pos
-            return None
+            if not (isinstance(brace, Token) and brace.type == "LBRACE"):
+                return None
+            # finished items are trees; the one under way starts with a token (its keyword or
+            # its field's name)
+            first = next((t for t in stack[i + 4 :] if isinstance(t, Token)), None)
+            return -1 if first is None else first.start_pos or 0
     return None
 
 
@@ -314,7 +317,7 @@ class _Recovery:
         self.path = path
         self.bag = bag
         #: where a blanked region ends -> where it starts: an error there is a consequence
-        #: of the blanking (said once already), and blanking there again would not help
+        #: of what came before it (said once already)
         self.resumes: dict[int, int] = {}
 
     def on_error(self, exc: UnexpectedInput) -> bool:
@@ -374,37 +377,37 @@ class _Recovery:
         still read; elsewhere, or when that did not help, the whole declaration."""
         at = _error_offset(exc, work)
         misspelt = self._misspelt_clause(exc)
-        if not misspelt:
+        # at a place an earlier blanking resumed, what is unfinished is what came before it,
+        # whose error was said already
+        if not misspelt and at not in self.resumes:
             _syntax_diagnostic(exc, self.path, self.text, self.bag)
         ip = getattr(exc, "interactive_parser", None)
-        body = _gate_body_start(ip) if ip is not None else None
-        if body is not None and at not in self.resumes and work[at:].strip():
-            before: list[int] = []
-            after: int | None = None
-            starts_item = False
-            for p in _item_points(work, body, len(work)):
-                if p < at:
-                    before.append(p)
-                elif p == at:
-                    starts_item = True
-                else:
-                    after = p
-                    break
-            if misspelt:  # keep `requrie phrase`: the compiler says it is no field (DSL108)
-                start, end = at, after
-            else:
-                # the item holding the error; an error at an item's first token is the fault
-                # of the item before it, left unfinished
-                start = before[-1] if before else body
-                end = at if starts_item else after
-            end = len(work) if end is None else end
-            if start < end:
+        item = _item_start(ip) if ip is not None else None
+        nxt_decl = _RESYNC.search(work, at + 1)
+        cap = nxt_decl.start() if nxt_decl else len(work)
+        if item is not None and at < cap:
+            token = isinstance(exc, UnexpectedToken)
+            # an error at the first token of an item: the item before it is unfinished
+            starts_item = token and next(_item_points(work, at, cap), None) == at
+            # the next item after the error (after its line, when the error is a character no
+            # token starts with, such as an unterminated string)
+            line_end = work.find("\n", at)
+            frm = at if token else (cap if line_end < 0 else line_end)
+            nxt = next((p for p in _item_points(work, frm, cap) if p > at), cap)
+            if misspelt or item < 0:
+                # keep `requrie phrase` for the compiler to name (DSL108); between items, the
+                # error is where an item should have started
+                start, end = at, nxt
+            elif starts_item:
+                start, end = item, at
+            else:  # cut out the item under way
+                start, end = item, nxt
+            if work[start:end].strip():  # else blanking here again would change nothing
                 self.resumes[end] = start
                 return _blank(work, start, end)
         # outside a gate, or nothing else worked: blank the whole declaration
         decl_start = max((m.start() for m in _RESYNC.finditer(work, 0, at + 1)), default=0)
-        nxt_decl = _RESYNC.search(work, at + 1)
-        return _blank(work, decl_start, nxt_decl.start() if nxt_decl else len(work))
+        return _blank(work, decl_start, cap)
 
     def _misspelt_clause(self, exc: UnexpectedInput) -> bool:
         """``requrie phrase("x")``: a misspelt clause reads as a field whose value is the check

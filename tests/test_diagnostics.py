@@ -209,7 +209,7 @@ GAPS = {
     # a missing ')': DSL171 at the '(' (not a line late); the rest of the gate still checked
     "missing_paren": ["DSL171", "DSL124", "DSL103"],
     # a syntax error inside a gate: the parser resumes at the gate's next item
-    "syntax_in_gate": ["DSL100", "DSL124", "DSL103"],
+    "syntax_in_gate": ["DSL100", "DSL124", "DSL103", "DSL102", "DSL124"],
     # dotted and parenthesised codes are valid; a malformed one is DSL150, not a syntax error
     "gate_codes": ["DSL150", "DSL124"],
 }
