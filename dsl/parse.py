@@ -214,6 +214,8 @@ CLAUSES = ("require", "forbid", "when", "example")
 _EXPR_WORDS = frozenset(
     {"regex", "phrase", "pii", "secret", "semantic", "near", "count", "not", "all", "any", "in"}
 )
+#: what follows a check kind or combinator (phrase(, regex /x/, any {, semantic "q")
+_AFTER_KIND = frozenset({"LPAR", "REGEX", "LBRACE", "STRING", "LONG_STRING"})
 #: the tokens that start a gate clause, and those that start a top-level declaration
 _CLAUSE_TOKENS = frozenset(c.upper() for c in CLAUSES)
 _DECL_TOKENS = frozenset({"GATE", "DEFINE", "IMPORT", "MODULE"})
@@ -411,9 +413,9 @@ class _Recovery:
 
     def _misspelt_clause(self, exc: UnexpectedInput) -> bool:
         """``requrie phrase("x")``: a misspelt clause reads as a field whose value is the check
-        kind, then the parse stops at '(' or '/'. Said by the compiler (DSL108, with the
+        kind, then the parse stops at what follows the kind ('(', a regex, '{', a question). Said by the compiler (DSL108, with the
         did-you-mean), not as a syntax error here."""
-        if not isinstance(exc, UnexpectedToken) or exc.token.type not in ("LPAR", "REGEX"):
+        if not isinstance(exc, UnexpectedToken) or exc.token.type not in _AFTER_KIND:
             return False
         line_start = self.text.rfind("\n", 0, exc.token.start_pos) + 1
         m = re.fullmatch(

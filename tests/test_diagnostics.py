@@ -203,7 +203,7 @@ def test_builtin_modules_lint_clean(run_cli):
 FIXTURES = ROOT / "tests" / "fixtures" / "gates"
 GAPS = {
     # a misspelt clause and field: DSL108, the full field list and a did-you-mean each
-    "misspelt_fields": ["DSL108", "DSL108"],
+    "misspelt_fields": ["DSL108", "DSL108", "DSL108"],
     # a gate left open: DSL171 at its '{'; the next gate's own mistakes still reported
     "missing_brace": ["DSL171", "DSL103", "DSL124"],
     # a missing ')': DSL171 at the '(' (not a line late); the rest of the gate still checked
@@ -234,11 +234,12 @@ def test_diagnostic_gap_is_closed(name, run_cli, snapshot):
 
 def test_misspelt_clause_lists_every_field_and_suggests_the_clause(tmp_path):
     _, diags, texts = compile_paths([FIXTURES / "misspelt_fields.gates"], partial=True)
-    requrie, citation = diags
+    requrie, citation, forbd = diags
     for field in ("require", "forbid", "when", "example", "title", "cite"):
         assert f" {field}," in requrie.help or f" {field}." in requrie.help
     assert requrie.help.endswith("Did you mean 'require'?")
     assert citation.help.endswith("Did you mean 'cite'?")
+    assert forbd.help.endswith("Did you mean 'forbid'?")
 
 
 def test_unclosed_paren_points_at_the_paren_and_where_it_was_expected():
