@@ -360,7 +360,7 @@ def test_every_did_you_mean_has_a_quick_fix(tmp_path: Path) -> None:
         ("DSL124", "hihg"): "high",
         ("DSL125", "privacy_notise"): "privacy_notice",
         ("DSL126", "reveiw"): "review",
-        ("DSL114", "charz"): "chars",
+        ("DSL164", "charz"): "chars",
         ("DSL103", "regexp"): "regex",
         ("DSL128", "fial"): "fail",
         ("DSL129", "phrse"): "phrase",

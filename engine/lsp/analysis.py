@@ -20,7 +20,7 @@ from dsl.compile import (
     Compiler,
     Module,
 )
-from dsl.diagnostics import Diagnostic, DiagnosticBag, Loc
+from dsl.diagnostics import Code, Diagnostic, DiagnosticBag, Loc
 from engine.loader import BUILTIN_DIR, LIB_DIR_NAME
 
 #: what may open a line inside a gate: its fields and its clauses
@@ -318,7 +318,7 @@ def example_diagnostics(module: Module) -> list[Diagnostic]:
             if not res.ok:
                 out.append(
                     Diagnostic(
-                        "DSL123",
+                        Code.EXAMPLE_MISBEHAVES,
                         f"example {ex.index} of {g.code} expects {ex.expect} but {res.problem}",
                         ex.file,
                         ex.loc,
