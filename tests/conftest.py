@@ -31,6 +31,7 @@ def clearance_home(tmp_path_factory, monkeypatch) -> Path:
         "CLEARANCE_NO_AUDIT",
         "CLEARANCE_STORE_RAW_TEXT",
         "CLEARANCE_ALLOW_RAW_TEXT",
+        "CLEARANCE_LIB_PATH",
     ):
         monkeypatch.delenv(var, raising=False)
     return home
