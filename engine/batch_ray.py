@@ -36,6 +36,17 @@ def _forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
 
 
+def check_shared_audit(nodes: int, env: dict[str, str]) -> None:
+    """On more than one node, the audit log must be one every node writes to: a SQLite path
+    would be a separate file on each node, and no single chain would hold the run."""
+    if nodes <= 1 or env.get("CLEARANCE_AUDIT_URL") or env.get("CLEARANCE_NO_AUDIT"):
+        return
+    raise UserError(
+        f"the Ray cluster has {nodes} nodes: set CLEARANCE_AUDIT_URL to a shared audit log "
+        "(postgresql://...); a SQLite audit path would be a separate file on each node"
+    )
+
+
 class _Worker:
     """One Ray actor: the engine (gates compiled, model loaded on first use) is built once and
     validates every batch sent to this actor. Wrapped with ``ray.remote`` when a run starts, so
@@ -50,6 +61,11 @@ class _Worker:
             os.chdir(cwd)
         self.job = job
         self.engine, self.error = worker_engine(job)
+        if self.engine is not None and self.engine.provider.name == "offline":
+            # load the model now, once per actor, not inside the first document's time limit
+            from engine.providers.offline import load_embedder
+
+            load_embedder()
 
     def ready(self) -> int:
         return os.getpid()
@@ -155,6 +171,7 @@ class RayExecutor:
         n = max(1, min(self.wanted or cpus, cpus, documents))
         self._actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_Worker)
         self._env, self._cwd = _forwarded_env(), os.getcwd()
+        check_shared_audit(sum(1 for node in ray.nodes() if node.get("Alive")), self._env)
         self.slots = [_Slot(self._new_actor()) for _ in range(n)]
         self.stats.workers = n
         return [s.actor for s in self.slots]

@@ -52,3 +52,13 @@ def test_cli_manifest_with_the_local_executor(tmp_path: Path, run_cli, monkeypat
     assert code == 2 and "--manifest" in err
     code, _, err = run_cli("validate", SAMPLES / "engineering-memo.md", "--executor", "spark")
     assert code == 2 and "local, ray" in err
+
+
+def test_a_multi_node_ray_cluster_needs_a_shared_audit_log() -> None:
+    from engine.batch_ray import check_shared_audit
+
+    check_shared_audit(1, {})  # one node: its SQLite file is the run's log
+    check_shared_audit(3, {"CLEARANCE_AUDIT_URL": "postgresql://db/clearance"})
+    check_shared_audit(3, {"CLEARANCE_NO_AUDIT": "1"})
+    with pytest.raises(UserError, match="3 nodes: set CLEARANCE_AUDIT_URL"):
+        check_shared_audit(3, {"CLEARANCE_AUDIT_DB": "/data/audit.db"})
