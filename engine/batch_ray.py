@@ -103,6 +103,34 @@ class RayStats:
     pids: set[int] = field(default_factory=set)
 
 
+#: seconds to reach a cluster's address before giving up: Ray itself retries for minutes
+CONNECT_TIMEOUT = 5.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast on a cluster address nothing listens at: ``ray.init`` would otherwise retry
+    for many minutes (measured: still waiting after 11 minutes) before saying anything.
+    ``auto`` and ``local`` are Ray's own words and are left to it."""
+    if address in ("auto", "local"):
+        return
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise UserError(
+            f"--address must be host:port, ray://host:port, auto or local, got '{address}'"
+        )
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -149,6 +177,8 @@ class RayExecutor:
         made in this process (the tests keep one cluster for the session)."""
         ray = self._ray = _import_ray()
         if not ray.is_initialized():
+            if self.address:
+                check_reachable(self.address)
             t0 = time.perf_counter()
             try:
                 ray.init(

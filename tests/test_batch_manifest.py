@@ -62,3 +62,22 @@ def test_a_multi_node_ray_cluster_needs_a_shared_audit_log() -> None:
     check_shared_audit(3, {"CLEARANCE_NO_AUDIT": "1"})
     with pytest.raises(UserError, match="3 nodes: set CLEARANCE_AUDIT_URL"):
         check_shared_audit(3, {"CLEARANCE_AUDIT_DB": "/data/audit.db"})
+
+
+def test_an_unreachable_ray_address_fails_fast_with_a_clear_error() -> None:
+    import socket
+
+    from engine.batch_ray import check_reachable
+
+    with socket.socket() as s:  # a port nothing listens at
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UserError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+        check_reachable(f"127.0.0.1:{port}", timeout=2)
+    with pytest.raises(UserError, match="--address must be host:port"):
+        check_reachable("head-node")
+    check_reachable("auto")  # Ray's own
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_reachable(f"ray://127.0.0.1:{listening.getsockname()[1]}")
