@@ -154,7 +154,18 @@ def cache_latency(ops: int, redis_url: str | None) -> dict[str, Any]:
                 timings[name]["put"].append(t1 - t0)
                 timings[name]["get hit"].append(t2 - t1)
                 timings[name]["get miss"].append(t3 - t2)
-        for name, store in stores.items():
+        # the bare round trip, for scale: SET and GET of the same JSON with no Clearance code
+        client, blob = stores["redis"]._client, report.model_dump_json()
+        raw: dict[str, list[float]] = {"put": [], "get hit": []}
+        for i in range(ops):
+            t0 = time.perf_counter()
+            client.set(f"bench:{i}", blob)
+            t1 = time.perf_counter()
+            client.get(f"bench:{i}")
+            raw["put"].append(t1 - t0)
+            raw["get hit"].append(time.perf_counter() - t1)
+        timings["redis, bare SET/GET"] = raw
+        for name in timings:
             out[name] = {
                 k: {
                     "p50_ms": round(1000 * statistics.median(v), 3),
@@ -162,6 +173,7 @@ def cache_latency(ops: int, redis_url: str | None) -> dict[str, Any]:
                 }
                 for k, v in timings[name].items()
             }
+        for store in stores.values():
             store.close()
     finally:
         if server is not None:
