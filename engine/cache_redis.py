@@ -147,7 +147,7 @@ class RedisCache(JsonCache):
         if not self._usable():
             return
         try:
-            px = int(self.ttl * 1000) if self.ttl else None
+            px = max(1, int(self.ttl * 1000)) if self.ttl else None
             self._client.set(self.prefix + key, value, px=px)
         except Exception as exc:
             self._fail(exc)
