@@ -91,6 +91,9 @@ def test_engine_hits_redis_like_disk(rcache: RedisCache, tmp_path: Path) -> None
         assert again.verdict == first.verdict and again.warnings == first.warnings == []
         reports[name] = again.model_dump(exclude={"ms": True, "llm": {"latency_ms"}})
     assert reports["redis"] == reports["disk"]
+    # another process or host: its own client on the same server, a hit at once
+    other = Engine(cache=RedisCache(rcache.url), audit=None, provider=None, gate_paths=[])
+    assert other.validate(doc).cache_hit
 
 
 def test_ttl_expires_entries(redis_url: str) -> None:
