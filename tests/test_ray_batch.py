@@ -15,8 +15,10 @@ from conftest import SAMPLES, write
 from engine.batch import Job, Outcome, collect, run
 
 try:
+    from redis_server import redis_server, redis_url  # noqa: F401
     from test_batch import _audit_names, _stable
 except ImportError:  # tests/ collected as a package
+    from tests.redis_server import redis_server, redis_url  # noqa: F401
     from tests.test_batch import _audit_names, _stable
 
 
@@ -103,8 +105,21 @@ def test_a_worker_killed_mid_run_has_its_documents_retried(
 
 
 def test_cli_ray_matches_the_local_run_and_workers_write_the_audit_log(
-    ray_cluster, quiet, run_cli, docs: list[Path], local: list[Outcome], tmp_path: Path
+    ray_cluster,
+    quiet,
+    run_cli,
+    docs: list[Path],
+    local: list[Outcome],
+    tmp_path: Path,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from engine.cache import is_decided
+    from engine.cache_redis import RedisCache
+
+    # the actors share this run's cache: a Redis server, as on a cluster
+    monkeypatch.delenv("CLEARANCE_NO_CACHE")
+    monkeypatch.setenv("CLEARANCE_CACHE_URL", redis_url)
     manifest = write(tmp_path / "run.jsonl", "\n".join(json.dumps({"path": str(f)}) for f in docs))
     code, out, err = run_cli(
         "validate", "--manifest", manifest, "--executor", "ray", "-j", "2", "-f", "json"
@@ -116,5 +131,8 @@ def test_cli_ray_matches_the_local_run_and_workers_write_the_audit_log(
     assert [_stable(r) for r in json.loads(out)] == [_stable(r) for r in expected]
     # written by the actors, to this test's CLEARANCE_HOME, once each
     assert _audit_names() == sorted(f.name for f in docs if f.name != "empty.md")
+    # and stored every decided report in Redis (the undecided ones, never)
+    decided = sum(1 for o in local if o.report and is_decided(o.report))
+    assert decided and RedisCache(redis_url).stats().entries == decided
     code, _, err = run_cli("validate", docs[0], "--address", "auto")
     assert code == 2 and "--executor ray" in err
