@@ -426,6 +426,10 @@ class Compiler:
         )
         return None
 
+    def read(self, path: Path) -> str | None:
+        """A gate file's text (the language server reads the editor's unsaved buffers instead)."""
+        return read_gate_file(path, self.bag)
+
     def load_files(self, paths: list[Path]) -> list[ast.GateFile]:
         """Parse the module's files and, transitively, the library files they import."""
         files: list[ast.GateFile] = []
@@ -436,7 +440,7 @@ class Compiler:
             if p in seen:
                 continue
             seen.add(p)
-            text = read_gate_file(p, self.bag)
+            text = self.read(p)
             if text is None:
                 continue
             shown = _display(p)

@@ -335,7 +335,9 @@ class Engine:
             run.outcomes[g.code] = out
             for qid in out.pending:
                 run.questions[qid] = _question(g, qid)
-        scan.release()  # every check has run: drop the document's bytes and detector results
+        # every check has run: the questions may wait seconds for a model, without the
+        # document's bytes and detector results
+        run.ctx.release()
         return run, None
 
     def _report_key(self, run: _Run) -> str:

@@ -67,7 +67,11 @@ class Check(ABC):
 
     @abstractmethod
     def find(self, text: str) -> list[Match]:
-        """Every match in ``text``, ordered by start offset. Must run in linear time."""
+        """Every match in ``text``, ordered by start offset. Must run in linear time.
+
+        The engine passes the document's :class:`gates.scan.ScanText` (its encoding, the
+        patterns proved absent, the detectors' results): hand ``text`` on to the scanning
+        functions of :mod:`gates.scan` as it came. Any other ``str`` works too."""
 
     def iter_find(self, text: str) -> Iterator[Match]:
         """The matches of :meth:`find`, in the same order, produced lazily where the kind can:
@@ -146,7 +150,9 @@ class Detector:
 
     name: str
     description: str
-    finder: Any  # Callable[[str], list[Match]]; kept loose so detectors can be plain functions
+    #: Callable[[str], list[Match]], given the document's ``gates.scan.ScanText``; kept loose
+    #: so detectors can be plain functions
+    finder: Any
     cost: int = 2
 
     def find(self, text: str) -> list[Match]:

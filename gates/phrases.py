@@ -79,12 +79,12 @@ class PhraseCheck(Check):
         return cls(phrases)
 
     def find(self, text: str) -> list[Match]:
-        if scan.is_reference():
+        if scan.is_reference(text):
             return [Match(m.start(), m.end()) for m in self._re.finditer(text)]
         return list(self._confirm(text, scan.spans(self._pre, text)))
 
     def iter_find(self, text: str) -> Iterator[Match]:
-        if scan.is_reference():
+        if scan.is_reference(text):
             return iter(self.find(text))
         return self._confirm(text, scan.iter_spans(self._pre, text))
 

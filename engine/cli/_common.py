@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.api import Engine
 from engine.errors import GateFileError
+
+if TYPE_CHECKING:  # the engine is imported when a command builds one, not for --help
+    from engine.api import Engine
 
 GatesOpt = typer.Option(None, "--gates", "-g", help="extra gate file or module folder (repeatable)")
 ModuleOpt = typer.Option(
@@ -18,6 +20,10 @@ ModuleOpt = typer.Option(
 
 
 def make_engine(gates: list[Path] | None = None, **kw: Any) -> Engine:
+    """The engine a command runs on (imported here: the gate compiler and the check kinds
+    are slow to import, and `--help` needs none of them)."""
+    from engine.api import Engine
+
     return Engine(gate_paths=gates or [], **kw)
 
 

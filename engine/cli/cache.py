@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from engine.cache import DiskCache, JsonCache
 from engine.cli.app import app
 from engine.errors import UserError
+
+if TYPE_CHECKING:  # diskcache and redis are slow to import; --help needs neither
+    from engine.cache import JsonCache
 
 cache = typer.Typer(help="Inspect or empty the result cache.", no_args_is_help=True)
 app.add_typer(cache, name="cache")
@@ -43,6 +45,8 @@ def _open(directory: Path | None, url: str | None) -> JsonCache:
         from engine.cache_redis import RedisCache
 
         return RedisCache(url)
+    from engine.cache import DiskCache
+
     return DiskCache(directory)
 
 

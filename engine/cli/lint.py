@@ -10,7 +10,6 @@ import typer
 
 from engine.cli._common import make_engine
 from engine.cli.app import app
-from engine.loader import discover
 
 if TYPE_CHECKING:  # the CLI imports the engine lazily where it can
     from engine.api import Engine
@@ -20,6 +19,8 @@ def module_ids_for(engine: Engine, paths: list[Path]) -> list[str] | None:
     """The module ids found under ``paths`` (None = every built-in module)."""
     if not paths:
         return None
+    from engine.loader import discover
+
     found, _ = discover(paths)
     return sorted(found)
 

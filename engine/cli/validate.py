@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from engine.batch import Job, Outcome, collect, combine, default_jobs, progress_for, run
 from engine.cli._common import GatesOpt, ModuleOpt, emit, gate_file_errors, make_engine
 from engine.cli.app import app
-from engine.config import normalise_jurisdictions, parse_untyped, resolve_config
 from engine.errors import GateFileError
-from engine.formatters.base import get_formatter
 from engine.ingest import MAX_BYTES
-from engine.report import Report
 
-__all__ = ["combine", "expand", "type_explanation", "validate"]
+# The engine, the batch runner, the settings and the formatters are imported by the command,
+# not here: `clearance --help` imports every command module, and must not pay for them.
+if TYPE_CHECKING:
+    from engine.batch import Outcome
+    from engine.report import Report
+
+__all__ = ["expand", "type_explanation", "validate"]
 
 
 def type_explanation(report: Report) -> str:
@@ -41,6 +44,8 @@ def type_explanation(report: Report) -> str:
 
 def expand(paths: list[Path]) -> list[Path]:
     """Files as given; folders expanded (recursively) to the supported documents inside them."""
+    from engine.batch import collect
+
     return collect(paths)
 
 
@@ -137,6 +142,9 @@ def validate(
     """Validate documents against the gates of the chosen modules. Folders are searched
     recursively; several documents are validated in parallel across processes."""
     from dsl.ast import Severity
+    from engine.batch import Job, collect, combine, default_jobs, progress_for, read_manifest, run
+    from engine.config import normalise_jurisdictions, parse_untyped, resolve_config
+    from engine.formatters.base import get_formatter
 
     settings = resolve_config(config)
     try:
@@ -155,8 +163,6 @@ def validate(
         raise typer.BadParameter("only with --executor ray", param_hint="--address")
     if not paths and manifest is None:
         raise typer.BadParameter("give documents, folders or --manifest FILE", param_hint="PATHS")
-    from engine.batch import read_manifest
-
     listed = read_manifest(manifest) if manifest is not None else []
     files = collect([*(paths or []), *listed], include, exclude)
     workers = min(jobs or default_jobs(), len(files))
