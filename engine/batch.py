@@ -144,6 +144,7 @@ class Job:
     """What every document of a run is validated with (picklable, for the workers)."""
 
     gate_paths: tuple[str, ...] = ()
+    lib_paths: tuple[str, ...] = ()  # --lib: library folders searched first by `import NAME`
     modules: tuple[str, ...] | None = None
     doc_type: str | None = None
     profile: bool = False
@@ -162,7 +163,9 @@ class Job:
         if self.max_bytes is not None:
             kw["max_bytes"] = self.max_bytes
         config = load_config(Path(self.config_path)) if self.config_path else Config()
-        return Engine(gate_paths=list(self.gate_paths), config=config, **kw)
+        return Engine(
+            gate_paths=list(self.gate_paths), lib_paths=list(self.lib_paths), config=config, **kw
+        )
 
 
 def validate_one(engine: Any, path: Path, job: Job) -> Outcome:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import re2
 
+from dsl.diagnostics import Code
 from gates import scan
 from gates.base import Check, CheckError, CheckSpec, Match
 
@@ -64,14 +65,14 @@ class PhraseCheck(Check):
         phrases = tuple(str(a) for a in spec.args)
         if not phrases:
             raise CheckError(
-                "DSL112",
+                Code.BAD_PHRASES,
                 "phrase(...) needs at least one phrase",
                 help='write e.g. phrase("data controller", "controller")',
             )
         for i, p in enumerate(phrases):
             if not p.strip():
                 raise CheckError(
-                    "DSL112",
+                    Code.BAD_PHRASES,
                     "empty phrase",
                     help="remove it or write the words to find",
                     arg_index=i,

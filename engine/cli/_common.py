@@ -14,6 +14,12 @@ if TYPE_CHECKING:  # the engine is imported when a command builds one, not for -
     from engine.api import Engine
 
 GatesOpt = typer.Option(None, "--gates", "-g", help="extra gate file or module folder (repeatable)")
+LibOpt = typer.Option(
+    None,
+    "--lib",
+    help="library folder for `import NAME` (repeatable; searched before CLEARANCE_LIB_PATH, "
+    "lib-path in clearance.toml, the lib/ folders beside the modules and the built-in library)",
+)
 ModuleOpt = typer.Option(
     None, "--module", "-m", help="module id to apply (repeatable; default all)"
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli._common import gate_file_errors
+from engine.cli._common import LibOpt, gate_file_errors
 from engine.cli.app import app
 from engine.cli.lint import engine_for, module_ids_for
 from engine.errors import GateFileError, UserError
@@ -34,6 +34,7 @@ def test_examples(
         max=100,
     ),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json"),
+    lib: list[Path] = LibOpt,
 ) -> None:
     """Run every inline example (example pass/fail) as a test. Exit 1 if any fails (or, with
     --coverage --threshold N, if branch coverage is below N percent)."""
@@ -42,7 +43,7 @@ def test_examples(
     if threshold is not None and not coverage:
         raise UserError("--threshold needs --coverage")
     paths = paths or []
-    engine = engine_for(paths)
+    engine = engine_for(paths, lib)
     try:
         rs = engine.ruleset(module_ids_for(engine, paths))
     except GateFileError as exc:

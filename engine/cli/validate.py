@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from engine.cli._common import GatesOpt, ModuleOpt, emit, gate_file_errors, make_engine
+from engine.cli._common import GatesOpt, LibOpt, ModuleOpt, emit, gate_file_errors, make_engine
 from engine.cli.app import app
 from engine.errors import GateFileError
 from engine.ingest import MAX_BYTES
@@ -100,6 +100,7 @@ def validate(
         "limit]",
     ),
     gates: list[Path] = GatesOpt,
+    lib: list[Path] = LibOpt,
     max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", help="largest document accepted"),
     include: list[str] = typer.Option(
         None,
@@ -169,10 +170,16 @@ def validate(
     # In-process runs use this engine; a pool's (or Ray's) workers build their own, so here
     # only the gates are checked (and nothing is opened that this process would not use).
     engine = (
-        make_engine(gates, fail_on=sev, max_bytes=max_bytes, config=settings)
+        make_engine(gates, fail_on=sev, max_bytes=max_bytes, config=settings, lib_paths=lib)
         if workers <= 1 and executor == "local"
         else make_engine(
-            gates, fail_on=sev, max_bytes=max_bytes, cache=None, audit=None, config=settings
+            gates,
+            fail_on=sev,
+            max_bytes=max_bytes,
+            cache=None,
+            audit=None,
+            config=settings,
+            lib_paths=lib,
         )
     )
     try:
@@ -184,6 +191,7 @@ def validate(
         raise typer.Exit(2)
     job = Job(
         gate_paths=tuple(str(g) for g in gates or []),
+        lib_paths=tuple(str(p) for p in lib or []),
         modules=tuple(module or ()) or None,
         doc_type=doc_type,
         profile=profile,
