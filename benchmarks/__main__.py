@@ -1,6 +1,7 @@
 """`make bench`: the speed benchmark, the detectors' held-out accuracy and time per KB, then the
 semantic layer's cost (offline judge against provider `none`; needs ../shared/corpus/gdpr-t200),
-and the CLI's start-up import time (others: `python -m benchmarks.bench_<name>`)."""
+the CLI's start-up import time, then batch executors and cache stores (bench_batch; others:
+`python -m benchmarks.bench_<name>`)."""
 
 import json
 
@@ -20,4 +21,14 @@ else:
     print(f"semantic layer: skipped ({DEFAULT_CORPUS} not found)")
 print()
 import_time(["--runs", "5"])  # reported, not enforced: timings vary with the machine's load
+print()
+print("batch executors (process pool, Ray) and cache stores (disk, Redis):")
+try:
+    import ray  # noqa: F401
+except ImportError:
+    print("skipped: ray is not installed (pip install -e '.[ray]')")
+else:
+    from benchmarks.bench_batch import main as batch
+
+    code = code or batch([])
 raise SystemExit(code)
