@@ -26,14 +26,14 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.api import TOOL_VERSION, Engine
-from engine.audit import AuditLog, parse_when
+from engine.audit import AuditStore, open_audit_store, parse_when
 from engine.budget import Deadline, DeadlineExceeded, deadline_scope
 from engine.config import normalise_jurisdictions, parse_untyped, resolve_config
 from engine.errors import ClearanceError, DocumentError, GateFileError, UserError
 from engine.hooks import GateSource
 from engine.ingest import document_from_bytes, media_type_for
 from engine.keys import ApiKey, KeyStore
-from engine.report import Report, Waiver
+from engine.report import Report
 from gates import scan
 
 log = logging.getLogger("clearance.server")
@@ -287,7 +287,7 @@ class GroupCommitAudit:
 
     MAX_BATCH = 256
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditStore) -> None:
         self.log = audit
         self._local = threading.local()
         self._closed = False
@@ -329,9 +329,6 @@ class GroupCommitAudit:
             yield held
         finally:
             self._local.held = None
-
-    def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
-        return self.log.waivers_for(doc_sha256)
 
     def close(self) -> None:
         with self._lock:
@@ -449,10 +446,15 @@ class _State:
     def start(self) -> None:
         if self.engine is None:
             from engine.audit import audit_disabled
+            from engine.waivers import WaiverStore
 
             audit: Any = None
+            waivers: WaiverStore | None = None
             if not audit_disabled():
-                audit = GroupCommitAudit(AuditLog())
+                # CLEARANCE_AUDIT_URL (PostgreSQL) or the SQLite file; waivers beside it
+                log = open_audit_store()
+                audit = GroupCommitAudit(log)
+                waivers = WaiverStore(log.db_)
                 self.owned.append(audit)
             # the project settings: CLEARANCE_CONFIG, else the nearest clearance.toml
             named = os.environ.get("CLEARANCE_CONFIG")
@@ -460,6 +462,7 @@ class _State:
             self.engine = Engine(
                 gate_paths=[*self.gate_paths, *map(str, config.gates)],
                 audit=audit,
+                waivers=waivers,
                 max_bytes=self.settings.max_document_bytes,
                 config=config,
             )
@@ -486,10 +489,10 @@ class _State:
         for thing in self.owned:
             thing.close()
 
-    def audit_log(self) -> AuditLog:
+    def audit_log(self) -> AuditStore:
         audit = self.engine.audit if self.engine else None
         audit = getattr(audit, "log", audit)
-        if not isinstance(audit, AuditLog):
+        if not isinstance(audit, AuditStore):
             raise ApiProblem(
                 503,
                 "Service unavailable",
@@ -858,11 +861,13 @@ def create_app(
     @app.post("/v1/waivers", tags=["audit"], status_code=201)
     def waive(body: WaiverRequest, key: ApiKey = Depends(admin)) -> dict[str, Any]:
         """Waive one gate for one document (admin); later reports show it as `waived`."""
-        audit = state.audit_log()
+        from engine.waivers import WaiverStore
+
+        waivers = WaiverStore(state.audit_log().db_)  # the audit log's database, its own chain
         approver = body.approver or key.name
         known = {g.code for g in _engine(state).ruleset(None).gates}  # the gate must exist
         wid = _user(
-            lambda: audit.waive(
+            lambda: waivers.waive(
                 body.gate,
                 body.doc_sha256,
                 reason=body.reason,

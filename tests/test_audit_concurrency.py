@@ -101,7 +101,7 @@ def half_written(db):
     print("inside", flush=True)
     time.sleep(60)
 
-log._transaction(half_written)
+log.db_.transaction(half_written)
 """
     child = _child(code)
     assert child.stdout is not None

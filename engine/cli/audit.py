@@ -12,21 +12,23 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.audit import AuditLog, audit_db_path, parse_when
+from engine.audit import AuditStore, open_audit_store, parse_when
 from engine.cli.app import app
 from engine.errors import UserError
 
 audit = typer.Typer(
-    help="Query, export, verify and prune the audit log (a SQLite file; opens in Datasette).",
+    help="Query, export, verify and prune the audit log (a SQLite file that opens in "
+    "Datasette, or a PostgreSQL database: CLEARANCE_AUDIT_URL).",
     no_args_is_help=True,
 )
 app.add_typer(audit, name="audit")
 
 DbOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        help="audit database (default: CLEARANCE_AUDIT_DB, CLEARANCE_HOME/audit.db or "
+        help="audit database: a SQLite file or a postgresql:// URL (default: "
+        "CLEARANCE_AUDIT_URL, CLEARANCE_AUDIT_DB, CLEARANCE_HOME/audit.db or "
         "~/.local/share/clearance/audit.db)",
     ),
 ]
@@ -35,8 +37,8 @@ SinceOpt = Annotated[str | None, typer.Option("--since", help="from this date (Y
 
 
 @contextmanager
-def _open(db: Path | None, *, readonly: bool = True) -> Iterator[AuditLog]:
-    log = AuditLog(db or audit_db_path(), readonly=readonly)
+def _open(db: str | None, *, readonly: bool = True) -> Iterator[AuditStore]:
+    log = open_audit_store(db or None, readonly=readonly)
     try:
         yield log
     finally:

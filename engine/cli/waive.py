@@ -1,4 +1,4 @@
-"""`clearance waive GATE --doc HASH ...`: record an approved exception in the audit log."""
+"""`clearance waive GATE --doc HASH ...`: record an approved exception beside the audit log."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from engine.audit import MAX_WAIVER_REASON, AuditLog, audit_db_path, check_waiver
 from engine.cli._common import make_engine
 from engine.cli.app import app
-from engine.cli.audit import doc_sha256
+from engine.cli.audit import DbOpt, doc_sha256
+from engine.waivers import MAX_WAIVER_REASON, check_waiver, open_waivers
 
 
 @app.command()
@@ -44,7 +44,7 @@ def waive(
             "--gates", "-g", help="extra gate file or module folder that defines GATE (repeatable)"
         ),
     ] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="audit database")] = None,
+    db: DbOpt = None,
 ) -> None:
     """Waive one gate for one document; later reports show it as `waived` with the reason."""
     # The cheap checks first, so a bad waiver is refused before the gates are compiled.
@@ -58,10 +58,10 @@ def waive(
     )
     # A waiver names a gate of the ruleset validations run with: built-in modules plus --gates.
     known = {g.code for g in make_engine(gates, cache=None, audit=None).ruleset(None).gates}
-    log = AuditLog(db or audit_db_path())
+    store = open_waivers(db)
     try:
         sha = doc_sha256(doc)
-        wid = log.waive(
+        wid = store.waive(
             gate,
             sha,
             reason=reason,
@@ -71,6 +71,6 @@ def waive(
             known_gates=known,
         )
     finally:
-        log.close()
+        store.close()
     until = f" until {expires}" if expires else " with no expiry"
     print(f"waiver #{wid}: {gate} waived for {sha[:12]}{until} (approved by {approver})")
