@@ -6,8 +6,9 @@ only through that folder's socket unless a TCP port is asked for. PostgreSQL ref
 root, so when this process is root (CI is) the binaries run as the ``postgres`` user, which
 then owns the folder.
 
+    make pg                                         # = python tests/pg.py start --dir data/runtime/pg
     python tests/pg.py start [--dir DIR] [--tcp]   # prints the CLEARANCE_AUDIT_URL to use
-    python tests/pg.py stop --dir DIR
+    python tests/pg.py stop --dir DIR               # or: make pg PG=stop
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ class TempPostgres:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Start or stop a throwaway PostgreSQL server.")
     ap.add_argument("action", choices=("start", "stop"))
-    ap.add_argument("--dir", type=Path, default=Path(".pg"), help="cluster folder (default .pg)")
+    ap.add_argument(
+        "--dir", type=Path, default=Path("data/runtime/pg"), help="cluster folder (data/runtime/pg)"
+    )
     ap.add_argument("--tcp", action="store_true", help="also listen on 127.0.0.1 (a free port)")
     args = ap.parse_args(argv)
     server = TempPostgres(args.dir.resolve(), durable=True, tcp=args.tcp)
@@ -158,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"PostgreSQL running in {server.root} (log: {server.log})")
     print(f"export CLEARANCE_AUDIT_URL='{server.url('clearance')}'")
-    print(f"stop it with: python tests/pg.py stop --dir {args.dir}")
+    print(f"psql: psql '{server.url('clearance')}'")
+    print(f"stop it with: python tests/pg.py stop --dir {args.dir}  (or: make pg PG=stop)")
     return 0
 
 

@@ -14,7 +14,7 @@ import itertools
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,6 +82,9 @@ class PgTx:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> None:
         with self.conn.cursor() as cur:
             cur.executemany(_placeholders(sql, False), list(rows))
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        return self.conn.pipeline()
 
     def stream(self, sql: str) -> psycopg.ServerCursor[Any]:
         """A server-side cursor: rows arrive in batches, never all at once."""
