@@ -17,8 +17,8 @@ import pytest
 
 import engine.audit as audit_mod
 from engine.audit import GENESIS, AuditLog, row_hash
-from engine.waivers import WaiverStore
 from engine.hooks import GateSource
+from engine.waivers import WaiverStore
 
 try:
     from test_audit import DOC, make_report
