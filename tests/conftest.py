@@ -24,6 +24,7 @@ def clearance_home(tmp_path_factory, monkeypatch) -> Path:
     for var in (
         "CLEARANCE_CACHE_DIR",
         "CLEARANCE_AUDIT_DB",
+        "CLEARANCE_AUDIT_URL",
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_BASE_URL",
         "CLEARANCE_PROVIDER",
