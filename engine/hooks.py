@@ -1,8 +1,8 @@
 """Contracts between the engine and its persistence: the disk cache, the audit log and waivers.
 
 The engine calls these; :mod:`engine.cache`, :mod:`engine.audit` and :mod:`engine.waivers`
-implement them. Both must
-degrade rather than fail a validation where the issue says so (a corrupt cache = no cache)."""
+implement them. They must degrade rather than fail a validation where the issue says so (a
+corrupt cache = no cache)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, TextIO, TypeVar
@@ -36,7 +37,7 @@ from engine.audit.records import (
     parse_when,
     row_hash,
 )
-from engine.errors import ClearanceError
+from engine.errors import ClearanceError, UserError
 from engine.hooks import GateSource
 from engine.report import Report
 
@@ -107,8 +108,6 @@ class AuditStore:
     db_: Database
 
     def __init__(self, database: Database) -> None:
-        import threading
-
         self.db_ = database
         self._lock = threading.Lock()
         self._sources: set[tuple[str, str]] = set()  # (gate, version) committed by this object
@@ -208,8 +207,6 @@ class AuditStore:
     def history(self, doc: str, limit: int = 100) -> list[dict[str, Any]]:
         """Validations of one document, newest first, by full sha256 or a unique-enough prefix."""
         if not _SHA_PREFIX.match(doc):
-            from engine.errors import UserError
-
             raise UserError(f"'{doc}' is neither a file nor a sha256 (prefix of 4+ hex digits)")
         lo = doc.lower()
         hi = lo + "g"  # every hex string starting with lo sorts below lo + "g"
@@ -262,8 +259,6 @@ class AuditStore:
         """Write every validation to ``out`` as CSV, or as JSON with its findings; returns the
         number written. Streamed row by row: 100,000s of validations never sit in memory."""
         if fmt not in ("csv", "json"):
-            from engine.errors import UserError
-
             raise UserError(f"unknown export format '{fmt}' (expected one of: csv, json)")
         return int(self.db_.read("export", lambda tx: _export(tx, fmt, out)))
 
