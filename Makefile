@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint docs docs-serve fmt bench schema fuzz clean
+.PHONY: setup demo test lint docs docs-serve fmt bench schema fuzz clean pg
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,9 @@ schema: $(STAMP)  ## re-export the report JSON Schema
 
 fuzz: $(STAMP)  ## the gate-compiler fuzz suite at length (CI runs it with FUZZ_EXAMPLES=60)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-300} $(BIN)/python -m pytest -p no:cacheprovider tests/reliability/test_gate_fuzz.py tests/reliability/test_api_contract.py
+
+pg: $(STAMP)  ## a throwaway PostgreSQL for the audit log in data/runtime/pg; prints the CLEARANCE_AUDIT_URL to export (PG=stop stops it)
+	$(BIN)/python tests/pg.py $${PG:-start} --dir data/runtime/pg
 
 clean:
 	rm -rf $(VENV) data/runtime build site *.egg-info

@@ -1,4 +1,9 @@
-"""Audit log benchmark: writes per second (1 and N processes) and query latency on 100k rows."""
+"""Audit log benchmark: writes per second (1 and N processes) and query latency on 100k rows, on
+SQLite and on PostgreSQL (a throwaway durable server from tests/pg.py, or --pg-url).
+
+    python -m benchmarks.bench_audit                                  # SQLite, the 100k-row log
+    python -m benchmarks.bench_audit --backend postgres --validations 0   # PostgreSQL writes
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from engine.audit import (
     FINDINGS,
@@ -22,6 +28,7 @@ from engine.audit import (
     audit_sync,
     finding_row,
     is_plain,
+    open_audit_store,
     rebuild_rollups,
     result_entry,
     row_hash,
@@ -39,6 +46,7 @@ from engine.report import (
     Status,
     Summary,
 )
+from engine.waivers import WaiverStore
 
 MODULES = ("gdpr", "hipaa", "secrets")
 
@@ -50,31 +58,81 @@ def make_report(seed: int, gates: int = 8, not_applicable: int = 0) -> Report:
     module = MODULES[seed % len(MODULES)]
     results = []
     for i in range(gates):
-        status = (Status.not_applicable if i >= gates - not_applicable else
-                  Status.fail if (seed + 3 * i) % 17 == 0 else
-                  Status.indeterminate if (seed + i) % 29 == 0 else Status.pass_)
-        spans = [Span(start=100 + i, end=120 + i, line=3, col=1 + i, check="pii(EMAIL_ADDRESS)",
-                      kind="pii", detail="EMAIL_ADDRESS")] if status == Status.fail else []
-        results.append(GateResult(
-            gate=f"{module.upper()}-{i:02d}", name=f"gate_{i}", module=module, version=f"v{i}",
-            title="t", status=status, blocking=status in (Status.fail, Status.indeterminate),
-            severity=list(Severity)[i % 5],
-            cite="Art. 13", message="m", on_indeterminate=OnIndeterminate.block, spans=spans))
+        status = (
+            Status.not_applicable
+            if i >= gates - not_applicable
+            else Status.fail
+            if (seed + 3 * i) % 17 == 0
+            else Status.indeterminate
+            if (seed + i) % 29 == 0
+            else Status.pass_
+        )
+        spans = (
+            [
+                Span(
+                    start=100 + i,
+                    end=120 + i,
+                    line=3,
+                    col=1 + i,
+                    check="pii(EMAIL_ADDRESS)",
+                    kind="pii",
+                    detail="EMAIL_ADDRESS",
+                )
+            ]
+            if status == Status.fail
+            else []
+        )
+        results.append(
+            GateResult(
+                gate=f"{module.upper()}-{i:02d}",
+                name=f"gate_{i}",
+                module=module,
+                version=f"v{i}",
+                title="t",
+                status=status,
+                blocking=status in (Status.fail, Status.indeterminate),
+                severity=list(Severity)[i % 5],
+                cite="Art. 13",
+                message="m",
+                on_indeterminate=OnIndeterminate.block,
+                spans=spans,
+            )
+        )
     failed = sum(r.status == Status.fail for r in results)
     indet = sum(r.status == Status.indeterminate for r in results)
     verdict: Literal["pass", "fail", "indeterminate"] = (
-        "fail" if failed else "indeterminate" if indet else "pass")
+        "fail" if failed else "indeterminate" if indet else "pass"
+    )
     return Report(
         tool_version="0.1.0",
-        document=DocumentInfo(name=f"doc-{seed}.txt", sha256=f"{seed:064x}", size=4096,
-                              media_type="text/plain", doc_type="privacy_notice",
-                              doc_type_source="given", chars=4000, lines=80, sections=5),
-        verdict=verdict, exit_code={"pass": 0, "fail": 1, "indeterminate": 3}[verdict],
-        modules=[ModuleRef(id=module, version="1")], ruleset="r" * 16, gates=results,
-        summary=Summary(gates=gates, passed=gates - failed - indet - not_applicable,
-                        failed=failed, indeterminate=indet, not_applicable=not_applicable,
-                        waived=0, blocking=failed + indet,
-                        by_severity={}), ms=25.0 + seed % 40)
+        document=DocumentInfo(
+            name=f"doc-{seed}.txt",
+            sha256=f"{seed:064x}",
+            size=4096,
+            media_type="text/plain",
+            doc_type="privacy_notice",
+            doc_type_source="given",
+            chars=4000,
+            lines=80,
+            sections=5,
+        ),
+        verdict=verdict,
+        exit_code={"pass": 0, "fail": 1, "indeterminate": 3}[verdict],
+        modules=[ModuleRef(id=module, version="1")],
+        ruleset="r" * 16,
+        gates=results,
+        summary=Summary(
+            gates=gates,
+            passed=gates - failed - indet - not_applicable,
+            failed=failed,
+            indeterminate=indet,
+            not_applicable=not_applicable,
+            waived=0,
+            blocking=failed + indet,
+            by_severity={},
+        ),
+        ms=25.0 + seed % 40,
+    )
 
 
 # -- writes --------------------------------------------------------------------------------
@@ -85,44 +143,52 @@ Shape = tuple[int, int]  # (gate results, of which not applicable)
 
 def _write_many(path: str, n: int, seed: int, shape: Shape = (8, 0), start: Any = None) -> None:
     reports = [make_report(seed + i, *shape) for i in range(n)]
-    with AuditLog(path) as log:
+    with open_audit_store(path) as log:  # a SQLite path or a postgresql:// URL
         if start is not None:
             start.wait()  # time the writes, not interpreter start-up
         for report in reports:
             log.record(report, principal=f"bench-{seed}", gates=[])
 
 
-def bench_group_commit(workdir: Path, n: int, batch: int = 50,
-                       shape: Shape = (8, 0)) -> tuple[float, float]:
+Where = Callable[[str], str]  # a fresh audit location (SQLite path or PostgreSQL URL) per name
+
+
+def bench_group_commit(
+    where: Where, n: int, batch: int = 50, shape: Shape = (8, 0)
+) -> tuple[float, float]:
     """(validations/s, CPU ms per validation) when a server commits ``batch`` validations per
     transaction."""
     reports = [make_report(i, *shape) for i in range(n)]
-    with AuditLog(workdir / f"group-{shape[0]}.db") as log:
+    with open_audit_store(where(f"group_{shape[0]}")) as log:
         c0, t0 = time.process_time(), time.perf_counter()
         for i in range(0, n, batch):
-            log.record_many([(r, "bench", []) for r in reports[i:i + batch]])
+            log.record_many([(r, "bench", []) for r in reports[i : i + batch]])
         rate = n / (time.perf_counter() - t0)
         cpu = (time.process_time() - c0) * 1000 / n
         assert log.count() == n and log.verify().ok
     return rate, cpu
 
 
-def bench_writes(workdir: Path, n: int, procs: int,
-                 shape: Shape = (8, 0)) -> tuple[float, float, float]:
-    """(1 writer validations/s, its CPU ms per validation, ``procs`` writers validations/s)."""
-    single = workdir / f"single-{shape[0]}.db"
-    AuditLog(single).close()
+def bench_writes(
+    where: Where, n: int, procs: int, shape: Shape = (8, 0)
+) -> tuple[float, float, float, int, bool]:
+    """(1 writer validations/s, its CPU ms per validation, ``procs`` writers validations/s,
+    rows lost by the ``procs`` writers, whether their chain verified)."""
+    single = where(f"single_{shape[0]}")
+    open_audit_store(single).close()
     c0, t0 = time.process_time(), time.perf_counter()
-    _write_many(str(single), n, 0, shape)
+    _write_many(single, n, 0, shape)
     single_rate = n / (time.perf_counter() - t0)
     single_cpu = (time.process_time() - c0) * 1000 / n
 
-    multi = workdir / f"multi-{shape[0]}.db"
-    AuditLog(multi).close()
+    multi = where(f"multi_{shape[0]}")
+    open_audit_store(multi).close()
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(procs + 1)
-    workers = [ctx.Process(target=_write_many, args=(str(multi), n, p * n, shape, start))
-               for p in range(procs)]
+    workers = [
+        ctx.Process(target=_write_many, args=(str(multi), n, p * n, shape, start))
+        for p in range(procs)
+    ]
     for w in workers:
         w.start()
     start.wait()
@@ -130,9 +196,14 @@ def bench_writes(workdir: Path, n: int, procs: int,
     for w in workers:
         w.join()
     multi_rate = procs * n / (time.perf_counter() - t0)
-    with AuditLog(multi) as log:
-        assert log.count() == procs * n and log.verify().ok
-    return single_rate, single_cpu, multi_rate
+    assert all(w.exitcode == 0 for w in workers), [w.exitcode for w in workers]
+    with open_audit_store(multi) as log:
+        lost = procs * n - log.count()
+        ids = log.db_.read(
+            "ids", lambda tx: [r[0] for r in tx.execute("SELECT id FROM validations ORDER BY id")]
+        )
+        verified = log.verify().ok and ids == list(range(1, procs * n + 1))
+    return single_rate, single_cpu, multi_rate, lost, verified
 
 
 # -- 100k rows -----------------------------------------------------------------------------
@@ -156,7 +227,9 @@ def build(path: Path, validations: int, gates: int, days: int = 90) -> float:
     doc_hashes = [hashlib.sha256(b"doc %d" % n).hexdigest() for n in range(docs)]
     start = datetime.now(UTC) - timedelta(days=days)
     step = timedelta(days=days) / validations
-    insert_v = f"INSERT INTO validations ({', '.join(v_cols)}) VALUES ({', '.join('?' * len(v_cols))})"
+    insert_v = (
+        f"INSERT INTO validations ({', '.join(v_cols)}) VALUES ({', '.join('?' * len(v_cols))})"
+    )
     insert_f = f"INSERT INTO findings ({', '.join(f_cols)}) VALUES ({', '.join('?' * len(f_cols))})"
     t0 = time.perf_counter()
     with AuditLog(path) as log:
@@ -170,9 +243,13 @@ def build(path: Path, validations: int, gates: int, days: int = 90) -> float:
             base, findings = templates[i % len(templates)]
             row = dict(base)
             when = start + step * i
-            row.update(id=i, time=when.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-                       doc_sha256=doc_hashes[(i * 7919) % docs], doc_name=f"doc-{i % docs}.txt",
-                       prev_hash=prev)
+            row.update(
+                id=i,
+                time=when.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                doc_sha256=doc_hashes[(i * 7919) % docs],
+                doc_name=f"doc-{i % docs}.txt",
+                prev_hash=prev,
+            )
             row["row_hash"] = prev = row_hash("validations", row, findings)
             batch_v.append(tuple(row.get(c) for c in v_cols))
             batch_f.extend((i, *f) for f in findings)
@@ -184,7 +261,7 @@ def build(path: Path, validations: int, gates: int, days: int = 90) -> float:
                 batch_f.clear()
         db.conn.executemany(insert_v, batch_v)
         db.conn.executemany(insert_f, batch_f)
-        rebuild_rollups(db)
+        rebuild_rollups(db.conn)
         db.execute("COMMIT")
     return time.perf_counter() - t0
 
@@ -202,6 +279,7 @@ def timed(fn: Callable[[], Any], repeat: int = 15) -> tuple[float, float]:
 
 def bench_queries(path: Path) -> list[tuple[str, float, float]]:
     log = AuditLog(path, readonly=True)
+    waivers = WaiverStore(log.db_)
     some_doc = log.recent(1)[0]["doc_sha256"]
     week_ago = (datetime.now(UTC) - timedelta(days=7)).date().isoformat()
     cases: list[tuple[str, Callable[[], Any]]] = [
@@ -214,10 +292,9 @@ def bench_queries(path: Path) -> list[tuple[str, float, float]]:
         ("audit gates --top-failing", lambda: log.top_failing(10)),
         ("audit trends", lambda: log.trends()),
         ("findings of one validation", lambda: log.findings(12345)),
-        ("waivers_for(doc) (every validation)", lambda: log.waivers_for(some_doc)),
+        ("waivers_for(doc) (every validation)", lambda: waivers.waivers_for(some_doc)),
     ]
-    cases.append(("audit report --html --no-verify",
-                  lambda: render(log, verify=False)))
+    cases.append(("audit report --html --no-verify", lambda: render(log, verify=False)))
     out = [(name, *timed(fn)) for name, fn in cases]
     # Whole-log walks: linear in the log by nature, so timed once and not held to 100 ms.
     out.append(("audit export --format csv (all rows)", *timed(lambda: _export_csv(log), 1)))
@@ -231,33 +308,137 @@ def _export_csv(log: AuditLog) -> None:
         log.export("csv", sink)
 
 
+def _write_table(label: str, where: Where, args: argparse.Namespace, sync: str) -> None:
+    for shape in ((args.gates, 0), (82, 61)):
+        what = f"{shape[0]} results" if not shape[1] else f"{shape[0]} results, {shape[1]} n/a"
+        single, cpu, multi, lost, verified = bench_writes(where, args.writes, args.procs, shape)
+        print(
+            f"{label} writes, 1 writer ({what:<18}): {single:8.0f} validations/s "
+            f"({1000 / single:.2f} ms each, {cpu:.2f} ms CPU; {sync})"
+        )
+        print(
+            f"{label} writes, {args.procs} processes ({what:<15}): {multi:8.0f} "
+            f"validations/s (rows lost: {lost}; chain verified: {'yes' if verified else 'NO'})"
+        )
+        grouped, cpu = bench_group_commit(where, max(args.writes, 500), shape=shape)
+        print(
+            f"{label} writes, record_many(50) ({what:<11}): {grouped:8.0f} validations/s "
+            f"({cpu:.2f} ms CPU each; group commit: one transaction per 50)"
+        )
+
+
+def _postgres(args: argparse.Namespace) -> tuple[Where, str, Callable[[], None]]:
+    """A fresh database per name on --pg-url's server, or on a throwaway durable server."""
+    import psycopg
+
+    if args.pg_url:
+        admin, stop = args.pg_url, (lambda: None)
+    else:
+        from tests.pg import TempPostgres  # run from the repository root
+
+        server = TempPostgres(durable=True)  # fsync on, synchronous_commit on: the defaults
+        admin, stop = server.start(), server.stop
+    tag = f"bench_{os.getpid()}"
+
+    def where(name: str) -> str:
+        db = f"{tag}_{name}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
+            conn.execute(f'CREATE DATABASE "{db}"')
+        return urlunsplit(urlsplit(admin)._replace(path=f"/{db}"))
+
+    with psycopg.connect(admin) as conn:
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('fsync', 'synchronous_commit', 'server_version')"
+            ).fetchall()
+        )
+    what = (
+        f"PostgreSQL {settings['server_version']}, fsync={settings['fsync']}, "
+        f"synchronous_commit={settings['synchronous_commit']}"
+    )
+    return where, what, stop
+
+
+def bench_commit_ceiling(url: str, clients: int, n: int) -> float:
+    """Commits/s of ``clients`` connections each inserting one small row per transaction with
+    no lock between them: what the server and its disk allow (PostgreSQL groups concurrent
+    commits into one WAL flush). Serialised chain appends cannot group their commits, so this
+    is the most per-writer chains (each its own head, joined by checkpoints) could reach."""
+    import threading
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ceiling (id BIGSERIAL PRIMARY KEY, v TEXT)")
+    start = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            start.wait()
+            for _ in range(n):
+                conn.execute("INSERT INTO ceiling (v) VALUES (%s)", ["x" * 64])
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return clients * n / (time.perf_counter() - t0)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--validations", type=int, default=100_000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--validations",
+        type=int,
+        default=100_000,
+        help="rows of the SQLite query-latency log (0: skip that part)",
+    )
     parser.add_argument("--gates", type=int, default=8, help="gate results per validation")
     parser.add_argument("--writes", type=int, default=300, help="writes per writer")
     parser.add_argument("--procs", type=int, default=4, help="concurrent writer processes")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: tmp)")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
+    parser.add_argument(
+        "--pg-url",
+        default=None,
+        help="an existing PostgreSQL server (its databases bench_* are created "
+        "and left); default: a throwaway server from the local binaries",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         work = Path(tmp)
-        sync = audit_sync().upper()
-        for shape in ((args.gates, 0), (82, 61)):
-            what = (f"{shape[0]} results" if not shape[1] else
-                    f"{shape[0]} results, {shape[1]} n/a")
-            single, cpu, multi = bench_writes(work, args.writes, args.procs, shape)
-            print(f"audit writes, 1 writer ({what:<18}): {single:8.0f} validations/s "
-                  f"({1000 / single:.2f} ms each, {cpu:.2f} ms CPU; synchronous={sync})")
-            print(f"audit writes, {args.procs} processes ({what:<15}): {multi:8.0f} "
-                  "validations/s (chain verified afterwards)")
-            grouped, cpu = bench_group_commit(work, max(args.writes, 500), shape=shape)
-            print(f"audit writes, record_many(50) ({what:<11}): {grouped:8.0f} validations/s "
-                  f"({cpu:.2f} ms CPU each; group commit: one transaction per 50)")
+        if args.backend in ("sqlite", "both"):
+            sync = f"SQLite, synchronous={audit_sync().upper()}"
+            _write_table("SQLite", lambda name: str(work / f"{name}.db"), args, sync)
+        if args.backend in ("postgres", "both"):
+            where, what, stop = _postgres(args)
+            try:
+                _write_table("PostgreSQL", where, args, what)
+                scratch = where("ceiling")
+                one = bench_commit_ceiling(scratch, 1, args.writes)
+                many = bench_commit_ceiling(scratch, args.procs, args.writes)
+                print(
+                    f"PostgreSQL bare commits (no chain, no lock): 1 client {one:6.0f}/s, "
+                    f"{args.procs} clients {many:6.0f}/s (the ceiling of per-writer chains)"
+                )
+            finally:
+                stop()
+        if not args.validations:
+            return
         path = work / "big.db"
         seconds = build(path, args.validations, args.gates)
         size = path.stat().st_size / 1e6
-        print(f"bulk load {args.validations:,} validations        : {seconds:8.1f} s "
-              f"({args.validations * args.gates:,} gate results, {size:.0f} MB)")
+        print(
+            f"bulk load {args.validations:,} validations        : {seconds:8.1f} s "
+            f"({args.validations * args.gates:,} gate results, {size:.0f} MB)"
+        )
         print(f"query latency on {args.validations:,} validations (median / max of 15 runs):")
         for name, median, worst in bench_queries(path):
             whole_log = name.startswith(("audit verify", "audit export"))

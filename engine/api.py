@@ -24,7 +24,7 @@ from engine.doctype import TypeGuess, explain_doc_type
 from engine.document import Document
 from engine.errors import UserError
 from engine.evaluate import DocContext, GateOutcome, Hit, cap_hits, evaluate, evaluate_gate
-from engine.hooks import AuditSink, ResultCache
+from engine.hooks import AuditSink, ResultCache, WaiverSource
 from engine.ingest import MAX_BYTES, document_from_text, load_document
 from engine.loader import Registry, Ruleset, library_search_path
 from engine.providers.base import Answer, NullProvider, Provider, Usage
@@ -89,6 +89,20 @@ def _auto_audit() -> AuditSink | None:
     return open_audit()
 
 
+def _waivers_beside(audit: AuditSink | None) -> WaiverSource | None:
+    """By default waivers are read from the database the audit log writes to (none without
+    an audit log, as before waivers had a store of their own)."""
+    if audit is None:
+        return None
+    from engine.audit.store import AuditStore
+
+    if not isinstance(audit, AuditStore):
+        return None
+    from engine.waivers import WaiverStore
+
+    return WaiverStore(audit.db_)
+
+
 @dataclass
 class _Run:
     """Everything one validation accumulates between the cheap phase and the report."""
@@ -137,6 +151,7 @@ class Engine:
         provider: Provider | None = None,
         cache: ResultCache | None = _AUTO,
         audit: AuditSink | None = _AUTO,
+        waivers: WaiverSource | None = _AUTO,
         fail_on: Severity | str = Severity.low,
         principal: str | None = None,
         max_bytes: int = MAX_BYTES,
@@ -153,6 +168,7 @@ class Engine:
         self._provider = provider
         self.cache = _auto_cache() if cache is _AUTO else cache
         self.audit = _auto_audit() if audit is _AUTO else audit
+        self.waivers = _waivers_beside(self.audit) if waivers is _AUTO else waivers
         self.fail_on = Severity(fail_on)
         self.principal = principal or os.environ.get("CLEARANCE_PRINCIPAL") or _whoami()
         self.max_bytes = max_bytes
@@ -662,10 +678,10 @@ class Engine:
         return out
 
     def _apply_waivers(self, report: Report) -> Report:
-        if self.audit is None:
+        if self.waivers is None:
             return report
         try:
-            waivers = self.audit.waivers_for(report.document.sha256)
+            waivers = self.waivers.waivers_for(report.document.sha256)
         except Exception as exc:
             report.warnings.append(f"could not read waivers: {exc}")
             return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from engine.audit import AuditLog, VerifyResult, now_iso
+from engine.audit import AuditStore, VerifyResult, now_iso
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1f2933;
@@ -121,7 +121,7 @@ def _banner(check: VerifyResult) -> str:
 
 
 def render(
-    log: AuditLog,
+    log: AuditStore,
     *,
     since: str | None = None,
     recent: int = 25,
@@ -216,7 +216,7 @@ def render(
 <title>Clearance audit report</title><style>{_CSS}</style></head>
 <body><main>
 {banner}<h1>Clearance audit report</h1>
-<div class="sub">{escape(str(log.path))} · {scope} · generated {escape(now_iso()[:19])} UTC ·
+<div class="sub">{escape(log.location)} · {scope} · generated {escape(now_iso()[:19])} UTC ·
 {integrity}</div>
 <div class="cards">{card_html}</div>
 <h2>Validations per day</h2><div class="panel">{trend_svg(days)}</div>

@@ -1,7 +1,8 @@
-"""Contracts between the engine and its persistence: the disk cache and the audit log.
+"""Contracts between the engine and its persistence: the disk cache, the audit log and waivers.
 
-The engine calls these; :mod:`engine.cache` and :mod:`engine.audit` implement them. Both must
-degrade rather than fail a validation where the issue says so (a corrupt cache = no cache)."""
+The engine calls these; :mod:`engine.cache`, :mod:`engine.audit` and :mod:`engine.waivers`
+implement them. They must degrade rather than fail a validation where the issue says so (a
+corrupt cache = no cache)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ class AuditSink(Protocol):
         """Write one validation (and its findings) durably; return its row id. Raise
         :class:`engine.errors.ClearanceError` if it cannot be written: never lose it silently."""
         ...
+
+
+class WaiverSource(Protocol):
+    """Approved exceptions, read before a verdict is settled (not the audit sink's job: the
+    sink only records)."""
 
     def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
         """Active (unexpired) waivers for a document, by gate code."""

@@ -24,6 +24,7 @@ def clearance_home(tmp_path_factory, monkeypatch) -> Path:
     for var in (
         "CLEARANCE_CACHE_DIR",
         "CLEARANCE_AUDIT_DB",
+        "CLEARANCE_AUDIT_URL",
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_BASE_URL",
         "CLEARANCE_PROVIDER",
@@ -97,3 +98,33 @@ def _no_operator_cache_url(monkeypatch):
     that use Redis start their own (tests/redis_server.py)."""
     for var in ("CLEARANCE_CACHE_URL", "CLEARANCE_CACHE_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
+
+
+# -- PostgreSQL: one throwaway server per session (tests/pg.py), a fresh database per test ----
+
+_pg_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server from the machine's binaries, torn down after the session.
+    Without the binaries the tests that need it are skipped, except in CI (``CI`` set), where
+    that is a failure: CI must run them."""
+    from pg import PostgresUnavailable, TempPostgres
+
+    server = TempPostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        server.stop()
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        pytest.skip(f"no PostgreSQL here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """The URL of a new, empty database on the session's server."""
+    return pg_server.create_database(f"t{next(_pg_databases)}")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import engine.audit as audit_mod
-from engine.audit import QUERIES, AuditLog, row_hash
+import engine.audit.records as records
+from engine.audit import QUERIES, AuditLog, AuditStore, row_hash
+from engine.audit.postgres import PostgresAuditLog
 from engine.errors import ClearanceError, UserError
 from engine.hooks import GateSource
 from engine.report import (
@@ -24,6 +28,7 @@ from engine.report import (
     Status,
     Summary,
 )
+from engine.waivers import WaiverStore
 
 DOC = "ab" * 32
 EMAIL = "john.doe@example.com"
@@ -138,7 +143,46 @@ def log(tmp_path: Path) -> AuditLog:
         yield log
 
 
-def fill(log: AuditLog, n: int = 5) -> list[int]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def anylog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditStore]:
+    """The same behaviour on both backends: a SQLite file, and a fresh PostgreSQL database on
+    the session's throwaway server (tests/pg.py)."""
+    store: AuditStore
+    if request.param == "sqlite":
+        store = AuditLog(tmp_path / "audit.db")
+    else:
+        store = PostgresAuditLog(request.getfixturevalue("pg_url"))
+    with store:
+        yield store
+
+
+def waivers(log: AuditStore) -> WaiverStore:
+    """The waiver store beside ``log`` (the same database, its own chain)."""
+    return WaiverStore(log.db_)
+
+
+def tamper(log: AuditStore, *sql: str) -> None:
+    """Run SQL outside the log, as someone editing the database would (constraints off)."""
+    if isinstance(log, AuditLog):
+        with sqlite3.connect(log.path, isolation_level=None) as conn:
+            conn.execute("PRAGMA foreign_keys = OFF")
+            for statement in sql:
+                conn.execute(statement)
+        return
+    import psycopg
+
+    assert isinstance(log, PostgresAuditLog)
+    with psycopg.connect(log.db_.url, autocommit=True) as pg:
+        pg.execute("SET session_replication_role = replica")  # foreign keys off (superuser)
+        for statement in sql:
+            pg.execute(statement)  # type: ignore[call-overload]
+
+
+def rows(log: AuditStore, sql: str) -> list[tuple[Any, ...]]:
+    return log.db_.read("test", lambda tx: [tuple(r) for r in tx.execute(sql)])
+
+
+def fill(log: AuditStore, n: int = 5) -> list[int]:
     return [
         log.record(make_report(fail=i % 2 == 0), principal="ci", gates=SOURCES) for i in range(n)
     ]
@@ -149,7 +193,8 @@ def raw(log: AuditLog) -> sqlite3.Connection:
     return sqlite3.connect(log.path, isolation_level=None)
 
 
-def test_record_round_trip(log: AuditLog) -> None:
+def test_record_round_trip(anylog: AuditStore) -> None:
+    log = anylog
     ids = fill(log, 3)
     assert ids == [1, 2, 3]
     row = log.recent(1)[0]
@@ -166,14 +211,14 @@ def test_record_round_trip(log: AuditLog) -> None:
         "regex",
     )
     assert (first["provider"], first["model"], first["confidence"]) == ("scripted", "m1", 0.82)
-    rules = list(log.db().query("SELECT gate, version, module, source FROM rulesets"))
-    assert rules == [
-        {"gate": "GDPR-0", "version": "v0", "module": "gdpr", "source": "gate GDPR-0 x { ... }"}
-    ]
-    assert log.db().journal_mode == "wal"
+    rules = rows(log, "SELECT gate, version, module, source FROM rulesets")
+    assert rules == [("GDPR-0", "v0", "gdpr", "gate GDPR-0 x { ... }")]
+    if isinstance(log, AuditLog):
+        assert log.db().journal_mode == "wal"
 
 
-def test_record_many_is_one_transaction(log: AuditLog) -> None:
+def test_record_many_is_one_transaction(anylog: AuditStore) -> None:
+    log = anylog
     fill(log, 1)
     ids = log.record_many([(make_report(fail=i % 2 == 0), "server", SOURCES) for i in range(5)])
     assert ids == [2, 3, 4, 5, 6] and log.verify().ok and log.stats()["validations"] == 6
@@ -184,7 +229,8 @@ def test_record_many_is_one_transaction(log: AuditLog) -> None:
     assert log.count() == 6 and log.verify().ok  # all or nothing
 
 
-def test_cache_hits_are_recorded_as_hits(log: AuditLog) -> None:
+def test_cache_hits_are_recorded_as_hits(anylog: AuditStore) -> None:
+    log = anylog
     log.record(make_report(cache_hit=True), principal="ci", gates=[])
     assert log.recent(1)[0]["cache_hit"] == 1
     assert log.stats()["cache_hits"] == 1
@@ -222,7 +268,8 @@ def test_raw_text_only_when_asked(log: AuditLog, monkeypatch: pytest.MonkeyPatch
     assert EMAIL in f["spans"] and EMAIL in f["semantic"]
 
 
-def test_verify_passes_and_reports_head(log: AuditLog) -> None:
+def test_verify_passes_and_reports_head(anylog: AuditStore) -> None:
+    log = anylog
     fill(log, 4)
     result = log.verify()
     assert result.ok and result.validations == 4 and result.head_id == 4
@@ -400,23 +447,21 @@ def test_bad_synchronous_setting_is_a_clear_error(
         ("UPDATE waivers SET reason = 'because' WHERE id = 1", "waivers #1: content"),
     ],
 )
-def test_verify_names_the_tampered_row(log: AuditLog, sql: str, expected: str) -> None:
+def test_verify_names_the_tampered_row(anylog: AuditStore, sql: str, expected: str) -> None:
+    log = anylog
     fill(log, 5)
-    log.waive("GDPR-0", DOC, reason="legal said so", approver="ann", expires="2099-12-31")
+    waivers(log).waive("GDPR-0", DOC, reason="legal said so", approver="ann", expires="2099-12-31")
     assert log.verify().ok
-    with raw(log) as conn:
-        conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute(sql)
+    tamper(log, sql)
     result = log.verify()
     assert not result.ok
     assert result.problems[0].startswith(expected), result.problems
 
 
-def test_deleting_rows_is_one_problem_naming_the_gap(log: AuditLog) -> None:
+def test_deleting_rows_is_one_problem_naming_the_gap(anylog: AuditStore) -> None:
+    log = anylog
     fill(log, 6)
-    with raw(log) as conn:
-        conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("DELETE FROM validations WHERE id IN (2, 3, 4)")
+    tamper(log, "DELETE FROM validations WHERE id IN (2, 3, 4)")
     problems = log.verify().problems
     assert problems[0] == "validations #5: row(s) #2..#4 before it are missing (deleted)"
     # #3's findings row (its failed gate; #2 and #4 passed: no rows) is left behind, and named.
@@ -450,20 +495,18 @@ def test_forged_row_with_recomputed_own_hash_still_breaks_the_next_link(log: Aud
 
 
 def test_prune_writes_checkpoint_and_chain_still_verifies(
-    log: AuditLog, monkeypatch: pytest.MonkeyPatch
+    anylog: AuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    log = anylog
     clock = iter(f"2026-01-{d:02d}T12:00:00.000000Z" for d in range(1, 30))
-    monkeypatch.setattr(audit_mod, "now_iso", lambda: next(clock))
+    monkeypatch.setattr(records, "now_iso", lambda: next(clock))
     fill(log, 6)  # one per day, 2026-01-01 .. 2026-01-06
     assert [d["day"] for d in log.trends()][:2] == ["2026-01-01", "2026-01-02"]
     assert log.prune("2026-01-04") == 3
     result = log.verify()
     assert result.ok and result.validations == 3 and result.checkpoints == 1
     assert [d["day"] for d in log.trends()] == ["2026-01-04", "2026-01-05", "2026-01-06"]
-    assert (
-        log.db().execute("SELECT count(*) FROM findings WHERE validation_id <= 3").fetchone()[0]
-        == 0
-    )
+    assert rows(log, "SELECT count(*) FROM findings WHERE validation_id <= 3") == [(0,)]
     assert log.record(make_report(), principal="ci", gates=[]) == 7
     assert log.prune("2026-01-01") == 0
     assert log.prune("2027-01-01") == 4  # everything: the checkpoint becomes the head
@@ -473,35 +516,37 @@ def test_prune_writes_checkpoint_and_chain_still_verifies(
     assert log.verify().ok
 
 
-def test_prune_refuses_a_log_that_does_not_verify(log: AuditLog) -> None:
+def test_prune_refuses_a_log_that_does_not_verify(anylog: AuditStore) -> None:
+    log = anylog
     fill(log, 3)
-    with raw(log) as conn:
-        conn.execute("UPDATE validations SET verdict = 'pass' WHERE id = 1")
+    tamper(log, "UPDATE validations SET verdict = 'pass' WHERE id = 1")
     with pytest.raises(ClearanceError, match="does not verify"):
         log.prune("2999-01-01")
     assert log.count() == 3
 
 
-def test_tampered_checkpoint_is_named(log: AuditLog) -> None:
+def test_tampered_checkpoint_is_named(anylog: AuditStore) -> None:
+    log = anylog
     fill(log, 3)
     log.prune("2999-01-01")
-    with raw(log) as conn:
-        conn.execute("UPDATE checkpoints SET pruned = 1")
+    tamper(log, "UPDATE checkpoints SET pruned = 1")
     assert log.verify().problems[0].startswith("checkpoints #1: content")
 
 
-def test_waivers(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert log.waivers_for(DOC) == {}
-    log.waive("GDPR-0", DOC, reason="first", approver="ann", expires="2099-12-31")
-    log.waive("GDPR-0", DOC.upper(), reason="second", approver="bob", no_expiry=True)
-    log.waive("GDPR-1", DOC, reason="short", approver="cy", expires="2099-01-01")
-    log.waive("GDPR-2", "cd" * 32, reason="other doc", approver="dee", no_expiry=True)
-    active = log.waivers_for(DOC)
+def test_waivers(anylog: AuditStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, store = anylog, waivers(anylog)
+    assert store.waivers_for(DOC) == {}
+    store.waive("GDPR-0", DOC, reason="first", approver="ann", expires="2099-12-31")
+    store.waive("GDPR-0", DOC.upper(), reason="second", approver="bob", no_expiry=True)
+    store.waive("GDPR-1", DOC, reason="short", approver="cy", expires="2099-01-01")
+    store.waive("GDPR-2", "cd" * 32, reason="other doc", approver="dee", no_expiry=True)
+    assert not hasattr(log, "waive") and not hasattr(log, "waivers_for")  # the sink records
+    active = store.waivers_for(DOC)
     assert sorted(active) == ["GDPR-0", "GDPR-1"]
     assert (active["GDPR-0"].reason, active["GDPR-0"].approver) == ("second", "bob")
     assert active["GDPR-1"].expires == "2099-01-01T23:59:59.999999Z"
-    monkeypatch.setattr(audit_mod, "now_iso", lambda: "2099-01-02T00:00:00.000000Z")
-    assert sorted(log.waivers_for(DOC)) == ["GDPR-0"]  # GDPR-1's waiver has expired
+    monkeypatch.setattr(records, "now_iso", lambda: "2099-01-02T00:00:00.000000Z")
+    assert sorted(store.waivers_for(DOC)) == ["GDPR-0"]  # GDPR-1's waiver has expired
     assert log.verify().waivers == 4
 
 
@@ -546,21 +591,22 @@ KNOWN = {"GDPR-0", "GDPR-1", "GDPR-2"}
 )
 def test_waiver_input_errors(log: AuditLog, gate: str, kwargs: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        log.waive(gate, DOC, **kwargs)
+        waivers(log).waive(gate, DOC, **kwargs)
     assert log.verify().waivers == 0  # nothing was recorded
     with pytest.raises(UserError, match="not a document sha256"):
-        log.waive("GDPR-0", "abc", reason="r", approver="a", no_expiry=True)
+        waivers(log).waive("GDPR-0", "abc", reason="r", approver="a", no_expiry=True)
 
 
 def test_waiver_at_the_bounds_is_recorded(log: AuditLog) -> None:
-    wid = log.waive(
+    wid = waivers(log).waive(
         "GDPR-1", DOC, reason="x" * 2000, approver="a" * 200, known_gates=KNOWN, no_expiry=True
     )
-    waiver = log.waivers_for(DOC)["GDPR-1"]
+    waiver = waivers(log).waivers_for(DOC)["GDPR-1"]
     assert wid == 1 and len(waiver.reason) == 2000 and waiver.expires is None
 
 
-def test_queries(log: AuditLog) -> None:
+def test_queries(anylog: AuditStore) -> None:
+    log = anylog
     fill(log, 4)  # fail, pass, fail, pass
     log.record(make_report("cd" * 32, module="hipaa"), principal="ci", gates=[])
     stats = log.stats()
@@ -663,10 +709,11 @@ def test_settings_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_prune_in_the_middle_of_a_day_keeps_rollups_equal_to_the_records(
-    log: AuditLog, monkeypatch: pytest.MonkeyPatch
+    anylog: AuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    log = anylog
     clock = iter(f"2026-01-01T{h:02d}:00:00.000000Z" for h in range(0, 24, 2))
-    monkeypatch.setattr(audit_mod, "now_iso", lambda: next(clock))
+    monkeypatch.setattr(records, "now_iso", lambda: next(clock))
     fill(log, 6)  # 00:00 .. 10:00 on one day
     assert log.prune("2026-01-01T05:00:00Z") == 3
     result = log.verify()

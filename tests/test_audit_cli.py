@@ -14,6 +14,7 @@ import pytest
 
 from engine.audit import AuditLog
 from engine.cli import main
+from engine.waivers import WaiverStore
 
 try:
     from test_audit import DOC, SOURCES, make_report
@@ -188,9 +189,10 @@ def test_waive_then_waivers_for(
     )
     assert code == 0 and "with no expiry (approved by bob)" in out
     with AuditLog(db) as log:
-        waiver = log.waivers_for(DOC)["SEC-001"]
+        store = WaiverStore(log.db_)
+        waiver = store.waivers_for(DOC)["SEC-001"]
         assert (waiver.reason, waiver.approver) == ("counsel approved", "ann")
-        assert list(log.waivers_for(hashlib.sha256(b"hello").hexdigest())) == ["SEC-002"]
+        assert list(store.waivers_for(hashlib.sha256(b"hello").hexdigest())) == ["SEC-002"]
         assert log.verify().waivers == 2
     code, _, err = run(
         capsys,

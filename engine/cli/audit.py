@@ -16,19 +16,21 @@ from engine.cli.app import app
 from engine.errors import UserError
 
 if TYPE_CHECKING:  # imported where used: sqlite-utils is slow to import, and --help needs none
-    from engine.audit import AuditLog
+    from engine.audit import AuditStore
 
 audit = typer.Typer(
-    help="Query, export, verify and prune the audit log (a SQLite file; opens in Datasette).",
+    help="Query, export, verify and prune the audit log (a SQLite file that opens in "
+    "Datasette, or a PostgreSQL database: CLEARANCE_AUDIT_URL).",
     no_args_is_help=True,
 )
 app.add_typer(audit, name="audit")
 
 DbOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        help="audit database (default: CLEARANCE_AUDIT_DB, CLEARANCE_HOME/audit.db or "
+        help="audit database: a SQLite file or a postgresql:// URL (default: "
+        "CLEARANCE_AUDIT_URL, CLEARANCE_AUDIT_DB, CLEARANCE_HOME/audit.db or "
         "~/.local/share/clearance/audit.db)",
     ),
 ]
@@ -37,10 +39,10 @@ SinceOpt = Annotated[str | None, typer.Option("--since", help="from this date (Y
 
 
 @contextmanager
-def _open(db: Path | None, *, readonly: bool = True) -> Iterator[AuditLog]:
-    from engine.audit import AuditLog, audit_db_path
+def _open(db: str | None, *, readonly: bool = True) -> Iterator[AuditStore]:
+    from engine.audit import open_audit_store
 
-    log = AuditLog(db or audit_db_path(), readonly=readonly)
+    log = open_audit_store(db or None, readonly=readonly)
     try:
         yield log
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,9 +18,11 @@ keys = typer.Typer(
 app.add_typer(keys, name="keys")
 
 DbOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
-        "--db", help="audit database holding the keys (default: as for `clearance audit`)"
+        "--db",
+        help="audit database holding the keys, a SQLite file or a postgresql:// URL "
+        "(default: as for `clearance audit`)",
     ),
 ]
 

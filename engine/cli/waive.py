@@ -1,4 +1,4 @@
-"""`clearance waive GATE --doc HASH ...`: record an approved exception in the audit log."""
+"""`clearance waive GATE --doc HASH ...`: record an approved exception beside the audit log."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import typer
 
 from engine.cli._common import make_engine
 from engine.cli.app import app
-from engine.cli.audit import doc_sha256
+from engine.cli.audit import DbOpt, doc_sha256
 
-#: engine.audit.MAX_WAIVER_REASON, for the help text: engine.audit (SQLite, the report
-#: models) is imported only when a waiver is recorded; tests/test_cli.py keeps the two equal
+#: engine.waivers.MAX_WAIVER_REASON, for the help text: engine.waivers (the audit storage, the
+#: report models) is imported only when a waiver is recorded; tests/test_cli.py keeps the two equal
 MAX_WAIVER_REASON = 2000
 
 
@@ -47,10 +47,10 @@ def waive(
             "--gates", "-g", help="extra gate file or module folder that defines GATE (repeatable)"
         ),
     ] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="audit database")] = None,
+    db: DbOpt = None,
 ) -> None:
     """Waive one gate for one document; later reports show it as `waived` with the reason."""
-    from engine.audit import AuditLog, audit_db_path, check_waiver
+    from engine.waivers import check_waiver, open_waivers
 
     # The cheap checks first, so a bad waiver is refused before the gates are compiled.
     check_waiver(
@@ -63,10 +63,10 @@ def waive(
     )
     # A waiver names a gate of the ruleset validations run with: built-in modules plus --gates.
     known = {g.code for g in make_engine(gates, cache=None, audit=None).ruleset(None).gates}
-    log = AuditLog(db or audit_db_path())
+    store = open_waivers(db)
     try:
         sha = doc_sha256(doc)
-        wid = log.waive(
+        wid = store.waive(
             gate,
             sha,
             reason=reason,
@@ -76,6 +76,6 @@ def waive(
             known_gates=known,
         )
     finally:
-        log.close()
+        store.close()
     until = f" until {expires}" if expires else " with no expiry"
     print(f"waiver #{wid}: {gate} waived for {sha[:12]}{until} (approved by {approver})")

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.api import Engine
-from engine.audit import AuditLog
+from engine.audit import AuditStore
 from engine.keys import ApiKey
 from engine.server.problems import ApiProblem
 from engine.server.state import ServerState
@@ -28,7 +28,7 @@ def get_engine(state: Annotated[ServerState, Depends(get_state)]) -> Engine:
     return state.running_engine()
 
 
-def get_audit_log(state: Annotated[ServerState, Depends(get_state)]) -> AuditLog:
+def get_audit_log(state: Annotated[ServerState, Depends(get_state)]) -> AuditStore:
     return state.audit_log()
 
 
@@ -83,4 +83,4 @@ Auditor = Annotated[ApiKey, Depends(auditor)]
 Admin = Annotated[ApiKey, Depends(admin)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StateDep = Annotated[ServerState, Depends(get_state)]
-AuditDep = Annotated[AuditLog, Depends(get_audit_log)]
+AuditDep = Annotated[AuditStore, Depends(get_audit_log)]

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 
-from engine.audit import AuditLog
+from engine.audit import AuditStore
 from engine.errors import ServiceError
 from engine.hooks import GateSource
-from engine.report import Report, Waiver
+from engine.report import Report
 
 
 class GroupCommitAudit:
@@ -30,7 +30,7 @@ class GroupCommitAudit:
 
     MAX_BATCH = 256
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditStore) -> None:
         self.log = audit
         self._local = threading.local()
         self._closed = False
@@ -72,9 +72,6 @@ class GroupCommitAudit:
             yield held
         finally:
             self._local.held = None
-
-    def waivers_for(self, doc_sha256: str) -> dict[str, Waiver]:
-        return self.log.waivers_for(doc_sha256)
 
     def close(self) -> None:
         with self._lock:

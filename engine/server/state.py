@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import Engine
-from engine.audit import AuditLog
+from engine.audit import AuditStore, open_audit_store
 from engine.config import resolve_config
 from engine.keys import KeyStore
 from engine.server.group_commit import GroupCommitAudit
@@ -86,10 +86,15 @@ class ServerState:
         """Build what was not given (engine, audit sink, key store) and compile the gates."""
         if self.engine is None:
             from engine.audit import audit_disabled
+            from engine.waivers import WaiverStore
 
             audit: Any = None
+            waivers: WaiverStore | None = None
             if not audit_disabled():
-                audit = GroupCommitAudit(AuditLog())
+                # CLEARANCE_AUDIT_URL (PostgreSQL) or the SQLite file; waivers beside it
+                log = open_audit_store()
+                audit = GroupCommitAudit(log)
+                waivers = WaiverStore(log.db_)
                 self.owned.append(audit)
             # the project settings: CLEARANCE_CONFIG, else the nearest clearance.toml
             named = os.environ.get("CLEARANCE_CONFIG")
@@ -97,6 +102,7 @@ class ServerState:
             self.engine = Engine(
                 gate_paths=[*self.gate_paths, *map(str, config.gates)],
                 audit=audit,
+                waivers=waivers,
                 max_bytes=self.settings.max_document_bytes,
                 config=config,
             )
@@ -130,11 +136,11 @@ class ServerState:
         assert self.engine is not None
         return self.engine
 
-    def audit_log(self) -> AuditLog:
+    def audit_log(self) -> AuditStore:
         """The audit log the engine records to; 503 when this server runs without one."""
         audit = self.engine.audit if self.engine else None
         audit = getattr(audit, "log", audit)
-        if not isinstance(audit, AuditLog):
+        if not isinstance(audit, AuditStore):
             raise ApiProblem(
                 503,
                 "Service unavailable",
