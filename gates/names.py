@@ -178,14 +178,6 @@ def _word_key(tok: str) -> str:
     return tok.strip(".,;:!?()[]\"'’“”")
 
 
-def _line_bounds(text: str, start: int, end: int) -> tuple[str, str]:
-    """The text between the previous line break and ``start``, and between ``end`` and the
-    next line break."""
-    ls = text.rfind("\n", 0, start) + 1
-    le = text.find("\n", end)
-    return text[ls:start], text[end : le if le >= 0 else len(text)]
-
-
 # bits of what the lists say of a word as written (given name, surname, place) and of its
 # lowercase form (stop word, common English word, particle, a word ending an organisation)
 _B_GIVEN, _B_SURNAME, _B_PLACE = 1, 2, 4
@@ -311,31 +303,39 @@ def score_run(
     if core is None:
         return None
     nxt = text[end : end + 30].lstrip(" \t").split(" ", 1)[0]
-    if nxt[:1].isupper() and _token(nxt)[_ENDS_ORG]:
+    if nxt[:1].isupper() and _flags()[1].get(_word_key(nxt).lower(), 0) & _B_ENDS_ORG:
         return None
     s, e, sc = start + core[0], start + core[1], core[2]
-    before_line, after_line = _line_bounds(text, s, e)
-    before = text[max(0, s - 40) : s]
-    cue, place = _before_cue(before)
+    cue, place = _before_cue(text[max(0, s - 40) : s])
     if cue:
         sc += 0.3
     elif place:
         sc -= 0.25
     if _CUE_AFTER.match(text, e):
         sc += 0.25
-    # alone in a table cell or on its own line (signatures, lists, "Name" columns)
-    b, a = before_line.rstrip(" \t"), after_line.lstrip(" \t")
-    header = None
-    if (not b or b[-1] in _CELL_EDGE or b.endswith(("-", "*", "•"))) and (
-        not a or a[0] in _CELL_EDGE
-    ):
+    # alone in a table cell or on its own line (signatures, lists, "Name" columns): the
+    # characters either side, past spaces and tabs, within the line (no copy of a long line)
+    ls = text.rfind("\n", 0, s) + 1
+    le = text.find("\n", e)
+    if le < 0:
+        le = len(text)
+    i = s - 1
+    while i >= ls and text[i] in " \t":
+        i -= 1
+    j = e
+    while j < le and text[j] in " \t":
+        j += 1
+    b = text[i] if i >= ls else ""  # the last character of the line before the run
+    a = text[j] if j < le else ""  # the first one after it
+    if (not b or b in _CELL_EDGE or b in "-*•") and (not a or a in _CELL_EDGE):
+        before_line = text[ls:s]
         header = _column_header(text, s, before_line, tops)
         own_line = not b and not a
         # a comma or semicolon is a cell edge only in a block of delimited lines (CSV), not
         # in "Senior Analyst, Acme Logistics"; a line alone followed by a blank line is a
         # heading's shape, not a signature's
-        csv_only = (b and b[-1] in ",;") or (a and a[0] in ",;")
-        heading = own_line and text.startswith("\n", e + len(after_line) + 1)
+        csv_only = b in (",", ";") or a in (",", ";")
+        heading = own_line and text.startswith("\n", le + 1)
         if not (csv_only and header is None) and not heading:
             sc += 0.2
         if header is not None:
@@ -510,8 +510,12 @@ _ANY_NAME_HEADER = re2.compile(
 def cell_names(text: str, taken: list[Match]) -> list[Match]:
     """One-word cells under a name column header (``last_name``, ``first name``,
     ``Patient Name``): what an extract's name columns hold."""
-    if ("," not in text and "\t" not in text and "|" not in text) or not _ANY_NAME_HEADER.search(
-        text
+    if (
+        ("," not in text and "\t" not in text and "|" not in text)
+        # the header pattern needs "name" in some case: a lowercase copy is cheaper to search
+        # than the pattern (which reads a long document at a fifth of the speed)
+        or "name" not in text.lower()
+        or not _ANY_NAME_HEADER.search(text)
     ):
         return []  # no table, or no column header that names a person: nothing to read
     given, surnames, common = lexicon()
