@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -49,16 +50,21 @@ def _secret_finder(
     score: float = 0.95,
     validate: Callable[[str], bool] | None = None,
     tail: frozenset[str] = _B64,
+    outside: Callable[[str], list[tuple[int, int]]] | None = None,
 ) -> Finder:
     """Value patterns (a capturing group picks the value out of its context). A value glued to
-    more token characters on the right is part of something longer and not this secret."""
+    more token characters on the right is part of something longer and not this secret. With
+    ``outside``, a value overlapping one of the spans it returns for the text is dropped."""
     rxs = [re2.compile(p, _OPTS) for p in ([patterns] if isinstance(patterns, str) else patterns)]
 
     def finder(text: str) -> list[Match]:
         out: list[Match] = []
+        skip = outside(text) if outside is not None else []
         for rx in rxs:
             for s, e in scan.value_spans(rx, text):  # the document's bytes, encoded once
                 if e <= s or (e < len(text) and text[e] in tail):
+                    continue
+                if skip and any(a < e and s < b for a, b in skip):
                     continue
                 value = text[s:e]
                 if validate is not None and not validate(value):
@@ -144,6 +150,70 @@ _SEPARATORS = re2.compile(r"[-_/.+]", _OPTS)
 _WORDISH = re2.compile(r"[A-Z][a-z]{2,}|[a-z]{5,}", _OPTS)
 
 
+# Public key material: not a secret, however random it looks. What each format says of itself.
+#
+# An OpenSSH public key or certificate (authorized_keys, known_hosts, *.pub) is the base64 of
+# the SSH wire format, whose first field is the key type as a string: a uint32 length (so the
+# base64 starts "AAAA") and the name. A private key never has that shape: OpenSSH's private
+# format starts "openssh-key-v1", PEM private keys are DER.
+_SSH_KEY_TYPE = re.compile(
+    r"(?:ssh-(?:rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp(?:256|384|521)|"
+    r"sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com|"
+    r"(?:ssh-(?:rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp(?:256|384|521)|"
+    r"sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)-cert-v0[01]@openssh\.com)"
+)
+
+
+def ssh_public_blob(token: str) -> bool:
+    """Whether ``token`` is the base64 of an SSH public key or certificate blob: it decodes to
+    a length-prefixed string naming a known key type (``ssh-ed25519``, ``ecdsa-sha2-nistp256``,
+    ``sk-ssh-ed25519@openssh.com``, their ``-cert-v01@openssh.com`` forms, ...)."""
+    if not token.startswith("AAAA"):
+        return False
+    head = token[:64]  # 48 bytes: room for the longest type name (43) and its length
+    try:
+        raw = base64.b64decode(head[: len(head) - len(head) % 4], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    n = int.from_bytes(raw[:4], "big")
+    name = raw[4 : 4 + n]
+    return 0 < n == len(name) and _SSH_KEY_TYPE.fullmatch(name.decode("latin-1")) is not None
+
+
+# PEM and RFC 4716 blocks that hold public material: "PUBLIC KEY", "RSA PUBLIC KEY", "PGP
+# PUBLIC KEY BLOCK", "SSH2 PUBLIC KEY", "CERTIFICATE". The body never holds "--", so a block
+# cannot run on into the next one (a private key after a public key stays outside).
+_PUBLIC_BLOCK = re2.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE)-----(?:[^-]|-[^-])*?"
+    r"-----END (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE)-----"
+    r"|---- BEGIN SSH2 PUBLIC KEY ----(?:[^-]|-[^-])*?---- END SSH2 PUBLIC KEY ----",
+    _OPTS,
+)
+# A hashed known_hosts host field ("|1|salt|hash" before a key type): a salted hash of a host
+# name, which the public key after it identifies
+_HASHED_HOST = re2.compile(
+    r"\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}=[ \t]+(?:ssh-|ecdsa-|sk-)", _OPTS
+)
+# A JSON Web Key (one flat object with "kty"); public unless it has a private member
+_JWK = re2.compile(r"\{[^{}]*\"kty\"[ \t]*:[ \t]*\"(?:RSA|EC|OKP)\"[^{}]*\}", _OPTS)
+_JWK_PRIVATE = re.compile(r'"(?:d|p|q|dp|dq|qi|oth)"[ \t]*:')
+
+
+def public_key_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds public key material by its framing: PEM/RFC 4716 public key and
+    certificate blocks, hashed known_hosts host fields, public JWKs. (A bare OpenSSH public
+    key needs no framing: :func:`ssh_public_blob` tells it by its bytes.) Each pattern runs
+    only when its marker is in the text, so most documents pay three substring searches."""
+    out: list[tuple[int, int]] = []
+    if "PUBLIC KEY" in text or "CERTIFICATE-----" in text:
+        out += [m.span() for m in _PUBLIC_BLOCK.finditer(text)]
+    if "|1|" in text:
+        out += [m.span() for m in _HASHED_HOST.finditer(text)]
+    if '"kty"' in text:
+        out += [m.span() for m in _JWK.finditer(text) if not _JWK_PRIVATE.search(m.group())]
+    return out
+
+
 def high_entropy_ok(token: str) -> bool:
     """Whether a candidate token looks like a random credential rather than prose, an
     identifier, a path, a UUID or a published hash.
@@ -159,6 +229,8 @@ def high_entropy_ok(token: str) -> bool:
     if token.startswith(("sha256-", "sha384-", "sha512-")):  # subresource integrity digests
         return False
     if set(token) <= _HEX or _UUID.search(token) or set(token.replace("-", "")) <= _HEX:
+        return False
+    if ssh_public_blob(token):  # an OpenSSH public key: public by design
         return False
     if not (
         any(c.isupper() for c in token)
@@ -193,6 +265,8 @@ def token_value_ok(value: str) -> bool:
     if len(value) < 16 or len(value) > 512:
         return False
     if _PLACEHOLDERS.search(value) or _CODE_REF.search(value) or _UUID.search(value):
+        return False
+    if ssh_public_blob(value):
         return False
     low = value.lower()
     if any(
@@ -501,6 +575,7 @@ _DETECTOR_LIST: list[Detector] = [
             keep=0,
             score=0.6,
             tail=frozenset(),
+            outside=public_key_spans,
         ),
         cost=3,
     ),
