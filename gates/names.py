@@ -15,6 +15,7 @@ import re2
 
 from gates import scan
 from gates.base import Match
+from gates.lazyre import LazyRegex, lazy_re
 
 _HERE = Path(__file__).resolve().parent
 _OPTS = re2.Options()
@@ -80,15 +81,17 @@ _SLICES = [_slices(n) for n in range(40)]
 @functools.cache
 def places() -> tuple[frozenset[str], frozenset[str]]:
     """(place names, lowercase words that end a street or organisation name)."""
-    return _load("names_places.txt"), frozenset(_load("names_suffixes.txt") | _ORG_PLACE)
+    # a word that ends a run as an organisation or a place: "Gonzalez Pharmacy", "Maria Street"
+    ends = _load("names_suffixes.txt") | _load("names_orgplace.txt")
+    return _load("names_places.txt"), frozenset(ends)
 
 
-# Capitalised words that are not names where documents put them: calendar words, titles,
-# headings and the vocabulary of forms, letters and clinical notes (lowercase forms).
-_STOP = _load("names_stop.txt")
+@functools.cache
+def _stop() -> frozenset[str]:
+    """Capitalised words that are not names where documents put them: calendar words, titles,
+    headings and the vocabulary of forms, letters and clinical notes (lowercase forms)."""
+    return _load("names_stop.txt")
 
-# A word that ends a run as an organisation or a place: "Gonzalez Pharmacy", "Maria Street".
-_ORG_PLACE = _load("names_orgplace.txt")
 
 _PARTICLES = frozenset(
     {
@@ -133,14 +136,19 @@ _LINK = (
 _RUN = _NAME_WORD + r"(?:" + _LINK + _NAME_WORD + r")+"
 # "Initial. Surname" and "Initial. Initial. Surname"
 _INITIALS_RUN = r"(?:\p{Lu}\. ?)+ ?" + _NAME_WORD
-_RUN_RX = re2.compile(r"(?:" + _INITIALS_RUN + r"|" + _RUN + r")", _OPTS)
-_TOKEN = re.compile(r"\S+")
+_RUN_RX = LazyRegex(r"(?:" + _INITIALS_RUN + r"|" + _RUN + r")", _OPTS)
 
 # What before a run says a person follows ("Dear", "Dr.", "Name:", "spoke with", "per").
 # The word (or two) right before a run that says a person follows ("Dear", "Dr.", "Name:",
 # "spoke with", "reassigned to", "coordinator is"). Sets, not a regex searched at the end of
 # the text before each run: that search cost more than all the rest of the scoring.
-_CUES = _load("names_cues.txt")
+
+
+@functools.cache
+def _cues() -> frozenset[str]:
+    return _load("names_cues.txt")
+
+
 _PLACE_WORDS = frozenset({"in", "at", "near", "of", "via", "across", "the"})
 
 
@@ -156,12 +164,13 @@ def _before_cue(before: str) -> tuple[bool, bool]:
         return False, False
     last = words[-1].lower()
     pair = " ".join(words).lower() if len(words) == 2 else ""
-    if last in _CUES or pair in _CUES:
+    cues = _cues()
+    if last in cues or pair in cues:
         return True, False
     return False, last in _PLACE_WORDS and before.rstrip(" \t")[-1:] not in ".:"
 
 
-_CUE_AFTER = re.compile(
+_CUE_AFTER = lazy_re(
     r"(?:,? (?:MD|M\.D\.|DO|RN|NP|PA-C|PhD|DDS|FNP|LPN|PharmD|MBBS|FRCP|Esq|Jr|Sr|II|III)\b"
     r"|'s? |’s? | \((?:age|aged|dob|mrn|born|\d{1,3}|he|she|they|his|her|patient|pt)\b"
     r"| (?:said|says|say|reported|reports|stated|states|told|wrote|writes|called|calls|"
@@ -196,7 +205,7 @@ def _flags() -> tuple[dict[str, int], dict[str, int]]:
             exact[w] = exact.get(w, 0) | bit
     low: dict[str, int] = {}
     for words, bit in (
-        (_STOP, _B_STOP),
+        (_stop(), _B_STOP),
         (common, _B_COMMON),
         (_PARTICLES, _B_PARTICLE),
         (ends_org, _B_ENDS_ORG),
@@ -346,12 +355,12 @@ def score_run(
     return s, e, min(sc, 0.99)
 
 
-_PERSON_HEADER = re.compile(
+_PERSON_HEADER = lazy_re(
     r"(?i)\b(?:name|patient|employee|member|contact|physician|provider|doctor|nurse|owner|"
     r"author|staff|manager|attendee|tenant|applicant|student|client|customer|user|person|"
     r"signed|witness|reviewer|assignee|reporter|guardian|spouse|insured|subscriber|who)"
 )
-_OTHER_HEADER = re.compile(
+_OTHER_HEADER = lazy_re(
     r"(?i)\b(?:city|town|location|site|address|street|country|state|region|org|"
     r"organi[sz]ation|company|employer|department|dept|facility|hospital|clinic|product|"
     r"drug|medication|title|role|office|team|unit|ward|service|vendor|plan|project)"
@@ -488,13 +497,13 @@ def find_names(text: str, threshold: float = THRESHOLD) -> list[Match]:
 LIST_FLOOR = 0.35
 # what separates the members of a list of people: commas, semicolons, "and", "&", "or", each
 # member perhaps followed by a parenthesised role
-_LIST_GAP = re.compile(r"^(?:[ \t]*\([^()\n]{1,30}\))?[ \t]*(?:,|;|/|,? and|,? or|&)[ \t]*$")
+_LIST_GAP = lazy_re(r"^(?:[ \t]*\([^()\n]{1,30}\))?[ \t]*(?:,|;|/|,? and|,? or|&)[ \t]*$")
 
 
 # A capitalised word that fills a table cell ("...,Gonzalez,Maria,..." under last_name,
 # first_name columns): a name only under a column header that says so.
-_CELL_WORD_RX = re2.compile(r"(?m)(?:^|[|\t,;])[ \t]*(" + _NAME_WORD + r")", _OPTS)
-_NAME_HEADER = re.compile(
+_CELL_WORD_RX = LazyRegex(r"(?m)(?:^|[|\t,;])[ \t]*(" + _NAME_WORD + r")", _OPTS)
+_NAME_HEADER = lazy_re(
     r"(?i)^[ \t]*(?:patient[ _]?|member[ _]?|subject[ _]?|client[ _]?|employee[ _]?|"
     r"contact[ _]?|guarantor[ _]?|insured[ _]?|emergency[ _]?contact[ _]?)?"
     r"(?:first|last|given|family|sur|middle|maiden|full)?[ _]?names?[ \t]*$"
@@ -502,7 +511,7 @@ _NAME_HEADER = re.compile(
 
 
 # somewhere in a header row: a cell that is (or ends in) "name"
-_ANY_NAME_HEADER = re2.compile(
+_ANY_NAME_HEADER = LazyRegex(
     r"(?im)(?:^|[|\t,;])[ \t]*[a-z _]{0,24}names?[ \t]*(?:[|\t,;]|$)", _OPTS
 )
 
@@ -549,7 +558,7 @@ def cell_names(text: str, taken: list[Match]) -> list[Match]:
         word = text[s:e]
         low = word.lower()
         if (
-            low in _STOP
+            low in _stop()
             or word in place_names
             or (low in common and word not in given and word not in surnames)
         ):

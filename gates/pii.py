@@ -14,6 +14,7 @@ import re2
 
 from gates import names, scan
 from gates.base import Detector, DetectorCheck, Match, keep_longest
+from gates.lazyre import LazyRegex, lazy_re
 
 _OPTS = re2.Options()
 _OPTS.log_errors = False
@@ -22,8 +23,9 @@ Finder = Callable[[str], list[Match]]
 Validator = Callable[[str], bool]
 
 
-def _rx(pattern: str) -> re2._Regexp:
-    return re2.compile(pattern, _OPTS)
+def _rx(pattern: str) -> LazyRegex:
+    # compiled on first use: importing gates.pii compiles none of its ~130 patterns
+    return LazyRegex(pattern, _OPTS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -660,7 +662,7 @@ _NOT_PHONE = _rx(
 )
 
 
-_EXTENSION = re.compile(r"[ \t]?(?:ext\.?|x|#)")
+_EXTENSION = lazy_re(r"[ \t]?(?:ext\.?|x|#)")
 _NANP_DOTS = _rx(r"^(?:1\.)?\d{3}\.\d{3}\.\d{4}\b")
 
 

@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -15,6 +14,7 @@ import re2
 
 from gates import scan
 from gates.base import Detector, DetectorCheck, Match, keep_longest
+from gates.lazyre import LazyRegex, lazy_re
 
 _OPTS = re2.Options()
 _OPTS.log_errors = False
@@ -55,7 +55,7 @@ def _secret_finder(
     """Value patterns (a capturing group picks the value out of its context). A value glued to
     more token characters on the right is part of something longer and not this secret. With
     ``outside``, a value overlapping one of the spans it returns for the text is dropped."""
-    rxs = [re2.compile(p, _OPTS) for p in ([patterns] if isinstance(patterns, str) else patterns)]
+    rxs = [LazyRegex(p, _OPTS) for p in ([patterns] if isinstance(patterns, str) else patterns)]
 
     def finder(text: str) -> list[Match]:
         out: list[Match] = []
@@ -83,7 +83,7 @@ def _union(*finders: Finder) -> Finder:
 
 
 # Values people write in examples and templates instead of a real credential.
-_PLACEHOLDERS = re2.compile(
+_PLACEHOLDERS = LazyRegex(
     r"(?i)^(?:\$\{?[A-Za-z_]\w*\}?|\$\{.*\}|\{\{.*|<.*>|%\(\w+\)s|%s|\*+|x+|\.+|-+|_+|none|null|nil|true|false|"
     r"password\d*|passw(?:or)?d|pass|secret|changeme|change_me|example|redacted|hidden|"
     r"your[_-]?.*|my[_-]?password|placeholder|dummy|test|todo|tbd|required|optional|"
@@ -92,7 +92,7 @@ _PLACEHOLDERS = re2.compile(
 )
 
 
-_CODE_VALUE = re2.compile(r"^(?:[a-z_][a-z0-9_.]*\(|[a-z_]\w*(?:\.[A-Za-z_]\w*)+$)", _OPTS)
+_CODE_VALUE = LazyRegex(r"^(?:[a-z_][a-z0-9_.]*\(|[a-z_]\w*(?:\.[A-Za-z_]\w*)+$)", _OPTS)
 
 
 def _real_password(value: str) -> bool:
@@ -140,14 +140,14 @@ def _openai_ok(value: str) -> bool:
     )
 
 
-_UUID = re2.compile(
+_UUID = LazyRegex(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{12}$",
     _OPTS,
 )
 _HEX = frozenset("0123456789abcdefABCDEF")
-_SEPARATORS = re2.compile(r"[-_/.+]", _OPTS)
-_WORDISH = re2.compile(r"[A-Z][a-z]{2,}|[a-z]{5,}", _OPTS)
+_SEPARATORS = LazyRegex(r"[-_/.+]", _OPTS)
+_WORDISH = LazyRegex(r"[A-Z][a-z]{2,}|[a-z]{5,}", _OPTS)
 
 
 # Public key material: not a secret, however random it looks. What each format says of itself.
@@ -156,7 +156,7 @@ _WORDISH = re2.compile(r"[A-Z][a-z]{2,}|[a-z]{5,}", _OPTS)
 # the SSH wire format, whose first field is the key type as a string: a uint32 length (so the
 # base64 starts "AAAA") and the name. A private key never has that shape: OpenSSH's private
 # format starts "openssh-key-v1", PEM private keys are DER.
-_SSH_KEY_TYPE = re.compile(
+_SSH_KEY_TYPE = lazy_re(
     r"(?:ssh-(?:rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp(?:256|384|521)|"
     r"sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com|"
     r"(?:ssh-(?:rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp(?:256|384|521)|"
@@ -183,7 +183,7 @@ def ssh_public_blob(token: str) -> bool:
 # PEM and RFC 4716 blocks that hold public material: "PUBLIC KEY", "RSA PUBLIC KEY", "PGP
 # PUBLIC KEY BLOCK", "SSH2 PUBLIC KEY", "CERTIFICATE". The body never holds "--", so a block
 # cannot run on into the next one (a private key after a public key stays outside).
-_PUBLIC_BLOCK = re2.compile(
+_PUBLIC_BLOCK = LazyRegex(
     r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE)-----(?:[^-]|-[^-])*?"
     r"-----END (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE)-----"
     r"|---- BEGIN SSH2 PUBLIC KEY ----(?:[^-]|-[^-])*?---- END SSH2 PUBLIC KEY ----",
@@ -191,12 +191,12 @@ _PUBLIC_BLOCK = re2.compile(
 )
 # A hashed known_hosts host field ("|1|salt|hash" before a key type): a salted hash of a host
 # name, which the public key after it identifies
-_HASHED_HOST = re2.compile(
+_HASHED_HOST = LazyRegex(
     r"\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}=[ \t]+(?:ssh-|ecdsa-|sk-)", _OPTS
 )
 # A JSON Web Key (one flat object with "kty"); public unless it has a private member
-_JWK = re2.compile(r"\{[^{}]*\"kty\"[ \t]*:[ \t]*\"(?:RSA|EC|OKP)\"[^{}]*\}", _OPTS)
-_JWK_PRIVATE = re.compile(r'"(?:d|p|q|dp|dq|qi|oth)"[ \t]*:')
+_JWK = LazyRegex(r"\{[^{}]*\"kty\"[ \t]*:[ \t]*\"(?:RSA|EC|OKP)\"[^{}]*\}", _OPTS)
+_JWK_PRIVATE = lazy_re(r'"(?:d|p|q|dp|dq|qi|oth)"[ \t]*:')
 
 
 def public_key_spans(text: str) -> list[tuple[int, int]]:
@@ -249,7 +249,7 @@ def high_entropy_ok(token: str) -> bool:
     return h >= 4.0 and h >= min(4.8, math.log2(len(token)) - 0.9)
 
 
-_CODE_REF = re2.compile(
+_CODE_REF = LazyRegex(
     r"(?i)^(?:os\.|process\.|env\.|settings\.|config\.|self\.|this\.|get_?\w*\(|"
     r"\w+\(|\$\{?|\{\{|%\(|<|\[|ENV\[)",
     _OPTS,
