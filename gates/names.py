@@ -521,9 +521,10 @@ def cell_names(text: str, taken: list[Match]) -> list[Match]:
     ``Patient Name``): what an extract's name columns hold."""
     if (
         ("," not in text and "\t" not in text and "|" not in text)
-        # the header pattern needs "name" in some case: a lowercase copy is cheaper to search
-        # than the pattern (which reads a long document at a fifth of the speed)
-        or "name" not in text.lower()
+        # the header pattern needs "name" in some case: in a short document a lowercase copy
+        # is cheaper to search than the pattern (in a long one, with any non-ASCII character,
+        # lowering costs more than the pattern's own pass)
+        or (len(text) < _SHORT and "name" not in text.lower())
         or not _ANY_NAME_HEADER.search(text)
     ):
         return []  # no table, or no column header that names a person: nothing to read
