@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -201,7 +202,7 @@ def test_a_list_after_one_keyword_is_found() -> None:
         (nino_ok, "AB123456C", "BG123456C"),
     ],
 )
-def test_validators(fn, good: str, bad: str) -> None:
+def test_validators(fn: Callable[[str], bool], good: str, bad: str) -> None:
     assert fn(good) is True
     assert fn(bad) is False
 
