@@ -8,7 +8,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import re2
 
@@ -584,7 +584,16 @@ _DETECTOR_LIST: list[Detector] = [
 DETECTORS: dict[str, Detector] = {d.name: d for d in _DETECTOR_LIST}
 
 
+#: bumped whenever what a detector finds changes, so the check's key (and so the ruleset hash
+#: that report caches are keyed on) changes with it: a verdict cached when public keys were
+#: still flagged must not be served after
+DETECTORS_REVISION = 1
+
+
 class SecretCheck(DetectorCheck):
     kind: ClassVar[str] = "secret"
     cost: ClassVar[int] = 2
     registry: ClassVar[dict[str, Detector]] = DETECTORS
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "revision": DETECTORS_REVISION}

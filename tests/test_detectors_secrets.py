@@ -369,3 +369,12 @@ def test_private_keys_are_still_caught_beside_public_ones() -> None:
     assert "GITHUB_TOKEN" in [m.detail for m in found]
     assert all(text[m.start : m.end] == GITHUB for m in found)
     assert _secrets(f"{public}\napi_key = {ENTROPY}")  # outside the block: still a secret
+
+
+def test_check_key_carries_the_detectors_revision() -> None:
+    """Cached verdicts are keyed on check keys: the public-key fix changed what secret(...)
+    finds, so the key must say which revision of the detectors made a verdict."""
+    from gates import secrets
+
+    check = SecretCheck.from_spec(CheckSpec("secret", ("any",)))
+    assert check.canonical()["revision"] == secrets.DETECTORS_REVISION >= 1
