@@ -113,13 +113,15 @@ def _summary(name: str, ev: EntityEvaluation, seconds: float, kb: float, note: s
 
 def _by_kind(ev: EntityEvaluation, docs: list[dict]) -> dict[str, tuple[int, int]]:
     """Per sample kind: (labelled spans, missed) for positives, (samples, false alarms) for
-    negatives; from the evaluation's error list (indices and kinds only, never values)."""
+    negatives (a kind whose samples carry no label: ``negative``, ``public_key``); from the
+    evaluation's error list (indices and kinds only, never values)."""
     out: dict[str, list[int]] = {}
+    labelled = {d["kind"] for d in docs if d["entities"]}
     for d in docs:
         out.setdefault(d["kind"], [0, 0])[0] += max(1, len(d["entities"]))
     for idx, what, _typ, _s, _e in ev.errors:
         kind = docs[idx]["kind"]
-        if (what == "missed") or (what == "false_positive" and kind == "negative"):
+        if (what == "missed") or (what == "false_positive" and kind not in labelled):
             out[kind][1] += 1
     return {k: (v[0], v[1]) for k, v in sorted(out.items())}
 
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['name']:<30} {r['recall']:6.3f} {r['precision']:6.3f} {r['f1']:6.3f} "
             f"{r['fp']:4d} {r['missed']:6d} {r['ms_per_kb']:7.2f}  {r['note']}"
         )
-    print("\nper sample kind: positives = missed/labelled, negative = false alarms/samples")
+    print("\nper sample kind: positives = missed/labelled, negatives = false alarms/samples")
     kinds = sorted({d["kind"] for d in docs})
     print(f"{'kind':<12}" + "".join(f"{r['name'][:28]:>30}" for r, _ in rows))
     tables = [_by_kind(ev, docs) for _, ev in rows]

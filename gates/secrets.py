@@ -8,12 +8,13 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import re2
 
 from gates import scan
 from gates.base import Detector, DetectorCheck, Match, keep_longest
+from gates.lazyre import LazyRegex, lazy_re
 
 _OPTS = re2.Options()
 _OPTS.log_errors = False
@@ -49,16 +50,21 @@ def _secret_finder(
     score: float = 0.95,
     validate: Callable[[str], bool] | None = None,
     tail: frozenset[str] = _B64,
+    outside: Callable[[str], list[tuple[int, int]]] | None = None,
 ) -> Finder:
     """Value patterns (a capturing group picks the value out of its context). A value glued to
-    more token characters on the right is part of something longer and not this secret."""
-    rxs = [re2.compile(p, _OPTS) for p in ([patterns] if isinstance(patterns, str) else patterns)]
+    more token characters on the right is part of something longer and not this secret. With
+    ``outside``, a value overlapping one of the spans it returns for the text is dropped."""
+    rxs = [LazyRegex(p, _OPTS) for p in ([patterns] if isinstance(patterns, str) else patterns)]
 
     def finder(text: str) -> list[Match]:
         out: list[Match] = []
+        skip = outside(text) if outside is not None else []
         for rx in rxs:
             for s, e in scan.value_spans(rx, text):  # the document's bytes, encoded once
                 if e <= s or (e < len(text) and text[e] in tail):
+                    continue
+                if skip and any(a < e and s < b for a, b in skip):
                     continue
                 value = text[s:e]
                 if validate is not None and not validate(value):
@@ -77,7 +83,7 @@ def _union(*finders: Finder) -> Finder:
 
 
 # Values people write in examples and templates instead of a real credential.
-_PLACEHOLDERS = re2.compile(
+_PLACEHOLDERS = LazyRegex(
     r"(?i)^(?:\$\{?[A-Za-z_]\w*\}?|\$\{.*\}|\{\{.*|<.*>|%\(\w+\)s|%s|\*+|x+|\.+|-+|_+|none|null|nil|true|false|"
     r"password\d*|passw(?:or)?d|pass|secret|changeme|change_me|example|redacted|hidden|"
     r"your[_-]?.*|my[_-]?password|placeholder|dummy|test|todo|tbd|required|optional|"
@@ -86,7 +92,7 @@ _PLACEHOLDERS = re2.compile(
 )
 
 
-_CODE_VALUE = re2.compile(r"^(?:[a-z_][a-z0-9_.]*\(|[a-z_]\w*(?:\.[A-Za-z_]\w*)+$)", _OPTS)
+_CODE_VALUE = LazyRegex(r"^(?:[a-z_][a-z0-9_.]*\(|[a-z_]\w*(?:\.[A-Za-z_]\w*)+$)", _OPTS)
 
 
 def _real_password(value: str) -> bool:
@@ -134,14 +140,78 @@ def _openai_ok(value: str) -> bool:
     )
 
 
-_UUID = re2.compile(
+_UUID = LazyRegex(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{12}$",
     _OPTS,
 )
 _HEX = frozenset("0123456789abcdefABCDEF")
-_SEPARATORS = re2.compile(r"[-_/.+]", _OPTS)
-_WORDISH = re2.compile(r"[A-Z][a-z]{2,}|[a-z]{5,}", _OPTS)
+_SEPARATORS = LazyRegex(r"[-_/.+]", _OPTS)
+_WORDISH = LazyRegex(r"[A-Z][a-z]{2,}|[a-z]{5,}", _OPTS)
+
+
+# Public key material: not a secret, however random it looks. What each format says of itself.
+#
+# An OpenSSH public key or certificate (authorized_keys, known_hosts, *.pub) is the base64 of
+# the SSH wire format, whose first field is the key type as a string: a uint32 length (so the
+# base64 starts "AAAA") and the name. A private key never has that shape: OpenSSH's private
+# format starts "openssh-key-v1", PEM private keys are DER.
+_SSH_KEY_TYPE = lazy_re(
+    r"(?:ssh-(?:rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp(?:256|384|521)|"
+    r"sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com|"
+    r"(?:ssh-(?:rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp(?:256|384|521)|"
+    r"sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)-cert-v0[01]@openssh\.com)"
+)
+
+
+def ssh_public_blob(token: str) -> bool:
+    """Whether ``token`` is the base64 of an SSH public key or certificate blob: it decodes to
+    a length-prefixed string naming a known key type (``ssh-ed25519``, ``ecdsa-sha2-nistp256``,
+    ``sk-ssh-ed25519@openssh.com``, their ``-cert-v01@openssh.com`` forms, ...)."""
+    if not token.startswith("AAAA"):
+        return False
+    head = token[:64]  # 48 bytes: room for the longest type name (43) and its length
+    try:
+        raw = base64.b64decode(head[: len(head) - len(head) % 4], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    n = int.from_bytes(raw[:4], "big")
+    name = raw[4 : 4 + n]
+    return 0 < n == len(name) and _SSH_KEY_TYPE.fullmatch(name.decode("latin-1")) is not None
+
+
+# PEM and RFC 4716 blocks that hold public material: "PUBLIC KEY", "RSA PUBLIC KEY", "PGP
+# PUBLIC KEY BLOCK", "SSH2 PUBLIC KEY", "CERTIFICATE". The body never holds "--", so a block
+# cannot run on into the next one (a private key after a public key stays outside).
+_PUBLIC_BLOCK = LazyRegex(
+    r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE)-----(?:[^-]|-[^-])*?"
+    r"-----END (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE)-----"
+    r"|---- BEGIN SSH2 PUBLIC KEY ----(?:[^-]|-[^-])*?---- END SSH2 PUBLIC KEY ----",
+    _OPTS,
+)
+# A hashed known_hosts host field ("|1|salt|hash" before a key type): a salted hash of a host
+# name, which the public key after it identifies
+_HASHED_HOST = LazyRegex(
+    r"\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}=[ \t]+(?:ssh-|ecdsa-|sk-)", _OPTS
+)
+# A JSON Web Key (one flat object with "kty"); public unless it has a private member
+_JWK = LazyRegex(r"\{[^{}]*\"kty\"[ \t]*:[ \t]*\"(?:RSA|EC|OKP)\"[^{}]*\}", _OPTS)
+_JWK_PRIVATE = lazy_re(r'"(?:d|p|q|dp|dq|qi|oth)"[ \t]*:')
+
+
+def public_key_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds public key material by its framing: PEM/RFC 4716 public key and
+    certificate blocks, hashed known_hosts host fields, public JWKs. (A bare OpenSSH public
+    key needs no framing: :func:`ssh_public_blob` tells it by its bytes.) Each pattern runs
+    only when its marker is in the text, so most documents pay three substring searches."""
+    out: list[tuple[int, int]] = []
+    if "PUBLIC KEY" in text or "CERTIFICATE-----" in text:
+        out += [m.span() for m in _PUBLIC_BLOCK.finditer(text)]
+    if "|1|" in text:
+        out += [m.span() for m in _HASHED_HOST.finditer(text)]
+    if '"kty"' in text:
+        out += [m.span() for m in _JWK.finditer(text) if not _JWK_PRIVATE.search(m.group())]
+    return out
 
 
 def high_entropy_ok(token: str) -> bool:
@@ -160,6 +230,8 @@ def high_entropy_ok(token: str) -> bool:
         return False
     if set(token) <= _HEX or _UUID.search(token) or set(token.replace("-", "")) <= _HEX:
         return False
+    if ssh_public_blob(token):  # an OpenSSH public key: public by design
+        return False
     if not (
         any(c.isupper() for c in token)
         and any(c.islower() for c in token)
@@ -177,7 +249,7 @@ def high_entropy_ok(token: str) -> bool:
     return h >= 4.0 and h >= min(4.8, math.log2(len(token)) - 0.9)
 
 
-_CODE_REF = re2.compile(
+_CODE_REF = LazyRegex(
     r"(?i)^(?:os\.|process\.|env\.|settings\.|config\.|self\.|this\.|get_?\w*\(|"
     r"\w+\(|\$\{?|\{\{|%\(|<|\[|ENV\[)",
     _OPTS,
@@ -193,6 +265,8 @@ def token_value_ok(value: str) -> bool:
     if len(value) < 16 or len(value) > 512:
         return False
     if _PLACEHOLDERS.search(value) or _CODE_REF.search(value) or _UUID.search(value):
+        return False
+    if ssh_public_blob(value):
         return False
     low = value.lower()
     if any(
@@ -501,6 +575,7 @@ _DETECTOR_LIST: list[Detector] = [
             keep=0,
             score=0.6,
             tail=frozenset(),
+            outside=public_key_spans,
         ),
         cost=3,
     ),
@@ -509,7 +584,16 @@ _DETECTOR_LIST: list[Detector] = [
 DETECTORS: dict[str, Detector] = {d.name: d for d in _DETECTOR_LIST}
 
 
+#: bumped whenever what a detector finds changes, so the check's key (and so the ruleset hash
+#: that report caches are keyed on) changes with it: a verdict cached when public keys were
+#: still flagged must not be served after
+DETECTORS_REVISION = 1
+
+
 class SecretCheck(DetectorCheck):
     kind: ClassVar[str] = "secret"
     cost: ClassVar[int] = 2
     registry: ClassVar[dict[str, Detector]] = DETECTORS
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "revision": DETECTORS_REVISION}

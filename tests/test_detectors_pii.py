@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -201,7 +202,7 @@ def test_a_list_after_one_keyword_is_found() -> None:
         (nino_ok, "AB123456C", "BG123456C"),
     ],
 )
-def test_validators(fn, good: str, bad: str) -> None:
+def test_validators(fn: Callable[[str], bool], good: str, bad: str) -> None:
     assert fn(good) is True
     assert fn(bad) is False
 
@@ -428,3 +429,60 @@ def test_dates_in_every_common_form(text: str, expected: list[str]) -> None:
 def test_a_year_or_a_time_alone_is_not_a_date() -> None:
     text = "In 2019 and FY2024 (the 2019-2020 season) the line opened 8am-6pm; we may call."
     assert values("DATE_TIME", text) == []
+
+
+# --- import cost: patterns and word lists load on first use -----------------------------------
+
+
+def test_importing_the_detectors_compiles_and_reads_nothing() -> None:
+    """A fresh interpreter that imports the detector modules has compiled none of their
+    patterns and read none of the name lists; the first document does both, once."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, gates.pii, gates.secrets, gates.names as n\n"
+        "from gates.lazyre import LazyRegex\n"
+        "rx = [o for o in gc.get_objects() if isinstance(o, LazyRegex)]\n"
+        "loaded = [f.cache_info().currsize for f in (n.lexicon, n.places, n._flags, n._cues)]\n"
+        "print(len(rx), sum('_rx' in o.__dict__ for o in rx), sum(loaded))\n"
+        "gates.pii.DETECTORS['PERSON'].find('Dear Maria Gonzalez, thanks.')\n"
+        "print(sum('_rx' in o.__dict__ for o in rx) > 0, n.lexicon.cache_info().currsize)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert int(out[0]) > 100 and out[1:3] == ["0", "0"]
+    assert out[3:] == ["True", "1"]
+
+
+@pytest.mark.parametrize("engine", ["re2", "re"])
+def test_lazy_pattern_compiles_once_under_concurrent_first_use(engine: str) -> None:
+    import importlib
+    import threading
+
+    from gates.lazyre import LazyRegex
+
+    real = importlib.import_module(engine).compile
+    calls: list[str] = []
+
+    def slow(pattern: str, options: object) -> object:
+        calls.append(pattern)
+        time.sleep(0.05)  # a window for a second thread to compile too, were there no lock
+        return real(pattern)
+
+    rx = LazyRegex(r"[A-Z][a-z]+ ([A-Z][a-z]+)", None, slow)
+    start = threading.Barrier(8)
+    seen: list[object] = []
+
+    def use() -> None:
+        start.wait()
+        assert rx.search("met Maria Gonzalez").group(1) == "Gonzalez"
+        seen.append(rx.compiled())
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(seen) == 8 and all(x is seen[0] for x in seen)

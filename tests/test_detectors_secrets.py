@@ -11,7 +11,14 @@ import time
 import pytest
 
 from gates.base import CheckSpec
-from gates.secrets import DETECTORS, SecretCheck, high_entropy_ok, mask_secret, shannon_entropy
+from gates.secrets import (
+    DETECTORS,
+    SecretCheck,
+    high_entropy_ok,
+    mask_secret,
+    shannon_entropy,
+    ssh_public_blob,
+)
 
 # Built at run time so no credential-shaped literal sits in the repository for scanners to flag.
 rnd = random.Random(7)
@@ -262,3 +269,112 @@ def test_pathological_input_finishes(name: str) -> None:
     for det in DETECTORS.values():
         det.find(PATHOLOGICAL[name])
     assert time.perf_counter() - t0 < 60  # hang guard only
+
+
+# --- public key material is not a secret; private keys still are -----------------------------
+
+
+def _ssh_string(b: bytes) -> bytes:
+    return len(b).to_bytes(4, "big") + b
+
+
+def _ssh_blob(kind: str) -> str:
+    """An OpenSSH public key blob in its wire format (random key bytes, real structure)."""
+    body = bytes(rnd.randrange(256) for _ in range(32))
+    if kind == "ssh-rsa":
+        extra = _ssh_string(b"\x01\x00\x01") + _ssh_string(
+            b"\x00" + bytes(rnd.randrange(256) for _ in range(256))
+        )
+    elif kind.startswith("ecdsa-"):
+        extra = _ssh_string(kind.rsplit("-", 1)[1].encode()) + _ssh_string(b"\x04" + body * 2)
+    else:
+        extra = _ssh_string(body)
+    return base64.b64encode(_ssh_string(kind.encode()) + extra).decode()
+
+
+SSH_TYPES = [
+    "ssh-rsa",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "sk-ssh-ed25519@openssh.com",
+    "ssh-ed25519-cert-v01@openssh.com",
+]
+
+
+def _pem(label: str, lines: int = 4) -> str:
+    body = "\n".join(token(ALNUM + "+/", 64) for _ in range(lines))
+    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----"
+
+
+def _secrets(text: str) -> list[str]:
+    return [m.detail for d in DETECTORS.values() for m in d.find(text)]
+
+
+@pytest.mark.parametrize("kind", SSH_TYPES)
+def test_ssh_public_keys_are_not_secrets(kind: str) -> None:
+    blob = _ssh_blob(kind)
+    assert ssh_public_blob(blob)
+    for text in (
+        f"{kind} {blob} alice@laptop",
+        f'from="10.0.0.0/8",no-pty {kind} {blob} deploy@ci',
+        f"github.com,140.82.112.4 {kind} {blob}",
+        f"|1|{base64.b64encode(bytes(20)).decode()}|{AZURE_KEY[:27]}= {kind} {blob}",
+        f'public_key = "{kind} {blob}"',
+    ):
+        assert _secrets(text) == [], text[:40]
+
+
+def test_ssh_public_blob_reads_the_key_type_not_the_prefix() -> None:
+    assert not ssh_public_blob("AAAA" + token(ALNUM, 60))  # random after the prefix
+    assert not ssh_public_blob(ENTROPY)
+    # OpenSSH's private key format starts "openssh-key-v1", not a key type
+    private = base64.b64encode(b"openssh-key-v1\x00" + _ssh_string(b"none") * 2).decode()
+    assert not ssh_public_blob(private)
+    # a length that runs past the type name
+    assert not ssh_public_blob(base64.b64encode(b"\x00\x00\x00\x30ssh-rsa" + bytes(60)).decode())
+
+
+@pytest.mark.parametrize(
+    "label", ["PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE", "PGP PUBLIC KEY BLOCK"]
+)
+def test_public_pem_blocks_are_not_secrets(label: str) -> None:
+    block = _pem(label)
+    assert _secrets(block) == []
+    assert _secrets(json.dumps({"public_key": block})) == []  # "\n" escapes inside JSON
+
+
+def test_rfc4716_and_jwk_public_keys_are_not_secrets() -> None:
+    blob = _ssh_blob("ssh-rsa")
+    ssh2 = "\n".join(blob[i : i + 70] for i in range(0, len(blob), 70))
+    text = f'---- BEGIN SSH2 PUBLIC KEY ----\nComment: "ops"\n{ssh2}\n---- END SSH2 PUBLIC KEY ----'
+    assert _secrets(text) == []
+    n = base64.urlsafe_b64encode(bytes(rnd.randrange(256) for _ in range(256))).decode()
+    jwk = {"kty": "RSA", "kid": "k1", "n": n.rstrip("="), "e": "AQAB"}
+    assert _secrets(json.dumps({"keys": [jwk]})) == []
+    # the same key with its private exponent is a secret
+    assert "HIGH_ENTROPY_STRING" in _secrets(json.dumps({**jwk, "d": ENTROPY}))
+
+
+def test_private_keys_are_still_caught_beside_public_ones() -> None:
+    public, private = _pem("PUBLIC KEY"), _pem("RSA PRIVATE KEY")
+    for text in (private, f"{public}\n{private}", f"{private}\n{public}"):
+        found = [m for m in DETECTORS["PRIVATE_KEY"].find(text)]
+        assert [text[m.start : m.end] for m in found] == [private]
+    # a public block left open does not hide a private key after it
+    assert DETECTORS["PRIVATE_KEY"].find(f"-----BEGIN PUBLIC KEY-----\nAAAA\n{private}")
+    # a token beside a public key is still found
+    blob = _ssh_blob("ssh-ed25519")
+    text = f"ssh-ed25519 {blob} ci@runner\nGITHUB_TOKEN={GITHUB}"
+    found = [m for d in DETECTORS.values() for m in d.find(text)]
+    assert "GITHUB_TOKEN" in [m.detail for m in found]
+    assert all(text[m.start : m.end] == GITHUB for m in found)
+    assert _secrets(f"{public}\napi_key = {ENTROPY}")  # outside the block: still a secret
+
+
+def test_check_key_carries_the_detectors_revision() -> None:
+    """Cached verdicts are keyed on check keys: the public-key fix changed what secret(...)
+    finds, so the key must say which revision of the detectors made a verdict."""
+    from gates import secrets
+
+    check = SecretCheck.from_spec(CheckSpec("secret", ("any",)))
+    assert check.canonical()["revision"] == secrets.DETECTORS_REVISION >= 1
