@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint docs docs-serve fmt bench schema fuzz clean pg
+.PHONY: setup services demo test lint docs docs-serve fmt bench schema fuzz clean pg
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,12 @@ setup: $(STAMP)
 demo: $(STAMP)  ## validate the sample documents against the built-in modules
 	$(BIN)/clearance validate data/samples/ ; test $$? -le 3
 
-test: $(STAMP)  ## the whole test suite (what CI runs)
+# The tests start real servers: PostgreSQL from the machine's initdb/pg_ctl (tests/pg.py) and
+# Redis from Debian's redis-server package, installed here when missing (as root, as CI runs).
+services:
+	@command -v redis-server >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; else echo "redis-server is missing: sudo apt-get install redis-server (the Redis tests skip without it, and fail in CI)"; fi; }
+
+test: $(STAMP) services  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 lint: $(STAMP)  ## ruff, mypy, import contracts, and the gate files' own diagnostics
