@@ -123,3 +123,14 @@ class DiagnosticBag:
 
     def sorted(self) -> list[Diagnostic]:
         return sorted(self.items, key=lambda d: (d.file, d.loc.start if d.loc else -1, d.code))
+
+
+# --- codes added by the language work (defaults, proximity, parameterised definitions, word
+# lists): one contiguous block, to be merged into the code table. Code -> one-line summary.
+LANG_CODES: dict[str, str] = {
+    "DSL170": "Warning: a definition (expression, parameterised or word list) in the module's "
+    "own files that nothing uses.",
+    "DSL171": "Warning: a name that shadows another: a module's definition over a library's of "
+    "the same name (the module's is used), or a parameter over a definition.",
+    "DSL172": "Warning: a gate that restates a value it inherits from a `defaults` block.",
+}

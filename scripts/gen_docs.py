@@ -236,7 +236,7 @@ def code_summaries() -> dict[str, str]:
             str(k): str(getattr(v, "summary", None) or getattr(v, "title", None) or v)
             for k, v in table.items()
         }
-    return dict(SUMMARIES)
+    return {**SUMMARIES, **getattr(diagnostics, "LANG_CODES", {})}
 
 
 def rendered_examples() -> dict[str, str]:
