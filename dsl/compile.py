@@ -404,6 +404,8 @@ class Compiler:
         self._used: set[str] = set()
         #: parameterised definitions being expanded, innermost last
         self._expanding: list[str] = []
+        #: expansions so far: definitions that call each other twice over grow exponentially
+        self._expansions = 0
         self._resolved: dict[str, Node | None] = {}
         self._resolving: set[str] = set()
         #: definition -> how many definitions long its longest chain of references is
@@ -1160,6 +1162,19 @@ class Compiler:
                 e.loc if e.comparison is None else e.comparison[2],
                 help=f"defined at {dfile}:{decl.name_loc.line}",
             )
+            return None
+        self._expansions += 1
+        if self._expansions > MAX_EXPANDED:
+            if self._expansions == MAX_EXPANDED + 1:  # said once per module
+                self.bag.error(
+                    "DSL133",
+                    f"parameterised definitions are expanded more than {MAX_EXPANDED:,} "
+                    "times in this module",
+                    file,
+                    e.loc,
+                    help="a definition that calls another twice doubles at every level: "
+                    "call each once, or define the shared part without parameters",
+                )
             return None
         if name in self._expanding or len(self._expanding) >= MAX_DEFINE_CHAIN:
             self.bag.error(

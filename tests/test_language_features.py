@@ -346,3 +346,10 @@ def test_a_parameter_shadowing_a_definition_is_warned(tmp_path):
     )
     _, diags = _compile(tmp_path, text)
     assert _codes(diags) == ["DSL171"]
+
+
+def test_parameterised_definitions_that_double_at_every_level_stop_quickly(tmp_path):
+    levels = "".join(f"define f{i}(x) = all {{ f{i - 1}(x) f{i - 1}(x) }}\n" for i in range(1, 40))
+    text = "define f0(x) = x\n" + levels + GATE.format(n=1, body='require f39(phrase("a"))')
+    _, diags = _compile(tmp_path, text)
+    assert [d.code for d in diags if d.severity == "error"] == ["DSL133"]
