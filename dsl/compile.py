@@ -46,7 +46,7 @@ GATE_FIELDS = {
 #: the gate fields a ``defaults { ... }`` block may give (a gate's own value wins).
 DEFAULT_FIELDS = {k: GATE_FIELDS[k] for k in ("applies", "severity", "on_indeterminate", "tags")}
 #: warnings of the language (see dsl.diagnostics.LANG_CODES)
-W_UNUSED, W_SHADOW, W_RESTATED = "DSL170", "DSL171", "DSL172"
+W_UNUSED, W_SHADOW, W_RESTATED = "DSL180", "DSL181", "DSL182"
 MODULE_FIELDS = {
     "title": "text",
     "version": "word",

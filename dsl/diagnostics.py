@@ -127,10 +127,11 @@ class DiagnosticBag:
 
 # --- codes added by the language work (defaults, proximity, parameterised definitions, word
 # lists): one contiguous block, to be merged into the code table. Code -> one-line summary.
+# DSL180-182, since main's table already holds DSL160-171.
 LANG_CODES: dict[str, str] = {
-    "DSL170": "Warning: a definition (expression, parameterised or word list) in the module's "
+    "DSL180": "Warning: a definition (expression, parameterised or word list) in the module's "
     "own files that nothing uses.",
-    "DSL171": "Warning: a name that shadows another: a module's definition over a library's of "
+    "DSL181": "Warning: a name that shadows another: a module's definition over a library's of "
     "the same name (the module's is used), or a parameter over a definition.",
-    "DSL172": "Warning: a gate that restates a value it inherits from a `defaults` block.",
+    "DSL182": "Warning: a gate that restates a value it inherits from a `defaults` block.",
 }

@@ -118,13 +118,13 @@ def test_a_gate_restating_an_inherited_default_is_warned_not_refused(tmp_path):
     )
     module, diags = _compile(tmp_path, text)
     assert module is not None and len(module.gates) == 1
-    warned = [d for d in diags if d.code == "DSL172"]
+    warned = [d for d in diags if d.code == "DSL182"]
     assert [d.loc.line for d in warned] == [6, 7]
     assert all(d.severity == "warning" for d in warned)
     assert "a.gates:1" in warned[0].help
     # the built-in default restated without a defaults block is not "inherited": no warning
     _, diags = _compile(tmp_path, GATE.format(n=1, body='severity medium\n  require phrase("x")'))
-    assert "DSL172" not in _codes(diags)
+    assert "DSL182" not in _codes(diags)
 
 
 # --- proximity ---------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ def test_unused_definitions_are_warned_in_the_module_not_in_its_libraries(tmp_pa
     )
     module, diags = _compile(tmp_path, text, lib=lib)
     assert module is not None
-    warned = sorted(d.message.split("'")[1] for d in diags if d.code == "DSL170")
+    warned = sorted(d.message.split("'")[1] for d in diags if d.code == "DSL180")
     assert warned == ["mine_list", "mine_unused"]
 
 
@@ -334,7 +334,7 @@ def test_a_module_definition_shadows_a_library_one_with_a_warning(tmp_path):
         n=1, body="require contact"
     )
     module, diags = _compile(tmp_path, text, lib=lib)
-    (w,) = [d for d in diags if d.code == "DSL171"]
+    (w,) = [d for d in diags if d.code == "DSL181"]
     assert w.severity == "warning" and "lib/shared.gates" in w.message
     (gate,) = module.gates
     assert _status(gate, "module wording") is True and _status(gate, "library wording") is False
@@ -345,7 +345,7 @@ def test_a_parameter_shadowing_a_definition_is_warned(tmp_path):
         n=1, body='require all { f(phrase("b")) x }'
     )
     _, diags = _compile(tmp_path, text)
-    assert _codes(diags) == ["DSL171"]
+    assert _codes(diags) == ["DSL181"]
 
 
 def test_parameterised_definitions_that_double_at_every_level_stop_quickly(tmp_path):
