@@ -185,8 +185,7 @@ def deterministic_layer(rs: Ruleset, doc: Document) -> Callable[[], object]:
     scanner = _scanner(rs)
 
     def run() -> object:
-        scan.release()  # as for a new document: no encoding or detector results carried over
-        ctx = DocContext(doc)
+        ctx = DocContext(doc)  # as for a new document: no encoding or detector results carried over
         ctx.prefilter(scanner)
         return [evaluate_gate(g, ctx) for g in rs.gates]
 
@@ -196,8 +195,8 @@ def deterministic_layer(rs: Ruleset, doc: Document) -> Callable[[], object]:
 def straightforward(checks: list[Check], text: str) -> Callable[[], object]:
     """Every check on its own over the whole text: RE2 on `str`, Python `re` for phrases."""
     def run() -> object:
-        with scan.reference_mode():
-            return [c.find(text) for c in checks]
+        ref = scan.ScanText(text, reference=True)
+        return [c.find(ref) for c in checks]
 
     return run
 

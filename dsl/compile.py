@@ -16,8 +16,8 @@ import re2
 
 from dsl import ast
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
-from dsl.diagnostics import Diagnostic, DiagnosticBag, Loc, did_you_mean, one_of
-from dsl.parse import MAX_NESTING, parse_file
+from dsl.diagnostics import Code, Diagnostic, DiagnosticBag, Loc, did_you_mean, one_of
+from dsl.parse import CLAUSES, MAX_NESTING, SYNTAX_CODES, parse_file
 from gates import KINDS, CheckError, CheckSpec
 from gates.base import Check
 from gates.proximity import SCOPES, proximity
@@ -45,8 +45,6 @@ GATE_FIELDS = {
 }
 #: the gate fields a ``defaults { ... }`` block may give (a gate's own value wins).
 DEFAULT_FIELDS = {k: GATE_FIELDS[k] for k in ("applies", "severity", "on_indeterminate", "tags")}
-#: warnings of the language (see dsl.diagnostics.LANG_CODES)
-W_UNUSED, W_SHADOW, W_RESTATED = "DSL180", "DSL181", "DSL182"
 MODULE_FIELDS = {
     "title": "text",
     "version": "word",
@@ -54,7 +52,11 @@ MODULE_FIELDS = {
     "description": "text",
     "owner": "text",
 }
-_CODE_RE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+#: a gate code: a capital letter and capitals or digits, then parts joined by '-', '.' or '_',
+#: each part optionally followed by (a)-style sub-parts, as regulations number their
+#: provisions: GDPR-13-1A, PCI-3.4, CCPA-1798.120, HIPAA-164.514(b)(2). No '/' or ':' (a code
+#: is a URL path segment in the HTTP API and the prefix of an example id, CODE::example[N]).
+GATE_CODE_RE = re.compile(r"[A-Z][A-Z0-9]*(?:[-._][A-Z0-9]+(?:\([A-Za-z0-9]+\))*)+")
 #: how many definitions may refer to one another in a chain (d2 = d1, d1 = d0, ...) (DSL132).
 MAX_DEFINE_CHAIN = 64
 #: how many checks and operators one gate may hold once its definitions are expanded: the
@@ -64,8 +66,10 @@ MAX_EXPANDED = 10_000
 #: the largest ``within N chars`` distance and ``count(...)`` bound: far past any document
 #: (ingestion stops at 20 MB), and small enough for every integer type the scanner uses.
 MAX_AMOUNT = 1_000_000_000
+#: what a gate lacks: not said of a gate the parser recovered (the part may be what it cut)
+_MISSING = frozenset({Code.NO_CITATION, Code.NO_TITLE, Code.NO_EXAMPLES, Code.CHECKS_NOTHING})
 #: the diagnostic code for a check whose pattern RE2 refuses to compile (e.g. too large).
-_RE2_CODES = {"regex": "DSL110", "phrase": "DSL112"}
+_RE2_CODES = {"regex": Code.BAD_REGEX, "phrase": Code.BAD_PHRASES}
 
 
 # --- compiled expression tree --------------------------------------------------------------
@@ -356,7 +360,7 @@ def read_gate_file(path: Path, bag: DiagnosticBag) -> str | None:
         size = path.stat().st_size
         if size > MAX_GATE_FILE_BYTES:
             bag.error(
-                "DSL003",
+                Code.FILE_TOO_LARGE,
                 f"gate file is {size:,} bytes, over the {MAX_GATE_FILE_BYTES:,}-byte limit",
                 shown,
                 help="split it into several files in the module folder",
@@ -364,23 +368,25 @@ def read_gate_file(path: Path, bag: DiagnosticBag) -> str | None:
             return None
         data = path.read_bytes()
     except OSError as exc:
-        bag.error("DSL004", f"cannot read gate file: {exc.strerror}", shown)
+        bag.error(Code.FILE_UNREADABLE, f"cannot read gate file: {exc.strerror}", shown)
         return None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         bag.error(
-            "DSL001",
+            Code.FILE_NOT_TEXT,
             f"gate file is not UTF-8 (invalid byte at offset {exc.start})",
             shown,
             help="save the file as UTF-8",
         )
         return None
     if "\x00" in text:
-        bag.error("DSL001", "gate file contains NUL bytes; is it a binary file?", shown)
+        bag.error(Code.FILE_NOT_TEXT, "gate file contains NUL bytes; is it a binary file?", shown)
         return None
     if not text.strip():
-        bag.error("DSL002", "gate file is empty", shown, help="add gates, or delete the file")
+        bag.error(
+            Code.FILE_EMPTY, "gate file is empty", shown, help="add gates, or delete the file"
+        )
         return None
     return text.replace("\r\n", "\n")
 
@@ -417,10 +423,10 @@ class Compiler:
         self.sources: dict[str, str] = {}
 
     # imports ---------------------------------------------------------------------------
-    def _resolve_import(self, imp: ast.ImportDecl, importer: str) -> Path | None:
+    def _resolve_import(self, imp: ast.ImportDecl, importer: Path) -> Path | None:
         candidates: list[Path] = []
         if imp.is_path:
-            candidates.append(Path(importer).parent / imp.target)
+            candidates.append(importer.parent / imp.target)
         else:
             candidates.extend(p / f"{imp.target}{GATE_SUFFIX}" for p in self.lib_paths)
         for c in candidates:
@@ -437,10 +443,24 @@ class Compiler:
             if available and not imp.is_path
             else "import a library by name (modules/lib/NAME.gates) or by relative path"
         )
-        self.bag.error(
-            "DSL130", f"cannot find import '{imp.target}'", importer, imp.loc, help=help_
+        d = self.bag.error(
+            Code.IMPORT_NOT_FOUND,
+            f"cannot find import '{imp.target}'",
+            _display(importer),  # as the file's other diagnostics show it, with its source
+            imp.loc,
+            help=help_,
         )
+        if not imp.is_path and self.lib_paths:
+            d.notes.append(
+                "searched, in order: "
+                + ", ".join(_display(p) for p in self.lib_paths)
+                + " (add a folder with --lib, CLEARANCE_LIB_PATH or lib-path in clearance.toml)"
+            )
         return None
+
+    def read(self, path: Path) -> str | None:
+        """A gate file's text (the language server reads the editor's unsaved buffers instead)."""
+        return read_gate_file(path, self.bag)
 
     def load_files(self, paths: list[Path]) -> list[ast.GateFile]:
         """Parse the module's files and, transitively, the library files they import."""
@@ -452,7 +472,7 @@ class Compiler:
             if p in seen:
                 continue
             seen.add(p)
-            text = read_gate_file(p, self.bag)
+            text = self.read(p)
             if text is None:
                 continue
             shown = _display(p)
@@ -460,7 +480,7 @@ class Compiler:
             gf = parse_file(text, shown, self.bag)
             files.append(gf)
             for imp in gf.imports:
-                target = self._resolve_import(imp, str(p))
+                target = self._resolve_import(imp, p)
                 if target is not None:
                     queue.append(target.resolve())
         return files
@@ -474,7 +494,7 @@ class Compiler:
         for m, path in headers:
             if path not in own:
                 self.bag.error(
-                    "DSL141",
+                    Code.MODULE_CONFLICT,
                     "a library file cannot declare a module",
                     path,
                     m.id_loc,
@@ -484,7 +504,7 @@ class Compiler:
                 header = (m, path)
             elif m.id != header[0].id:
                 self.bag.error(
-                    "DSL141",
+                    Code.MODULE_CONFLICT,
                     f"module '{m.id}' conflicts with module "
                     f"'{header[0].id}' declared in {header[1]}",
                     path,
@@ -493,7 +513,7 @@ class Compiler:
                 )
         if header is None and default_id is None:
             self.bag.error(
-                "DSL140",
+                Code.NO_MODULE_HEADER,
                 "no module header in these gate files",
                 sorted(own)[0] if own else "<none>",
                 help='add: module ID { title "..." version "1.0" }',
@@ -511,7 +531,7 @@ class Compiler:
                 if known is not None:
                     prev, prev_file = known
                     self.bag.error(
-                        "DSL106",
+                        Code.DUPLICATE_DEFINE,
                         f"'{d.name}' is defined twice",
                         f.path,
                         d.name_loc,
@@ -521,7 +541,7 @@ class Compiler:
                     continue
                 if d.name in KIND_NAMES or d.name in FUNCTIONS:
                     self.bag.error(
-                        "DSL106",
+                        Code.DUPLICATE_DEFINE,
                         f"'{d.name}' is a built-in name and cannot be defined",
                         f.path,
                         d.name_loc,
@@ -542,7 +562,7 @@ class Compiler:
             if f.path not in own and f.gates:
                 for g in f.gates:
                     self.bag.error(
-                        "DSL142",
+                        Code.GATES_IN_LIBRARY,
                         "library files may hold definitions only, not gates",
                         f.path,
                         g.code_loc,
@@ -552,7 +572,7 @@ class Compiler:
                 if g.code in codes:
                     pf, pl = codes[g.code]
                     self.bag.error(
-                        "DSL107",
+                        Code.DUPLICATE_GATE_CODE,
                         f"duplicate gate code '{g.code}'",
                         f.path,
                         g.code_loc,
@@ -593,7 +613,7 @@ class Compiler:
         prev, prev_file = known
         mine, mine_file, lib_file = (d, file, prev_file) if file in own else (prev, prev_file, file)
         self.bag.warning(
-            W_SHADOW,
+            Code.SHADOWED_NAME,
             f"'{d.name}' shadows the definition of the same name in {lib_file}",
             mine_file,
             mine.name_loc,
@@ -610,7 +630,7 @@ class Compiler:
             for p, loc in decl.params or ():
                 if p in seen or p in KIND_NAMES or p in FUNCTIONS:
                     self.bag.error(
-                        "DSL106",
+                        Code.DUPLICATE_DEFINE,
                         f"parameter '{p}' of '{name}' is "
                         + ("given twice" if p in seen else "a built-in name"),
                         file,
@@ -619,7 +639,7 @@ class Compiler:
                     )
                 elif self._declared(p) is not None:
                     self.bag.warning(
-                        W_SHADOW,
+                        Code.SHADOWED_NAME,
                         f"parameter '{p}' of '{name}' shadows the definition '{p}'",
                         file,
                         loc,
@@ -635,7 +655,7 @@ class Compiler:
         decl, file = self.lists[name]
         if name in trail or len(trail) >= MAX_DEFINE_CHAIN:
             self.bag.error(
-                "DSL131",
+                Code.DEFINE_CYCLE,
                 f"word list '{name}' includes itself",
                 file,
                 decl.name_loc,
@@ -648,13 +668,13 @@ class Compiler:
         for w in decl.words or ():
             if isinstance(w, ast.Text):
                 if not w.value.strip():
-                    self.bag.error("DSL112", "empty phrase", file, w.loc)
+                    self.bag.error(Code.BAD_PHRASES, "empty phrase", file, w.loc)
                     ok = False
                 words.append(w.value)
                 continue
             if w.name not in self.lists:
                 self.bag.error(
-                    "DSL105",
+                    Code.UNDEFINED_NAME,
                     f"'{w.name}' is not a word list",
                     file,
                     w.loc,
@@ -683,7 +703,7 @@ class Compiler:
             for name, (decl, file) in table.items():
                 if file in own and name not in self._used:
                     self.bag.warning(
-                        W_UNUSED,
+                        Code.UNUSED_DEFINE,
                         f"'{name}' is defined but never used",
                         file,
                         decl.name_loc,
@@ -691,26 +711,33 @@ class Compiler:
                     )
 
     # metadata --------------------------------------------------------------------------
-    def _props(self, props: list[ast.Prop], allowed: dict[str, str], file: str) -> dict[str, Any]:
+    def _props(
+        self,
+        props: list[ast.Prop],
+        allowed: dict[str, str],
+        file: str,
+        clauses: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         seen: dict[str, Loc] = {}
         for p in props:
             if p.name not in allowed:
+                # the clauses (require, forbid, ...) are listed too: `requrie` reads as a field
                 self.bag.error(
-                    "DSL108",
+                    Code.UNKNOWN_FIELD,
                     f"unknown field '{p.name}'",
                     file,
                     p.name_loc,
-                    help=one_of(allowed, p.name),
+                    help=one_of([*allowed, *clauses], p.name),
                 )
-                near = did_you_mean(p.name, list(allowed))
+                near = did_you_mean(p.name, [*allowed, *clauses])
                 if near:  # a typo'd field counts as given, so 'no title' is not said twice
                     out.setdefault("_typos", set()).add(near.split("'")[1])
                 continue
             if p.name in seen:
                 prev = seen[p.name]
                 self.bag.error(
-                    "DSL109",
+                    Code.DUPLICATE_FIELD,
                     f"field '{p.name}' is given twice",
                     file,
                     p.name_loc,
@@ -721,13 +748,15 @@ class Compiler:
             shape = allowed[p.name]
             values = p.values
             if shape in ("text", "word", "name") and len(values) > 1:
-                self.bag.error("DSL115", f"field '{p.name}' takes one value", file, p.value_locs[1])
+                self.bag.error(
+                    Code.BAD_FIELD_VALUE, f"field '{p.name}' takes one value", file, p.value_locs[1]
+                )
                 continue
             v0 = values[0]
             if shape == "text":
                 if not isinstance(v0, ast.Text):
                     self.bag.error(
-                        "DSL115",
+                        Code.BAD_FIELD_VALUE,
                         f"field '{p.name}' takes a quoted string",
                         file,
                         p.value_locs[0],
@@ -739,7 +768,7 @@ class Compiler:
                 bad = [i for i, v in enumerate(values) if not isinstance(v, ast.Text)]
                 if bad:
                     self.bag.error(
-                        "DSL115",
+                        Code.BAD_FIELD_VALUE,
                         f"field '{p.name}' takes quoted strings",
                         file,
                         p.value_locs[bad[0]],
@@ -754,7 +783,7 @@ class Compiler:
                 bad = [i for i, v in enumerate(values) if not isinstance(v, ast.Ref)]
                 if bad:
                     self.bag.error(
-                        "DSL115",
+                        Code.BAD_FIELD_VALUE,
                         f"field '{p.name}' takes a bare word, not a string",
                         file,
                         p.value_locs[bad[0]],
@@ -774,7 +803,7 @@ class Compiler:
                 out["severity"] = Severity(word)
             except ValueError:
                 self.bag.error(
-                    "DSL124",
+                    Code.UNKNOWN_SEVERITY,
                     f"unknown severity '{word}'",
                     file,
                     loc,
@@ -786,7 +815,7 @@ class Compiler:
                 out["on_indeterminate"] = OnIndeterminate(word)
             except ValueError:
                 self.bag.error(
-                    "DSL126",
+                    Code.UNKNOWN_POLICY,
                     f"unknown on_indeterminate policy '{word}'",
                     file,
                     loc,
@@ -800,7 +829,7 @@ class Compiler:
                     break
                 if word not in DOC_TYPES:
                     self.bag.error(
-                        "DSL125",
+                        Code.UNKNOWN_DOC_TYPE,
                         f"unknown document type '{word}'",
                         file,
                         loc,
@@ -819,7 +848,7 @@ class Compiler:
         for i, d in enumerate(decls):
             if i:
                 self.bag.error(
-                    "DSL109",
+                    Code.DUPLICATE_FIELD,
                     f"defaults are given twice in this {where}",
                     file,
                     d.loc,
@@ -846,7 +875,7 @@ class Compiler:
             if f.path not in own:
                 for d in f.defaults:
                     self.bag.error(
-                        "DSL142",
+                        Code.GATES_IN_LIBRARY,
                         "library files may hold definitions only, not defaults",
                         f.path,
                         d.loc,
@@ -863,15 +892,25 @@ class Compiler:
         file: str,
         inherited: dict[str, tuple[Any, str]] | None = None,
     ) -> Gate | None:
-        before = len(self.bag.errors)
-        props = self._props(g.props, GATE_FIELDS, file)
-        if not _CODE_RE.match(g.code):
+        before, mark = len(self.bag.errors), len(self.bag.items)
+        recovered = any(
+            d.code in SYNTAX_CODES
+            and d.file == file
+            and d.loc
+            and g.loc.start <= d.loc.start < g.loc.end
+            for d in self.bag.items
+        )
+        props = self._props(g.props, GATE_FIELDS, file, CLAUSES)
+        if not GATE_CODE_RE.fullmatch(g.code):
+            upper = g.code.upper()
             self.bag.error(
-                "DSL150",
-                f"gate code '{g.code}' must be capitals, digits and dashes",
+                Code.BAD_GATE_CODE,
+                f"'{g.code}' is not a gate code",
                 file,
                 g.code_loc,
-                help=f"e.g. {g.code.upper()}",
+                help="a gate code is capitals and digits in parts joined by '-', '.' or '_', "
+                "with optional (a)-style sub-parts, e.g. GDPR-13-1A, PCI-3.4, HIPAA-164.514(b)"
+                + (f". Did you mean '{upper}'?" if GATE_CODE_RE.fullmatch(upper) else ""),
             )
         typos = props.pop("_typos", set())
         if (
@@ -880,7 +919,7 @@ class Compiler:
             and not any(p.name == "cite" for p in g.props)
         ):
             self.bag.error(
-                "DSL120",
+                Code.NO_CITATION,
                 f"gate {g.code} has no citation",
                 file,
                 g.code_loc,
@@ -892,7 +931,7 @@ class Compiler:
             and not any(p.name == "title" for p in g.props)
         ):
             self.bag.error(
-                "DSL121",
+                Code.NO_TITLE,
                 f"gate {g.code} has no title",
                 file,
                 g.code_loc,
@@ -904,7 +943,7 @@ class Compiler:
             if k in inherited and inherited[k][0] == v:
                 loc = next(p.loc for p in g.props if p.name == k)
                 self.bag.warning(
-                    W_RESTATED,
+                    Code.RESTATED_DEFAULT,
                     f"gate {g.code} restates the inherited {k}",
                     file,
                     loc,
@@ -914,9 +953,9 @@ class Compiler:
         severity: Severity = meta.get("severity", Severity.medium)
         policy: OnIndeterminate = meta.get("on_indeterminate", OnIndeterminate.block)
         applies: frozenset[str] | None = meta.get("applies")
-        if not g.requires and not g.forbids:
+        if not g.requires and not g.forbids and not typos & {"require", "forbid"}:
             self.bag.error(
-                "DSL127",
+                Code.CHECKS_NOTHING,
                 f"gate {g.code} checks nothing",
                 file,
                 g.code_loc,
@@ -927,13 +966,18 @@ class Compiler:
         requires = [self.expr(e, file) for e in g.requires]
         forbids = [self.expr(e, file) for e in g.forbids]
         examples = self._examples(g, file)
+        if recovered:
+            # the parser cut a broken item out of this gate: its other mistakes are said, not
+            # the parts the cut removed, and it is not run (it is not the gate that was written)
+            self.bag.items[mark:] = [d for d in self.bag.items[mark:] if d.code not in _MISSING]
+            return None
         if len(self.bag.errors) > before or None in (*whens, *requires, *forbids):
             return None
         roots = [n for n in (*whens, *requires, *forbids) if n is not None]
         size = sum(self._shape[n][1] for n in roots)
         if size > MAX_EXPANDED:
             self.bag.error(
-                "DSL133",
+                Code.TOO_LARGE,
                 f"gate {g.code} expands to {size:,} checks and operators "
                 f"once its definitions are expanded; at most {MAX_EXPANDED:,} may",
                 file,
@@ -971,7 +1015,7 @@ class Compiler:
         for i, ex in enumerate(g.examples, start=1):
             if ex.expect not in ("pass", "fail"):
                 self.bag.error(
-                    "DSL128",
+                    Code.BAD_EXAMPLE,
                     f"an example expects 'pass' or 'fail', not '{ex.expect}'",
                     file,
                     ex.expect_loc,
@@ -982,7 +1026,7 @@ class Compiler:
             for name, loc in ex.expecting:
                 if name not in known:
                     self.bag.error(
-                        "DSL129",
+                        Code.UNKNOWN_EXPECTING,
                         f"'{name}' in expecting is not a check kind, detector or definition",
                         file,
                         loc,
@@ -991,15 +1035,17 @@ class Compiler:
                         f"{did_you_mean(name, known)}",
                     )
             if not ex.text.strip():
-                self.bag.error("DSL128", "example text is empty", file, ex.loc)
+                self.bag.error(Code.BAD_EXAMPLE, "example text is empty", file, ex.loc)
             out.append(
                 Example(i, ex.expect, ex.text, tuple(n for n, _ in ex.expecting), file, ex.loc)
             )
         kinds = {e.expect for e in out}
         missing = [k for k in ("pass", "fail") if k not in kinds]
-        if missing and not any(d.code == "DSL128" for d in self.bag.items if d.file == file):
+        if missing and not any(
+            d.code == Code.BAD_EXAMPLE for d in self.bag.items if d.file == file
+        ):
             self.bag.error(
-                "DSL122",
+                Code.NO_EXAMPLES,
                 f"gate {g.code} has no '{missing[0]}' example"
                 + (" and no 'fail' example" if len(missing) == 2 else ""),
                 file,
@@ -1014,7 +1060,7 @@ class Compiler:
             if name in self._resolving:  # reached again through a parameterised definition
                 decl, file = self.defines[name]
                 self.bag.error(
-                    "DSL131",
+                    Code.DEFINE_CYCLE,
                     f"'{name}' is defined in terms of itself",
                     file,
                     decl.name_loc,
@@ -1039,7 +1085,7 @@ class Compiler:
                 if dep in self._resolving:
                     decl, file = self.defines[dep]
                     self.bag.error(
-                        "DSL131",
+                        Code.DEFINE_CYCLE,
                         f"'{dep}' is defined in terms of itself",
                         file,
                         decl.name_loc,
@@ -1074,7 +1120,7 @@ class Compiler:
                 at = max(nxt, key=lambda d: self._chain.get(d, 0))
                 links.append(at)
             self.bag.error(
-                "DSL132",
+                Code.TOO_DEEP,
                 f"definition chain too deep: '{name}' is the end of a chain "
                 f"of {chain} definitions that refer to one another",
                 file,
@@ -1102,7 +1148,9 @@ class Compiler:
         if isinstance(e, ast.Invalid):
             return None  # the parser reported it
         if self._depth >= MAX_NESTING:  # the parser's limit makes this rare: a hand-built tree
-            self.bag.error("DSL132", f"expression nests more than {MAX_NESTING} deep", file, e.loc)
+            self.bag.error(
+                Code.TOO_DEEP, f"expression nests more than {MAX_NESTING} deep", file, e.loc
+            )
             return None
         self._depth += 1
         try:
@@ -1115,7 +1163,7 @@ class Compiler:
         size = 1 + sum(self._shape[k][1] for k in kids)
         if size > MAX_EXPANDED:
             self.bag.error(
-                "DSL133",
+                Code.TOO_LARGE,
                 f"expression expands to {size:,} checks and operators once "
                 f"its definitions are expanded; at most {MAX_EXPANDED:,} may",
                 file,
@@ -1134,7 +1182,7 @@ class Compiler:
         height = self._shape[node][0]
         if self._depth + height > MAX_NESTING:
             self.bag.error(
-                "DSL132",
+                Code.TOO_DEEP,
                 f"expression nests more than {MAX_NESTING} deep with "
                 f"'{e.name}' expanded ({self._depth} levels here, {height} in "
                 f"'{e.name}')",
@@ -1156,7 +1204,7 @@ class Compiler:
         params = decl.params or []
         if e.comparison is not None or len(e.args) != len(params):
             self.bag.error(
-                "DSL114",
+                Code.BAD_ARGUMENTS,
                 f"'{name}' takes {len(params)} argument(s): " + ", ".join(p for p, _ in params),
                 file,
                 e.loc if e.comparison is None else e.comparison[2],
@@ -1167,7 +1215,7 @@ class Compiler:
         if self._expansions > MAX_EXPANDED:
             if self._expansions == MAX_EXPANDED + 1:  # said once per module
                 self.bag.error(
-                    "DSL133",
+                    Code.TOO_LARGE,
                     f"parameterised definitions are expanded more than {MAX_EXPANDED:,} "
                     "times in this module",
                     file,
@@ -1178,7 +1226,7 @@ class Compiler:
             return None
         if name in self._expanding or len(self._expanding) >= MAX_DEFINE_CHAIN:
             self.bag.error(
-                "DSL131" if name in self._expanding else "DSL132",
+                Code.DEFINE_CYCLE if name in self._expanding else Code.TOO_DEEP,
                 f"'{name}' is defined in terms of itself"
                 if name in self._expanding
                 else f"parameterised definitions nest more than {MAX_DEFINE_CHAIN} deep",
@@ -1212,7 +1260,7 @@ class Compiler:
         if isinstance(e, ast.Ref) and e.name in self.lists:
             self._used.add(e.name)
             self.bag.error(
-                "DSL114",
+                Code.STRING_NOT_A_CHECK,
                 f"'{e.name}' is a word list, not a check",
                 file,
                 e.loc,
@@ -1222,7 +1270,7 @@ class Compiler:
         if isinstance(e, ast.Ref) and e.name in self.macros:
             self._used.add(e.name)
             self.bag.error(
-                "DSL114",
+                Code.NEEDS_ARGUMENTS,
                 f"'{e.name}' needs arguments",
                 file,
                 e.loc,
@@ -1234,11 +1282,15 @@ class Compiler:
         if isinstance(e, ast.Ref):
             if e.name in KIND_NAMES or e.name in FUNCTIONS:
                 self.bag.error(
-                    "DSL114", f"'{e.name}' needs arguments", file, e.loc, help=_usage(e.name)
+                    Code.NEEDS_ARGUMENTS,
+                    f"'{e.name}' needs arguments",
+                    file,
+                    e.loc,
+                    help=_usage(e.name),
                 )
                 return None
             self.bag.error(
-                "DSL105",
+                Code.UNDEFINED_NAME,
                 f"undefined name '{e.name}'",
                 file,
                 e.loc,
@@ -1261,7 +1313,7 @@ class Compiler:
         if isinstance(e, ast.InSection):
             child = self.expr(e.child, file)
             if not all(h.strip() for h in e.headings):
-                self.bag.error("DSL114", "empty section heading", file, e.loc)
+                self.bag.error(Code.EMPTY_HEADING, "empty section heading", file, e.loc)
                 return None
             return SectionNode(e.loc, tuple(e.headings), child) if child else None
         if isinstance(e, ast.RegexCheck):
@@ -1286,7 +1338,7 @@ class Compiler:
             return self._call(e, file, label)
         if isinstance(e, ast.Text):
             self.bag.error(
-                "DSL114",
+                Code.STRING_NOT_A_CHECK,
                 "a quoted string is not a check here",
                 file,
                 e.loc,
@@ -1295,12 +1347,15 @@ class Compiler:
             return None
         if isinstance(e, ast.Within):
             self.bag.error(
-                "DSL114", "'within' belongs inside near(a, b, within N chars)", file, e.loc
+                Code.WITHIN_OUTSIDE_NEAR,
+                "'within' belongs inside near(a, b, within N chars)",
+                file,
+                e.loc,
             )
             return None
         if isinstance(e, ast.Same):
             self.bag.error(
-                "DSL114",
+                Code.WITHIN_OUTSIDE_NEAR,
                 f"'same {e.unit}' belongs inside followed_by(a, b, same {e.unit})",
                 file,
                 e.loc,
@@ -1310,7 +1365,7 @@ class Compiler:
 
     def _unknown_kind(self, kind: str, loc: Loc, file: str, shape: str) -> None:
         self.bag.error(
-            "DSL103",
+            Code.UNKNOWN_KIND,
             f"unknown check kind '{kind}'",
             file,
             loc,
@@ -1337,7 +1392,7 @@ class Compiler:
         except re2.error as exc:  # a pattern the check builds itself, refused by RE2 (too large)
             raw = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             self.bag.error(
-                _RE2_CODES.get(spec.kind, "DSL114"),
+                _RE2_CODES.get(spec.kind, Code.CHECK_NOT_COMPILABLE),
                 f"{spec.kind} check cannot be compiled: {raw}",
                 file,
                 arg_loc,
@@ -1353,7 +1408,7 @@ class Compiler:
             return self._expand(e, file)
         if e.comparison is not None and e.name != "count":
             self.bag.error(
-                "DSL114",
+                Code.NOT_COMPARABLE,
                 f"only count(...) can be compared, not {e.name}(...)",
                 file,
                 e.comparison[2],
@@ -1376,7 +1431,7 @@ class Compiler:
                     locs.extend(a.loc for _ in got)
                 else:
                     self.bag.error(
-                        "DSL112",
+                        Code.BAD_PHRASES,
                         "phrase(...) takes quoted strings and word lists",
                         file,
                         a.loc,
@@ -1395,7 +1450,7 @@ class Compiler:
             for a in e.args:
                 if not isinstance(a, ast.Ref):
                     self.bag.error(
-                        "DSL104",
+                        Code.UNKNOWN_DETECTOR,
                         f"{e.name}(...) takes detector names",
                         file,
                         a.loc,
@@ -1421,7 +1476,7 @@ class Compiler:
             return self._count(e, file)
         if e.name in ("regex", "semantic"):
             self.bag.error(
-                "DSL114",
+                Code.NO_PARENTHESES,
                 f"{e.name} is written without parentheses",
                 file,
                 e.name_loc,
@@ -1436,7 +1491,11 @@ class Compiler:
         within = [a for a in e.args if isinstance(a, ast.Within)]
         if len(exprs) != 2 or len(within) != 1:
             self.bag.error(
-                "DSL114", "near takes two checks and a distance", file, e.loc, help=_usage("near")
+                Code.BAD_ARGUMENTS,
+                "near takes two checks and a distance",
+                file,
+                e.loc,
+                help=_usage("near"),
             )
             return None
         distance = self._distance(within[0], file)
@@ -1448,7 +1507,7 @@ class Compiler:
         for node, src in ((a, exprs[0]), (b, exprs[1])):
             if not node.spanning:
                 self.bag.error(
-                    "DSL114",
+                    Code.NEEDS_SPANS,
                     "near(...) needs checks that find text; this one does not",
                     file,
                     src.loc,
@@ -1462,7 +1521,7 @@ class Compiler:
         """``within N chars`` as a number of characters, or None (reported)."""
         if w.unit not in (None, "chars", "characters"):
             self.bag.error(
-                "DSL114",
+                Code.UNKNOWN_UNIT,
                 f"unknown distance unit '{w.unit}'",
                 file,
                 w.unit_loc,
@@ -1471,7 +1530,7 @@ class Compiler:
             return None
         if not 0 <= w.amount <= MAX_AMOUNT or w.amount != int(w.amount):
             self.bag.error(
-                "DSL114",
+                Code.AMOUNT_OUT_OF_RANGE,
                 f"the distance must be a whole number of characters from 0 to {MAX_AMOUNT:,}",
                 file,
                 w.loc,
@@ -1486,7 +1545,7 @@ class Compiler:
         same = [a for a in e.args if isinstance(a, ast.Same)]
         if len(exprs) != 2 or len(within) > 1 or len(same) > 1 or not (within or same):
             self.bag.error(
-                "DSL114",
+                Code.BAD_ARGUMENTS,
                 f"{e.name} takes two checks and a distance (within N chars), a scope "
                 "(same sentence, same paragraph) or both",
                 file,
@@ -1500,7 +1559,7 @@ class Compiler:
         scope = same[0].unit if same else None
         if same and scope not in SCOPES:
             self.bag.error(
-                "DSL114",
+                Code.UNKNOWN_UNIT,
                 f"unknown scope 'same {scope}'",
                 file,
                 same[0].unit_loc,
@@ -1515,7 +1574,7 @@ class Compiler:
             checks = _span_checks(node)
             if checks is None:
                 self.bag.error(
-                    "DSL114",
+                    Code.NEEDS_SPANS,
                     f"{e.name}(...) needs checks that find text; this one does not",
                     file,
                     x.loc,
@@ -1530,7 +1589,7 @@ class Compiler:
     def _count(self, e: ast.Call, file: str) -> Node | None:
         if len(e.args) != 1 or e.comparison is None:
             self.bag.error(
-                "DSL114",
+                Code.BAD_ARGUMENTS,
                 "count takes one check and a comparison",
                 file,
                 e.loc,
@@ -1540,7 +1599,10 @@ class Compiler:
         op, n, loc = e.comparison
         if not 0 <= n <= MAX_AMOUNT or n != int(n):
             self.bag.error(
-                "DSL114", f"count compares with a whole number from 0 to {MAX_AMOUNT:,}", file, loc
+                Code.AMOUNT_OUT_OF_RANGE,
+                f"count compares with a whole number from 0 to {MAX_AMOUNT:,}",
+                file,
+                loc,
             )
             return None
         child = self.expr(e.args[0], file)
@@ -1548,7 +1610,7 @@ class Compiler:
             return None
         if not child.spanning:
             self.bag.error(
-                "DSL114",
+                Code.NEEDS_SPANS,
                 "count(...) needs a check that finds text",
                 file,
                 e.args[0].loc,

@@ -17,16 +17,16 @@ from typing import Any
 
 from dsl.ast import DOC_TYPES, OnIndeterminate, Severity
 from dsl.compile import CheckNode, Example, Gate, Module
-from dsl.diagnostics import Diagnostic, did_you_mean
+from dsl.diagnostics import Code, Diagnostic, did_you_mean
 from engine import budget
 from engine.config import Config, UntypedPolicy, module_applies, module_jurisdictions
 from engine.doctype import TypeGuess, explain_doc_type
 from engine.document import Document
 from engine.errors import UserError
-from engine.evaluate import DocContext, GateOutcome, Hit, cap_hits, evaluate_gate
+from engine.evaluate import DocContext, GateOutcome, Hit, cap_hits, evaluate, evaluate_gate
 from engine.hooks import AuditSink, ResultCache
 from engine.ingest import MAX_BYTES, document_from_text, load_document
-from engine.loader import Registry, Ruleset
+from engine.loader import Registry, Ruleset, library_search_path
 from engine.providers.base import Answer, NullProvider, Provider, Usage
 from engine.report import (
     CheckTiming,
@@ -142,9 +142,14 @@ class Engine:
         max_bytes: int = MAX_BYTES,
         semantic_timeout: float = DEFAULT_SEMANTIC_TIMEOUT,
         config: Config | None = None,
+        lib_paths: Iterable[str | Path] | None = None,
     ) -> None:
         self.config = config or Config()
-        self.registry = Registry([Path(p) for p in gate_paths or []], include_builtin)
+        self.registry = Registry(
+            [Path(p) for p in gate_paths or []],
+            include_builtin,
+            library_search_path([Path(p) for p in lib_paths or []], self.config.lib_path),
+        )
         self._provider = provider
         self.cache = _auto_cache() if cache is _AUTO else cache
         self.audit = _auto_audit() if audit is _AUTO else audit
@@ -335,7 +340,9 @@ class Engine:
             run.outcomes[g.code] = out
             for qid in out.pending:
                 run.questions[qid] = _question(g, qid)
-        scan.release()  # every check has run: drop the document's bytes and detector results
+        # every check has run: the questions may wait seconds for a model, without the
+        # document's bytes and detector results
+        run.ctx.release()
         return run, None
 
     def _report_key(self, run: _Run) -> str:
@@ -704,7 +711,7 @@ class Engine:
                     ex = res.example
                     diags.append(
                         Diagnostic(
-                            "DSL123",
+                            Code.EXAMPLE_MISBEHAVES,
                             f"example {ex.index} of {res.gate.code} "
                             f"expects {ex.expect} but {res.problem}",
                             ex.file,
@@ -753,10 +760,16 @@ class Engine:
             ok = status == Status.fail
         problem = None if ok else f"the gate's status is {status.value}"
         if ok and ex.expecting:
+            # a gate's outcome keeps only the spans of what it found wrong (forbid); what made
+            # a passing example pass (require, when) is asked for here, spans and all
+            hits = list(out.hits)
+            for node in (gate.when_node, gate.require_node, gate.forbid_node):
+                if node is not None:
+                    hits.extend(evaluate(node, ctx, None, True).hits)
             fired = (
-                {h.kind for h in out.hits}
-                | {h.label for h in out.hits}
-                | {h.entity for h in out.hits if h.entity}
+                {h.kind for h in hits}
+                | {h.label for h in hits}
+                | {h.entity for h in hits if h.entity}
             )
             missing = [n for n in ex.expecting if n not in fired]
             if missing:

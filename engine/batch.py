@@ -78,6 +78,54 @@ def collect(
     return out
 
 
+def read_manifest(manifest: Path) -> list[Path]:
+    """The documents a manifest lists, for runs too large for a command line: ``.jsonl``, one
+    JSON string or ``{"path": ...}`` object a line; ``.csv``, a ``path`` column (or the first
+    column when there is no such header). Relative paths are taken from the manifest's folder,
+    so a manifest moves with its documents."""
+    import csv
+    import json
+
+    from engine.errors import UserError
+
+    try:
+        text = manifest.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read manifest {manifest}: {exc}") from None
+    names: list[tuple[int, str]] = []
+    suffix = manifest.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                raise UserError(f"{manifest}:{n}: not a JSON line") from None
+            if isinstance(item, dict):
+                item = item.get("path")
+            if not isinstance(item, str) or not item:
+                raise UserError(f'{manifest}:{n}: expected a path string or {{"path": ...}}')
+            names.append((n, item))
+    elif suffix == ".csv":
+        rows = list(csv.reader(text.splitlines()))
+        header = [c.strip().lower() for c in rows[0]] if rows else []
+        col, start = (header.index("path"), 1) if "path" in header else (0, 0)
+        for n, row in enumerate(rows[start:], start + 1):
+            if not row or not any(c.strip() for c in row):
+                continue
+            if col >= len(row) or not row[col].strip():
+                raise UserError(f"{manifest}:{n}: no path in column {col + 1}")
+            names.append((n, row[col].strip()))
+    else:
+        raise UserError(
+            f"unknown manifest format '{manifest.suffix or manifest.name}' "
+            "(expected one of: .csv, .jsonl)"
+        )
+    base = manifest.parent
+    return [base / name for _, name in names]
+
+
 # -- running ---------------------------------------------------------------------------------
 
 
@@ -96,6 +144,7 @@ class Job:
     """What every document of a run is validated with (picklable, for the workers)."""
 
     gate_paths: tuple[str, ...] = ()
+    lib_paths: tuple[str, ...] = ()  # --lib: library folders searched first by `import NAME`
     modules: tuple[str, ...] | None = None
     doc_type: str | None = None
     profile: bool = False
@@ -114,7 +163,9 @@ class Job:
         if self.max_bytes is not None:
             kw["max_bytes"] = self.max_bytes
         config = load_config(Path(self.config_path)) if self.config_path else Config()
-        return Engine(gate_paths=list(self.gate_paths), config=config, **kw)
+        return Engine(
+            gate_paths=list(self.gate_paths), lib_paths=list(self.lib_paths), config=config, **kw
+        )
 
 
 def validate_one(engine: Any, path: Path, job: Job) -> Outcome:
@@ -170,28 +221,48 @@ def _exit_if_orphaned() -> None:
         os._exit(1)  # the parent is gone: nobody will read this worker's results
 
 
+def worker_engine(job: Job) -> tuple[Any, str | None]:
+    """A worker's engine, its gates compiled now (every worker would otherwise pay for it in
+    its first document); or the reason it could not be built (e.g. the audit log cannot be
+    opened), which each of its documents then reports instead of crashing the worker."""
+    try:
+        engine = job.engine()
+        engine.ruleset(list(job.modules) if job.modules else None)
+    except ClearanceError as exc:
+        return None, str(exc)
+    return engine, None
+
+
+def work_with(
+    engine: Any, error: str | None, path: str, job: Job
+) -> tuple[str, str | None, str | None, int]:
+    """One document in a worker (a pool process or a Ray actor). The report travels back as
+    JSON (the contract), not as a pickle."""
+    if error is not None:
+        return path, None, error, 4
+    try:
+        out = validate_one(engine, Path(path), job)
+    except ClearanceError as exc:
+        return path, None, str(exc), exc.exit_code
+    return path, out.report.model_dump_json() if out.report else None, out.error, out.code
+
+
+def outcome_of(path: Path, blob: str | None, error: str | None, code: int) -> Outcome:
+    """The parent's side of :func:`work_with`."""
+    return Outcome(path, Report.model_validate_json(blob) if blob else None, error, code)
+
+
 def _init_worker(job: Job, parent: int | None = None) -> None:
     global _worker_engine, _worker_error
     if parent is not None:
         _die_with_parent(parent)
-    try:
-        _worker_engine = job.engine()
-        # Compile the gates now: every worker would otherwise pay for it in its first document.
-        _worker_engine.ruleset(list(job.modules) if job.modules else None)
-    except ClearanceError as exc:  # e.g. the audit log cannot be opened: report, don't crash
-        _worker_error = str(exc)
+    _worker_engine, _worker_error = worker_engine(job)
 
 
 def _work(path: str, job: Job) -> tuple[str, str | None, str | None, int]:
-    """Runs in a worker. The report travels back as JSON (the contract), not as a pickle."""
+    """Runs in a pool worker."""
     _exit_if_orphaned()
-    if _worker_error is not None:
-        return path, None, _worker_error, 4
-    try:
-        out = validate_one(_worker_engine, Path(path), job)
-    except ClearanceError as exc:
-        return path, None, str(exc), exc.exit_code
-    return path, out.report.model_dump_json() if out.report else None, out.error, out.code
+    return work_with(_worker_engine, _worker_error, path, job)
 
 
 def default_jobs() -> int:
@@ -249,7 +320,7 @@ def run(
         for fut in as_completed(futures):
             i = futures[fut]
             _, blob, error, code = fut.result()
-            out = Outcome(files[i], Report.model_validate_json(blob) if blob else None, error, code)
+            out = outcome_of(files[i], blob, error, code)
             results[i] = out
             if on_done:
                 on_done(out)

@@ -1,4 +1,4 @@
-"""Disk cache (diskcache) for whole reports and semantic answers; a broken cache means no cache."""
+"""Result cache of reports and semantic answers: disk, or Redis (cache_redis); broken = no cache."""
 
 from __future__ import annotations
 
@@ -81,6 +81,7 @@ class CacheStats:
     size_limit: int
     hits: int
     misses: int
+    policy: str | None = None  # Redis: the server's maxmemory-policy (what goes when full)
 
     @property
     def hit_rate(self) -> float | None:
@@ -88,7 +89,89 @@ class CacheStats:
         return self.hits / lookups if lookups else None
 
 
-class DiskCache:
+class JsonCache:
+    """The :class:`engine.hooks.ResultCache` rules shared by every store: values are JSON text
+    (never pickles), so a cache written by another version can at worst miss; an undecided
+    report or answer is never stored, and one found stored is never served. A store supplies
+    ``_get``, ``_set`` and ``_drop`` and degrades by itself (see :class:`DiskCache`)."""
+
+    directory: Path | str  # where the entries are: a folder, or a Redis URL (no password)
+
+    def _get(self, key: str) -> Any:
+        raise NotImplementedError
+
+    def _set(self, key: str, value: str) -> None:
+        raise NotImplementedError
+
+    def _drop(self, key: str) -> None:
+        raise NotImplementedError
+
+    def stats(self) -> CacheStats:
+        raise NotImplementedError
+
+    def clear(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- ResultCache -----------------------------------------------------------------------
+
+    def get_report(self, key: str) -> Report | None:
+        raw = self._get(_REPORT + key)
+        if raw is None:
+            return None
+        try:
+            report = Report.model_validate_json(raw)
+        except ValueError:
+            # Written by an older report schema or damaged: a miss, and make room for a fresh one.
+            self._drop(_REPORT + key)
+            return None
+        if not is_decided(report):
+            self._drop(_REPORT + key)  # stored by a writer that broke the rule: never served
+            return None
+        return report.model_copy(update={"cache_hit": True})
+
+    def put_report(self, key: str, report: Report) -> None:
+        if not is_decided(report):
+            return  # never cache what was not decided (see is_decided)
+        self._set(_REPORT + key, report.model_dump_json())
+
+    def get_answer(self, key: str) -> Answer | None:
+        raw = self._get(_ANSWER + key)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            if data.get("verdict") not in _DECIDED or not data.pop("by", None):
+                raise ValueError("undecided, or no provider recorded")  # written before both rules
+            evidence = tuple(Evidence(**e) for e in data.pop("evidence", ()))
+            return Answer(**{**data, "evidence": evidence, "cached": True})
+        except (ValueError, TypeError, AttributeError):
+            self._drop(_ANSWER + key)
+            return None
+
+    def put_answer(self, key: str, answer: Answer, by: str = "") -> None:
+        """Store a decided answer with ``by``, the identity of the provider and model that gave
+        it (``name:model:prompt_version``); an unclear answer, or one of unknown origin, is not
+        stored."""
+        if answer.verdict not in _DECIDED or not by:
+            return
+        data = asdict(answer)
+        data.pop("cached", None)
+        data["by"] = by
+        self._set(_ANSWER + key, json.dumps(data, separators=(",", ":")))
+
+    def answer_provenance(self, key: str) -> str | None:
+        """Which provider and model gave the cached answer under ``key`` (None: no entry)."""
+        raw = self._get(_ANSWER + key)
+        try:
+            return json.loads(raw).get("by") if raw is not None else None
+        except (ValueError, AttributeError):
+            return None
+
+
+class DiskCache(JsonCache):
     """:class:`engine.hooks.ResultCache` over a ``diskcache.Cache`` directory.
 
     Values are stored as JSON text (never pickles), so a cache written by another version can at
@@ -104,7 +187,7 @@ class DiskCache:
         ttl: float | None | bool = True,
         timeout: float = 5.0,
     ) -> None:
-        self.directory = Path(directory) if directory is not None else cache_dir()
+        self.directory: Path = Path(directory) if directory is not None else cache_dir()
         self.size_limit = size_limit if size_limit is not None else DEFAULT_SIZE_LIMIT
         self.ttl: float | None = None
         self.warnings: list[str] = []
@@ -165,58 +248,6 @@ class DiskCache:
             except Exception as exc:
                 self._disable(exc)
 
-    # -- ResultCache -----------------------------------------------------------------------
-
-    def get_report(self, key: str) -> Report | None:
-        raw = self._get(_REPORT + key)
-        if raw is None:
-            return None
-        try:
-            report = Report.model_validate_json(raw)
-        except ValueError:
-            # Written by an older report schema or damaged: a miss, and make room for a fresh one.
-            self._drop(_REPORT + key)
-            return None
-        return report.model_copy(update={"cache_hit": True})
-
-    def put_report(self, key: str, report: Report) -> None:
-        if not is_decided(report):
-            return  # never cache what was not decided (see is_decided)
-        self._set(_REPORT + key, report.model_dump_json())
-
-    def get_answer(self, key: str) -> Answer | None:
-        raw = self._get(_ANSWER + key)
-        if raw is None:
-            return None
-        try:
-            data = json.loads(raw)
-            if data.get("verdict") not in _DECIDED or not data.pop("by", None):
-                raise ValueError("undecided, or no provider recorded")  # written before both rules
-            evidence = tuple(Evidence(**e) for e in data.pop("evidence", ()))
-            return Answer(**{**data, "evidence": evidence, "cached": True})
-        except (ValueError, TypeError, AttributeError):
-            self._drop(_ANSWER + key)
-            return None
-
-    def put_answer(self, key: str, answer: Answer, by: str = "") -> None:
-        """Store a decided answer with ``by``, the identity of the provider and model that gave
-        it (``name:model:prompt_version``); an unclear answer, or one of unknown origin, is not
-        stored."""
-        if answer.verdict not in _DECIDED or not by:
-            return
-        data = asdict(answer)
-        data.pop("cached", None)
-        data["by"] = by
-        self._set(_ANSWER + key, json.dumps(data, separators=(",", ":")))
-
-    def answer_provenance(self, key: str) -> str | None:
-        """Which provider and model gave the cached answer under ``key`` (None: no entry)."""
-        raw = self._get(_ANSWER + key)
-        try:
-            return json.loads(raw).get("by") if raw is not None else None
-        except (ValueError, AttributeError):
-            return None
-
     # -- maintenance (``clearance cache stats|clear``) -------------------------------------
 
     def stats(self) -> CacheStats:
@@ -273,9 +304,14 @@ def _size_on_disk(directory: Path) -> int:
     return total
 
 
-def open_cache() -> DiskCache | None:
-    """The cache the engine should use: ``None`` when ``CLEARANCE_NO_CACHE=1``. A cache that
+def open_cache() -> JsonCache | None:
+    """The cache the engine should use: ``None`` when ``CLEARANCE_NO_CACHE=1``; Redis when
+    ``CLEARANCE_CACHE_URL`` is set (engine.cache_redis), else the disk cache. A cache that
     cannot be opened is still returned (disabled), so its warning reaches the report."""
     if cache_disabled():
         return None
+    if os.environ.get("CLEARANCE_CACHE_URL", "").strip():
+        from engine.cache_redis import RedisCache  # lazily: redis is only needed when used
+
+        return RedisCache()
     return DiskCache()

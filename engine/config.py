@@ -29,7 +29,7 @@ class UntypedPolicy(str, Enum):
     universal = "universal"
 
 
-_KEYS = ("modules", "jurisdictions", "fail-on", "untyped", "gates", "doc-types")
+_KEYS = ("modules", "jurisdictions", "fail-on", "untyped", "gates", "doc-types", "lib-path")
 
 
 @dataclass
@@ -45,6 +45,9 @@ class Config:
     gates: list[Path] = field(default_factory=list)
     #: (glob relative to the config file's folder, document type), first match wins
     doc_types: list[tuple[str, str]] = field(default_factory=list)
+    #: library folders `import NAME` searches (relative to the config file's folder), after
+    #: --lib and CLEARANCE_LIB_PATH, before the lib/ folders beside the modules
+    lib_path: list[Path] = field(default_factory=list)
 
     def doc_type_for(self, path: str | Path | None) -> tuple[str, str] | None:
         """The (type, glob) the project assigns to a document path, if any glob matches."""
@@ -130,6 +133,11 @@ def _parse(data: dict[str, Any], path: Path) -> Config:
     if "untyped" in data:
         cfg.untyped = parse_untyped(data["untyped"], f"{path}: 'untyped'")
     cfg.gates = [(path.parent / g) for g in strings("gates") or []]
+    lib = data.get("lib-path")
+    for folder in [lib] if isinstance(lib, str) else strings("lib-path") or []:
+        if not (path.parent / folder).is_dir():
+            raise bad("lib-path", f"names '{folder}', which is not a folder")
+        cfg.lib_path.append(path.parent / folder)
     types = data.get("doc-types", {})
     if not isinstance(types, dict):
         raise bad("doc-types", 'must be a table of "glob" = "document type"')

@@ -59,8 +59,9 @@ _FALSE = Value(False)
 
 
 class DocContext:
-    """Per-document state shared by every gate: memoised check matches, section ranges and the
-    semantic answers collected so far. Each check runs over the document at most once."""
+    """Per-document state shared by every gate: the text as the checks receive it, memoised
+    check matches, section ranges and the semantic answers collected so far. Each check runs
+    over the document at most once."""
 
     def __init__(self, doc: Document, profile: bool = False, eager: bool = False) -> None:
         self.doc = doc
@@ -78,6 +79,23 @@ class DocContext:
         self.timings: dict[str, tuple[str, str, float]] = {}
         #: the validation's deadline (see engine.budget), checked before each check runs
         self.deadline = budget.current()
+        self._scan_text: scan.ScanText | None = None
+
+    @property
+    def scan_text(self) -> scan.ScanText:
+        """The document's text with its UTF-8 encoding, the patterns the prefilter proved
+        absent and the detectors' results (``gates.scan.ScanText``): built on first use and
+        given to every check, so the text is encoded once per document."""
+        st = self._scan_text
+        if st is None:
+            st = self._scan_text = scan.ScanText(self.doc.text)
+        return st
+
+    def release(self) -> None:
+        """Drop the encoded text and the detectors' results (a 10 MB document holds 20+ MB):
+        for when every check has run but the context lives on, waiting for semantic answers.
+        A check that runs after (a re-evaluation reaching a new one) encodes the text again."""
+        self._scan_text = None
 
     def _in_time(self, check: Check) -> None:
         if self.deadline is not None:
@@ -90,10 +108,10 @@ class DocContext:
             self._in_time(check)
             t0 = time.perf_counter()
             if self.deadline is None:
-                found = check.find(self.doc.text)
+                found = check.find(self.scan_text)
             else:  # one check may find a million matches: look at the clock as they come
                 found = []
-                for i, m in enumerate(check.iter_find(self.doc.text), 1):
+                for i, m in enumerate(check.iter_find(self.scan_text), 1):
                     if not i & 0xFFF:
                         self.deadline.check(f"inside a {check.kind} check")
                     found.append(m)
@@ -127,7 +145,7 @@ class DocContext:
             t0 = time.perf_counter()
             seen: list[Match] = []
             got = False
-            for i, m in enumerate(check.iter_find(self.doc.text), 1):
+            for i, m in enumerate(check.iter_find(self.scan_text), 1):
                 if self.deadline is not None and not i & 0xFFF:
                     self.deadline.check(f"inside a {check.kind} check")
                 seen.append(m)
@@ -151,10 +169,11 @@ class DocContext:
 
     def prefilter(self, scanner: scan.Scanner) -> None:
         """One multi-pattern pass over the document: checks that cannot match are primed with
-        no matches, and the rest run over the document's bytes, encoded once."""
+        no matches, and the patterns it proved absent are kept on :attr:`scan_text`, which the
+        rest run over."""
         if self.deadline is not None:
             self.deadline.check("before the prefilter")
-        for key in scanner.scan(self.doc.text):
+        for key in scanner.scan(self.scan_text):
             self._matches.setdefault(key, [])
 
     def section_scope(self, headings: tuple[str, ...]) -> tuple[tuple[int, int], ...]:

@@ -4,20 +4,44 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import modules as _builtin
 from dsl.compile import GATE_SUFFIX, CheckNode, Gate, Module, compile_paths
-from dsl.diagnostics import Diagnostic, DiagnosticBag, did_you_mean
+from dsl.diagnostics import Code, Diagnostic, DiagnosticBag, did_you_mean
 from engine.errors import GateFileError, UserError
 from engine.hooks import GateSource
 from gates.base import Check
 
 BUILTIN_DIR = Path(_builtin.__file__).resolve().parent
 LIB_DIR_NAME = "lib"
+#: the built-in library (``import common``): searched last, from any module folder
+BUILTIN_LIB = BUILTIN_DIR / LIB_DIR_NAME
+#: library folders to search, separated like PATH (':' on POSIX, ';' on Windows)
+LIB_PATH_ENV = "CLEARANCE_LIB_PATH"
+
+
+def library_search_path(
+    explicit: Iterable[Path] = (), configured: Iterable[Path] = ()
+) -> list[Path]:
+    """The folders ``import NAME`` searches before the ``lib/`` folders found beside the
+    modules and the built-in library, in order: ``--lib`` (``explicit``), then
+    ``CLEARANCE_LIB_PATH``, then ``lib-path`` in the settings file (``configured``). A folder
+    named that does not exist is the user's mistake, said rather than skipped."""
+    env = [Path(p) for p in os.environ.get(LIB_PATH_ENV, "").split(os.pathsep) if p.strip()]
+    out: list[Path] = []
+    for where, paths in (("--lib", explicit), (LIB_PATH_ENV, env), ("lib-path", configured)):
+        for p in paths:
+            if not p.is_dir():
+                raise UserError(f"{where}: no such library folder: {p}")
+            if p.resolve() not in out:
+                out.append(p.resolve())
+    return out
 
 
 @dataclass(frozen=True)
@@ -104,8 +128,15 @@ class Ruleset:
 class Registry:
     """Compiled modules by id; thread-safe; recompiles a module when its files change."""
 
-    def __init__(self, roots: list[Path] | None = None, include_builtin: bool = True) -> None:
+    def __init__(
+        self,
+        roots: list[Path] | None = None,
+        include_builtin: bool = True,
+        lib_paths: Iterable[Path] = (),
+    ) -> None:
         self.roots = ([BUILTIN_DIR] if include_builtin else []) + [Path(r) for r in roots or []]
+        #: searched first by ``import NAME`` (see :func:`library_search_path`)
+        self.lib_paths = [Path(p) for p in lib_paths]
         self._lock = threading.Lock()
         self._compiled: dict[str, tuple[tuple, Module, list[Diagnostic], dict[str, str]]] = {}
         self._rulesets: dict[tuple[int, ...], Ruleset] = {}
@@ -114,7 +145,12 @@ class Registry:
 
     def sources(self) -> dict[str, ModuleSource]:
         if self._sources is None:
-            self._sources, self._libs = discover(self.roots)
+            self._sources, found = discover(self.roots)
+            # the search order of `import NAME`: the given folders, the lib/ folders beside the
+            # modules, then the built-in library, which every module can import by name
+            self._libs = list(
+                dict.fromkeys(p.resolve() for p in [*self.lib_paths, *found, BUILTIN_LIB])
+            )
         return self._sources
 
     def module_ids(self) -> list[str]:
@@ -168,7 +204,7 @@ class Registry:
             for g in module.gates:
                 if g.code in seen:
                     bag.error(
-                        "DSL107",
+                        Code.DUPLICATE_GATE_CODE,
                         f"gate code '{g.code}' is used by modules '{seen[g.code]}' "
                         f"and '{module.id}'",
                         g.file,

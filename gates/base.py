@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
+from dsl.diagnostics import Code
+
 
 class Match(NamedTuple):
     """One span a check found, as character offsets into the document text. Immutable, and a
@@ -31,7 +33,7 @@ class CheckError(Exception):
     """A check could not be built from its arguments; ``code`` is a DSL diagnostic code."""
 
     def __init__(
-        self, code: str, message: str, *, help: str | None = None, arg_index: int | None = None
+        self, code: Code, message: str, *, help: str | None = None, arg_index: int | None = None
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -67,7 +69,11 @@ class Check(ABC):
 
     @abstractmethod
     def find(self, text: str) -> list[Match]:
-        """Every match in ``text``, ordered by start offset. Must run in linear time."""
+        """Every match in ``text``, ordered by start offset. Must run in linear time.
+
+        The engine passes the document's :class:`gates.scan.ScanText` (its encoding, the
+        patterns proved absent, the detectors' results): hand ``text`` on to the scanning
+        functions of :mod:`gates.scan` as it came. Any other ``str`` works too."""
 
     def iter_find(self, text: str) -> Iterator[Match]:
         """The matches of :meth:`find`, in the same order, produced lazily where the kind can:
@@ -146,7 +152,9 @@ class Detector:
 
     name: str
     description: str
-    finder: Any  # Callable[[str], list[Match]]; kept loose so detectors can be plain functions
+    #: Callable[[str], list[Match]], given the document's ``gates.scan.ScanText``; kept loose
+    #: so detectors can be plain functions
+    finder: Any
     cost: int = 2
 
     def find(self, text: str) -> list[Match]:
@@ -197,7 +205,7 @@ class DetectorCheck(Check):
                 near = difflib.get_close_matches(name.upper(), list(cls.registry), n=1, cutoff=0.6)
                 hint = f" Did you mean '{near[0]}'?" if near else ""
                 raise CheckError(
-                    "DSL104",
+                    Code.UNKNOWN_DETECTOR,
                     f"unknown {cls.kind} detector '{name}'",
                     help=f"expected one of: any, {', '.join(sorted(cls.registry))}.{hint}",
                     arg_index=i,
@@ -205,7 +213,7 @@ class DetectorCheck(Check):
             names.append(name)
         if not names:
             raise CheckError(
-                "DSL104",
+                Code.UNKNOWN_DETECTOR,
                 f"{cls.kind}(...) needs at least one detector name",
                 help="write e.g. " + cls.kind + "(any)",
             )

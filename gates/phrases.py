@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import re2
 
+from dsl.diagnostics import Code
 from gates import scan
 from gates.base import Check, CheckError, CheckSpec, Match
 
@@ -64,14 +65,14 @@ class PhraseCheck(Check):
         phrases = tuple(str(a) for a in spec.args)
         if not phrases:
             raise CheckError(
-                "DSL112",
+                Code.BAD_PHRASES,
                 "phrase(...) needs at least one phrase",
                 help='write e.g. phrase("data controller", "controller")',
             )
         for i, p in enumerate(phrases):
             if not p.strip():
                 raise CheckError(
-                    "DSL112",
+                    Code.BAD_PHRASES,
                     "empty phrase",
                     help="remove it or write the words to find",
                     arg_index=i,
@@ -79,12 +80,12 @@ class PhraseCheck(Check):
         return cls(phrases)
 
     def find(self, text: str) -> list[Match]:
-        if scan.is_reference():
+        if scan.is_reference(text):
             return [Match(m.start(), m.end()) for m in self._re.finditer(text)]
         return list(self._confirm(text, scan.spans(self._pre, text)))
 
     def iter_find(self, text: str) -> Iterator[Match]:
-        if scan.is_reference():
+        if scan.is_reference(text):
             return iter(self.find(text))
         return self._confirm(text, scan.iter_spans(self._pre, text))
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from dsl.diagnostics import Code
 from gates.base import Check, CheckError, Match
 
 #: a paragraph ends at an empty line: a line break directly followed by another. A line of only
@@ -134,9 +135,9 @@ class ProximityCheck(Check):
         ordered: bool,
     ) -> None:
         if within is None and scope is None:
-            raise CheckError("DSL114", "a distance or a scope is needed")
+            raise CheckError(Code.BAD_ARGUMENTS, "a distance or a scope is needed")
         if scope is not None and scope not in SCOPES:
-            raise CheckError("DSL114", f"unknown scope '{scope}'")
+            raise CheckError(Code.UNKNOWN_UNIT, f"unknown scope '{scope}'")
         self.a, self.b = tuple(a), tuple(b)
         self.within, self.scope, self.ordered = within, scope, ordered
 

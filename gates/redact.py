@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from gates.base import Detector, Match
+from gates.scan import ScanText
 
 Operator = Literal["replace", "mask", "hash"]
 OPERATORS: tuple[str, ...] = ("replace", "mask", "hash")
@@ -35,7 +36,9 @@ def detectors(kinds: Iterable[str] = ("pii", "secret")) -> list[Detector]:
 
 def find_all(text: str, kinds: Iterable[str] = ("pii", "secret")) -> list[Match]:
     """Every detector's raw matches, overlaps included, sorted by offset."""
-    found = [m for det in detectors(kinds) for m in det.find(text)]
+    # one context for every detector: the text encoded once, a shared finder run once
+    doc = ScanText.of(text)
+    found = [m for det in detectors(kinds) for m in det.find(doc)]
     found.sort(key=lambda m: (m.start, -m.end, -m.score))
     return found
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import re2
 
+from dsl.diagnostics import Code
 from gates import scan
 from gates.base import Check, CheckError, CheckSpec, Match
 
@@ -62,7 +63,7 @@ class RegexCheck(Check):
         except re2.error as exc:
             raw = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             message, help_ = _explain(pattern, raw)
-            raise CheckError("DSL110", message, help=help_) from None
+            raise CheckError(Code.BAD_REGEX, message, help=help_) from None
         self._anchor = (
             scan.anchor_of(self._re.pattern) if scan.anchor_worth_it(self._re.pattern) else None
         )
@@ -73,7 +74,7 @@ class RegexCheck(Check):
         bad = [f for f in flags if f not in FLAGS]
         if bad:
             raise CheckError(
-                "DSL111",
+                Code.UNKNOWN_REGEX_FLAG,
                 f"unknown regex flag '{bad[0]}'",
                 help="expected one of: " + ", ".join(f"{k} ({v})" for k, v in FLAGS.items()),
             )

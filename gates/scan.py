@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import contextlib
 import functools
 import itertools
 import math
@@ -38,22 +37,49 @@ def options(max_mem: int | None = None) -> re2.Options:
     return opts
 
 
-class Encoded:
-    """A document's text as UTF-8 once, with byte -> character offset mapping, and the patterns
-    a prefilter proved cannot match in it."""
+class ScanText(str):
+    """A document's text as the checks receive it, with what scanning it needs and learns.
 
-    __slots__ = ("text", "data", "ascii", "absent", "memo", "_lead", "_extra", "_np")
+    It is the text itself (a ``str``: a finder written for plain text takes it unchanged, and
+    its slices and matched values are plain strings), carrying its UTF-8 bytes, encoded once,
+    with the byte -> character offset mapping; the trigger patterns a prefilter proved cannot
+    match in it (:meth:`Scanner.scan`); the finders' results so far (:func:`memo`); and
+    ``reference``, which makes every scanning function here take the straightforward way (str
+    patterns, Python ``re`` for phrases, no prefilter, no memo): what the equivalence tests
+    compare the scanner against.
 
-    def __init__(self, text: str, absent: frozenset[str] = frozenset()) -> None:
-        self.text = text
+    The engine builds one per document (``engine.evaluate.DocContext``) and passes it down as
+    the ``text`` of every check, detector and finder; nothing here keeps it, so it lives as
+    long as the validation holds it. A scanning function given a plain ``str`` builds a
+    throwaway one (:meth:`of`): the same matches, without the shared encoding or memo."""
+
+    # no __slots__: a str subtype may not have non-empty ones (the attributes live in __dict__)
+    data: bytes
+    ascii: bool
+    absent: frozenset[str]
+    memo: dict[int, Any]
+    reference: bool
+    _lead: array[int] | None
+    _extra: array[int]
+    _np: tuple[Any, Any]
+
+    def __new__(cls, text: str, *, reference: bool = False) -> ScanText:
+        self = super().__new__(cls, text)
         self.data = text.encode("utf-8")
         self.ascii = len(self.data) == len(text)
-        self.absent = absent
+        self.absent = frozenset()
         #: finder results for this text (one detector's finder serves several checks)
-        self.memo: dict[int, Any] = {}
-        self._lead: array[int] | None = None
-        self._extra: array[int] = array("q")
-        self._np: tuple[Any, Any] = (None, None)
+        self.memo = {}
+        self.reference = reference
+        self._lead = None
+        self._extra = array("q")
+        self._np = (None, None)
+        return self
+
+    @classmethod
+    def of(cls, text: str) -> ScanText:
+        """``text`` itself when it is one, else a new one for it."""
+        return text if isinstance(text, ScanText) else cls(text)
 
     def _multibyte(self) -> tuple[array[int], array[int]]:
         # Where each multi-byte character starts, and the bytes beyond the first that it and
@@ -92,61 +118,18 @@ class Encoded:
         return (offs - extra[np.searchsorted(lead, offs, side="left")]).tolist()
 
 
-class _State(threading.local):
-    current: Encoded | None = None
-    reference: bool = False
-
-
-_state = _State()
-
-
-def encoded(text: str) -> Encoded:
-    """The encoding of ``text``, reused while the same string object is being scanned."""
-    cur = _state.current
-    if cur is not None and cur.text is text:
-        return cur
-    cur = Encoded(text)
-    _state.current = cur
-    return cur
-
-
-def begin(text: str, absent: frozenset[str] = frozenset()) -> Encoded:
-    """Make ``text`` the document being scanned on this thread, with its known-absent patterns."""
-    cur = _state.current
-    if cur is not None and cur.text is text and not absent:
-        return cur
-    cur = Encoded(text, absent)
-    _state.current = cur
-    return cur
-
-
-def release() -> None:
-    """Drop this thread's encoded document (a 10 MB text holds 10+ MB until the next one)."""
-    _state.current = None
-
-
-@contextlib.contextmanager
-def reference_mode() -> Iterator[None]:
-    """Run every check the straightforward way (str patterns, Python `re` for phrases, no
-    prefilter): what the equivalence tests compare the scanner against."""
-    prev, prev_cur = _state.reference, _state.current
-    _state.reference, _state.current = True, None
-    try:
-        yield
-    finally:
-        _state.reference, _state.current = prev, prev_cur
-
-
-def is_reference() -> bool:
-    return _state.reference
+def is_reference(text: str) -> bool:
+    """Whether ``text`` is to be scanned the straightforward way (see :class:`ScanText`)."""
+    return isinstance(text, ScanText) and text.reference
 
 
 def spans(rx: Any, text: str) -> list[tuple[int, int]]:
     """The (start, end) character spans ``rx.finditer(text)`` would give, without match
     objects: for candidate passes that only need where."""
-    if _state.reference:
+    st = ScanText.of(text)
+    if st.reference:
         return [m.span() for m in rx.finditer(text)]
-    return _batched(rx, text, values=False)
+    return _batched(rx, st, values=False)
 
 
 def value_span(m: Any) -> tuple[int, int]:
@@ -162,56 +145,55 @@ def value_span(m: Any) -> tuple[int, int]:
 def value_spans(rx: Any, text: str) -> list[tuple[int, int]]:
     """:func:`value_span` of each match ``rx.finditer(text)`` would give, without match
     objects."""
-    if _state.reference:
+    st = ScanText.of(text)
+    if st.reference:
         return [value_span(m) for m in rx.finditer(text)]
-    return _batched(rx, text, values=True)
+    return _batched(rx, st, values=True)
 
 
-def _batched(rx: Any, text: str, values: bool) -> list[tuple[int, int]]:
+def _batched(rx: Any, st: ScanText, values: bool) -> list[tuple[int, int]]:
     """Of each match over the document's bytes, its span or (``values``) its value span, with
     every byte offset mapped to characters in one go."""
-    enc = encoded(text)
-    if rx.pattern in enc.absent:
+    if rx.pattern in st.absent:
         return []
     flat: list[int] = []
-    for found in _unanchored(rx, enc.data, 0):
+    for found in _unanchored(rx, st.data, 0):
         for span in itertools.islice(found, 1, None) if values else ():
             if span[0] >= 0:
                 flat += span
                 break
         else:
             flat += found[0]
-    it = iter(enc.chars(flat))
+    it = iter(st.chars(flat))
     return list(zip(it, it, strict=True))
 
 
 def iter_spans(rx: Any, text: str) -> Iterator[tuple[int, int]]:
     """:func:`spans`, lazily: for a caller that may stop at the first one."""
-    if _state.reference:
+    st = ScanText.of(text)
+    if st.reference:
         yield from (m.span() for m in rx.finditer(text))
         return
-    enc = encoded(text)
-    if rx.pattern in enc.absent:
+    if rx.pattern in st.absent:
         return
-    char = enc.char
-    for found in _unanchored(rx, enc.data, 0):
+    char = st.char
+    for found in _unanchored(rx, st.data, 0):
         s, e = found[0]
         yield char(s), char(e)
 
 
 def memo(finder: Callable[[str], Any]) -> Callable[[str], Any]:
-    """``finder`` with its result kept for the document being scanned: PHONE_NUMBER serves
+    """``finder`` with its result kept on the document's :class:`ScanText`: PHONE_NUMBER serves
     pii(PHONE_NUMBER), FAX_NUMBER and every pii(...) list naming it. Callers must not mutate
-    the list they get."""
+    the list they get. A plain ``str`` (or the reference way) runs the finder each time."""
     key = id(finder)
 
     def cached(text: str) -> Any:
-        if _state.reference:
+        if not isinstance(text, ScanText) or text.reference:
             return finder(text)
-        enc = encoded(text)
-        got = enc.memo.get(key)
+        got = text.memo.get(key)
         if got is None:
-            got = enc.memo[key] = finder(text)
+            got = text.memo[key] = finder(text)
         return got
 
     return cached
@@ -221,14 +203,14 @@ def finditer(rx: Any, text: str, anchor: Any = None) -> Iterator[Any]:
     """``rx.finditer(text)`` with identical matches, but over the document's cached UTF-8 bytes
     (google-re2 re-encodes a ``str`` on every call) and skipping patterns known to be absent.
     With ``anchor`` (see :func:`anchor_of`), only positions where it matches are tried."""
-    if _state.reference:
+    st = ScanText.of(text)
+    if st.reference:
         yield from rx.finditer(text)
         return
-    enc = encoded(text)
-    if rx.pattern in enc.absent:
+    if rx.pattern in st.absent:
         return
-    char, n = enc.char, len(text)
-    found = _anchored(rx, anchor, enc) if anchor is not None else _unanchored(rx, enc.data, 0)
+    char, n = st.char, len(text)
+    found = _anchored(rx, anchor, st) if anchor is not None else _unanchored(rx, st.data, 0)
     for spans in found:
         yield re2._Match(
             rx, text, 0, n, [s if s == _NULL_SPAN else (char(s[0]), char(s[1])) for s in spans]
@@ -251,7 +233,7 @@ def _unanchored(rx: Any, data: bytes, pos: int) -> Iterator[Any]:
             pos = spans[0][1]
 
 
-def _anchored(rx: Any, anchor: Any, enc: Encoded) -> Iterator[Any]:
+def _anchored(rx: Any, anchor: Any, enc: ScanText) -> Iterator[Any]:
     """finditer by trying ``rx`` anchored at each position where its necessary prefix
     ``anchor`` can match. Every such position lies in a span of ``anchor``'s own finditer
     (its matches are non-empty), positions are tried in order from where the last match ended,
@@ -637,7 +619,7 @@ class Scanner:
         complete = all(len(self._sets[k]) == len(self._groups[k]) for k in self._groups)
         return (self._leftover if complete else self._passes) + sets + late_sets
 
-    def absent(self, enc: Encoded) -> set[int]:
+    def absent(self, enc: ScanText) -> set[int]:
         """The indices of the trigger patterns that cannot match anywhere in the text."""
         absent: set[int] = set()
         for engine, index in self._passes_for(len(enc.data)):
@@ -652,14 +634,15 @@ class Scanner:
         return absent
 
     def scan(self, text: str) -> list[str]:
-        """Encode ``text`` (kept for the exact matchers), find the atoms once, and return the
-        keys of the checks that cannot match."""
-        enc = begin(text)
-        gone = self.absent(enc)
+        """Run the passes over ``text`` once and return the keys of the checks that cannot
+        match. A :class:`ScanText` also learns the absent patterns, so the exact matchers given
+        it skip them (a plain ``str`` is encoded for this call only)."""
+        st = ScanText.of(text)
+        gone = self.absent(st)
         if not gone:
             return []
         # facts about the text, whichever ruleset found them
-        enc.absent = enc.absent | {self.patterns[i] for i in gone}
+        st.absent = st.absent | {self.patterns[i] for i in gone}
         bits = sum(1 << i for i in gone)  # distinct bits: the sum is their union
         dead = [key for key, mask in self._single if mask & bits]
         dead += [key for key, conjs in self._multi if all(m & bits for m in conjs)]

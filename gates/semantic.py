@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from dsl.diagnostics import Code
 from gates.base import CheckError, CheckSpec, Question
 
 COST = 100
@@ -23,14 +24,14 @@ class SemanticCheck:
         (text,) = spec.args
         if not str(text).strip():
             raise CheckError(
-                "DSL113",
+                Code.BAD_SEMANTIC,
                 "semantic check needs a question",
                 help='write e.g. semantic "Does the notice name the controller?"',
             )
         threshold = spec.option("threshold")
         if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
             raise CheckError(
-                "DSL113",
+                Code.BAD_SEMANTIC,
                 f"threshold {threshold} is outside 0..1",
                 help="a threshold is a similarity score between 0 and 1",
             )

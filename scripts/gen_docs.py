@@ -1,6 +1,6 @@
 """Generate the reference pages of the documentation site from the code: the gate catalogue (one
-page per module, from the compiled modules), the diagnostics reference (every DSL code the compiler
-and the check kinds can raise), the CLI reference (from the Typer application) and the HTTP
+page per module, from the compiled modules), the diagnostics reference (from the table of codes in
+``dsl.diagnostics``), the CLI reference (from the Typer application) and the HTTP
 reference (from the FastAPI application's OpenAPI document).
 
 Run as a MkDocs hook (``mkdocs.yml``: ``hooks: [scripts/gen_docs.py]``, at ``on_config``), so
@@ -21,62 +21,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # mkdocs loads this file by path, from whatever venv it runs in: make the repository's own
 # packages win over an installed copy (a shared venv's editable install may point elsewhere).
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+
+
+def _own_packages_first() -> None:
+    """Put the repository first on sys.path (not merely on it: an editable install's path hook
+    in site-packages would still win), at import and again at each build, since mkdocs puts
+    sys.path back as it was after loading its hooks."""
+    if sys.path[0] != str(ROOT):
+        sys.path.insert(0, str(ROOT))
+
+
+_own_packages_first()
 
 GENERATED = Path("reference") / "generated"
-CODE_RE = re.compile(r"^DSL\d{3}$")
-
-#: What each diagnostic code means, for codes the compiler does not describe itself. Used only
-#: while ``dsl.diagnostics`` has no table of its own (``CODES``: code -> summary); the generator
-#: prefers that table when it exists, and lists every code it finds in the source either way.
-SUMMARIES: dict[str, str] = {
-    "DSL001": "The gate file is not UTF-8.",
-    "DSL002": "The gate file is empty.",
-    "DSL003": "The gate file is over the 2 MB limit.",
-    "DSL004": "The gate file cannot be read.",
-    "DSL100": "Syntax error: the parser expected something else here (it resumes at the next "
-    "declaration, so later errors are still reported).",
-    "DSL101": "A character that cannot start anything in the language, or a string escape "
-    "that is not a character (a lone surrogate such as `\\ud800`).",
-    "DSL102": "An unterminated string, regex or declaration.",
-    "DSL103": "Unknown check kind or function (with a did-you-mean).",
-    "DSL104": "Unknown detector name in `pii(...)` or `secret(...)` (with a did-you-mean).",
-    "DSL105": "Undefined name: no `define` of that name here or in an imported library.",
-    "DSL106": "A name defined twice, or a built-in name redefined.",
-    "DSL107": "Duplicate gate code, within a module or across the loaded modules.",
-    "DSL108": "Unknown gate field (with a did-you-mean).",
-    "DSL109": "A gate field given twice.",
-    "DSL110": "Invalid regex, or a feature RE2 cannot run (lookaround, backreference): the "
-    "message names the construct to use instead.",
-    "DSL111": "Unknown regex flag (the flags are `i`, `s`, `m`).",
-    "DSL112": "Bad phrase list (empty, a phrase RE2 cannot run, or a list too large for RE2).",
-    "DSL113": "Bad semantic check (empty question, bad `like` list or `threshold`).",
-    "DSL114": "Bad arguments to a function (`near`, `count`, `in section`, ...), including a "
-    "`within` distance or `count` bound outside 0 to 1,000,000,000.",
-    "DSL115": "A field's value has the wrong shape (one string where several were given, a "
-    "string where a bare word is expected, ...).",
-    "DSL120": "A gate without a citation (`cite`).",
-    "DSL121": "A gate without a title.",
-    "DSL122": "A gate without at least one `example pass` and one `example fail`.",
-    "DSL123": "An inline example that does not behave as declared (`clearance lint` runs them).",
-    "DSL124": "Unknown severity (info, low, medium, high, critical).",
-    "DSL125": "Unknown document type in `applies`.",
-    "DSL126": "Unknown `on_indeterminate` policy (block, pass, review).",
-    "DSL127": "A gate that checks nothing (no `require` and no `forbid`).",
-    "DSL128": "A malformed example.",
-    "DSL129": "Unknown name in an example's `expecting` list.",
-    "DSL130": "An import that cannot be found.",
-    "DSL131": "A definition that refers to itself.",
-    "DSL132": "Nesting too deep: an expression over 64 levels (definitions expanded), or a "
-    "chain of over 64 definitions.",
-    "DSL133": "An expression or gate over 10,000 checks and operators once its definitions "
-    "are expanded.",
-    "DSL140": "No module header in a module's gate files.",
-    "DSL141": "A conflicting module header (two different modules, or a header in a library).",
-    "DSL142": "A library file that holds gates (libraries hold definitions only).",
-    "DSL150": "A malformed gate code (capitals, digits and dashes).",
-}
 
 
 def write_if_changed(path: Path, text: str) -> bool:
@@ -103,6 +60,12 @@ def _fence(text: str, lang: str = "") -> str:
 # --- gate catalogue ----------------------------------------------------------------------------
 
 
+def anchor(code: str) -> str:
+    """A gate code as an HTML id: lower case, a dash for each run of what an id in Markdown's
+    attribute lists cannot hold (HIPAA-164.514(b) -> hipaa-164.514-b)."""
+    return re.sub(r"[^a-z0-9_.-]+", "-", code.lower()).strip("-")
+
+
 def _applies(gate: Any) -> str:
     return (
         "every document type"
@@ -117,7 +80,7 @@ def _value(v: Any) -> str:
 
 def gate_section(gate: Any) -> str:
     """One gate's entry: the ruff-style rule page, metadata first, then its examples and source."""
-    out = [f"## {gate.code} `{gate.name}` {{ #{gate.code.lower()} }}\n", f"**{gate.title}**\n"]
+    out = [f"## {gate.code} `{gate.name}` {{ #{anchor(gate.code)} }}\n", f"**{gate.title}**\n"]
     rows = [
         ("Citation", "; ".join(gate.cite) or "(none)"),
         ("Severity", f"`{_value(gate.severity)}`"),
@@ -175,7 +138,7 @@ def module_page(module: Any) -> str:
     table = ["| code | title | severity | applies to | citation |", "|---|---|---|---|---|"]
     for g in module.gates:
         table.append(
-            f"| [{g.code}](#{g.code.lower()}) | {_cell(g.title)} | {_value(g.severity)} "
+            f"| [{g.code}](#{anchor(g.code)}) | {_cell(g.title)} | {_value(g.severity)} "
             f"| {_cell(_applies(g))} | {_cell('; '.join(g.cite))} |"
         )
     return (
@@ -210,33 +173,24 @@ def catalogue_index(modules: list[Any]) -> str:
 
 
 def codes_in_source(roots: Iterable[Path]) -> dict[str, list[str]]:
-    """Every ``DSLnnn`` string constant in the Python files under ``roots``, with where it is."""
+    """Where each code of the table is raised: every ``Code.NAME`` in the Python files under
+    ``roots``, by code string, as ``path:line``."""
+    from dsl.diagnostics import Code
+
     found: dict[str, list[str]] = {}
     for root in roots:
         for path in sorted(root.rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
             for node in ast.walk(tree):
                 if (
-                    isinstance(node, ast.Constant)
-                    and isinstance(node.value, str)
-                    and CODE_RE.match(node.value)
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "Code"
+                    and node.attr in Code.__members__
                 ):
                     where = f"{path.relative_to(ROOT)}:{node.lineno}"
-                    found.setdefault(node.value, []).append(where)
+                    found.setdefault(Code[node.attr].value, []).append(where)
     return found
-
-
-def code_summaries() -> dict[str, str]:
-    """The compiler's own table of codes when it has one, else the table in this file."""
-    from dsl import diagnostics
-
-    table = getattr(diagnostics, "CODES", None)
-    if isinstance(table, dict) and table:
-        return {
-            str(k): str(getattr(v, "summary", None) or getattr(v, "title", None) or v)
-            for k, v in table.items()
-        }
-    return {**SUMMARIES, **getattr(diagnostics, "LANG_CODES", {})}
 
 
 def rendered_examples() -> dict[str, str]:
@@ -258,39 +212,42 @@ def rendered_examples() -> dict[str, str]:
     return out
 
 
-def diagnostics_page() -> tuple[str, list[str]]:
-    """The diagnostics reference, and the codes the source raises that have no description."""
-    found = codes_in_source([ROOT / "dsl", ROOT / "gates", ROOT / "engine"])
-    summaries = code_summaries()
+def diagnostics_page() -> str:
+    """The diagnostics reference, generated from the table of codes in ``dsl.diagnostics``."""
+    from dsl.diagnostics import CODES
+
+    used = codes_in_source([ROOT / "dsl", ROOT / "gates", ROOT / "engine"])
     examples = rendered_examples()
-    missing = sorted(c for c in found if c not in summaries)
     lines = [
         "# Diagnostics reference\n",
-        "<!-- generated by scripts/gen_docs.py from the compiler's source: do not edit -->\n",
+        "<!-- generated by scripts/gen_docs.py from dsl/diagnostics.py: do not edit -->\n",
         "Every error in a gate file has a stable code, a location and a caret under the "
         "narrowest span, and `clearance lint` reports all errors of a file in one run (the "
-        "parser resumes at the next declaration). Codes are never reused. This page lists "
-        f"every code the compiler and the check kinds can raise ({len(found)} codes), found in "
-        "the source at each docs build; the rendered examples are real output of the compiler "
-        "on `tests/fixtures/gates/`.\n",
-        "| code | meaning | raised in |",
-        "|---|---|---|",
+        "parser resumes inside the gate, or at the next declaration). Codes are never reused. "
+        f"This page lists every code ({len(CODES)}) of the compiler's table "
+        "(`dsl.diagnostics.Code`), generated at each docs build; the rendered examples are "
+        "real output of the compiler on `tests/fixtures/gates/`.\n",
+        "| code | severity | meaning | raised in |",
+        "|---|---|---|---|",
     ]
-    for code in sorted(found):
-        places = sorted(found[code], key=lambda w: (w.rsplit(":", 1)[0], int(w.rsplit(":", 1)[1])))
-        where = ", ".join(f"`{w}`" for w in places[:3])
-        more = f" and {len(found[code]) - 3} more" if len(found[code]) > 3 else ""
+    for code, entry in sorted(CODES.items()):
+        places = sorted(
+            used.get(code, []), key=lambda w: (w.rsplit(":", 1)[0], int(w.rsplit(":", 1)[1]))
+        )
+        where = ", ".join(f"`{w}`" for w in places[:3]) or "(retired)"
+        more = f" and {len(places) - 3} more" if len(places) > 3 else ""
         lines.append(
-            f"| [{code}](#{code.lower()}) | {_cell(summaries.get(code, '(undocumented)'))}"
+            f"| [{code}](#{code.lower()}) | {entry.severity} | {_cell(entry.summary)}"
             f" | {where}{more} |"
         )
     lines.append("")
-    for code in sorted(found):
+    for code, entry in sorted(CODES.items()):
         lines.append(f"## {code} {{ #{code.lower()} }}\n")
-        lines.append(summaries.get(code, "(undocumented)") + "\n")
+        lines.append(f"**{entry.summary}** ({entry.severity})\n")
+        lines.append(entry.explanation + "\n")
         if code in examples:
             lines.append("Example:\n\n" + _fence(examples[code], "text"))
-    return "\n".join(lines), missing
+    return "\n".join(lines)
 
 
 # --- CLI ---------------------------------------------------------------------------------------
@@ -390,6 +347,7 @@ def http_page() -> str:
 
 def generate(docs_dir: Path) -> list[Path]:
     """Write every generated page under ``docs_dir``; return the pages that changed."""
+    _own_packages_first()
     from engine.api import Engine
 
     out = docs_dir / GENERATED
@@ -397,14 +355,7 @@ def generate(docs_dir: Path) -> list[Path]:
     pages: dict[Path, str] = {out / "gates" / "index.md": catalogue_index(modules)}
     for m in modules:
         pages[out / "gates" / f"{m.id}.md"] = module_page(m)
-    diag, missing = diagnostics_page()
-    if missing:
-        raise SystemExit(
-            "gen_docs: diagnostic codes with no description: "
-            + ", ".join(missing)
-            + " (add them to the compiler's table or SUMMARIES in scripts/gen_docs.py)"
-        )
-    pages[out / "diagnostics.md"] = diag
+    pages[out / "diagnostics.md"] = diagnostics_page()
     pages[out / "cli.md"] = cli_page()
     pages[out / "http.md"] = http_page()
     stale = [p for p in out.rglob("*.md") if p not in pages] if out.exists() else []

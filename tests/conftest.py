@@ -31,6 +31,7 @@ def clearance_home(tmp_path_factory, monkeypatch) -> Path:
         "CLEARANCE_NO_AUDIT",
         "CLEARANCE_STORE_RAW_TEXT",
         "CLEARANCE_ALLOW_RAW_TEXT",
+        "CLEARANCE_LIB_PATH",
     ):
         monkeypatch.delenv(var, raising=False)
     return home
@@ -88,3 +89,11 @@ class LiveServers:
             server.should_exit = True
             thread.join(timeout=10)
         self.running.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_operator_cache_url(monkeypatch):
+    """A developer's CLEARANCE_CACHE_URL (a shared Redis) stays out of the tests: the tests
+    that use Redis start their own (tests/redis_server.py)."""
+    for var in ("CLEARANCE_CACHE_URL", "CLEARANCE_CACHE_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)

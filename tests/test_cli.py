@@ -190,3 +190,23 @@ def test_timeout_stops_a_document_and_it_never_passes(tmp_path, run_cli):
     code, out, err = run_cli("validate", big, "--timeout", "0.2", "-m", "gdpr")
     assert code == 3, (out, err)
     assert "limit and was stopped" in err and "not decided" in err and "Traceback" not in err
+
+
+def test_waive_help_states_the_audit_logs_reason_limit():
+    # engine.cli.waive mirrors the limit so that --help need not import the audit log
+    from engine.audit import MAX_WAIVER_REASON
+    from engine.cli import waive
+
+    assert waive.MAX_WAIVER_REASON == MAX_WAIVER_REASON
+
+
+def test_user_errors_exit_2_and_clearance_failures_exit_4(tmp_path, run_cli, monkeypatch):
+    # your input is wrong: a format that does not exist
+    code, _, err = run_cli("audit", "recent", "--format", "yaml")
+    assert code == 2 and err.startswith("clearance: error: unknown format 'yaml'")
+    # Clearance failed: the audit log's folder is a file, so the log cannot be opened
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CLEARANCE_AUDIT_DB", str(blocker / "audit.db"))
+    code, _, err = run_cli("validate", SAMPLES / "breach-letter.txt")
+    assert code == 4 and "clearance: failed:" in err and "Traceback" not in err

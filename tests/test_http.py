@@ -253,6 +253,31 @@ def test_validation_is_not_answered_when_its_audit_row_cannot_be_written(serve):
     sink.close()
 
 
+@pytest.mark.parametrize(
+    ("error", "message", "status", "kind"),
+    [
+        ("UserError", "bad jurisdiction", 422, "invalid-request"),
+        ("DocumentError", "a.bin: binary file, not a document", 415, "unsupported-document"),
+        ("DocumentError", "a.pdf: not a PDF", 422, "bad-document"),
+        ("GateFileError", "3 errors in gate files", 500, "gate-files"),
+        ("ServiceError", "audit log /srv/a.db: disk I/O error", 503, "unavailable"),
+        ("ClearanceError", "raised bare by older code", 503, "unavailable"),
+        ("DeadlineExceeded", "stopped after 2 s", 504, "timeout"),
+    ],
+)
+def test_clearance_errors_map_to_http_statuses_in_one_place(error, message, status, kind):
+    from engine import errors
+    from engine.server.problems import problem_for
+
+    exc = getattr(errors, error)(message)
+    p = problem_for(exc, failed="the server cannot do that right now")
+    assert (p.status_code, p.kind) == (status, kind)
+    if status == 503:  # "Clearance failed": the internal message stays in the server log
+        assert p.detail == "the server cannot do that right now"
+    elif status < 500:  # "your input is wrong": the message says what to fix
+        assert p.detail == message
+
+
 # -- errors and limits -----------------------------------------------------------------------
 
 
@@ -436,6 +461,16 @@ def test_openapi_and_health(server):
         content = spec["paths"]["/v1/validate"]["post"]["requestBody"]["content"]
         assert {"application/json", "multipart/form-data"} <= set(content)
         assert "swagger" in c.get("/docs").text.lower()
+
+
+def test_openapi_schema_matches_snapshot(snapshot):
+    """The published contract (paths, operationIds, parameters, schemas) changes only on
+    purpose: refresh with `pytest tests/test_http.py --snapshot-update` and review the diff."""
+    from syrupy.extensions.json import JSONSnapshotExtension
+
+    spec = create_app(settings=Settings()).openapi()
+    spec["info"]["version"] = "<version>"  # the package version is not part of the contract
+    assert spec == snapshot.use_extension(JSONSnapshotExtension)
 
 
 def test_api_docs_load_nothing_from_the_network(server):

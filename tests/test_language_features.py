@@ -217,21 +217,30 @@ def test_followed_by_in_a_gate(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "code", "message"),
     [
-        ('followed_by(phrase("a"), phrase("b"))', "a distance (within N chars), a scope"),
-        ('followed_by(phrase("a"), phrase("b"), same page)', "unknown scope 'same page'"),
+        (
+            'followed_by(phrase("a"), phrase("b"))',
+            "DSL114",
+            "a distance (within N chars), a scope",
+        ),
+        ('followed_by(phrase("a"), phrase("b"), same page)', "DSL164", "unknown scope 'same page'"),
         (
             'followed_by(phrase("a"), all { phrase("b") phrase("c") }, within 5 chars)',
+            "DSL166",
             "needs checks that find text",
         ),
-        ('followed_by(phrase("a"), phrase("b"), within 5 miles)', "unknown distance unit"),
+        (
+            'followed_by(phrase("a"), phrase("b"), within 5 miles)',
+            "DSL164",
+            "unknown distance unit",
+        ),
     ],
 )
-def test_followed_by_mistakes_are_dsl114(tmp_path, body, message):
+def test_followed_by_mistakes(tmp_path, body, code, message):
     _, diags = _compile(tmp_path, GATE.format(n=1, body=f"require {body}"))
     (d,) = [d for d in diags if d.severity == "error"]
-    assert d.code == "DSL114" and message in d.message
+    assert d.code == code and message in d.message
 
 
 # --- parameterised definitions and word lists ----------------------------------------------------
@@ -269,7 +278,7 @@ def test_word_lists_nest_splice_into_phrase_and_keep_the_same_check(tmp_path):
     [
         (
             'define f(x) = phrase("a")\n' + GATE.format(n=1, body="require f"),
-            "DSL114",
+            "DSL160",
             "'f' needs arguments",
         ),
         (
@@ -289,7 +298,7 @@ def test_word_lists_nest_splice_into_phrase_and_keep_the_same_check(tmp_path):
         ),
         (
             'define w = ["a"]\n' + GATE.format(n=1, body="require w"),
-            "DSL114",
+            "DSL162",
             "is a word list, not a check",
         ),
         (

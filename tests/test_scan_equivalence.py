@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import re
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import re2
@@ -12,6 +15,7 @@ from engine.api import Engine, _scanner
 from engine.document import Document
 from engine.evaluate import DocContext, Hit, _near, _section_ranges, _subtree_ends
 from engine.ingest import document_from_text
+from engine.providers.base import NullProvider
 from gates import scan
 from gates.base import Check
 from gates.phrases import PhraseCheck
@@ -135,8 +139,7 @@ def _sets_on_every_document(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _reference(check: Check, text: str) -> list:
-    with scan.reference_mode():
-        return check.find(text)
+    return check.find(scan.ScanText(text, reference=True))
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.describe()[:60])
@@ -194,6 +197,72 @@ def test_offsets_are_characters_not_bytes() -> None:
     if phone:
         (m,) = ctx.matches(phone[0])
         assert text[m.start : m.end] == "415-555-0134"
+
+
+# --- the scanning context is explicit: per document, nothing shared, nothing kept ----------
+
+
+def _all_matches(text: str, scanner: scan.Scanner) -> list[list]:
+    ctx = DocContext(document_from_text(text))
+    ctx.prefilter(scanner)
+    return [ctx.matches(c) for c in CHECKS]
+
+
+def test_documents_scanned_on_threads_at_once_find_what_each_finds_alone() -> None:
+    """Each document's encoding, absent patterns and detector results travel with its own
+    context: eight threads interleaving 43 documents find exactly what one thread does."""
+    scanner = _scanner(Engine(cache=None, audit=None, provider=None).ruleset())
+    alone = [_all_matches(text, scanner) for text in DOCS]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: _all_matches(t, scanner), DOCS * 2))
+    assert together == alone * 2
+
+
+def test_one_documents_absent_patterns_do_not_reach_another() -> None:
+    """The prefilter proves patterns absent in one text; a second text scanned after it (the
+    thread-local kept the last document) is scanned in full."""
+    scanner = _scanner(Engine(cache=None, audit=None, provider=None).ruleset())
+    phone = next(c for c in CHECKS if c.describe() == "pii(PHONE_NUMBER)")
+    quiet = DocContext(document_from_text("Nothing to see here."))
+    quiet.prefilter(scanner)
+    assert quiet.scan_text.absent and quiet.matches(phone) == []
+    loud = scan.ScanText("Call 415-555-0134.")
+    assert [loud[m.start : m.end] for m in phone.find(loud)] == ["415-555-0134"]
+    assert quiet.matches(phone) == []
+
+
+def test_release_drops_the_encoding_and_a_later_check_encodes_again() -> None:
+    text = "Zoë Müller: call 415-555-0134 or write to zoe@example.com."
+    ctx = DocContext(document_from_text(text))
+    first = ctx.scan_text
+    assert first.data == text.encode() and type(first[0:3]) is str
+    gone = weakref.ref(first)
+    del first
+    ctx.release()
+    assert gone() is None  # nothing else held it: not the checks, not the scanner
+    found = [ctx.matches(c) for c in CHECKS]  # after the release: a new encoding, same matches
+    assert found == [c.find(scan.ScanText(text, reference=True)) for c in CHECKS]
+
+
+def test_nothing_keeps_the_encoding_after_a_validation() -> None:
+    """The context lives as long as the validation: once ``Engine.validate`` returns, no
+    encoded copy of the document is left (a 10 MB document would hold 20 MB)."""
+    engine = Engine(cache=None, audit=None, provider=NullProvider())
+    text = "# Privacy notice\n\nCall 415-555-0134. Our data protection officer: dpo@acme.example."
+    engine.validate(document_from_text(text))
+    gc.collect()
+    left = [o for o in gc.get_objects() if isinstance(o, scan.ScanText) and o == text]
+    assert left == []
+
+
+def test_reference_is_a_field_of_the_text() -> None:
+    """The straightforward way is chosen per text, not per thread: a reference text and a
+    scanned one side by side give the same matches by their own routes."""
+    phrases = next(c for c in CHECKS if isinstance(c, PhraseCheck))
+    text = DOCS[0]
+    ref, fast = scan.ScanText(text, reference=True), scan.ScanText(text)
+    assert scan.is_reference(ref) and not scan.is_reference(fast) and not scan.is_reference(text)
+    assert phrases.find(ref) == phrases.find(fast) == phrases.find(text)
 
 
 # --- the evaluator's linear replacements agree with the straightforward versions -----------
@@ -273,7 +342,6 @@ def test_anchored_regex_matches_finditer(pattern: str) -> None:
         "".join(rng.choice("ab c\nécßSZ") for _ in range(rng.randrange(0, 300))) for _ in range(200)
     ]
     for text in texts:
-        scan.release()
         got = [(m.span(), m.groups()) for m in scan.finditer(rx, text, anchor)]
         want = [(m.span(), m.groups()) for m in rx.finditer(text)]
         assert got == want, text
@@ -332,7 +400,6 @@ def test_a_set_pass_that_fails_proves_nothing() -> None:
         for kind in _NO_SETS
     }
     assert all(scanner._sets.values())
-    scan.release()
     # every Set compiled, so the atoms ran only for the patterns no Set holds: with every Set
     # failing, less is proved than by the atoms alone, and nothing wrongly
     assert set(scanner.scan(text)) < set(atoms_only.scan(text))

@@ -26,16 +26,19 @@ def load_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code. The one place where errors become exit codes (see
+    docs/design/errors.md): your input is wrong (UserError) 2, Clearance failed (ServiceError,
+    or a bare ClearanceError) 4, a usage error click's own code, interrupted 130, a bug 70."""
     try:
         load_commands()
         # standalone_mode=False: click returns typer.Exit's code instead of raising it
         rc = app(args=argv, prog_name="clearance", standalone_mode=False)
     except SystemExit as exc:  # typer raises this for --help and explicit exits
         return int(exc.code or 0)
-    except UserError as exc:
+    except UserError as exc:  # the input is wrong: say what to fix
         print(f"clearance: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except ClearanceError as exc:
+    except ClearanceError as exc:  # Clearance failed (storage, provider): not the input
         print(f"clearance: failed: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.api import Engine
 from engine.errors import GateFileError
 
+if TYPE_CHECKING:  # the engine is imported when a command builds one, not for --help
+    from engine.api import Engine
+
 GatesOpt = typer.Option(None, "--gates", "-g", help="extra gate file or module folder (repeatable)")
+LibOpt = typer.Option(
+    None,
+    "--lib",
+    help="library folder for `import NAME` (repeatable; searched before CLEARANCE_LIB_PATH, "
+    "lib-path in clearance.toml, the lib/ folders beside the modules and the built-in library)",
+)
 ModuleOpt = typer.Option(
     None, "--module", "-m", help="module id to apply (repeatable; default all)"
 )
 
 
 def make_engine(gates: list[Path] | None = None, **kw: Any) -> Engine:
+    """The engine a command runs on (imported here: the gate compiler and the check kinds
+    are slow to import, and `--help` needs none of them)."""
+    from engine.api import Engine
+
     return Engine(gate_paths=gates or [], **kw)
 
 

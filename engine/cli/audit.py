@@ -8,13 +8,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from engine.audit import AuditLog, audit_db_path, parse_when
 from engine.cli.app import app
 from engine.errors import UserError
+
+if TYPE_CHECKING:  # imported where used: sqlite-utils is slow to import, and --help needs none
+    from engine.audit import AuditLog
 
 audit = typer.Typer(
     help="Query, export, verify and prune the audit log (a SQLite file; opens in Datasette).",
@@ -36,6 +38,8 @@ SinceOpt = Annotated[str | None, typer.Option("--since", help="from this date (Y
 
 @contextmanager
 def _open(db: Path | None, *, readonly: bool = True) -> Iterator[AuditLog]:
+    from engine.audit import AuditLog, audit_db_path
+
     log = AuditLog(db or audit_db_path(), readonly=readonly)
     try:
         yield log
@@ -49,6 +53,8 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json")) -> None
 
 
 def _since(since: str | None) -> str | None:
+    from engine.audit import parse_when
+
     return parse_when(since) if since else None
 
 

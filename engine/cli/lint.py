@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from engine.cli._common import make_engine
+from engine.cli._common import LibOpt, make_engine
 from engine.cli.app import app
-from engine.loader import discover
 
 if TYPE_CHECKING:  # the CLI imports the engine lazily where it can
     from engine.api import Engine
@@ -20,16 +19,30 @@ def module_ids_for(engine: Engine, paths: list[Path]) -> list[str] | None:
     """The module ids found under ``paths`` (None = every built-in module)."""
     if not paths:
         return None
+    from engine.loader import discover
+
     found, _ = discover(paths)
     return sorted(found)
 
 
-def engine_for(paths: list[Path]) -> Engine:
+def engine_for(paths: list[Path], lib: list[Path] | None = None) -> Engine:
+    """An engine for the gate files under ``paths`` (the built-in modules when none), whose
+    imports search ``lib``, then the library path of the environment and the settings file."""
+    from engine.config import Config, resolve_config
     from engine.loader import BUILTIN_DIR
 
     builtin = any(p.resolve() == BUILTIN_DIR or BUILTIN_DIR in p.resolve().parents for p in paths)
     extra = [p for p in paths if p.resolve() != BUILTIN_DIR]
-    return make_engine(extra, include_builtin=builtin or not paths, cache=None, audit=None)
+    # of the settings file, only its library path applies to authoring commands
+    settings = Config(lib_path=resolve_config().lib_path)
+    return make_engine(
+        extra,
+        include_builtin=builtin or not paths,
+        cache=None,
+        audit=None,
+        config=settings,
+        lib_paths=lib or [],
+    )
 
 
 @app.command()
@@ -38,10 +51,11 @@ def lint(
         None, help="gate files or module folders (default: built-in)"
     ),
     no_examples: bool = typer.Option(False, "--no-examples", help="skip running inline examples"),
+    lib: list[Path] = LibOpt,
 ) -> None:
     """Check gate files: syntax, names, regexes, citations, examples. Exit 2 on any error."""
     paths = paths or []
-    engine = engine_for(paths)
+    engine = engine_for(paths, lib)
     ids = module_ids_for(engine, paths)
     diags, sources = engine.lint(ids, run_examples=not no_examples)
     for d in diags:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from engine.catalog import gate_info, module_info
 from engine.cli._common import GatesOpt, gate_file_errors, make_engine
 from engine.cli.app import app
 from engine.errors import GateFileError
@@ -25,6 +24,8 @@ def list_modules(
     except GateFileError as exc:
         raise typer.Exit(gate_file_errors(exc)) from None
     if fmt == "json":
+        from engine.catalog import module_info
+
         print(json.dumps([module_info(m) for m in mods], indent=2))
         return
     if fmt != "text":
@@ -51,6 +52,8 @@ def show_gate(
     """Show one gate's metadata and source."""
     engine = make_engine(gates, cache=None, audit=None)
     g = engine.gate(code)
+    from engine.catalog import gate_info
+
     if fmt == "json":
         print(json.dumps(gate_info(g, source=True), indent=2))
         return

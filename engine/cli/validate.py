@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from engine.batch import Job, Outcome, collect, combine, default_jobs, progress_for, run
-from engine.cli._common import GatesOpt, ModuleOpt, emit, gate_file_errors, make_engine
+from engine.cli._common import GatesOpt, LibOpt, ModuleOpt, emit, gate_file_errors, make_engine
 from engine.cli.app import app
-from engine.config import normalise_jurisdictions, parse_untyped, resolve_config
 from engine.errors import GateFileError
-from engine.formatters.base import get_formatter
 from engine.ingest import MAX_BYTES
-from engine.report import Report
 
-__all__ = ["combine", "expand", "type_explanation", "validate"]
+# The engine, the batch runner, the settings and the formatters are imported by the command,
+# not here: `clearance --help` imports every command module, and must not pay for them.
+if TYPE_CHECKING:
+    from engine.batch import Outcome
+    from engine.report import Report
+
+__all__ = ["expand", "type_explanation", "validate"]
 
 
 def type_explanation(report: Report) -> str:
@@ -41,12 +44,16 @@ def type_explanation(report: Report) -> str:
 
 def expand(paths: list[Path]) -> list[Path]:
     """Files as given; folders expanded (recursively) to the supported documents inside them."""
+    from engine.batch import collect
+
     return collect(paths)
 
 
 @app.command()
 def validate(
-    paths: list[Path] = typer.Argument(..., help="documents (or folders of documents) to validate"),
+    paths: list[Path] = typer.Argument(
+        None, help="documents (or folders of documents) to validate"
+    ),
     module: list[str] = ModuleOpt,
     doc_type: str = typer.Option(
         None, "--doc-type", "-t", help="document type (default: inferred)"
@@ -93,6 +100,7 @@ def validate(
         "limit]",
     ),
     gates: list[Path] = GatesOpt,
+    lib: list[Path] = LibOpt,
     max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", help="largest document accepted"),
     include: list[str] = typer.Option(
         None,
@@ -113,10 +121,31 @@ def validate(
         min=1,
         help="worker processes for several documents [default: CPU count]",
     ),
+    manifest: Path = typer.Option(
+        None,
+        "--manifest",
+        help="also validate the documents listed in this file: .csv (a 'path' column) or "
+        '.jsonl (a path or {"path": ...} a line); relative to the manifest\'s folder',
+    ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="local (processes on this machine) or ray (actors on a Ray cluster; -j is the "
+        "number of actors)",
+    ),
+    address: str = typer.Option(
+        None,
+        "--address",
+        help="--executor ray: the cluster to join, e.g. ray://head:10001 or auto [default: "
+        "start a local one]",
+    ),
 ) -> None:
     """Validate documents against the gates of the chosen modules. Folders are searched
     recursively; several documents are validated in parallel across processes."""
     from dsl.ast import Severity
+    from engine.batch import Job, collect, combine, default_jobs, progress_for, read_manifest, run
+    from engine.config import normalise_jurisdictions, parse_untyped, resolve_config
+    from engine.formatters.base import get_formatter
 
     settings = resolve_config(config)
     try:
@@ -129,15 +158,28 @@ def validate(
     policy = parse_untyped(untyped).value if untyped else None
     gates = [*(gates or []), *settings.gates]
     formatter = get_formatter(fmt)
-    files = collect(paths, include, exclude)
+    if executor not in ("local", "ray"):
+        raise typer.BadParameter("must be one of local, ray", param_hint="--executor")
+    if address and executor != "ray":
+        raise typer.BadParameter("only with --executor ray", param_hint="--address")
+    if not paths and manifest is None:
+        raise typer.BadParameter("give documents, folders or --manifest FILE", param_hint="PATHS")
+    listed = read_manifest(manifest) if manifest is not None else []
+    files = collect([*(paths or []), *listed], include, exclude)
     workers = min(jobs or default_jobs(), len(files))
-    # In-process runs use this engine; a pool's workers build their own, so here only the
-    # gates are checked (and nothing is opened that this process would not use).
+    # In-process runs use this engine; a pool's (or Ray's) workers build their own, so here
+    # only the gates are checked (and nothing is opened that this process would not use).
     engine = (
-        make_engine(gates, fail_on=sev, max_bytes=max_bytes, config=settings)
-        if workers <= 1
+        make_engine(gates, fail_on=sev, max_bytes=max_bytes, config=settings, lib_paths=lib)
+        if workers <= 1 and executor == "local"
         else make_engine(
-            gates, fail_on=sev, max_bytes=max_bytes, cache=None, audit=None, config=settings
+            gates,
+            fail_on=sev,
+            max_bytes=max_bytes,
+            cache=None,
+            audit=None,
+            config=settings,
+            lib_paths=lib,
         )
     )
     try:
@@ -149,6 +191,7 @@ def validate(
         raise typer.Exit(2)
     job = Job(
         gate_paths=tuple(str(g) for g in gates or []),
+        lib_paths=tuple(str(p) for p in lib or []),
         modules=tuple(module or ()) or None,
         doc_type=doc_type,
         profile=profile,
@@ -180,9 +223,14 @@ def validate(
         task = progress.add_task("", total=len(files))
         progress.refresh()
     try:
-        outcomes = run(
-            files, job, jobs=workers, engine=engine if workers <= 1 else None, on_done=done
-        )
+        if executor == "ray":
+            from engine.batch_ray import run_ray  # lazily: Ray costs seconds to import and start
+
+            outcomes = run_ray(files, job, address=address, jobs=jobs, on_done=done)
+        else:
+            outcomes = run(
+                files, job, jobs=workers, engine=engine if workers <= 1 else None, on_done=done
+            )
     finally:
         if progress is not None:
             progress.stop()

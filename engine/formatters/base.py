@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from engine.report import Report
+if TYPE_CHECKING:  # the helpers here serve the CLI too, which must not import pydantic early
+    from engine.report import Report
 
 #: characters that must never reach a terminal or a line-oriented output as they are: C0 and
 #: C1 controls (newline, carriage return, ESC of ANSI sequences), DEL, Unicode line and paragraph
@@ -67,7 +68,18 @@ def register(cls: type[Formatter]) -> type[Formatter]:
 
 
 def get_formatter(name: str) -> Formatter:
-    _discover()
+    """The formatter called ``name``; only its own module is imported (one file per format,
+    named after it), so `validate` in text does not import the SARIF or HTML writers."""
+    if name not in _REGISTRY and name.isidentifier() and name != "base":
+        import importlib
+
+        try:
+            importlib.import_module(f"engine.formatters.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"engine.formatters.{name}":
+                raise  # a real missing dependency, not an unknown format
+    if name not in _REGISTRY:
+        _discover()  # an unknown name: the error lists every format there is
     try:
         return _REGISTRY[name]()
     except KeyError:

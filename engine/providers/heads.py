@@ -314,7 +314,8 @@ def _train_one(
             neg_rows.append(d.vectors[np.sort(pick)])
     negatives = np.vstack(neg_rows) if neg_rows else np.zeros((0, statements.shape[1]), np.float32)
     score_of = [seeds(d.vectors) for d in docs]
-    weights = bias = None
+    weights: Any = None  # the first round starts from scratch, later ones from the last fit
+    bias = 0.0
     for _ in range(ROUNDS):
         pos_rows, easy_neg = [statements], []
         for d, y, s in zip(docs, labels, score_of, strict=True):
@@ -329,11 +330,11 @@ def _train_one(
         pos = np.vstack(pos_rows)
         neg = np.vstack([negatives, *easy_neg]) if easy_neg else negatives
         x = np.vstack([pos, neg])
-        y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+        target = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
         # balanced classes, total weight = number of documents (keeps L2 on one scale)
-        w = np.where(y > 0, 0.5 / max(len(pos), 1), 0.5 / max(len(neg), 1)) * len(docs)
+        w = np.where(target > 0, 0.5 / max(len(pos), 1), 0.5 / max(len(neg), 1)) * len(docs)
         start = None if weights is None else np.append(weights, bias)
-        weights, bias = fit_logistic(x, y, w, start=start)
+        weights, bias = fit_logistic(x, target, w, start=start)
         score_of = [d.vectors @ weights + bias if len(d.vectors) else np.zeros(0) for d in docs]
     return weights, bias
 

@@ -1,0 +1,1 @@
+"""The HTTP API's routers, one module per resource; engine.server.app includes them in order."""
