@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services demo test lint docs docs-serve fmt bench schema fuzz clean pg
+.PHONY: setup services demo test sweep lint docs docs-serve fmt bench schema fuzz clean pg
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ services:
 
 test: $(STAMP) services  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+sweep: $(STAMP) services  ## the long variants marked slow (e.g. the rewrite's differential test over 3,000 texts)
+	$(BIN)/python -m pytest -p no:cacheprovider -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff, mypy, import contracts, and the gate files' own diagnostics
 	$(BIN)/ruff check dsl gates engine tests scripts

@@ -73,6 +73,14 @@ class Within(Expr):
 
 
 @dataclass
+class Same(Expr):
+    """``same sentence`` / ``same paragraph`` inside followed_by(...) or near(...)."""
+
+    unit: str
+    unit_loc: Loc
+
+
+@dataclass
 class Call(Expr):
     """``name(arg, ...)`` with an optional comparison: phrase, pii, secret, near, count, ..."""
 
@@ -126,6 +134,13 @@ class InSection(Expr):
 
 
 @dataclass
+class Bound(Expr):
+    """An argument of a parameterised definition, already compiled where it was written."""
+
+    node: object
+
+
+@dataclass
 class Invalid(Expr):
     """An expression the parser reported and left out (nested too deep): compiles to nothing,
     without a second diagnostic."""
@@ -171,7 +186,20 @@ class GateDecl:
 class DefineDecl:
     name: str
     name_loc: Loc
-    expr: Expr
+    #: the body; None for a word list
+    expr: Expr | None
+    loc: Loc
+    #: ``define name(x, y) = ...``: parameter names and where they are written
+    params: list[tuple[str, Loc]] | None = None
+    #: ``define name = ["a", other_list]``: quoted words and the names of other lists
+    words: list[Text | Ref] | None = None
+
+
+@dataclass
+class DefaultsDecl:
+    """``defaults { applies ... severity ... }``: what the gates of a file or module inherit."""
+
+    props: list[Prop]
     loc: Loc
 
 
@@ -188,6 +216,7 @@ class ModuleDecl:
     id_loc: Loc
     props: list[Prop]
     loc: Loc
+    defaults: list[DefaultsDecl] = field(default_factory=list)
 
 
 @dataclass
@@ -198,3 +227,4 @@ class GateFile:
     imports: list[ImportDecl] = field(default_factory=list)
     defines: list[DefineDecl] = field(default_factory=list)
     gates: list[GateDecl] = field(default_factory=list)
+    defaults: list[DefaultsDecl] = field(default_factory=list)

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ from dsl.diagnostics import Code, Diagnostic, DiagnosticBag, Loc, did_you_mean, 
 from dsl.parse import CLAUSES, MAX_NESTING, SYNTAX_CODES, parse_file
 from gates import KINDS, CheckError, CheckSpec
 from gates.base import Check
+from gates.proximity import SCOPES, proximity
 from gates.semantic import SemanticCheck
 
 #: a gate file larger than this is refused (a gate file is a checklist, not a corpus).
 MAX_GATE_FILE_BYTES = 2 * 1024 * 1024
 GATE_SUFFIX = ".gates"
 
-FUNCTIONS = ("phrase", "pii", "secret", "near", "count")
+FUNCTIONS = ("phrase", "pii", "secret", "near", "count", "followed_by")
 KIND_NAMES = tuple(KINDS.names())
 GATE_FIELDS = {
     "title": "text",
@@ -42,6 +43,8 @@ GATE_FIELDS = {
     "owner": "text",
     "references": "texts",
 }
+#: the gate fields a ``defaults { ... }`` block may give (a gate's own value wins).
+DEFAULT_FIELDS = {k: GATE_FIELDS[k] for k in ("applies", "severity", "on_indeterminate", "tags")}
 MODULE_FIELDS = {
     "title": "text",
     "version": "word",
@@ -88,7 +91,7 @@ class Node:
     def canonical(self) -> Any:
         raise NotImplementedError
 
-    def walk(self):
+    def walk(self) -> Iterator[Node]:
         yield self
 
 
@@ -133,7 +136,7 @@ class NotNode(Node):
     def canonical(self) -> Any:
         return {"not": self.child.canonical()}
 
-    def walk(self):
+    def walk(self) -> Iterator[Node]:
         yield self
         yield from self.child.walk()
 
@@ -158,7 +161,7 @@ class AllNode(Node):
     def canonical(self) -> Any:
         return {"all": [c.canonical() for c in self.children]}
 
-    def walk(self):
+    def walk(self) -> Iterator[Node]:
         yield self
         for c in self.children:
             yield from c.walk()
@@ -191,7 +194,7 @@ class NearNode(Node):
     def canonical(self) -> Any:
         return {"near": [self.a.canonical(), self.b.canonical()], "within": self.within}
 
-    def walk(self):
+    def walk(self) -> Iterator[Node]:
         yield self
         yield from self.a.walk()
         yield from self.b.walk()
@@ -214,7 +217,7 @@ class CountNode(Node):
     def canonical(self) -> Any:
         return {"count": self.child.canonical(), "op": self.op, "n": self.n}
 
-    def walk(self):
+    def walk(self) -> Iterator[Node]:
         yield self
         yield from self.child.walk()
 
@@ -238,7 +241,7 @@ class SectionNode(Node):
             "expr": self.child.canonical(),
         }
 
-    def walk(self):
+    def walk(self) -> Iterator[Node]:
         yield self
         yield from self.child.walk()
 
@@ -398,6 +401,17 @@ class Compiler:
         self.bag = bag
         self.lib_paths = lib_paths or []
         self.defines: dict[str, tuple[ast.DefineDecl, str]] = {}
+        #: word lists (``define x = ["a", "b"]``) and parameterised definitions
+        #: (``define f(x) = ...``), kept apart: neither compiles to a node on its own
+        self.lists: dict[str, tuple[ast.DefineDecl, str]] = {}
+        self.macros: dict[str, tuple[ast.DefineDecl, str]] = {}
+        self._words: dict[str, tuple[str, ...] | None] = {}
+        #: names referred to anywhere (for the unused-definition warning)
+        self._used: set[str] = set()
+        #: parameterised definitions being expanded, innermost last
+        self._expanding: list[str] = []
+        #: expansions so far: definitions that call each other twice over grow exponentially
+        self._expansions = 0
         self._resolved: dict[str, Node | None] = {}
         self._resolving: set[str] = set()
         #: definition -> how many definitions long its longest chain of references is
@@ -510,8 +524,12 @@ class Compiler:
 
         for f in files:
             for d in f.defines:
-                if d.name in self.defines:
-                    prev, prev_file = self.defines[d.name]
+                known = self._declared(d.name)
+                if known is not None and (f.path in own) != (known[1] in own):
+                    self._shadow(d, f.path, known, own)
+                    continue
+                if known is not None:
+                    prev, prev_file = known
                     self.bag.error(
                         Code.DUPLICATE_DEFINE,
                         f"'{d.name}' is defined twice",
@@ -530,9 +548,13 @@ class Compiler:
                         help="choose another name",
                     )
                     continue
-                self.defines[d.name] = (d, f.path)
+                self._table(d)[d.name] = (d, f.path)
+        self._check_params()
+        for name in self.lists:
+            self._list_words(name)
         for name in self.defines:
             self._define(name)
+        defaults = self._module_defaults(header, files, own)
 
         gates: list[Gate] = []
         codes: dict[str, tuple[str, Loc]] = {}
@@ -559,9 +581,10 @@ class Compiler:
                     )
                     continue
                 codes[g.code] = (f.path, g.code_loc)
-                gate = self.compile_gate(g, module_id, f.path)
+                gate = self.compile_gate(g, module_id, f.path, defaults.get(f.path, {}))
                 if gate is not None:
                     gates.append(gate)
+        self._warn_unused(own)
         return Module(
             id=module_id,
             title=str(props.get("title", module_id)),
@@ -572,6 +595,120 @@ class Compiler:
             files=sorted(own),
             sources=self.sources,
         )
+
+    # definitions -----------------------------------------------------------------------
+    def _table(self, d: ast.DefineDecl) -> dict[str, tuple[ast.DefineDecl, str]]:
+        if d.words is not None:
+            return self.lists
+        return self.macros if d.params is not None else self.defines
+
+    def _declared(self, name: str) -> tuple[ast.DefineDecl, str] | None:
+        return self.defines.get(name) or self.lists.get(name) or self.macros.get(name)
+
+    def _shadow(
+        self, d: ast.DefineDecl, file: str, known: tuple[ast.DefineDecl, str], own: set[str]
+    ) -> None:
+        """A module's own definition and a library's of the same name: the module's wins, with
+        a warning (a library can then add a name without breaking the modules that import it)."""
+        prev, prev_file = known
+        mine, mine_file, lib_file = (d, file, prev_file) if file in own else (prev, prev_file, file)
+        self.bag.warning(
+            Code.SHADOWED_NAME,
+            f"'{d.name}' shadows the definition of the same name in {lib_file}",
+            mine_file,
+            mine.name_loc,
+            help="this module's definition is used; rename it to use the library's",
+        )
+        if file in own:
+            for table in (self.defines, self.lists, self.macros):
+                table.pop(d.name, None)
+            self._table(d)[d.name] = (d, file)
+
+    def _check_params(self) -> None:
+        for name, (decl, file) in self.macros.items():
+            seen: set[str] = set()
+            for p, loc in decl.params or ():
+                if p in seen or p in KIND_NAMES or p in FUNCTIONS:
+                    self.bag.error(
+                        Code.DUPLICATE_DEFINE,
+                        f"parameter '{p}' of '{name}' is "
+                        + ("given twice" if p in seen else "a built-in name"),
+                        file,
+                        loc,
+                        help="choose another name",
+                    )
+                elif self._declared(p) is not None:
+                    self.bag.warning(
+                        Code.SHADOWED_NAME,
+                        f"parameter '{p}' of '{name}' shadows the definition '{p}'",
+                        file,
+                        loc,
+                        help=f"inside '{name}', '{p}' is the argument; rename the parameter "
+                        "to use the definition there",
+                    )
+                seen.add(p)
+
+    def _list_words(self, name: str, trail: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+        """A word list's words, its nested lists spliced in (None if it has errors)."""
+        if name in self._words:
+            return self._words[name]
+        decl, file = self.lists[name]
+        if name in trail or len(trail) >= MAX_DEFINE_CHAIN:
+            self.bag.error(
+                Code.DEFINE_CYCLE,
+                f"word list '{name}' includes itself",
+                file,
+                decl.name_loc,
+                help="a list cannot contain itself, directly or through another list",
+            )
+            self._words[name] = None
+            return None
+        words: list[str] = []
+        ok = True
+        for w in decl.words or ():
+            if isinstance(w, ast.Text):
+                if not w.value.strip():
+                    self.bag.error(Code.BAD_PHRASES, "empty phrase", file, w.loc)
+                    ok = False
+                words.append(w.value)
+                continue
+            if w.name not in self.lists:
+                self.bag.error(
+                    Code.UNDEFINED_NAME,
+                    f"'{w.name}' is not a word list",
+                    file,
+                    w.loc,
+                    help=(
+                        one_of(self.lists, w.name)
+                        if self.lists
+                        else 'a list holds quoted words and other lists: ["a", other_list]'
+                    ),
+                )
+                ok = False
+                continue
+            self._used.add(w.name)
+            inner = self._list_words(w.name, (*trail, name))
+            if inner is None:
+                ok = False
+            else:
+                words.extend(inner)
+        got = tuple(words) if ok else None
+        self._words.setdefault(name, got)
+        return got
+
+    def _warn_unused(self, own: set[str]) -> None:
+        if self.bag.errors:  # a gate that failed to compile may be what uses it
+            return
+        for table in (self.defines, self.lists, self.macros):
+            for name, (decl, file) in table.items():
+                if file in own and name not in self._used:
+                    self.bag.warning(
+                        Code.UNUSED_DEFINE,
+                        f"'{name}' is defined but never used",
+                        file,
+                        decl.name_loc,
+                        help="use it in a gate or another definition, or delete it",
+                    )
 
     # metadata --------------------------------------------------------------------------
     def _props(
@@ -656,7 +793,105 @@ class Compiler:
                 out[p.name] = names[0] if shape == "name" else names
         return out
 
-    def compile_gate(self, g: ast.GateDecl, module_id: str, file: str) -> Gate | None:
+    def _meta(self, props: dict[str, Any], file: str) -> dict[str, Any]:
+        """The inheritable fields of ``props`` as values (severity, on_indeterminate, applies,
+        tags); a field with a bad value is reported and left out."""
+        out: dict[str, Any] = {}
+        if "severity" in props:
+            word, loc = props["severity"]
+            try:
+                out["severity"] = Severity(word)
+            except ValueError:
+                self.bag.error(
+                    Code.UNKNOWN_SEVERITY,
+                    f"unknown severity '{word}'",
+                    file,
+                    loc,
+                    help=one_of([s.value for s in Severity], word),
+                )
+        if "on_indeterminate" in props:
+            word, loc = props["on_indeterminate"]
+            try:
+                out["on_indeterminate"] = OnIndeterminate(word)
+            except ValueError:
+                self.bag.error(
+                    Code.UNKNOWN_POLICY,
+                    f"unknown on_indeterminate policy '{word}'",
+                    file,
+                    loc,
+                    help=one_of([p.value for p in OnIndeterminate], word),
+                )
+        if "applies" in props:
+            kinds: set[str] = set()
+            for word, loc in props["applies"]:
+                if word == "any":
+                    kinds = set()
+                    break
+                if word not in DOC_TYPES:
+                    self.bag.error(
+                        Code.UNKNOWN_DOC_TYPE,
+                        f"unknown document type '{word}'",
+                        file,
+                        loc,
+                        help=one_of(DOC_TYPES, word),
+                    )
+                kinds.add(word)
+            out["applies"] = frozenset(kinds) if kinds else None
+        if "tags" in props:
+            out["tags"] = props["tags"]
+        return out
+
+    def _defaults(self, decls: list[ast.DefaultsDecl], file: str, where: str) -> dict[str, Any]:
+        """One ``defaults`` block's values, each with where it was given (for the warning
+        about a gate that restates it)."""
+        out: dict[str, Any] = {}
+        for i, d in enumerate(decls):
+            if i:
+                self.bag.error(
+                    Code.DUPLICATE_FIELD,
+                    f"defaults are given twice in this {where}",
+                    file,
+                    d.loc,
+                    help=f"first given at line {decls[0].loc.line}; merge them into one block",
+                )
+                continue
+            props = self._props(d.props, DEFAULT_FIELDS, file)
+            props.pop("_typos", None)
+            for k, v in self._meta(props, file).items():
+                out[k] = (v, f"{file}:{d.loc.line}")
+        return out
+
+    def _module_defaults(
+        self,
+        header: tuple[ast.ModuleDecl, str] | None,
+        files: list[ast.GateFile],
+        own: set[str],
+    ) -> dict[str, dict[str, Any]]:
+        """Per gate file of the module, what its gates inherit: the file's ``defaults`` over
+        the module header's."""
+        module = self._defaults(header[0].defaults, header[1], "module") if header else {}
+        out: dict[str, dict[str, Any]] = {}
+        for f in files:
+            if f.path not in own:
+                for d in f.defaults:
+                    self.bag.error(
+                        Code.GATES_IN_LIBRARY,
+                        "library files may hold definitions only, not defaults",
+                        f.path,
+                        d.loc,
+                        help="put the defaults block in a module file or the module header",
+                    )
+                continue
+            out[f.path] = {**module, **self._defaults(f.defaults, f.path, "file")}
+        return out
+
+    def compile_gate(
+        self,
+        g: ast.GateDecl,
+        module_id: str,
+        file: str,
+        inherited: dict[str, tuple[Any, str]] | None = None,
+    ) -> Gate | None:
         before, mark = len(self.bag.errors), len(self.bag.items)
         recovered = any(
             d.code in SYNTAX_CODES
@@ -702,49 +937,22 @@ class Compiler:
                 g.code_loc,
                 help='add a one-line title, e.g. title "Notice names the controller"',
             )
-        severity = Severity.medium
-        if "severity" in props:
-            word, loc = props["severity"]
-            try:
-                severity = Severity(word)
-            except ValueError:
-                self.bag.error(
-                    Code.UNKNOWN_SEVERITY,
-                    f"unknown severity '{word}'",
+        inherited = inherited or {}
+        mine = self._meta(props, file)
+        for k, v in mine.items():
+            if k in inherited and inherited[k][0] == v:
+                loc = next(p.loc for p in g.props if p.name == k)
+                self.bag.warning(
+                    Code.RESTATED_DEFAULT,
+                    f"gate {g.code} restates the inherited {k}",
                     file,
                     loc,
-                    help=one_of([s.value for s in Severity], word),
+                    help=f"the defaults at {inherited[k][1]} give it already; delete this line",
                 )
-        policy = OnIndeterminate.block
-        if "on_indeterminate" in props:
-            word, loc = props["on_indeterminate"]
-            try:
-                policy = OnIndeterminate(word)
-            except ValueError:
-                self.bag.error(
-                    Code.UNKNOWN_POLICY,
-                    f"unknown on_indeterminate policy '{word}'",
-                    file,
-                    loc,
-                    help=one_of([p.value for p in OnIndeterminate], word),
-                )
-        applies: frozenset[str] | None = None
-        if "applies" in props:
-            kinds = set()
-            for word, loc in props["applies"]:
-                if word == "any":
-                    kinds = set()
-                    break
-                if word not in DOC_TYPES:
-                    self.bag.error(
-                        Code.UNKNOWN_DOC_TYPE,
-                        f"unknown document type '{word}'",
-                        file,
-                        loc,
-                        help=one_of(DOC_TYPES, word),
-                    )
-                kinds.add(word)
-            applies = frozenset(kinds) if kinds else None
+        meta = {k: v for k, (v, _) in inherited.items()} | mine
+        severity: Severity = meta.get("severity", Severity.medium)
+        policy: OnIndeterminate = meta.get("on_indeterminate", OnIndeterminate.block)
+        applies: frozenset[str] | None = meta.get("applies")
         if not g.requires and not g.forbids and not typos & {"require", "forbid"}:
             self.bag.error(
                 Code.CHECKS_NOTHING,
@@ -786,12 +994,12 @@ class Compiler:
             severity=severity,
             applies=applies,
             on_indeterminate=policy,
-            requires=requires,
-            forbids=forbids,
-            whens=whens,  # type: ignore[arg-type]
+            requires=[n for n in requires if n is not None],
+            forbids=[n for n in forbids if n is not None],
+            whens=[n for n in whens if n is not None],
             fix=props.get("fix"),
             message=props.get("message"),
-            tags=props.get("tags", ()),
+            tags=meta.get("tags", ()),
             declared_version=props.get("version"),
             why=props.get("why"),
             examples=examples,
@@ -814,7 +1022,7 @@ class Compiler:
                     help=one_of(("pass", "fail"), ex.expect),
                 )
                 continue
-            known = set(KIND_NAMES) | set(self.defines) | _detector_names()
+            known = set(KIND_NAMES) | set(self.defines) | set(self.macros) | _detector_names()
             for name, loc in ex.expecting:
                 if name not in known:
                     self.bag.error(
@@ -849,6 +1057,17 @@ class Compiler:
     # expressions -----------------------------------------------------------------------
     def _define(self, name: str) -> Node | None:
         if name not in self._resolved:
+            if name in self._resolving:  # reached again through a parameterised definition
+                decl, file = self.defines[name]
+                self.bag.error(
+                    Code.DEFINE_CYCLE,
+                    f"'{name}' is defined in terms of itself",
+                    file,
+                    decl.name_loc,
+                    help="a definition cannot refer to itself",
+                )
+                self._resolved[name] = None
+                return None
             self._resolve_defines(name)
         return self._resolved[name]
 
@@ -911,6 +1130,7 @@ class Compiler:
             )
             return None
         outer, self._depth = self._depth, 0  # a definition's shape does not depend on its use
+        assert decl.expr is not None  # word lists live in self.lists
         try:
             return self.expr(decl.expr, file, label=name)
         finally:
@@ -920,7 +1140,11 @@ class Compiler:
         """Compile an expression, keeping every gate's expanded tree within MAX_NESTING levels
         and MAX_EXPANDED nodes (DSL132 / DSL133)."""
         if isinstance(e, ast.Ref) and e.name in self.defines:
+            self._used.add(e.name)
             return self._use_define(e, file)
+        if isinstance(e, ast.Bound):
+            assert isinstance(e.node, Node)
+            return e.node
         if isinstance(e, ast.Invalid):
             return None  # the parser reported it
         if self._depth >= MAX_NESTING:  # the parser's limit makes this rare: a hand-built tree
@@ -970,7 +1194,91 @@ class Compiler:
             return None
         return node
 
+    def _expand(self, e: ast.Call, file: str) -> Node | None:
+        """A call of a parameterised definition: its body with the arguments in place of the
+        parameters. Expression arguments are compiled where they are written (so their
+        mistakes point there); quoted words and word lists are passed on as written."""
+        name = e.name
+        decl, dfile = self.macros[name]
+        self._used.add(name)
+        params = decl.params or []
+        if e.comparison is not None or len(e.args) != len(params):
+            self.bag.error(
+                Code.BAD_ARGUMENTS,
+                f"'{name}' takes {len(params)} argument(s): " + ", ".join(p for p, _ in params),
+                file,
+                e.loc if e.comparison is None else e.comparison[2],
+                help=f"defined at {dfile}:{decl.name_loc.line}",
+            )
+            return None
+        self._expansions += 1
+        if self._expansions > MAX_EXPANDED:
+            if self._expansions == MAX_EXPANDED + 1:  # said once per module
+                self.bag.error(
+                    Code.TOO_LARGE,
+                    f"parameterised definitions are expanded more than {MAX_EXPANDED:,} "
+                    "times in this module",
+                    file,
+                    e.loc,
+                    help="a definition that calls another twice doubles at every level: "
+                    "call each once, or define the shared part without parameters",
+                )
+            return None
+        if name in self._expanding or len(self._expanding) >= MAX_DEFINE_CHAIN:
+            self.bag.error(
+                Code.DEFINE_CYCLE if name in self._expanding else Code.TOO_DEEP,
+                f"'{name}' is defined in terms of itself"
+                if name in self._expanding
+                else f"parameterised definitions nest more than {MAX_DEFINE_CHAIN} deep",
+                dfile,
+                decl.name_loc,
+                help="a definition cannot refer to itself",
+            )
+            return None
+        binding: dict[str, ast.Expr] = {}
+        for (p, _), arg in zip(params, e.args, strict=True):
+            if isinstance(arg, ast.Text | ast.Within | ast.Same) or (
+                isinstance(arg, ast.Ref) and arg.name in self.lists
+            ):
+                binding[p] = arg
+                continue
+            node = self.expr(arg, file)
+            if node is None:
+                return None
+            binding[p] = ast.Bound(arg.loc, node)
+        assert decl.expr is not None
+        body = _substitute(decl.expr, binding)
+        self._expanding.append(name)
+        outer, self._depth = self._depth, 0
+        try:
+            return self.expr(body, dfile, label=name)
+        finally:
+            self._expanding.pop()
+            self._depth = outer
+
     def _expr(self, e: ast.Expr, file: str, label: str | None) -> Node | None:
+        if isinstance(e, ast.Ref) and e.name in self.lists:
+            self._used.add(e.name)
+            self.bag.error(
+                Code.STRING_NOT_A_CHECK,
+                f"'{e.name}' is a word list, not a check",
+                file,
+                e.loc,
+                help=f"find its words with phrase({e.name})",
+            )
+            return None
+        if isinstance(e, ast.Ref) and e.name in self.macros:
+            self._used.add(e.name)
+            self.bag.error(
+                Code.NEEDS_ARGUMENTS,
+                f"'{e.name}' needs arguments",
+                file,
+                e.loc,
+                help=f"write {e.name}("
+                + ", ".join(p for p, _ in self.macros[e.name][0].params or ())
+                + ")",
+            )
+            return None
         if isinstance(e, ast.Ref):
             if e.name in KIND_NAMES or e.name in FUNCTIONS:
                 self.bag.error(
@@ -1045,6 +1353,14 @@ class Compiler:
                 e.loc,
             )
             return None
+        if isinstance(e, ast.Same):
+            self.bag.error(
+                Code.WITHIN_OUTSIDE_NEAR,
+                f"'same {e.unit}' belongs inside followed_by(a, b, same {e.unit})",
+                file,
+                e.loc,
+            )
+            return None
         raise AssertionError(f"unhandled expression {e!r}")  # pragma: no cover
 
     def _unknown_kind(self, kind: str, loc: Loc, file: str, shape: str) -> None:
@@ -1066,6 +1382,7 @@ class Compiler:
         label: str | None,
     ) -> Node | None:
         factory = KINDS.get(spec.kind)
+        assert factory is not None  # the callers pass the kinds they know
         try:
             check = factory.from_spec(spec)
         except CheckError as exc:
@@ -1087,6 +1404,8 @@ class Compiler:
         return CheckNode(loc, check, label or check.describe())
 
     def _call(self, e: ast.Call, file: str, label: str | None) -> Node | None:
+        if e.name in self.macros:
+            return self._expand(e, file)
         if e.comparison is not None and e.name != "count":
             self.bag.error(
                 Code.NOT_COMPARABLE,
@@ -1097,24 +1416,34 @@ class Compiler:
             )
             return None
         if e.name in ("phrase",):
-            texts = [a for a in e.args if isinstance(a, ast.Text)]
-            if len(texts) != len(e.args):
-                bad = next(a for a in e.args if not isinstance(a, ast.Text))
-                self.bag.error(
-                    Code.BAD_PHRASES,
-                    "phrase(...) takes quoted strings",
-                    file,
-                    bad.loc,
-                    help='write phrase("data controller", "controller")',
-                )
-                return None
+            words: list[str] = []
+            locs: list[Loc] = []
+            for a in e.args:
+                if isinstance(a, ast.Text):
+                    words.append(a.value)
+                    locs.append(a.loc)
+                elif isinstance(a, ast.Ref) and a.name in self.lists:
+                    self._used.add(a.name)
+                    got = self._list_words(a.name)
+                    if got is None:
+                        return None  # the list's own error says why
+                    words.extend(got)
+                    locs.extend(a.loc for _ in got)
+                else:
+                    self.bag.error(
+                        Code.BAD_PHRASES,
+                        "phrase(...) takes quoted strings and word lists",
+                        file,
+                        a.loc,
+                        help='write phrase("data controller", "controller") or '
+                        'phrase(LIST) after define LIST = ["...", "..."]'
+                        + (
+                            did_you_mean(a.name, list(self.lists)) if isinstance(a, ast.Ref) else ""
+                        ),
+                    )
+                    return None
             return self._check(
-                CheckSpec("phrase", tuple(t.value for t in texts)),
-                e.loc,
-                e.name_loc,
-                [t.loc for t in texts],
-                file,
-                label,
+                CheckSpec("phrase", tuple(words)), e.loc, e.name_loc, locs, file, label
             )
         if e.name in ("pii", "secret"):
             names = []
@@ -1137,6 +1466,10 @@ class Compiler:
                 file,
                 label,
             )
+        if e.name == "followed_by" or (
+            e.name == "near" and any(isinstance(a, ast.Same) for a in e.args)
+        ):
+            return self._proximity(e, file, label)
         if e.name == "near":
             return self._near(e, file)
         if e.name == "count":
@@ -1165,7 +1498,27 @@ class Compiler:
                 help=_usage("near"),
             )
             return None
-        w = within[0]
+        distance = self._distance(within[0], file)
+        if distance is None:
+            return None
+        a, b = (self.expr(x, file) for x in exprs)
+        if a is None or b is None:
+            return None
+        for node, src in ((a, exprs[0]), (b, exprs[1])):
+            if not node.spanning:
+                self.bag.error(
+                    Code.NEEDS_SPANS,
+                    "near(...) needs checks that find text; this one does not",
+                    file,
+                    src.loc,
+                    help="use regex, phrase, pii or secret inside near; combine a "
+                    "semantic question with all { ... } instead",
+                )
+                return None
+        return NearNode(e.loc, a, b, distance)
+
+    def _distance(self, w: ast.Within, file: str) -> int | None:
+        """``within N chars`` as a number of characters, or None (reported)."""
         if w.unit not in (None, "chars", "characters"):
             self.bag.error(
                 Code.UNKNOWN_UNIT,
@@ -1183,21 +1536,55 @@ class Compiler:
                 w.loc,
             )
             return None
-        a, b = (self.expr(x, file) for x in exprs)
-        if a is None or b is None:
+        return int(w.amount)
+
+    def _proximity(self, e: ast.Call, file: str, label: str | None) -> Node | None:
+        """``followed_by(a, b, within N chars, same paragraph)``, and ``near`` with a scope."""
+        exprs = [a for a in e.args if not isinstance(a, ast.Within | ast.Same)]
+        within = [a for a in e.args if isinstance(a, ast.Within)]
+        same = [a for a in e.args if isinstance(a, ast.Same)]
+        if len(exprs) != 2 or len(within) > 1 or len(same) > 1 or not (within or same):
+            self.bag.error(
+                Code.BAD_ARGUMENTS,
+                f"{e.name} takes two checks and a distance (within N chars), a scope "
+                "(same sentence, same paragraph) or both",
+                file,
+                e.loc,
+                help=_usage(e.name),
+            )
             return None
-        for node, src in ((a, exprs[0]), (b, exprs[1])):
-            if not node.spanning:
+        distance = self._distance(within[0], file) if within else None
+        if within and distance is None:
+            return None
+        scope = same[0].unit if same else None
+        if same and scope not in SCOPES:
+            self.bag.error(
+                Code.UNKNOWN_UNIT,
+                f"unknown scope 'same {scope}'",
+                file,
+                same[0].unit_loc,
+                help=one_of(SCOPES, scope),
+            )
+            return None
+        sides = []
+        for x in exprs:
+            node = self.expr(x, file)
+            if node is None:
+                return None
+            checks = _span_checks(node)
+            if checks is None:
                 self.bag.error(
                     Code.NEEDS_SPANS,
-                    "near(...) needs checks that find text; this one does not",
+                    f"{e.name}(...) needs checks that find text; this one does not",
                     file,
-                    src.loc,
-                    help="use regex, phrase, pii or secret inside near; combine a "
-                    "semantic question with all { ... } instead",
+                    x.loc,
+                    help="use regex, phrase, pii or secret (or a definition of one, or "
+                    "any { ... } of them) on each side",
                 )
                 return None
-        return NearNode(e.loc, a, b, int(w.amount))
+            sides.append(checks)
+        check = proximity(sides[0], sides[1], distance, scope, ordered=e.name == "followed_by")
+        return CheckNode(e.loc, check, label or check.describe())
 
     def _count(self, e: ast.Call, file: str) -> Node | None:
         if len(e.args) != 1 or e.comparison is None:
@@ -1233,6 +1620,35 @@ class Compiler:
         return CountNode(e.loc, child, op, int(n))
 
 
+def _span_checks(node: Node) -> list[Check] | None:
+    """The checks whose matches are the node's spans: a check, or ``any`` of checks (None for
+    anything the evaluator must combine itself: all, near, count, in section, semantic)."""
+    if isinstance(node, CheckNode):
+        return [node.check]
+    if type(node) is AnyNode:
+        out: list[Check] = []
+        for c in node.children:
+            got = _span_checks(c)
+            if got is None:
+                return None
+            out.extend(got)
+        return out
+    return None
+
+
+def _substitute(e: ast.Expr, binding: dict[str, ast.Expr]) -> ast.Expr:
+    """``e`` with every parameter reference replaced by its argument (a new tree)."""
+    if isinstance(e, ast.Ref):
+        return binding.get(e.name, e)
+    if isinstance(e, ast.Not | ast.InSection):
+        return replace(e, child=_substitute(e.child, binding))
+    if isinstance(e, ast.All | ast.Any_):
+        return replace(e, children=[_substitute(c, binding) for c in e.children])
+    if isinstance(e, ast.Call):
+        return replace(e, args=[_substitute(a, binding) for a in e.args])
+    return e
+
+
 def _children(node: Node) -> tuple[Node, ...]:
     if isinstance(node, AllNode):
         return tuple(node.children)
@@ -1243,10 +1659,10 @@ def _children(node: Node) -> tuple[Node, ...]:
     return ()
 
 
-def _define_refs(e: ast.Expr, defines: dict[str, Any]) -> Iterator[str]:
+def _define_refs(e: ast.Expr | None, defines: dict[str, Any]) -> Iterator[str]:
     """The definitions an expression refers to, in source order (its own stack: see
     _resolve_defines)."""
-    stack = [e]
+    stack = [e] if e is not None else []
     while stack:
         x = stack.pop()
         if isinstance(x, ast.Ref):
@@ -1275,7 +1691,8 @@ def _usage(name: str) -> str:
         "phrase": 'write phrase("one", "or another")',
         "pii": "write pii(EMAIL_ADDRESS, US_SSN) or pii(any)",
         "secret": "write secret(any)",
-        "near": "write near(CHECK, CHECK, within 300 chars)",
+        "near": "write near(CHECK, CHECK, within 300 chars) or near(CHECK, CHECK, same sentence)",
+        "followed_by": "write followed_by(CHECK, CHECK, within 250 chars, same paragraph)",
         "count": "write count(CHECK) >= 2",
     }.get(name, "")
 

@@ -370,6 +370,31 @@ class Code(StrEnum):
         "then goes on inside the same gate, so later mistakes are still reported.",
     )
 
+    # --- the language's warnings (defaults, parameterised definitions, word lists) ----------
+    UNUSED_DEFINE = (
+        "DSL180",
+        "warning",
+        "A definition in the module's own files that nothing uses.",
+        "An expression, parameterised definition or word list never referred to. Library "
+        "definitions are not reported (other modules may use them), nor is anything while the "
+        "module has errors (a gate that failed to compile may be the user).",
+    )
+    SHADOWED_NAME = (
+        "DSL181",
+        "warning",
+        "A name that shadows another.",
+        "A module's definition with the name of a library's (the module's is used, everywhere "
+        "in the module), or a parameter with the name of a definition (inside the body, the "
+        "name is the argument).",
+    )
+    RESTATED_DEFAULT = (
+        "DSL182",
+        "warning",
+        "A gate that restates a value it inherits from a `defaults` block.",
+        "Example: `defaults { applies privacy_notice }` and a gate with `applies "
+        "privacy_notice`. Delete the gate's line.",
+    )
+
 
 #: every code by its string, for tools and the docs generator: ``CODES["DSL114"].summary``.
 CODES: dict[str, Code] = {c.value: c for c in Code}

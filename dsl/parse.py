@@ -54,6 +54,8 @@ _KEYWORDS = (
     "in",
     "section",
     "within",
+    "same",
+    "defaults",
     "like",
     "threshold",
     "raw",
@@ -605,6 +607,10 @@ class _ToAst(Transformer):
             Loc.from_token(unit) if unit is not None else None,
         )
 
+    def same(self, meta: Meta, children: list[Any]) -> Any:
+        unit = children[0]
+        return ast.Same(_meta_loc(meta), str(unit), Loc.from_token(unit))
+
     def regex_check(self, meta: Meta, children: list[Any]) -> Any:
         kind, rx = children
         body = str(rx)
@@ -682,12 +688,16 @@ class _Builder:
             kind = item.data
             loc = _meta_loc(item.meta)
             if kind == "module_decl":
-                name, *props = item.children
-                out.modules.append(
-                    ast.ModuleDecl(
-                        str(name), Loc.from_token(name), [conv.transform(p) for p in props], loc
-                    )
-                )
+                name, *body = item.children
+                decl = ast.ModuleDecl(str(name), Loc.from_token(name), [], loc)
+                for p in body:
+                    if p.data == "defaults_decl":
+                        decl.defaults.append(self._defaults(p, conv))
+                    else:
+                        decl.props.append(conv.transform(p))
+                out.modules.append(decl)
+            elif kind == "defaults_decl":
+                out.defaults.append(self._defaults(item, conv))
             elif kind == "import_decl":
                 tok = item.children[0]
                 is_path = tok.type == "STRING"
@@ -695,13 +705,32 @@ class _Builder:
                     ast.ImportDecl(_unquote(tok) if is_path else str(tok), is_path, loc)
                 )
             elif kind == "define_decl":
-                name, expr = item.children
-                out.defines.append(
-                    ast.DefineDecl(str(name), Loc.from_token(name), conv.transform(expr), loc)
-                )
+                out.defines.append(self._define(item, conv, loc))
             elif kind == "gate_decl":
                 out.gates.append(self._gate(item, conv, loc))
         return out
+
+    def _defaults(self, item: Any, conv: _ToAst) -> ast.DefaultsDecl:
+        return ast.DefaultsDecl([conv.transform(p) for p in item.children], _meta_loc(item.meta))
+
+    def _define(self, item: Any, conv: _ToAst, loc: Loc) -> ast.DefineDecl:
+        name, *rest = item.children
+        params = None
+        if isinstance(rest[0], Tree) and rest[0].data == "params":
+            params = [(str(t), Loc.from_token(t)) for t in rest.pop(0).children]
+        body = rest[0]
+        decl = ast.DefineDecl(str(name), Loc.from_token(name), None, loc, params)
+        if isinstance(body, Tree) and body.data == "word_list":
+            decl.words = [
+                ast.Text(Loc.from_token(t), _unquote(t))
+                if t.type in ("STRING", "LONG_STRING")
+                else ast.Ref(Loc.from_token(t), str(t))
+                for t in body.children
+                if isinstance(t, Token)
+            ]
+        else:
+            decl.expr = conv.transform(body)
+        return decl
 
     def _gate(self, item: Any, conv: _ToAst, loc: Loc) -> ast.GateDecl:
         code, name, *body = item.children
