@@ -506,28 +506,33 @@ class DiagnosticBag:
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        self._seen: dict[tuple[str, str, Loc | None, str], Diagnostic] = {}
+
+    def _add(self, d: Diagnostic) -> Diagnostic:
+        # The error-recovering parser may meet one mistake on more than one pass over a file:
+        # it is reported once.
+        key = (d.code, d.file, d.loc, d.message)
+        if key in self._seen:
+            return self._seen[key]
+        self._seen[key] = d
+        self.items.append(d)
+        return d
 
     def report(
         self, code: Code, message: str, file: str, loc: Loc | None = None, help: str | None = None
     ) -> Diagnostic:
         """Record a diagnostic with the severity the table gives its code."""
-        d = Diagnostic(code, message, file, loc, help, severity=code.severity)
-        self.items.append(d)
-        return d
+        return self._add(Diagnostic(code, message, file, loc, help, severity=code.severity))
 
     def error(
         self, code: Code, message: str, file: str, loc: Loc | None = None, help: str | None = None
     ) -> Diagnostic:
-        d = Diagnostic(code, message, file, loc, help)
-        self.items.append(d)
-        return d
+        return self._add(Diagnostic(code, message, file, loc, help))
 
     def warning(
         self, code: Code, message: str, file: str, loc: Loc | None = None, help: str | None = None
     ) -> Diagnostic:
-        d = Diagnostic(code, message, file, loc, help, severity="warning")
-        self.items.append(d)
-        return d
+        return self._add(Diagnostic(code, message, file, loc, help, severity="warning"))
 
     @property
     def errors(self) -> list[Diagnostic]:

@@ -61,7 +61,7 @@ _KEYWORDS = (
     "raw",
 )
 #: where parsing may resume after a syntax error: a new top-level declaration at line start.
-_RESYNC = re.compile(r"^(?:gate|define|import|module)\b", re.MULTILINE)
+_RESYNC = re.compile(r"^(?:gate|define|defaults|import|module)\b", re.MULTILINE)
 #: characters the error-recovering parser may read per file (each syntax error costs one more
 #: parse of the whole file): 200 rounds of a 5 KB file, 2 of a 2 MB one.
 _REPARSE_BUDGET = 1_000_000

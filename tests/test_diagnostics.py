@@ -149,6 +149,35 @@ gate A-3 c { title "c" require phrase("x") example pass "x" example fail "z" }
     assert [d.code for d in diags] == ["DSL100", "DSL103", "DSL120"]
 
 
+def test_recovery_reports_each_mistake_once_and_resumes_at_a_defaults_block(tmp_path):
+    """An unclosed bracket in a definition is met on more than one pass of the recovering
+    parser: it is reported once; the defaults block after it and the next gate still parse."""
+    path = write(
+        tmp_path / "m" / "g.gates",
+        """module m { title "m" }
+define broken = any { phrase("x"
+defaults {
+  severity high
+}
+
+gate DEMO-1 demo {
+  title "Demo"
+  cite "Policy 1"
+  requrie phrase("a")
+  example pass "a"
+  example fail "b"
+}
+""",
+    )
+    _, diags, _ = compile_paths([path])
+    assert [(d.code, d.loc.line if d.loc else None) for d in diags] == [
+        ("DSL171", 2),
+        ("DSL171", 2),
+        ("DSL108", 10),
+    ]
+    assert len({(d.code, d.loc, d.message) for d in diags}) == len(diags)
+
+
 @pytest.mark.parametrize(
     "content, code",
     [

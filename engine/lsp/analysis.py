@@ -25,7 +25,7 @@ from engine.loader import BUILTIN_DIR, LIB_DIR_NAME
 
 #: what may open a line inside a gate: its fields and its clauses
 GATE_KEYWORDS = (*GATE_FIELDS, "require", "forbid", "when", "example")
-TOP_KEYWORDS = ("module", "import", "define", "gate")
+TOP_KEYWORDS = ("module", "import", "define", "defaults", "gate")
 COMBINATORS = ("all", "any", "not", "in section")
 #: ``help`` text of a diagnostic that suggests a replacement (dsl.diagnostics.did_you_mean)
 DID_YOU_MEAN = re.compile(r"Did you mean '([^']+)'\?")
@@ -233,7 +233,12 @@ _USAGE = {
     "pii": "`pii(NAME, ...)` or `pii(any)`: PII/PHI detectors",
     "secret": "`secret(NAME, ...)` or `secret(any)`: credential detectors",
     "semantic": '`semantic "question?" like [...] threshold T`: a yes/no question',
-    "near": "`near(a, b, within N chars)`: a match of a and one of b at most N apart",
+    "near": "`near(a, b, within N chars)` or `near(a, b, same sentence|paragraph)`: a match of a "
+    "and one of b at most N apart, or in the same sentence or paragraph",
+    "followed_by": "`followed_by(a, b, within N chars, same sentence|paragraph)`: a match of a "
+    "and, after it, one of b, within the distance and/or the scope",
+    "defaults": "`defaults { applies ... severity ... on_indeterminate ... tags ... }`: what the "
+    "gates of this file (or, in a module header, of the module) inherit",
     "count": "`count(e) >= N`: the number of distinct matches",
     "all": "`all { e1 e2 ... }`: every sub-expression holds",
     "any": "`any { e1 e2 ... }`: at least one holds",
