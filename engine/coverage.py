@@ -314,10 +314,9 @@ def _walk(
         expr = decl.expr
     loc = expr.loc if expr is not None else node.loc
 
-    def branch(outcome: str, at: Loc, measurable: bool = True) -> Branch:
-        return Branch(
-            clause, outcome, file, at.line, at.col, src.snippet(file, at), measurable, len(out) - 1
-        )
+    def branch(outcome: str, at: Loc, measurable: bool = True, text: str | None = None) -> Branch:
+        shown = text if text is not None else src.snippet(file, at)
+        return Branch(clause, outcome, file, at.line, at.col, shown, measurable, len(out) - 1)
 
     if isinstance(node, NotNode):
         child = expr.child if isinstance(expr, ast.Not) else None
@@ -332,10 +331,10 @@ def _walk(
     if isinstance(node, CheckNode) and isinstance(node.check, PhraseCheck | DetectorCheck):
         items = _items(node, expr)
         if items is not None:
-            checks, locs, outcome = items
+            checks, locs, outcome, labels = items
             site.items = checks
             for i, at in enumerate(locs):
-                site.branches.append((branch(outcome, at), i))
+                site.branches.append((branch(outcome, at, text=labels[i] if labels else None), i))
             site.branches.append((branch("false", loc), "false"))
             return
     measurable = not isinstance(node, SemanticNode) or src.semantic_measured
@@ -365,25 +364,27 @@ def _pad(exprs: list[ast.Expr], n: int) -> list[ast.Expr | None]:
     return list(exprs) if len(exprs) == n else [None] * n
 
 
-def _items(node: CheckNode, expr: ast.Expr | None) -> tuple[tuple[Any, ...], list[Loc], str] | None:
+def _items(
+    node: CheckNode, expr: ast.Expr | None
+) -> tuple[tuple[Any, ...], list[Loc], str, list[str] | None] | None:
     """A phrase list's phrases or a detector list's detectors as separate checks, with where
-    each is written; None for a single one (its true branch says the same) or ``any``."""
+    each is written and, where that is not one phrase (a word list spliced into the call), the
+    phrase itself as its label; None for a single one (its true branch says the same) or ``any``."""
     args = expr.args if isinstance(expr, ast.Call) else None
     check = node.check
     if isinstance(check, PhraseCheck):
         if len(check.phrases) < 2:
             return None
-        locs = (
-            [a.loc for a in args]
-            if args is not None and len(args) == len(check.phrases)
-            else [node.loc] * len(check.phrases)
-        )
-        return tuple(PhraseCheck((p,)) for p in check.phrases), locs, "phrase"
+        phrases = tuple(PhraseCheck((p,)) for p in check.phrases)
+        if args is not None and len(args) == len(check.phrases):
+            return phrases, [a.loc for a in args], "phrase", None
+        at = expr.loc if expr is not None else node.loc
+        return phrases, [at] * len(phrases), "phrase", [f'"{p}"' for p in check.phrases]
     if isinstance(check, DetectorCheck):
         if args is None or len(check.names) < 2 or len(args) != len(check.names):
             return None  # pii(any) expands to every detector: one branch, not forty
         singles = tuple(type(check)((d.name,), (d,)) for d in check.detectors)
-        return singles, [a.loc for a in args], "detector"
+        return singles, [a.loc for a in args], "detector", None
     return None
 
 

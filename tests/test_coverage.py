@@ -154,3 +154,31 @@ def test_semantic_leaves_unmeasured_without_the_model(tmp_path: Path) -> None:
     assert g1.unmeasured == 2 and (g1.hit, g1.total) == (3, 5)
     assert rep.semantic == "not measured"
     assert "2 semantic branches not measured" in rep.render()
+
+
+def test_phrases_spliced_from_a_word_list_are_named_by_the_phrase(tmp_path: Path) -> None:
+    """A word list spliced into phrase(...) gives one branch per phrase; where the call's
+    arguments are not the phrases one for one, each branch is named by its phrase."""
+    write(
+        tmp_path / "covwords" / "module.gates",
+        """\
+module covwords { title "Word lists" version "1" }
+
+define colours = ["red", "green"]
+
+gate COV-3 colours {
+  title "A colour"
+  cite  "Test Art. 3"
+  require phrase(colours, "blue")
+  fix "Name a colour."
+  example pass "red here"
+  example fail "nothing"
+}
+""",
+    )
+    engine = Engine(
+        gate_paths=[tmp_path / "covwords"], include_builtin=False, cache=None, audit=None
+    )
+    (mod,) = coverage(engine.ruleset(["covwords"]).modules).modules
+    missed = {(b.outcome, b.text) for b in mod.gates[0].uncovered()}
+    assert missed == {("phrase", '"green"'), ("phrase", '"blue"')}
