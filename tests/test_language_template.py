@@ -36,5 +36,11 @@ def test_new_gate_refuses_to_overwrite_and_bad_names(run_cli, tmp_path):
     assert code == 2 and "is not a gate name" in err
     code, _, err = run_cli("new", "gate", "ok", "--code", "lower-1", "--dir", tmp_path)
     assert code == 2 and "is not a gate code" in err
-    code, _, err = run_cli("new", "gate", "ok", "--dir", tmp_path / "missing")
-    assert code == 2 and "no such folder" in err
+    code, _, err = run_cli("new", "gate", "ok", "--dir", tmp_path / "newmodule")
+    assert code == 0  # a new folder is made
+    assert (tmp_path / "newmodule" / "ok.gates").is_file()
+    (tmp_path / "plain").write_text("x")
+    code, _, err = run_cli("new", "gate", "ok", "--dir", tmp_path / "plain")
+    assert code == 2 and "is a file, not a folder" in err
+    code, _, err = run_cli("new", "gate", "ok", "--code", "PCI-3.4(b)", "--dir", tmp_path / "d")
+    assert code == 0, err

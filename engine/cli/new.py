@@ -14,7 +14,6 @@ from engine.errors import UserError
 #: the template every new gate file starts from (shipped with the package, beside the grammar)
 TEMPLATE = files("dsl") / "TEMPLATE.gates"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:[-.][A-Za-z0-9]+)+")
 
 new_app = typer.Typer(help="Start new authoring files from templates.", no_args_is_help=True)
 app.add_typer(new_app, name="new")
@@ -33,10 +32,16 @@ def gate(
         raise UserError(
             f"'{name}' is not a gate name: use letters, digits and underscores, e.g. dpo_contact"
         )
-    if not _CODE.fullmatch(code):
-        raise UserError(f"'{code}' is not a gate code: capitals, digits and dashes, e.g. ACME-7")
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder")
+    from dsl.compile import GATE_CODE_RE  # the compiler's own rule (lark stays out of --help)
+
+    if not GATE_CODE_RE.fullmatch(code):
+        raise UserError(
+            f"'{code}' is not a gate code: a capital letter, capitals and digits, then parts "
+            "joined by '-', '.' or '_', e.g. ACME-7, PCI-3.4, HIPAA-164.514(b)"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)  # a new module's folder
     target = folder / f"{name}.gates"
     if target.exists():
         raise UserError(f"{target} already exists; choose another name or delete it")
