@@ -158,3 +158,46 @@ def test_two_workers_share_postgres_and_redis(served, run_cli, monkeypatch):
         "warnings"
     ]
     assert _audit_rows(pg_url) == (sent + 1, sent + 1)
+
+
+def test_readyz_is_503_when_the_audit_log_is_not_usable(tmp_path):
+    """The audit log is required: a schema this Clearance does not write makes the server
+    unready (503), while /healthz (liveness) still answers; a missing cache is not an error."""
+    import sqlite3
+
+    from conftest import LiveServers
+    from engine.api import Engine
+    from engine.audit import SCHEMA_VERSION, AuditLog
+    from engine.providers.base import NullProvider
+    from engine.server import Settings, create_app
+
+    db = tmp_path / "audit.db"
+    engine = Engine(provider=NullProvider(), cache=None, audit=AuditLog(db))
+    servers = LiveServers()
+    try:
+        base = servers.start(create_app(engine, settings=Settings(auth=False)))
+        ready = httpx.get(base + "/readyz", timeout=10)
+        assert ready.status_code == 200
+        body = ready.json()
+        assert body["status"] == "ready" and body["worker"] == os.getpid()
+        assert body["checks"]["audit"] == {
+            **body["checks"]["audit"],
+            "status": "ok",
+            "backend": "sqlite",
+            "required": True,
+            "detail": f"schema {SCHEMA_VERSION}",
+        }
+        assert body["checks"]["cache"]["status"] == "disabled"
+        assert ready.headers["x-clearance-worker"] == str(os.getpid())
+
+        with sqlite3.connect(db) as conn:  # a newer Clearance migrated the log meanwhile
+            conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        unready = httpx.get(base + "/readyz", timeout=10)
+        assert unready.status_code == 503
+        assert unready.json()["status"] == "unready"
+        audit = unready.json()["checks"]["audit"]
+        assert audit["status"] == "down"
+        assert audit["detail"] == f"schema version 99, this Clearance writes {SCHEMA_VERSION}"
+        assert httpx.get(base + "/healthz", timeout=10).json()["status"] == "ok"
+    finally:
+        servers.close()
