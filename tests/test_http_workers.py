@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -201,3 +202,38 @@ def test_readyz_is_503_when_the_audit_log_is_not_usable(tmp_path):
         assert httpx.get(base + "/healthz", timeout=10).json()["status"] == "ok"
     finally:
         servers.close()
+
+
+def test_readyz_is_503_when_postgres_is_gone(pg_url, pg_server):
+    """The PostgreSQL database goes away under a running server: /readyz says the audit log is
+    down (503) at once, instead of waiting on the connection pool."""
+    import psycopg
+
+    from conftest import LiveServers
+    from engine.api import Engine
+    from engine.audit import open_audit_store
+    from engine.providers.base import NullProvider
+    from engine.server import Settings, create_app
+
+    store = open_audit_store(pg_url)
+    engine = Engine(provider=NullProvider(), cache=None, audit=store)
+    servers = LiveServers()
+    try:
+        base = servers.start(create_app(engine, settings=Settings(auth=False)))
+        ready = httpx.get(base + "/readyz", timeout=10).json()
+        assert ready["checks"]["audit"]["backend"] == "postgres"
+        assert ready["status"] == "ready", ready
+        name = urlsplit(pg_url).path.lstrip("/")
+        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        t0 = time.monotonic()
+        r = httpx.get(base + "/readyz", timeout=30)
+        assert r.status_code == 503
+        assert r.json()["status"] == "unready"
+        audit = r.json()["checks"]["audit"]
+        assert audit["status"] == "down" and audit["required"] is True
+        assert "does not exist" in audit["detail"], audit
+        assert time.monotonic() - t0 < 20  # a bound on hanging, not a timing claim
+    finally:
+        servers.close()
+        store.close()

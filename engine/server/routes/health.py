@@ -16,6 +16,9 @@ from engine.server.deps import StateDep
 
 router = APIRouter(tags=["service"])
 
+#: seconds /readyz waits for PostgreSQL to accept a connection before calling the log down
+PG_CONNECT_TIMEOUT_S = 3
+
 
 class Check(BaseModel):
     """One dependency: ``ok``, ``degraded`` (works without it), ``down`` or ``disabled``."""
@@ -94,11 +97,21 @@ def _audit(engine: Engine) -> Check:
     if not isinstance(sink, AuditStore):
         return Check(status="ok", required=True, backend=type(sink).__name__)
     backend = sink.backend
+    query = "SELECT value FROM meta WHERE key = 'schema_version'"
     try:
-        row = sink.db_.read(
-            "read its schema version",
-            lambda tx: tx.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone(),
-        )
+        if backend == "postgres":
+            # A connection of its own, not one from the pool: a pool busy with writes (or
+            # waiting 30 s for a dead server) would make the probe hang; this one fails fast.
+            import psycopg
+
+            with psycopg.connect(
+                sink.db_.url,  # type: ignore[attr-defined]
+                autocommit=True,
+                connect_timeout=PG_CONNECT_TIMEOUT_S,
+            ) as conn:
+                row = conn.execute(query).fetchone()
+        else:
+            row = sink.db_.read("read its schema version", lambda tx: tx.execute(query).fetchone())
     except Exception as exc:  # unreachable server, locked or damaged file
         return Check(status="down", required=True, backend=backend, detail=_why(exc))
     stored = str(row[0]) if row else "none"
