@@ -118,6 +118,8 @@ def serve(
             f"clearance: WARNING: --no-auth: authentication is DISABLED{where}; "
             "for local development only\n"
         )
+    if workers > 1:
+        sys.stderr.write(_shared_state_note(workers))
     extra = {}
     for name, module in (("loop", "uvloop"), ("http", "httptools")):
         try:
@@ -136,3 +138,32 @@ def serve(
         proxy_headers=False,
         **extra,  # type: ignore[arg-type]
     )
+
+
+def _shared_state_note(workers: int) -> str:
+    """What N worker processes share, said once at start-up (what is supported, and the limit)."""
+    from engine.audit.records import audit_disabled, audit_location, is_url, shown_location
+    from engine.errors import ClearanceError
+
+    try:
+        where = audit_location()
+    except ClearanceError as exc:  # a malformed CLEARANCE_AUDIT_URL: say so before forking
+        sys.stderr.write(f"clearance: error: {exc}\n")
+        raise typer.Exit(2) from exc
+    cache = os.environ.get("CLEARANCE_CACHE_URL", "").strip()
+    cache_note = (
+        "the Redis cache" if cache else "the disk cache (one folder: processes of one host only)"
+    )
+    if audit_disabled():
+        audit_note = "no audit log (CLEARANCE_NO_AUDIT)"
+    elif is_url(where):
+        audit_note = f"the PostgreSQL audit log {shown_location(where)}"
+    else:
+        # Supported: SQLite in WAL mode takes writers from several processes of one host; each
+        # worker's group commit waits for the file's write lock, so the chain stays one chain.
+        # Not supported: the same file from several hosts (a network filesystem's locks).
+        audit_note = (
+            f"the SQLite audit log {where} (one host only; for several hosts set "
+            "CLEARANCE_AUDIT_URL=postgresql://...)"
+        )
+    return f"clearance: {workers} workers share {audit_note} and {cache_note}\n"

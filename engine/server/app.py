@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from engine.api import TOOL_VERSION, Engine
 from engine.keys import KeyStore
-from engine.server.middleware import BodyLimit, CatchAll
+from engine.server.middleware import BodyLimit, CatchAll, WorkerHeader
 from engine.server.problems import install_error_handlers, problem_response
 from engine.server.routes import audit, gates, health, validate, waivers
 from engine.server.state import ServerState, Settings
@@ -59,6 +59,7 @@ def create_app(
     )
     app.state.clearance = state  # what the routes' dependencies (engine.server.deps) read
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(WorkerHeader)
     app.add_middleware(CatchAll)  # added last: wraps everything but Starlette's last resort
     install_error_handlers(app)
     # in this order: it is the order of the paths in the OpenAPI document

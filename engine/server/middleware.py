@@ -1,8 +1,9 @@
-"""ASGI middleware of the HTTP API: the request-body limit and the last-resort 500."""
+"""ASGI middleware of the HTTP API: the request-body limit, the last-resort 500, the worker header."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -95,3 +96,24 @@ class CatchAll:
                 instance=scope.get("path"),
             )
             await resp(scope, receive, send)
+
+
+class WorkerHeader:
+    """Adds ``X-Clearance-Worker: <pid>`` to every response: with ``--workers N`` it tells
+    which process answered (a load test or a support request can see the spread)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.value = str(os.getpid()).encode()  # a worker is forked before it builds its app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                msg["headers"] = [*msg.get("headers", ()), (b"x-clearance-worker", self.value)]
+            await send(msg)
+
+        await self.app(scope, receive, tagged)
