@@ -29,7 +29,7 @@ class Span(BaseModel):
     col: int = Field(description="1-based column (characters) of start")
     page: int | None = Field(default=None, description="1-based page, for paged formats")
     check: str = Field(description="which check produced the span, e.g. 'regex /foo/i'")
-    kind: str = Field(description="check kind: regex, phrase, pii, secret, semantic")
+    kind: str = Field(description="check kind: regex, phrase, pii, secret, proximity, semantic")
     detail: str | None = Field(default=None, description="entity type or masked/short match")
 
 
