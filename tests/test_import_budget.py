@@ -241,3 +241,54 @@ def test_audit_schema_is_the_one_sqlite_utils_created(tmp_path: Path) -> None:
     assert schema(tmp_path / "new.db") == schema(tmp_path / "ref.db")
     with sqlite3.connect(tmp_path / "new.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+# Parses every shipped gate file with the grammar's parser in a fresh interpreter, and prints
+# a digest of the parse trees and where the parser's tables were cached.
+PARSE_ALL = """
+import hashlib, sys
+from pathlib import Path
+from dsl import parse
+from dsl.diagnostics import DiagnosticBag
+h = hashlib.sha256()
+paths = sorted(Path("modules").rglob("*.gates"))
+assert paths
+for path in paths:
+    tree = parse.parser().parse(path.read_text(encoding="utf-8"))
+    h.update(tree.pretty().encode())
+print(h.hexdigest(), parse._parser_cache())
+"""
+
+
+def test_cached_parser_tables_parse_as_freshly_built_ones(tmp_path: Path) -> None:
+    """The grammar's LALR tables are built once and loaded from the cache after that; the
+    parses are the same, and a damaged cache file is rebuilt rather than used or fatal."""
+    import os
+
+    env = {**os.environ, "CLEARANCE_HOME": str(tmp_path)}
+    env.pop("CLEARANCE_CACHE_DIR", None)
+
+    def parse_all() -> tuple[str, Path]:
+        proc = subprocess.run(
+            [sys.executable, "-c", PARSE_ALL],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        digest, cache = proc.stdout.split()
+        return digest, Path(cache)
+
+    built, cache = parse_all()  # no cache file yet: built, then written
+    assert cache.parent == tmp_path / "cache" / "grammar" and cache.stat().st_size > 0
+    written = cache.read_bytes()
+    assert parse_all() == (built, cache)  # loaded from the file
+    assert cache.read_bytes() == written  # and not rewritten
+    cache.write_bytes(written[: len(written) // 2])  # a torn write (two processes, a crash)
+    assert parse_all() == (built, cache)
+    rebuilt = cache.read_bytes()  # rebuilt and written whole again (pickles vary run to run)
+    assert len(rebuilt) > len(written) // 2
+    assert parse_all() == (built, cache)
+    assert cache.read_bytes() == rebuilt  # a whole file: loaded, not rebuilt
