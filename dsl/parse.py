@@ -4,9 +4,12 @@ recovering at the next declaration so one run reports every syntax error in a fi
 from __future__ import annotations
 
 import ast as _pyast
+import hashlib
+import os
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -76,6 +79,31 @@ _EXPR_RULES = frozenset(
 )
 
 
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+
+def _parser_cache() -> str | bool:
+    """Where Lark keeps the grammar's LALR tables between runs (building them costs more than
+    all of the CLI's imports; loading them, a sixth of that): a file named after the grammar's
+    hash in the user's Clearance cache directory (as engine.cache finds it: dsl does not
+    import engine). Lark checks the grammar, options and versions it was built from before it
+    uses a file, and rebuilds (and rewrites it) on any mismatch or unreadable file; False, no
+    cache, when the directory cannot be made."""
+    if explicit := os.environ.get("CLEARANCE_CACHE_DIR"):
+        base = Path(explicit).expanduser()
+    elif home := os.environ.get("CLEARANCE_HOME"):
+        base = Path(home).expanduser() / "cache"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clearance"
+    try:
+        digest = hashlib.sha256(_GRAMMAR.read_bytes()).hexdigest()[:16]
+        folder = base / "grammar"
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return str(folder / f"lalr-{digest}.lark")
+
+
 @lru_cache(maxsize=1)
 def parser() -> Lark:
     return Lark.open(
@@ -84,6 +112,7 @@ def parser() -> Lark:
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=_parser_cache(),
     )
 
 

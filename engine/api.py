@@ -3,7 +3,6 @@ The CLI, the HTTP server and the tests are thin shells over :class:`Engine`."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
@@ -219,6 +218,8 @@ class Engine:
         run, report = self._prepare(doc, modules, doc_type, profile, jurisdictions, untyped)
         if report is None:
             if run.questions and not self._ask_now(run):
+                import asyncio  # lazily: a document every check decides never needs a loop
+
                 asyncio.run(self._ask(run))
             report = self._finish(run, profile)
         return self._record(report, run, principal)
@@ -239,6 +240,8 @@ class Engine:
             if run.questions and not self._ask_now(run):
                 await self._ask(run)
             report = self._finish(run, profile)
+        import asyncio  # already loaded: this is a coroutine
+
         return await asyncio.to_thread(self._record, report, run, principal)
 
     def _coerce(self, doc: Document | str | Path) -> Document:
@@ -426,6 +429,8 @@ class Engine:
             start = getattr(provider, "start_validation", None)
             if callable(start):  # a fresh call/token budget for each validation
                 start()
+            import asyncio  # already loaded: this is a coroutine
+
             try:
                 # bounded by the validation's deadline too (engine.budget), when it has one
                 result = await asyncio.wait_for(
@@ -752,6 +757,8 @@ class Engine:
         out = evaluate_gate(gate, ctx)
         if out.pending:
             questions = [_question(gate, qid) for qid in out.pending]
+            import asyncio  # lazily, as in validate()
+
             try:
                 result = asyncio.run(
                     asyncio.wait_for(

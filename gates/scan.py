@@ -14,7 +14,6 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import re2
 from re2 import _re2  # the wrapper's own UTF-8 offset helpers (C, linear)
 
@@ -86,6 +85,8 @@ class ScanText(str):
         # all earlier ones take: a byte offset minus the extras before it is a char offset.
         # Vectorised, so mapping costs one bisect per offset and no C call per gap.
         if self._lead is None:
+            import numpy as np  # lazily: ~150 ms to import, and ASCII text never gets here
+
             arr = np.frombuffer(self.data, dtype=np.uint8)
             lead = np.flatnonzero(arr >= 0xC0)
             width = arr[lead]
@@ -113,6 +114,8 @@ class ScanText(str):
             return offsets
         if len(offsets) < 64:  # numpy's per-call overhead outweighs a few bisects
             return [self.char(off) for off in offsets]
+        import numpy as np  # already imported by _multibyte; a dict lookup now
+
         lead, extra = self._np
         offs = np.asarray(offsets, dtype=np.int64)
         return (offs - extra[np.searchsorted(lead, offs, side="left")]).tolist()

@@ -64,6 +64,47 @@ _INDEXES: list[tuple[str, list[str]]] = [
 ]
 
 
+_SQLITE_TYPES = {int: "INTEGER", str: "TEXT", float: "REAL"}
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _create_table(
+    table: str,
+    columns: dict[str, type],
+    *,
+    pk: tuple[str, ...] = ("id",),
+    not_null: tuple[str, ...] = (),
+    references: dict[str, tuple[str, str]] | None = None,
+) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` worded as sqlite-utils words it, so that the schema text
+    SQLite keeps (``sqlite_master.sql``) is the same as in logs that sqlite-utils created."""
+    refs = references or {}
+    defs = []
+    for name, kind in columns.items():
+        col = f"   {_quote(name)} {_SQLITE_TYPES[kind]}"
+        if pk == (name,):
+            col += " PRIMARY KEY"
+        if name in not_null:
+            col += " NOT NULL"
+        if name in refs:
+            other, other_col = refs[name]
+            col += f" REFERENCES {_quote(other)}({_quote(other_col)})"
+        defs.append(col)
+    if len(pk) > 1:
+        defs.append(f"   PRIMARY KEY ({', '.join(_quote(c) for c in pk)})")
+    return f"CREATE TABLE IF NOT EXISTS {_quote(table)} (\n" + ",\n".join(defs) + "\n)"
+
+
+def _create_index(table: str, columns: list[str]) -> str:
+    """``CREATE INDEX IF NOT EXISTS`` named and worded as sqlite-utils does."""
+    name = _quote(f"idx_{table}_{'_'.join(columns)}")
+    cols = ", ".join(_quote(c) for c in columns)
+    return f"CREATE INDEX IF NOT EXISTS {name}\n    ON {_quote(table)} ({cols});"
+
+
 class SQLiteDatabase:
     """One SQLite file: a connection per thread (safe to share between threads), WAL,
     ``synchronous=FULL`` unless ``CLEARANCE_AUDIT_SYNC=normal``. A write transaction begins
@@ -198,57 +239,60 @@ class AuditLog(AuditStore):
         return sqlite_utils.Database(self.db_.conn())
 
     def _init_schema(self) -> None:
-        import sqlite_utils
-
         from engine.waivers import create_waivers_table
 
-        db = self.db()
-        if db.journal_mode != "wal":
-            db.enable_wal()
+        conn = self.db_.conn()
+        # Outside any transaction: the journal mode cannot change inside one.
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=wal")
 
-        def create(_: Tx) -> None:
-            db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            stored = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        def create(tx: Tx) -> None:
+            tx.execute(_create_table("meta", {"key": str, "value": str}, pk=("key",)))
+            stored = tx.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             upgrading = stored is not None and _int_or(stored[0], SCHEMA_VERSION) < SCHEMA_VERSION
-            db.table("validations").create(
-                VALIDATIONS,
-                pk="id",
-                if_not_exists=True,
-                not_null=["time", "doc_sha256", "prev_hash", "row_hash"],
+            tx.execute(
+                _create_table(
+                    "validations",
+                    VALIDATIONS,
+                    not_null=("time", "doc_sha256", "prev_hash", "row_hash"),
+                )
             )
-            columns = {r[1] for r in db.execute("PRAGMA table_info(validations)")}
+            columns = {r[1] for r in tx.execute("PRAGMA table_info(validations)")}
             # Older logs gain the new columns; their rows keep verifying (a column a row was
             # written without is left out of its hash).
             if "results" not in columns:  # schema 1
-                db.execute("ALTER TABLE validations ADD COLUMN results TEXT")
+                tx.execute("ALTER TABLE validations ADD COLUMN results TEXT")
             if "ruleset_head" not in columns:  # schema 1 and 2
-                db.execute("ALTER TABLE validations ADD COLUMN ruleset_head TEXT")
-            db.table("findings").create(
-                FINDINGS,
-                pk="id",
-                if_not_exists=True,
-                foreign_keys=[("validation_id", "validations", "id")],
-                not_null=["validation_id", "gate", "status"],
+                tx.execute("ALTER TABLE validations ADD COLUMN ruleset_head TEXT")
+            tx.execute(
+                _create_table(
+                    "findings",
+                    FINDINGS,
+                    not_null=("validation_id", "gate", "status"),
+                    references={"validation_id": ("validations", "id")},
+                )
             )
-            create_waivers_table(db.conn, "sqlite")
-            db.table("checkpoints").create(CHECKPOINTS, pk="id", if_not_exists=True)
-            db.table("rulesets").create(RULESETS, pk=("gate", "version"), if_not_exists=True)
-            if "row_hash" not in {r[1] for r in db.execute("PRAGMA table_info(rulesets)")}:
-                _chain_legacy_rulesets(db)
+            create_waivers_table(tx, "sqlite")
+            tx.execute(_create_table("checkpoints", CHECKPOINTS))
+            tx.execute(_create_table("rulesets", RULESETS, pk=("gate", "version")))
+            if "row_hash" not in {r[1] for r in tx.execute("PRAGMA table_info(rulesets)")}:
+                _chain_legacy_rulesets(tx)
             for table, cols in _INDEXES:
-                db.table(table).create_index(cols, if_not_exists=True)
-            db.executescript(_ROLLUPS)
+                tx.execute(_create_index(table, cols))
+            # one statement at a time: executescript() would commit the open transaction
+            for statement in _ROLLUPS.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
             if upgrading:
                 # Rollups were never checked before schema 3: rebuild them from the records
                 # once, so verify compares like with like from now on.
-                rebuild_rollups(db.conn)
+                rebuild_rollups(tx)
             if stored is None or upgrading:
-                db.execute(
+                tx.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     [str(SCHEMA_VERSION)],
                 )
 
-        assert isinstance(db, sqlite_utils.Database)
         self.db_.transaction(create)
 
     def _rebuild_rollups(self, tx: Tx, day: str | None = None) -> None:
@@ -301,7 +345,7 @@ class AuditLog(AuditStore):
         return result
 
 
-def _chain_legacy_rulesets(db: sqlite_utils.Database) -> None:
+def _chain_legacy_rulesets(db: Tx) -> None:
     """Schema 3: give the rows an older log stored their place in the rulesets chain (in the
     order they were written). Whatever they hold now is what the chain vouches for from here."""
     for column in ("id INTEGER", "prev_hash TEXT", "row_hash TEXT"):
