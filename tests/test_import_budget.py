@@ -193,11 +193,12 @@ def test_one_line_validate_with_no_provider_imports_no_numpy_or_event_loop(
 def test_one_line_validate_with_the_offline_provider_loads_no_model_runtime(
     tmp_path: Path, clearance_home: Path
 ) -> None:
-    # The default provider is built (its identity is part of the report cache key) but its
-    # model is loaded only when a question is asked.
+    # The default provider is built (its identity, with its trained heads' fingerprint, is part
+    # of the report cache key) but its model, numpy and the event loop are loaded only when a
+    # question is asked: the heads are read as plain floats.
     modules = _one_line_validate(tmp_path, clearance_home, "offline")
-    assert "engine.providers.offline" in modules
-    assert not _imported(modules, NEVER_WITHOUT_QUESTIONS)
+    assert {"engine.providers.offline", "engine.providers.heads"} <= modules
+    assert not _imported(modules, NEVER_WITHOUT_QUESTIONS | {"numpy", "asyncio"})
 
 
 def test_audit_schema_is_the_one_sqlite_utils_created(tmp_path: Path) -> None:

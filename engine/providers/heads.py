@@ -31,7 +31,7 @@ class Head:
     question: str
     question_sha: str
     model: str
-    weights: Any  # numpy float32 (384,)
+    weights: Any  # 384 (or 385) floats: a tuple as read from a file, a numpy array once fitted
     bias: float
     platt_a: float
     platt_b: float
@@ -46,6 +46,9 @@ class Head:
         :attr:`statements` (needed when the head was trained with that feature)."""
         import numpy as np
 
+        if not isinstance(self.weights, np.ndarray):
+            # read as plain floats (numpy is not imported to load heads, only to use one)
+            self.weights = np.asarray(self.weights, dtype=np.float32)
         x = vectors
         if len(self.weights) == EMBED_DIM + 1:
             x = np.hstack([vectors, SIM_SCALE * np.asarray(similarity)[:, None]])
@@ -70,8 +73,6 @@ class Head:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Head:
-        import numpy as np
-
         known = {
             "format",
             "gate",
@@ -85,11 +86,13 @@ class Head:
             "weights",
             "statements",
         }
-        weights = np.asarray(d["weights"], dtype=np.float32)
+        # plain floats: a validation builds the provider (its identity is in the cache key)
+        # without necessarily asking it anything, and numpy costs ~120 modules to import
+        weights = tuple(float(v) for v in d["weights"])
         statements = tuple(str(t) for t in d.get("statements", ()))
-        if weights.shape not in ((EMBED_DIM,), (EMBED_DIM + 1,)):
+        if len(weights) not in (EMBED_DIM, EMBED_DIM + 1):
             raise ValueError(
-                f"expected {EMBED_DIM} or {EMBED_DIM + 1} weights, got {weights.shape}"
+                f"expected {EMBED_DIM} or {EMBED_DIM + 1} weights, got ({len(weights)},)"
             )
         if len(weights) == EMBED_DIM + 1 and not statements:
             raise ValueError("a head with a similarity feature needs its statements")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import threading
@@ -270,6 +269,8 @@ class OfflineProvider(Provider):
         if not questions:
             return ProviderResult({})
         try:
+            import asyncio  # only when asked: a validation answered from the cache never is
+
             return await asyncio.to_thread(self.answer_sync, doc, questions)
         except Exception as exc:  # noqa: BLE001 - the contract: unclear, never a crash
             return unclear_all(questions, f"offline provider failed: {type(exc).__name__}: {exc}")
