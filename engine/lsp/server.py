@@ -176,12 +176,22 @@ def did_close(ls: GateServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.analyses.pop(params.text_document.uri, None)
 
 
-@server.feature(types.TEXT_DOCUMENT_HOVER)
-def hover(ls: GateServer, params: types.HoverParams) -> types.Hover | None:
+def _at(
+    ls: GateServer, params: types.HoverParams | types.CompletionParams | types.DefinitionParams
+) -> tuple[Analysis, Path, types.Position] | None:
+    """The analysis, file and position a request points at (None: a file not analysed)."""
     a, path = ls.analysis(params.text_document.uri), _path(params.text_document.uri)
     if a is None or path is None:
         return None
-    pos = _server_position(ls, params.text_document.uri, params.position)
+    return a, path, _server_position(ls, params.text_document.uri, params.position)
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def hover(ls: GateServer, params: types.HoverParams) -> types.Hover | None:
+    at = _at(ls, params)
+    if at is None:
+        return None
+    a, path, pos = at
     text = a.hover(path, pos.line, pos.character)
     if text is None:
         return None
@@ -193,10 +203,10 @@ def hover(ls: GateServer, params: types.HoverParams) -> types.Hover | None:
     types.CompletionOptions(trigger_characters=["(", ",", " "]),
 )
 def completion(ls: GateServer, params: types.CompletionParams) -> types.CompletionList:
-    a, path = ls.analysis(params.text_document.uri), _path(params.text_document.uri)
-    if a is None or path is None:
+    at = _at(ls, params)
+    if at is None:
         return types.CompletionList(is_incomplete=False, items=[])
-    pos = _server_position(ls, params.text_document.uri, params.position)
+    a, path, pos = at
     items = [
         types.CompletionItem(label=label, kind=_KINDS.get(kind), detail=detail or None)
         for label, kind, detail in a.completions(path, pos.line, pos.character)
@@ -206,10 +216,10 @@ def completion(ls: GateServer, params: types.CompletionParams) -> types.Completi
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
 def definition(ls: GateServer, params: types.DefinitionParams) -> types.Location | None:
-    a, path = ls.analysis(params.text_document.uri), _path(params.text_document.uri)
-    if a is None or path is None:
+    at = _at(ls, params)
+    if at is None:
         return None
-    pos = _server_position(ls, params.text_document.uri, params.position)
+    a, path, pos = at
     got = a.definition(path, pos.line, pos.character)
     if got is None:
         return None
