@@ -282,15 +282,15 @@ class DiskCache(JsonCache):
 
     def _require(self) -> diskcache.Cache:
         if self._cache is None:
-            from engine.errors import ClearanceError
+            from engine.errors import ServiceError
 
-            raise ClearanceError(self.warnings[0] if self.warnings else "cache unavailable")
+            raise ServiceError(self.warnings[0] if self.warnings else "cache unavailable")
         return self._cache
 
     def _raise(self, exc: BaseException) -> NoReturn:
-        from engine.errors import ClearanceError
+        from engine.errors import ServiceError
 
-        raise ClearanceError(f"cache at {self.directory} unusable: {exc}") from exc
+        raise ServiceError(f"cache at {self.directory} unusable: {exc}") from exc
 
 
 def _size_on_disk(directory: Path) -> int:

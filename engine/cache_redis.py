@@ -211,12 +211,12 @@ class RedisCache(JsonCache):
 
     def _require(self) -> Any:
         if self._client is None:
-            from engine.errors import ClearanceError
+            from engine.errors import ServiceError
 
-            raise ClearanceError(self._reason or "cache unavailable")
+            raise ServiceError(self._reason or "cache unavailable")
         return self._client
 
     def _raise(self, exc: BaseException) -> NoReturn:
-        from engine.errors import ClearanceError
+        from engine.errors import ServiceError
 
-        raise ClearanceError(f"cache at {self.directory} unusable: {exc}") from exc
+        raise ServiceError(f"cache at {self.directory} unusable: {exc}") from exc

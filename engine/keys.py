@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.errors import ClearanceError, UserError
+from engine.errors import ServiceError, UserError
 
 if TYPE_CHECKING:
     from engine.audit.postgres import PgDatabase
@@ -131,7 +131,7 @@ class KeyStore:
         try:
             return fn()
         except (sqlite3.Error, OSError) as exc:
-            raise ClearanceError(f"key store {self.location}: cannot {what}: {exc}") from exc
+            raise ServiceError(f"key store {self.location}: cannot {what}: {exc}") from exc
 
     def close(self) -> None:
         if self._pg is not None:

@@ -118,7 +118,7 @@ def open_audit_store(location: str | Path | None = None, *, readonly: bool = Fal
 
 def open_audit() -> AuditStore | None:
     """The audit sink the engine should use: ``None`` when ``CLEARANCE_NO_AUDIT=1``. Raises
-    :class:`ClearanceError` if the log cannot be opened (validation must not run unrecorded)."""
+    :class:`ServiceError` if the log cannot be opened (validation must not run unrecorded)."""
     if audit_disabled():
         return None
     return open_audit_store()

@@ -31,7 +31,7 @@ from engine.audit.records import (
     table_sql,
 )
 from engine.audit.store import CHAIN_VALIDATIONS, CHAIN_WAIVERS, AuditStore, dicts
-from engine.errors import ClearanceError, UserError
+from engine.errors import ServiceError, UserError
 
 if TYPE_CHECKING:
     import psycopg
@@ -148,7 +148,7 @@ class PgDatabase:
             pool.close()
 
     def guard(self, what: str, fn: Callable[[], T]) -> T:
-        """Run ``fn``; turn driver and pool failures into one clear :class:`ClearanceError`."""
+        """Run ``fn``; turn driver and pool failures into one clear :class:`ServiceError`."""
         import psycopg
         import psycopg_pool
 
@@ -156,7 +156,7 @@ class PgDatabase:
             return fn()
         except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ClearanceError(f"audit log {self.location}: cannot {what}: {detail}") from exc
+            raise ServiceError(f"audit log {self.location}: cannot {what}: {detail}") from exc
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -295,7 +295,7 @@ def migrate(tx: Tx) -> None:
     got = tx.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     stored = _int_or(got[0], 0) if got else 0
     if stored > SCHEMA_VERSION:
-        raise ClearanceError(
+        raise ServiceError(
             f"the audit database is at schema version {stored}, newer than this Clearance "
             f"(version {SCHEMA_VERSION}): upgrade Clearance before writing to it"
         )

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.errors import ClearanceError, UserError
+from engine.errors import ServiceError, UserError
 from engine.hooks import GateSource
 from engine.report import GateResult, Report, Severity, Span, Status
 
@@ -233,7 +233,7 @@ def audit_url() -> str | None:
     if not url:
         return None
     if not is_url(url):
-        raise ClearanceError(
+        raise ServiceError(
             "CLEARANCE_AUDIT_URL must start with postgresql:// (for a SQLite file, "
             "set CLEARANCE_AUDIT_DB instead)"
         )
@@ -278,7 +278,7 @@ def audit_sync() -> str:
     commit)."""
     value = os.environ.get("CLEARANCE_AUDIT_SYNC", "full").strip().lower() or "full"
     if value not in ("full", "normal"):
-        raise ClearanceError(f"CLEARANCE_AUDIT_SYNC={value!r}: expected 'full' or 'normal'")
+        raise ServiceError(f"CLEARANCE_AUDIT_SYNC={value!r}: expected 'full' or 'normal'")
     return value
 
 
@@ -447,7 +447,7 @@ def expand_results(validation_id: int, results: str | None) -> list[dict[str, An
             for entry in json.loads(results)
         ]
     except (ValueError, TypeError):  # only an edit makes it so; verify names the row
-        raise ClearanceError(
+        raise ServiceError(
             f"validation #{validation_id}: its results column is not what the "
             "log writes (edited?); run `clearance audit verify`"
         ) from None

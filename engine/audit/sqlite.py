@@ -29,7 +29,7 @@ from engine.audit.records import (
     row_hash,
 )
 from engine.audit.store import CHAIN_VALIDATIONS, AuditStore, _walk, dicts
-from engine.errors import ClearanceError, UserError
+from engine.errors import ClearanceError, ServiceError, UserError
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -155,11 +155,11 @@ class SQLiteDatabase:
         self._local = threading.local()
 
     def guard(self, what: str, fn: Callable[[], T]) -> T:
-        """Run ``fn``; turn storage failures into one clear :class:`ClearanceError`."""
+        """Run ``fn``; turn storage failures into one clear :class:`ServiceError`."""
         try:
             return fn()
         except (sqlite3.Error, OSError) as exc:
-            raise ClearanceError(f"audit log {self.path}: cannot {what}: {_explain(exc)}") from exc
+            raise ServiceError(f"audit log {self.path}: cannot {what}: {_explain(exc)}") from exc
 
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         conn = self.conn()

@@ -37,7 +37,7 @@ from engine.audit.records import (
     parse_when,
     row_hash,
 )
-from engine.errors import ClearanceError, UserError
+from engine.errors import ServiceError, UserError
 from engine.hooks import GateSource
 from engine.report import Report
 
@@ -54,7 +54,7 @@ class Database(Protocol):
 
     ``write`` runs ``fn`` in one transaction that holds the chain's lock from its first
     statement (so no two writers extend the same head); ``read`` runs it in one consistent
-    snapshot. Both turn the driver's errors into :class:`ClearanceError` naming ``what``."""
+    snapshot. Both turn the driver's errors into :class:`ServiceError` naming ``what``."""
 
     location: str  # for messages: a path, or a URL without its password
     dialect: str  # "sqlite" or "postgres"
@@ -101,7 +101,7 @@ def pipelined(tx: Tx) -> AbstractContextManager[Any]:
 class AuditStore:
     """:class:`engine.hooks.AuditSink` and every auditor query, over one :class:`Database`.
 
-    Any failure to write raises :class:`ClearanceError`: a validation is never silently left
+    Any failure to write raises :class:`ServiceError`: a validation is never silently left
     off the record. Backends add only how they open, create and (SQLite) recover their storage.
     """
 
@@ -137,14 +137,14 @@ class AuditStore:
 
     def record(self, report: Report, *, principal: str, gates: list[GateSource]) -> int:
         if self.readonly:
-            raise ClearanceError(f"audit log {self.location} was opened read-only")
+            raise ServiceError(f"audit log {self.location} was opened read-only")
         return self._write([_Prepared.of(report, principal, gates)], "record a validation")[0]
 
     def record_many(self, items: list[tuple[Report, str, list[GateSource]]]) -> list[int]:
         """Record several validations (report, principal, gate sources) in ONE transaction: one
         fsync for all, for a busy server's group commit. All are written, or none and it raises."""
         if self.readonly:
-            raise ClearanceError(f"audit log {self.location} was opened read-only")
+            raise ServiceError(f"audit log {self.location} was opened read-only")
         if not items:
             return []
         prepared = [_Prepared.of(r, p, g) for r, p, g in items]
@@ -284,7 +284,7 @@ class AuditStore:
         check = self.verify()
         if not check.ok:
             # Pruning would erase the evidence of tampering along with the rows.
-            raise ClearanceError(
+            raise ServiceError(
                 f"audit log {self.location} does not verify; refusing to prune "
                 f"({check.problems[0]})"
             )
